@@ -1,0 +1,11 @@
+//! Pure core of nsnet: the object model, name and address validation, derived kernel names,
+//! IPAM and the planner. Nothing here performs I/O, so all of it is unit-tested without root.
+
+pub mod error;
+pub mod ipam;
+pub mod model;
+pub mod names;
+pub mod ops;
+pub mod plan;
+
+pub use error::CoreError;

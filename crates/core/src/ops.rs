@@ -1,0 +1,208 @@
+//! Kernel operations as data. The planner produces them, the engine applies them through a
+//! backend and keeps the inverse of each applied one for rollback.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Mac;
+
+/// A network namespace an operation runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum NsRef {
+    /// The namespace nsnet itself runs in (the machine, or a sandbox's root).
+    Host,
+    /// A namespace file: a name under /run/netns, or an absolute path (CNI).
+    Named(String),
+}
+
+impl fmt::Display for NsRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NsRef::Host => f.write_str("host"),
+            NsRef::Named(n) => f.write_str(n),
+        }
+    }
+}
+
+/// One end of a veth pair to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VethEnd {
+    pub ns: NsRef,
+    pub name: String,
+    pub mac: Option<Mac>,
+    /// Bridge to enslave this end to (in the same namespace).
+    pub master: Option<String>,
+}
+
+/// An operation on the kernel, fully specified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KernelOp {
+    /// Create a bridge (down; `LinkUp` follows).
+    CreateBridge {
+        name: String,
+        mtu: Option<u32>,
+    },
+    /// Create a veth pair with both ends up, each in its namespace, in one request.
+    CreateVeth {
+        a: VethEnd,
+        b: VethEnd,
+        mtu: Option<u32>,
+    },
+    AddAddr {
+        ns: NsRef,
+        ifname: String,
+        addr: IpNet,
+    },
+    DelAddr {
+        ns: NsRef,
+        ifname: String,
+        addr: IpNet,
+    },
+    AddRoute {
+        ns: NsRef,
+        dest: IpNet,
+        via: Option<IpAddr>,
+        dev: Option<String>,
+    },
+    DelRoute {
+        ns: NsRef,
+        dest: IpNet,
+        via: Option<IpAddr>,
+        dev: Option<String>,
+    },
+    LinkUp {
+        ns: NsRef,
+        ifname: String,
+    },
+    /// Delete an interface; deleting one end of a veth deletes both. Missing is not an error.
+    DeleteLink {
+        ns: NsRef,
+        ifname: String,
+    },
+    /// Write a sysctl (e.g. `net.ipv4.ip_forward`) in a namespace. Never undone: other
+    /// networks may rely on it, as with Docker.
+    Sysctl {
+        ns: NsRef,
+        key: String,
+        value: String,
+    },
+}
+
+impl KernelOp {
+    /// The operation that undoes this one, if any.
+    pub fn inverse(&self) -> Option<KernelOp> {
+        Some(match self {
+            KernelOp::CreateBridge { name, .. } => KernelOp::DeleteLink {
+                ns: NsRef::Host,
+                ifname: name.clone(),
+            },
+            KernelOp::CreateVeth { a, .. } => KernelOp::DeleteLink {
+                ns: a.ns.clone(),
+                ifname: a.name.clone(),
+            },
+            KernelOp::AddAddr { ns, ifname, addr } => KernelOp::DelAddr {
+                ns: ns.clone(),
+                ifname: ifname.clone(),
+                addr: *addr,
+            },
+            KernelOp::AddRoute { ns, dest, via, dev } => KernelOp::DelRoute {
+                ns: ns.clone(),
+                dest: *dest,
+                via: *via,
+                dev: dev.clone(),
+            },
+            KernelOp::DelAddr { ns, ifname, addr } => KernelOp::AddAddr {
+                ns: ns.clone(),
+                ifname: ifname.clone(),
+                addr: *addr,
+            },
+            KernelOp::DelRoute { ns, dest, via, dev } => KernelOp::AddRoute {
+                ns: ns.clone(),
+                dest: *dest,
+                via: *via,
+                dev: dev.clone(),
+            },
+            KernelOp::LinkUp { .. } | KernelOp::DeleteLink { .. } | KernelOp::Sysctl { .. } => {
+                return None;
+            }
+        })
+    }
+}
+
+impl fmt::Display for KernelOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelOp::CreateBridge { name, .. } => write!(f, "create bridge {name}"),
+            KernelOp::CreateVeth { a, b, .. } => write!(
+                f,
+                "create veth {} in netns {} (peer {} in netns {})",
+                a.name, a.ns, b.name, b.ns
+            ),
+            KernelOp::AddAddr { ns, ifname, addr } => {
+                write!(f, "add address {addr} to {ifname} in netns {ns}")
+            }
+            KernelOp::DelAddr { ns, ifname, addr } => {
+                write!(f, "delete address {addr} from {ifname} in netns {ns}")
+            }
+            KernelOp::AddRoute { ns, dest, via, dev } => {
+                write!(f, "add route {dest}")?;
+                route_tail(f, ns, via, dev)
+            }
+            KernelOp::DelRoute { ns, dest, via, dev } => {
+                write!(f, "delete route {dest}")?;
+                route_tail(f, ns, via, dev)
+            }
+            KernelOp::LinkUp { ns, ifname } => write!(f, "set {ifname} up in netns {ns}"),
+            KernelOp::DeleteLink { ns, ifname } => write!(f, "delete {ifname} in netns {ns}"),
+            KernelOp::Sysctl { ns, key, value } => write!(f, "set {key}={value} in netns {ns}"),
+        }
+    }
+}
+
+fn route_tail(
+    f: &mut fmt::Formatter<'_>,
+    ns: &NsRef,
+    via: &Option<IpAddr>,
+    dev: &Option<String>,
+) -> fmt::Result {
+    if let Some(v) = via {
+        write!(f, " via {v}")?;
+    }
+    if let Some(d) = dev {
+        write!(f, " dev {d}")?;
+    }
+    write!(f, " in netns {ns}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverses_round_trip() {
+        let add = KernelOp::AddRoute {
+            ns: NsRef::Named("blue".into()),
+            dest: "192.168.1.0/24".parse().unwrap(),
+            via: Some("192.168.15.5".parse().unwrap()),
+            dev: None,
+        };
+        let inv = add.inverse().unwrap();
+        assert_eq!(inv.inverse().unwrap(), add);
+        assert_eq!(
+            add.to_string(),
+            "add route 192.168.1.0/24 via 192.168.15.5 in netns blue"
+        );
+        assert!(
+            KernelOp::Sysctl {
+                ns: NsRef::Host,
+                key: "net.ipv4.ip_forward".into(),
+                value: "1".into()
+            }
+            .inverse()
+            .is_none()
+        );
+    }
+}

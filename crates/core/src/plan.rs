@@ -1,0 +1,299 @@
+//! The planner: which kernel operations realise a request. Pure functions over model values;
+//! the engine decides addresses and names (with the store) and applies the result.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::model::{Mac, NetworkSpec};
+use crate::names::IfName;
+use crate::ops::{KernelOp, NsRef, VethEnd};
+
+/// The loopback interface every namespace gets up.
+pub const LOOPBACK: &str = "lo";
+
+/// The default route of the address family of `gateway`.
+pub fn default_dest(gateway: IpAddr) -> IpNet {
+    match gateway {
+        IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid"),
+        IpAddr::V6(_) => "::/0".parse().expect("valid"),
+    }
+}
+
+/// Bridge, gateway addresses, up; forwarding on for networks that route beyond themselves.
+pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
+    let bridge = spec.bridge.to_string();
+    let mut ops = vec![KernelOp::CreateBridge {
+        name: bridge.clone(),
+        mtu: spec.mtu,
+    }];
+    ops.extend(spec.subnets.iter().map(|s| KernelOp::AddAddr {
+        ns: NsRef::Host,
+        ifname: bridge.clone(),
+        addr: s.gateway_cidr(),
+    }));
+    ops.push(KernelOp::LinkUp {
+        ns: NsRef::Host,
+        ifname: bridge,
+    });
+    if !spec.internal {
+        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
+            ops.push(sysctl("net.ipv4.ip_forward", "1"));
+        }
+        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6()) {
+            ops.push(sysctl("net.ipv6.conf.all.forwarding", "1"));
+        }
+    }
+    ops
+}
+
+fn sysctl(key: &str, value: &str) -> KernelOp {
+    KernelOp::Sysctl {
+        ns: NsRef::Host,
+        key: key.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// Deleting the bridge removes its addresses and detaches any ports with it.
+pub fn remove_network(spec: &NetworkSpec) -> Vec<KernelOp> {
+    vec![KernelOp::DeleteLink {
+        ns: NsRef::Host,
+        ifname: spec.bridge.to_string(),
+    }]
+}
+
+/// What identifies one endpoint's kernel objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointLayout {
+    pub ns: NsRef,
+    pub ifname: IfName,
+    pub host_ifname: IfName,
+    pub mac: Option<Mac>,
+    pub addrs: Vec<IpNet>,
+    /// Gateways to install default routes through (empty when not the primary endpoint).
+    pub default_via: Vec<IpAddr>,
+}
+
+/// A veth with its host end on the network's bridge and its peer made directly in the
+/// namespace, then loopback up, the addresses, and the default routes.
+pub fn connect(net: &NetworkSpec, ep: &EndpointLayout) -> Vec<KernelOp> {
+    let ifname = ep.ifname.to_string();
+    let mut ops = vec![
+        KernelOp::CreateVeth {
+            a: VethEnd {
+                ns: NsRef::Host,
+                name: ep.host_ifname.to_string(),
+                mac: None,
+                master: Some(net.bridge.to_string()),
+            },
+            b: VethEnd {
+                ns: ep.ns.clone(),
+                name: ifname.clone(),
+                mac: ep.mac,
+                master: None,
+            },
+            mtu: net.mtu,
+        },
+        KernelOp::LinkUp {
+            ns: ep.ns.clone(),
+            ifname: LOOPBACK.to_string(),
+        },
+    ];
+    ops.extend(ep.addrs.iter().map(|a| KernelOp::AddAddr {
+        ns: ep.ns.clone(),
+        ifname: ifname.clone(),
+        addr: *a,
+    }));
+    ops.extend(ep.default_via.iter().map(|gw| KernelOp::AddRoute {
+        ns: ep.ns.clone(),
+        dest: default_dest(*gw),
+        via: Some(*gw),
+        dev: Some(ifname.clone()),
+    }));
+    ops
+}
+
+/// Deleting the host end deletes the peer with its addresses and routes; `promote` adds default
+/// routes through another endpoint of the namespace that becomes primary.
+pub fn disconnect(
+    host_ifname: &IfName,
+    promote: Option<(&NsRef, &IfName, &[IpAddr])>,
+) -> Vec<KernelOp> {
+    let mut ops = vec![KernelOp::DeleteLink {
+        ns: NsRef::Host,
+        ifname: host_ifname.to_string(),
+    }];
+    if let Some((ns, ifname, gws)) = promote {
+        ops.extend(gws.iter().map(|gw| KernelOp::AddRoute {
+            ns: ns.clone(),
+            dest: default_dest(*gw),
+            via: Some(*gw),
+            dev: Some(ifname.to_string()),
+        }));
+    }
+    ops
+}
+
+/// One end of a point-to-point link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEnd {
+    pub ns: NsRef,
+    pub ifname: IfName,
+    pub addr: Option<IpNet>,
+}
+
+/// The seed's "connect two interfaces": one veth, one end in each namespace, addresses, up.
+pub fn add_link(a: &LinkEnd, b: &LinkEnd, mtu: Option<u32>) -> Vec<KernelOp> {
+    let mut ops = vec![KernelOp::CreateVeth {
+        a: VethEnd {
+            ns: a.ns.clone(),
+            name: a.ifname.to_string(),
+            mac: None,
+            master: None,
+        },
+        b: VethEnd {
+            ns: b.ns.clone(),
+            name: b.ifname.to_string(),
+            mac: None,
+            master: None,
+        },
+        mtu,
+    }];
+    for end in [a, b] {
+        if end.ns != NsRef::Host {
+            ops.push(KernelOp::LinkUp {
+                ns: end.ns.clone(),
+                ifname: LOOPBACK.to_string(),
+            });
+        }
+        if let Some(addr) = end.addr {
+            ops.push(KernelOp::AddAddr {
+                ns: end.ns.clone(),
+                ifname: end.ifname.to_string(),
+                addr,
+            });
+        }
+    }
+    ops
+}
+
+/// Removing one end removes the pair.
+pub fn remove_link(a: &LinkEnd) -> Vec<KernelOp> {
+    vec![KernelOp::DeleteLink {
+        ns: a.ns.clone(),
+        ifname: a.ifname.to_string(),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::NetName;
+
+    fn net(internal: bool) -> NetworkSpec {
+        NetworkSpec::new(
+            NetName::new("vnet").unwrap(),
+            IfName::new("v-net-0").unwrap(),
+            &[
+                "192.168.15.0/24".parse().unwrap(),
+                "fd00:15::/64".parse().unwrap(),
+            ],
+            &["192.168.15.5".parse().unwrap()],
+            None,
+            internal,
+        )
+        .unwrap()
+    }
+
+    fn render(ops: &[KernelOp]) -> Vec<String> {
+        ops.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn network_plan_is_the_seed_bridge() {
+        assert_eq!(
+            render(&create_network(&net(false))),
+            [
+                "create bridge v-net-0",
+                "add address 192.168.15.5/24 to v-net-0 in netns host",
+                "add address fd00:15::1/64 to v-net-0 in netns host",
+                "set v-net-0 up in netns host",
+                "set net.ipv4.ip_forward=1 in netns host",
+                "set net.ipv6.conf.all.forwarding=1 in netns host",
+            ]
+        );
+        let internal = render(&create_network(&net(true)));
+        assert!(!internal.iter().any(|o| o.contains("forward")));
+        assert_eq!(
+            render(&remove_network(&net(false))),
+            ["delete v-net-0 in netns host"]
+        );
+    }
+
+    #[test]
+    fn connect_plan() {
+        let ep = EndpointLayout {
+            ns: NsRef::Named("red".into()),
+            ifname: IfName::new("eth0").unwrap(),
+            host_ifname: IfName::new("nsv0123").unwrap(),
+            mac: None,
+            addrs: vec!["192.168.15.2/24".parse().unwrap()],
+            default_via: vec!["192.168.15.5".parse().unwrap()],
+        };
+        assert_eq!(
+            render(&connect(&net(false), &ep)),
+            [
+                "create veth nsv0123 in netns host (peer eth0 in netns red)",
+                "set lo up in netns red",
+                "add address 192.168.15.2/24 to eth0 in netns red",
+                "add route 0.0.0.0/0 via 192.168.15.5 dev eth0 in netns red",
+            ]
+        );
+        let undo: Vec<_> = connect(&net(false), &ep)
+            .iter()
+            .filter_map(KernelOp::inverse)
+            .collect();
+        assert_eq!(undo[0].to_string(), "delete nsv0123 in netns host");
+    }
+
+    #[test]
+    fn disconnect_promotes_next_primary() {
+        let ns = NsRef::Named("red".into());
+        let eth1 = IfName::new("eth1").unwrap();
+        let gws = ["10.1.0.1".parse().unwrap()];
+        let ops = disconnect(&IfName::new("nsv0123").unwrap(), Some((&ns, &eth1, &gws)));
+        assert_eq!(
+            render(&ops),
+            [
+                "delete nsv0123 in netns host",
+                "add route 0.0.0.0/0 via 10.1.0.1 dev eth1 in netns red",
+            ]
+        );
+    }
+
+    #[test]
+    fn link_plan_is_the_seed_veth() {
+        let a = LinkEnd {
+            ns: NsRef::Named("red".into()),
+            ifname: IfName::new("veth-red").unwrap(),
+            addr: Some("192.168.15.1/24".parse().unwrap()),
+        };
+        let b = LinkEnd {
+            ns: NsRef::Named("blue".into()),
+            ifname: IfName::new("veth-blue").unwrap(),
+            addr: Some("192.168.15.2/24".parse().unwrap()),
+        };
+        assert_eq!(
+            render(&add_link(&a, &b, None)),
+            [
+                "create veth veth-red in netns red (peer veth-blue in netns blue)",
+                "set lo up in netns red",
+                "add address 192.168.15.1/24 to veth-red in netns red",
+                "set lo up in netns blue",
+                "add address 192.168.15.2/24 to veth-blue in netns blue",
+            ]
+        );
+        assert_eq!(render(&remove_link(&a)), ["delete veth-red in netns red"]);
+    }
+}
