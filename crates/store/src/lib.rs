@@ -1,1 +1,107 @@
-//! placeholder
+//! The SQLite state store: the source of truth for networks, endpoints, links and routes.
+//!
+//! Every read-modify-write runs in `Store::write` (`BEGIN IMMEDIATE`), which serialises
+//! concurrent nsnet processes; UNIQUE constraints back every invariant (one address per
+//! network, one interface name per namespace, one host veth name).
+
+mod error;
+mod rows;
+mod schema;
+mod tx;
+
+pub use error::StoreError;
+pub use rows::{
+    EndpointRow, LinkEndRow, LinkRow, NetworkRow, NewEndpoint, NewLink, RouteRow, RowState,
+};
+pub use tx::Tx;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/nsnet";
+/// Database file inside the state directory.
+pub const DB_FILE: &str = "state.db";
+
+/// An open state database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating with mode 0700 if needed) the state directory and its database, and
+    /// migrates the schema.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        create_private_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|e| StoreError::open(&path, e))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| StoreError::open(&path, e))?;
+        // Short-lived processes are always the last connection: skip the checkpoint on close
+        // (auto-checkpoint still runs during commits). NORMAL is durable across process crashes.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(|e| StoreError::open(&path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| StoreError::open(&path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| StoreError::open(&path, e))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| StoreError::open(&path, e))?;
+        let mut store = Store { conn, path };
+        schema::migrate(&mut store.conn).map_err(|e| StoreError::open(&store.path, e))?;
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`); commits when it returns Ok.
+    pub fn write<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let wrapped = Tx::new(tx);
+        let out = f(&wrapped)?;
+        wrapped.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot).
+    pub fn read<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(StoreError::from)?;
+        f(&Tx::new(tx))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
+    }
+    Ok(())
+}

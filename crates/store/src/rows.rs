@@ -1,0 +1,116 @@
+//! Rows as typed values.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use nsnet_core::model::{Mac, NetworkSpec};
+use nsnet_core::names::{IfName, NetName};
+
+/// Lifecycle of a row: `creating` while kernel objects are being made, `ready` after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    Creating,
+    Ready,
+}
+
+impl RowState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RowState::Creating => "creating",
+            RowState::Ready => "ready",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> RowState {
+        if s == "ready" {
+            RowState::Ready
+        } else {
+            RowState::Creating
+        }
+    }
+}
+
+/// A network as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRow {
+    pub spec: NetworkSpec,
+    pub state: RowState,
+    pub pid: u32,
+    pub boot_id: String,
+    pub created_at: i64,
+}
+
+/// An endpoint to record (state `creating`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEndpoint {
+    pub network: NetName,
+    pub netns: String,
+    pub ifname: IfName,
+    pub host_ifname: IfName,
+    pub mac: Option<Mac>,
+    pub addrs: Vec<IpNet>,
+    pub container_id: Option<String>,
+    pub pid: u32,
+    pub boot_id: String,
+}
+
+/// An endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRow {
+    pub id: i64,
+    pub network: NetName,
+    pub netns: String,
+    pub ifname: IfName,
+    pub host_ifname: IfName,
+    pub mac: Option<Mac>,
+    pub addrs: Vec<IpNet>,
+    pub container_id: Option<String>,
+    pub state: RowState,
+    pub pid: u32,
+    pub boot_id: String,
+    pub created_at: i64,
+}
+
+impl EndpointRow {
+    /// The endpoint's addresses without prefixes.
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addrs.iter().map(IpNet::addr)
+    }
+}
+
+/// One end of a point-to-point link as stored (`netns` is `host` for the machine's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEndRow {
+    pub netns: String,
+    pub ifname: IfName,
+    pub addr: Option<IpNet>,
+}
+
+/// A link to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLink {
+    pub a: LinkEndRow,
+    pub b: LinkEndRow,
+    pub pid: u32,
+    pub boot_id: String,
+}
+
+/// A link as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRow {
+    pub id: i64,
+    pub a: LinkEndRow,
+    pub b: LinkEndRow,
+    pub state: RowState,
+    pub pid: u32,
+    pub boot_id: String,
+    pub created_at: i64,
+}
+
+/// An extra route inside a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRow {
+    pub netns: String,
+    pub dest: IpNet,
+    pub via: IpAddr,
+}

@@ -1,0 +1,131 @@
+//! Store tests: round trips, constraints, and many connections allocating at once.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use nsnet_core::ipam;
+use nsnet_core::model::NetworkSpec;
+use nsnet_core::names::{IfName, NetName, host_veth};
+use nsnet_store::{NewEndpoint, RouteRow, RowState, Store, StoreError};
+
+fn spec(name: &str, cidr: &str) -> NetworkSpec {
+    let n = NetName::new(name).unwrap();
+    let bridge = nsnet_core::names::default_bridge(&n);
+    NetworkSpec::new(n, bridge, &[cidr.parse().unwrap()], &[], None, false).unwrap()
+}
+
+fn endpoint(net: &NetName, ns: &str, addr: &str) -> NewEndpoint {
+    let eth0 = IfName::new("eth0").unwrap();
+    NewEndpoint {
+        network: net.clone(),
+        netns: ns.to_string(),
+        host_ifname: host_veth(net, ns, &eth0),
+        ifname: eth0,
+        mac: None,
+        addrs: vec![addr.parse().unwrap()],
+        container_id: None,
+        pid: 1,
+        boot_id: "b".into(),
+    }
+}
+
+#[test]
+fn network_and_endpoint_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("state")).unwrap();
+    let s = spec("lan", "192.168.15.0/24");
+    store
+        .write(|tx| {
+            tx.insert_network(&s, 7, "boot")?;
+            tx.set_network_ready(&s.name)?;
+            let id = tx.insert_endpoint(&endpoint(&s.name, "red", "192.168.15.2/24"))?;
+            tx.set_endpoint_ready(id)?;
+            tx.insert_route(&RouteRow {
+                netns: "red".into(),
+                dest: "192.168.1.0/24".parse().unwrap(),
+                via: "192.168.15.1".parse().unwrap(),
+            })?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let (net, eps, routes) = store
+        .read(|tx| {
+            Ok::<_, StoreError>((
+                tx.network(&s.name)?.unwrap(),
+                tx.endpoints_in_netns("red")?,
+                tx.routes_in_netns("red")?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(net.spec, s);
+    assert_eq!(net.state, RowState::Ready);
+    assert_eq!(eps.len(), 1);
+    assert_eq!(
+        eps[0].addrs,
+        vec!["192.168.15.2/24".parse::<IpNet>().unwrap()]
+    );
+    assert_eq!(routes.len(), 1);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("state"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn duplicate_address_is_a_conflict_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let s = spec("lan", "10.0.0.0/24");
+    store.write(|tx| tx.insert_network(&s, 1, "b")).unwrap();
+    store
+        .write(|tx| tx.insert_endpoint(&endpoint(&s.name, "a", "10.0.0.2/24")))
+        .unwrap();
+    let err = store
+        .write(|tx| {
+            tx.insert_endpoint(&endpoint(&s.name, "b", "10.0.0.3/24"))?;
+            tx.insert_endpoint(&endpoint(&s.name, "c", "10.0.0.2/24"))
+        })
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    // The whole transaction rolled back: "b" was not kept either.
+    let n = store.read(|tx| tx.endpoints()).unwrap().len();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn parallel_connections_allocate_distinct_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("lan", "10.9.0.0/16");
+    Store::open(dir.path())
+        .unwrap()
+        .write(|tx| tx.insert_network(&s, 1, "b"))
+        .unwrap();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let path = dir.path().to_path_buf();
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                for i in 0..25 {
+                    store
+                        .write(|tx| {
+                            let used = tx.used_addrs(&s.name)?;
+                            let ip = ipam::allocate(&s.name, &s.subnets[0], &used).unwrap();
+                            let addr = format!("{ip}/16");
+                            tx.insert_endpoint(&endpoint(&s.name, &format!("w{w}-{i}"), &addr))
+                        })
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut store = Store::open(dir.path()).unwrap();
+    let used: BTreeSet<IpAddr> = store.read(|tx| tx.used_addrs(&s.name)).unwrap();
+    assert_eq!(used.len(), 200);
+}
