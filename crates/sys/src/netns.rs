@@ -73,7 +73,11 @@ pub enum NsError {
     },
 }
 
-fn io_err(op: impl Into<String>, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> NsError {
+fn io_err(
+    op: impl Into<String>,
+    path: impl Into<PathBuf>,
+    source: impl Into<io::Error>,
+) -> NsError {
     NsError::Io {
         op: op.into(),
         path: path.into(),
@@ -259,11 +263,12 @@ pub fn exists(name: &str) -> bool {
 pub fn open(name: &str) -> Result<OwnedFd, NsError> {
     validate(name)?;
     let target = path(name);
-    let fd = nix::fcntl::open(&target, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| match e {
+    let fd = nix::fcntl::open(&target, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(
+        |e| match e {
             Errno::ENOENT => NsError::NotFound(name.to_owned()),
             e => io_err("open", &target, e),
-        })?;
+        },
+    )?;
     // An unmounted leftover file (e.g. after a crash between create and mount) is a plain tmpfs file.
     let fs_type = fstatfs(&fd)
         .map_err(|e| io_err("statfs", &target, e))?
@@ -282,13 +287,8 @@ pub fn open(name: &str) -> Result<OwnedFd, NsError> {
 
 /// Identity `(st_dev, st_ino)` of a namespace fd; equal pairs mean the same namespace.
 pub fn id_of(fd: BorrowedFd<'_>) -> Result<(u64, u64), NsError> {
-    let st = fstat(fd).map_err(|e| {
-        io_err(
-            "fstat",
-            format!("/proc/self/fd/{}", fd.as_raw_fd()),
-            e,
-        )
-    })?;
+    let st =
+        fstat(fd).map_err(|e| io_err("fstat", format!("/proc/self/fd/{}", fd.as_raw_fd()), e))?;
     #[allow(clippy::unnecessary_cast)] // dev_t/ino_t widths differ across targets
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
@@ -332,7 +332,8 @@ fn exec_inner(name: &str, argv: &[String]) -> Result<std::convert::Infallible, N
         })
         .collect::<Result<Vec<_>, _>>()?;
     let fd = open(name)?;
-    setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| sys_err(format!("setns into netns {name}"), e))?;
+    setns(&fd, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| sys_err(format!("setns into netns {name}"), e))?;
     drop(fd);
 
     // Private mount namespace so the /sys and /etc mounts below never reach the host's.
@@ -351,10 +352,10 @@ fn exec_inner(name: &str, argv: &[String]) -> Result<std::convert::Infallible, N
     let mut sys_flags = MsFlags::empty();
     if umount2("/sys", MntFlags::MNT_DETACH).is_err() {
         // Couldn't unmount: we will shadow it instead, and a read-only /sys can't be shadowed read-write.
-        if let Ok(st) = nix::sys::statvfs::statvfs("/sys") {
-            if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
-                sys_flags = MsFlags::MS_RDONLY;
-            }
+        if let Ok(st) = nix::sys::statvfs::statvfs("/sys")
+            && st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+        {
+            sys_flags = MsFlags::MS_RDONLY;
         }
     }
     mount(Some(name), "/sys", Some("sysfs"), sys_flags, None::<&str>)
@@ -439,4 +440,427 @@ pub fn write_etc_file(name: &str, file: &str, contents: &str) -> Result<(), NsEr
         let _ = fs::remove_file(&tmp);
         io_err("rename into place", &dest, e)
     })
+}
+
+/// Private-namespace sandbox for root tests; shared with the sysctl tests.
+#[cfg(test)]
+pub(crate) mod sandbox {
+    use super::*;
+
+    /// `(st_dev, st_ino)` of one of the calling thread's namespaces.
+    pub(crate) fn thread_ns_id(kind: &str) -> (u64, u64) {
+        let p = format!("/proc/thread-self/ns/{kind}");
+        let fd = nix::fcntl::open(
+            p.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap_or_else(|e| panic!("open {p}: {e}"));
+        id_of(std::os::fd::AsFd::as_fd(&fd)).unwrap()
+    }
+
+    /// Run `body` on a fresh thread that has unshared mount+net namespaces (mount ns made private)
+    /// and has tmpfs over /run/netns and /etc/netns, so the fixed iproute2 paths are safe to use.
+    /// Unsharing CLONE_NEWNS also unshares CLONE_FS, so it affects only that thread and threads it
+    /// spawns; the namespaces (and every netns mounted in them) vanish when the thread exits.
+    pub(crate) fn run(test: &str, body: impl FnOnce() + Send) {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping {test}: needs root");
+            return;
+        }
+        let outcome = std::thread::scope(|s| {
+            s.spawn(|| {
+                let host_mnt = thread_ns_id("mnt");
+                let host_net = thread_ns_id("net");
+                match unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET) {
+                    Ok(()) => {}
+                    Err(Errno::EPERM) => {
+                        eprintln!("skipping {test}: unshare not permitted");
+                        return;
+                    }
+                    Err(e) => panic!("unshare: {e}"),
+                }
+                // Fail closed: never run the body unless we really left the host namespaces.
+                assert_ne!(thread_ns_id("mnt"), host_mnt, "mount ns not unshared");
+                assert_ne!(thread_ns_id("net"), host_net, "net ns not unshared");
+                mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .expect("make / private");
+                for dir in [RUN_NETNS_DIR, ETC_NETNS_DIR] {
+                    // Creates the empty directory on the host if missing; the tmpfs stays private.
+                    fs::create_dir_all(dir).expect("mkdir");
+                    mount(
+                        Some("tmpfs"),
+                        dir,
+                        Some("tmpfs"),
+                        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                        Some("mode=755"),
+                    )
+                    .unwrap_or_else(|e| panic!("mount tmpfs on {dir}: {e}"));
+                }
+                body();
+            })
+            .join()
+        });
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// Scratch directory for test output files (no tempfile dependency in this crate).
+    pub(crate) fn scratch_dir(test: &str) -> PathBuf {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "nsnet-sys-{test}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sandbox::{run as sandboxed, scratch_dir, thread_ns_id};
+    use super::*;
+    use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, fork};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    fn ip_netns_list() -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "ip netns list: {out:?}");
+        // Lines look like "red" or "red (id: 0)".
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("run ip");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    }
+
+    #[test]
+    fn names_are_validated_like_iproute2() {
+        for bad in ["", ".", "..", "a/b", "../x", "a\0b", &"x".repeat(255)] {
+            assert!(!validate_component(bad), "{bad:?} accepted");
+            assert!(matches!(validate(bad), Err(NsError::InvalidName(_))));
+            assert!(!exists(bad));
+        }
+        for good in ["red", "ns-1", "a.b", "x_y", &"x".repeat(254)] {
+            assert!(validate_component(good), "{good:?} rejected");
+        }
+        assert!(matches!(create("a/b"), Err(NsError::InvalidName(_))));
+        assert!(matches!(delete(".."), Err(NsError::InvalidName(_))));
+        assert!(matches!(open(""), Err(NsError::InvalidName(_))));
+    }
+
+    #[test]
+    fn path_is_under_run_netns() {
+        assert_eq!(path("red"), Path::new("/run/netns/red"));
+    }
+
+    #[test]
+    fn error_messages_name_the_namespace() {
+        assert_eq!(
+            NsError::Exists("red".into()).to_string(),
+            "netns red already exists"
+        );
+        assert_eq!(
+            NsError::NotFound("red".into()).to_string(),
+            "netns red not found (no /run/netns/red)"
+        );
+        assert_eq!(
+            NsError::NotMounted("red".into()).to_string(),
+            "netns red is not a network namespace (not mounted)"
+        );
+    }
+
+    #[test]
+    fn exec_rejects_bad_argv_before_switching() {
+        assert!(matches!(exec("red", &[]), NsError::InvalidArg(_)));
+        assert!(matches!(
+            exec("red", &["a\0b".to_string()]),
+            NsError::InvalidArg(_)
+        ));
+    }
+
+    #[test]
+    fn sandbox_is_inherited_by_spawned_threads() {
+        sandboxed("sandbox_is_inherited_by_spawned_threads", || {
+            let mine = (thread_ns_id("mnt"), thread_ns_id("net"));
+            let theirs = std::thread::spawn(|| {
+                let tmpfs = statfs(RUN_NETNS_DIR).unwrap().filesystem_type() == TMPFS_MAGIC;
+                (thread_ns_id("mnt"), thread_ns_id("net"), tmpfs)
+            })
+            .join()
+            .unwrap();
+            assert_eq!((theirs.0, theirs.1), mine);
+            assert!(theirs.2, "child thread does not see the sandbox tmpfs");
+        });
+    }
+
+    #[test]
+    fn create_is_visible_to_ip_and_listed_sorted() {
+        sandboxed("create_is_visible_to_ip_and_listed_sorted", || {
+            assert_eq!(list().unwrap(), Vec::<String>::new());
+            for n in ["red", "blue", "green"] {
+                create(n).unwrap();
+            }
+            assert_eq!(list().unwrap(), ["blue", "green", "red"]);
+            let mut seen = ip_netns_list();
+            seen.sort();
+            assert_eq!(seen, ["blue", "green", "red"]);
+            assert!(exists("red"));
+            assert!(!exists("yellow"));
+            let meta = fs::metadata(path("red")).unwrap();
+            assert_eq!(
+                statfs(&path("red")).unwrap().filesystem_type(),
+                NSFS_MAGIC,
+                "not an nsfs mount: {meta:?}"
+            );
+            let a = open("red").unwrap();
+            let b = open("blue").unwrap();
+            assert_ne!(id_of(a.as_fd()).unwrap(), id_of(b.as_fd()).unwrap());
+            assert_ne!(id_of(a.as_fd()).unwrap(), thread_ns_id("net"));
+            // `ip netns exec` works on our namespace and runs inside it.
+            let out = Command::new("ip")
+                .args(["netns", "exec", "red", "readlink", "/proc/self/ns/net"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let link = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                link.trim(),
+                format!("net:[{}]", id_of(a.as_fd()).unwrap().1)
+            );
+        });
+    }
+
+    #[test]
+    fn create_twice_is_exists_and_keeps_the_original() {
+        sandboxed("create_twice_is_exists_and_keeps_the_original", || {
+            create("red").unwrap();
+            let before = id_of(open("red").unwrap().as_fd()).unwrap();
+            let err = create("red").unwrap_err();
+            assert!(
+                matches!(err, NsError::Exists(ref n) if n == "red"),
+                "{err:?}"
+            );
+            assert_eq!(err.to_string(), "netns red already exists");
+            assert_eq!(id_of(open("red").unwrap().as_fd()).unwrap(), before);
+        });
+    }
+
+    #[test]
+    fn delete_is_idempotent_and_removes_etc_dir() {
+        sandboxed("delete_is_idempotent_and_removes_etc_dir", || {
+            create("red").unwrap();
+            write_etc_file("red", "hosts", "127.0.0.1 localhost\n").unwrap();
+            let fd = open("red").unwrap();
+            assert!(delete("red").unwrap());
+            assert!(!exists("red"));
+            assert!(!etc_dir("red").exists());
+            assert!(!ip_netns_list().contains(&"red".to_string()));
+            assert!(!delete("red").unwrap());
+            // The namespace lives on while someone holds an fd; the name is gone.
+            assert!(run_in(fd.as_fd(), || ()).is_ok());
+            // A name can be reused after deletion.
+            create("red").unwrap();
+            assert!(delete("red").unwrap());
+        });
+    }
+
+    #[test]
+    fn open_missing_and_stale_files() {
+        sandboxed("open_missing_and_stale_files", || {
+            let err = open("nope").unwrap_err();
+            assert!(
+                matches!(err, NsError::NotFound(ref n) if n == "nope"),
+                "{err:?}"
+            );
+            assert_eq!(err.to_string(), "netns nope not found (no /run/netns/nope)");
+            // A leftover file with nothing mounted on it (crash between create and mount).
+            fs::write(path("stale"), "").unwrap();
+            assert!(exists("stale"));
+            let err = open("stale").unwrap_err();
+            assert!(matches!(err, NsError::NotMounted(_)), "{err:?}");
+            assert!(
+                err.to_string()
+                    .contains("is not a network namespace (not mounted)")
+            );
+            assert!(delete("stale").unwrap());
+            // Another namespace type bind-mounted there is rejected too.
+            fs::write(path("uts"), "").unwrap();
+            mount(
+                Some("/proc/thread-self/ns/uts"),
+                &path("uts"),
+                Some("none"),
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .unwrap();
+            assert!(matches!(open("uts"), Err(NsError::NotMounted(_))));
+            assert!(delete("uts").unwrap());
+        });
+    }
+
+    #[test]
+    fn namespaces_from_ip_netns_add_are_usable() {
+        sandboxed("namespaces_from_ip_netns_add_are_usable", || {
+            ip(&["netns", "add", "fromip"]);
+            assert_eq!(list().unwrap(), ["fromip"]);
+            let fd = open("fromip").unwrap();
+            let inside = run_in(fd.as_fd(), || thread_ns_id("net")).unwrap();
+            assert_eq!(inside, id_of(fd.as_fd()).unwrap());
+            assert!(delete("fromip").unwrap());
+            assert!(ip_netns_list().is_empty());
+        });
+    }
+
+    #[test]
+    fn run_in_switches_only_the_helper_thread() {
+        sandboxed("run_in_switches_only_the_helper_thread", || {
+            create("red").unwrap();
+            let fd = open("red").unwrap();
+            let caller = thread_ns_id("net");
+            let target = id_of(fd.as_fd()).unwrap();
+            assert_ne!(caller, target);
+            let mut borrowed = 0;
+            let inside = run_in(fd.as_fd(), || {
+                borrowed += 1; // scoped: non-'static borrows are fine
+                thread_ns_id("net")
+            })
+            .unwrap();
+            assert_eq!(borrowed, 1);
+            assert_eq!(inside, target);
+            assert_eq!(thread_ns_id("net"), caller);
+            // A panic inside propagates to the caller instead of being swallowed.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = run_in(fd.as_fd(), || panic!("boom"));
+            }));
+            assert!(r.is_err());
+            assert_eq!(thread_ns_id("net"), caller);
+        });
+    }
+
+    #[test]
+    fn run_in_rejects_non_netns_fd() {
+        sandboxed("run_in_rejects_non_netns_fd", || {
+            let f = fs::File::open("/proc/thread-self/ns/uts").unwrap();
+            let err = run_in(f.as_fd(), || ()).unwrap_err();
+            assert!(matches!(err, NsError::Sys { .. }), "{err:?}");
+        });
+    }
+
+    #[test]
+    fn write_etc_file_is_atomic_and_validated() {
+        sandboxed("write_etc_file_is_atomic_and_validated", || {
+            write_etc_file("red", "resolv.conf", "nameserver 192.0.2.1\n").unwrap();
+            write_etc_file("red", "resolv.conf", "nameserver 192.0.2.2\n").unwrap();
+            let dir = etc_dir("red");
+            assert_eq!(
+                fs::read_to_string(dir.join("resolv.conf")).unwrap(),
+                "nameserver 192.0.2.2\n"
+            );
+            assert_eq!(
+                fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+                0o755
+            );
+            let names: Vec<_> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["resolv.conf"], "temp file left behind");
+            for bad in ["", ".", "..", "a/b", "../passwd", ".nsnet-tmp.x"] {
+                assert!(
+                    matches!(write_etc_file("red", bad, "x"), Err(NsError::InvalidArg(_))),
+                    "{bad:?} accepted"
+                );
+            }
+            assert!(matches!(
+                write_etc_file("../etc", "hosts", "x"),
+                Err(NsError::InvalidName(_))
+            ));
+        });
+    }
+
+    #[test]
+    fn exec_enters_netns_and_binds_etc_files() {
+        sandboxed("exec_enters_netns_and_binds_etc_files", || {
+            let scratch = scratch_dir("exec");
+            create("red").unwrap();
+            let want_ino = id_of(open("red").unwrap().as_fd()).unwrap().1;
+            let resolv = "nameserver 192.0.2.53\nsearch nsnet.test\n";
+            write_etc_file("red", "resolv.conf", resolv).unwrap();
+            // No /etc/nsnet-no-such-file on the host: must be skipped, not fatal.
+            write_etc_file("red", "nsnet-no-such-file", "x").unwrap();
+            let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap();
+            let (f_net, f_resolv, f_sys, f_err) = (
+                scratch.join("net"),
+                scratch.join("resolv"),
+                scratch.join("sys"),
+                scratch.join("err"),
+            );
+            let script = format!(
+                "readlink /proc/self/ns/net > {}; cat /etc/resolv.conf > {}; ls /sys/class/net > {}",
+                f_net.display(),
+                f_resolv.display(),
+                f_sys.display()
+            );
+            let argv = ["sh".to_string(), "-c".to_string(), script];
+            // SAFETY: the child only calls exec (setns/unshare/mount/execvp) and exits; it never
+            // returns into the test harness.
+            match unsafe { fork() }.unwrap() {
+                ForkResult::Child => {
+                    let err = exec("red", &argv);
+                    let _ = fs::write(&f_err, err.to_string());
+                    // SAFETY: _exit skips atexit handlers that belong to the parent's harness.
+                    unsafe { libc::_exit(111) };
+                }
+                ForkResult::Parent { child } => {
+                    let status = waitpid(child, None).unwrap();
+                    let err = fs::read_to_string(&f_err).unwrap_or_default();
+                    assert_eq!(status, WaitStatus::Exited(child, 0), "child failed: {err}");
+                }
+            }
+            assert_eq!(
+                fs::read_to_string(&f_net).unwrap().trim(),
+                format!("net:[{want_ino}]")
+            );
+            assert_eq!(fs::read_to_string(&f_resolv).unwrap(), resolv);
+            // Fresh netns: remounted /sys shows only its loopback.
+            assert_eq!(fs::read_to_string(&f_sys).unwrap().trim(), "lo");
+            // The child's mounts stayed in its own mount namespace.
+            assert_eq!(fs::read_to_string("/etc/resolv.conf").unwrap(), host_resolv);
+            let _ = fs::remove_dir_all(&scratch);
+        });
+    }
+
+    #[test]
+    fn exec_missing_namespace_fails_without_switching() {
+        sandboxed("exec_missing_namespace_fails_without_switching", || {
+            let net = thread_ns_id("net");
+            let mnt = thread_ns_id("mnt");
+            let err = exec("nope", &["true".to_string()]);
+            assert!(matches!(err, NsError::NotFound(_)), "{err:?}");
+            assert_eq!((thread_ns_id("net"), thread_ns_id("mnt")), (net, mnt));
+        });
+    }
 }

@@ -216,6 +216,49 @@ mod tests {
     }
 
     #[test]
+    fn ip_forward_changes_only_inside_the_target_netns() {
+        use crate::netns::sandbox::run as sandboxed;
+        use std::os::fd::AsFd;
+        const KEY: &str = "net.ipv4.ip_forward";
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping ip_forward_changes_only_inside_the_target_netns: needs root");
+            return;
+        }
+        // Only ever read on the host; every write below targets a namespace made in the sandbox.
+        let host_before = read(KEY).unwrap();
+        sandboxed("ip_forward_changes_only_inside_the_target_netns", || {
+            let outer = read(KEY).unwrap();
+            netns::create("a").unwrap();
+            netns::create("b").unwrap();
+            let a = netns::open("a").unwrap();
+            let b = netns::open("b").unwrap();
+            let a0 = read_in(a.as_fd(), KEY).unwrap();
+            let b0 = read_in(b.as_fd(), KEY).unwrap();
+            let flipped = if a0 == "1" { "0" } else { "1" };
+            write_in(a.as_fd(), KEY, flipped).unwrap();
+            assert_eq!(read_in(a.as_fd(), KEY).unwrap(), flipped);
+            assert_eq!(read_in(b.as_fd(), KEY).unwrap(), b0);
+            assert_eq!(read(KEY).unwrap(), outer);
+            // Equal value: the write is skipped and still succeeds.
+            write_in(a.as_fd(), KEY, flipped).unwrap();
+
+            // Slash form addressing a per-interface key.
+            const LOCALNET: &str = "net/ipv4/conf/lo/route_localnet";
+            let b_localnet = read_in(b.as_fd(), LOCALNET).unwrap();
+            write_in(a.as_fd(), LOCALNET, "1").unwrap();
+            assert_eq!(read_in(a.as_fd(), LOCALNET).unwrap(), "1");
+            assert_eq!(read_in(b.as_fd(), LOCALNET).unwrap(), b_localnet);
+
+            let e = read_in(a.as_fd(), "net/ipv4/conf/nsnet-nope0/forwarding").unwrap_err();
+            assert!(matches!(e, SysctlError::NotFound { .. }), "{e:?}");
+            let e = write_in(a.as_fd(), KEY, "banana").unwrap_err();
+            assert!(matches!(e, SysctlError::Write { .. }), "{e:?}");
+            assert!(e.to_string().contains(KEY), "{e}");
+        });
+        assert_eq!(read(KEY).unwrap(), host_before);
+    }
+
+    #[test]
     fn multi_value_comparison_ignores_whitespace_kind() {
         assert!(same_value("4096\t131072\t6291456", "4096 131072 6291456"));
         assert!(same_value("1", "1\n"));

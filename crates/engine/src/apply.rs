@@ -1,0 +1,41 @@
+//! Applying a plan with an undo list, and best-effort teardown.
+
+use nsnet_core::ops::KernelOp;
+use nsnet_sys::kernel::{FailKind, Kernel, KernelError};
+
+/// Applies `ops` in order. On the first failure, undoes the applied ones in reverse and returns
+/// the failure (undo errors are logged: the original error is what the user needs).
+pub(crate) fn apply_all(kernel: &mut impl Kernel, ops: &[KernelOp]) -> Result<(), KernelError> {
+    let mut undo = Vec::with_capacity(ops.len());
+    for op in ops {
+        match kernel.apply(op) {
+            Ok(()) => undo.extend(op.inverse()),
+            Err(err) => {
+                rollback(kernel, &undo);
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs undo operations newest first, logging failures.
+pub(crate) fn rollback(kernel: &mut impl Kernel, undo: &[KernelOp]) {
+    for op in undo.iter().rev() {
+        if let Err(err) = kernel.apply(op)
+            && err.kind != FailKind::NotFound
+        {
+            tracing::warn!(%err, "rollback step failed");
+        }
+    }
+}
+
+/// Applies every op, treating missing objects as done, and collects the other errors.
+pub(crate) fn teardown(kernel: &mut impl Kernel, ops: &[KernelOp]) -> Vec<String> {
+    ops.iter()
+        .filter_map(|op| match kernel.apply(op) {
+            Err(err) if err.kind != FailKind::NotFound => Some(err.to_string()),
+            _ => None,
+        })
+        .collect()
+}

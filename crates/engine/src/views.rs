@@ -1,0 +1,92 @@
+//! What operations return: plain serialisable values the faces render as tables or JSON.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use nsnet_core::ipam::Usage;
+use nsnet_core::model::Subnet;
+use nsnet_sys::kernel::{IfaceView, RouteView};
+use serde::Serialize;
+
+/// One line of `network ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSummary {
+    pub name: String,
+    pub bridge: String,
+    pub subnets: Vec<IpNet>,
+    pub endpoints: usize,
+    pub internal: bool,
+}
+
+/// `network inspect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkDetail {
+    pub name: String,
+    pub bridge: String,
+    pub subnets: Vec<Subnet>,
+    pub mtu: Option<u32>,
+    pub internal: bool,
+    pub state: String,
+    pub endpoints: Vec<EndpointView>,
+    pub usage: Vec<Usage>,
+}
+
+/// An endpoint as shown to users.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointView {
+    pub network: String,
+    pub netns: String,
+    pub ifname: String,
+    pub host_ifname: String,
+    pub mac: Option<String>,
+    pub addrs: Vec<IpNet>,
+    pub primary: bool,
+    pub state: String,
+    pub container_id: Option<String>,
+}
+
+/// One line of `netns ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetnsSummary {
+    pub name: String,
+    pub endpoints: usize,
+    pub links: usize,
+}
+
+/// A point-to-point link as shown to users.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkView {
+    pub netns_a: String,
+    pub ifname_a: String,
+    pub addr_a: Option<IpNet>,
+    pub netns_b: String,
+    pub ifname_b: String,
+    pub addr_b: Option<IpNet>,
+    pub state: String,
+}
+
+/// A route inside a namespace, marked when nsnet manages it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteEntry {
+    #[serde(flatten)]
+    pub route: RouteView,
+    pub managed_by: Option<String>,
+}
+
+/// `nsnet inspect NS`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetnsDetail {
+    pub name: String,
+    pub interfaces: Vec<IfaceView>,
+    pub routes: Vec<RouteEntry>,
+    pub networks: Vec<EndpointView>,
+    pub links: Vec<LinkView>,
+}
+
+/// A route `route add` made.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteAdded {
+    pub netns: String,
+    pub dest: IpNet,
+    pub via: IpAddr,
+}

@@ -1,0 +1,292 @@
+//! The engine with a recording fake kernel: allocation, rollback, primary selection and gc,
+//! without root.
+
+use nsnet_core::model::NetworkSpec;
+use nsnet_core::names::{IfName, NetName, NsName, default_bridge};
+use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_engine::{ConnectRequest, Engine, EngineError, LinkRequest, NetworkRequest};
+use nsnet_store::Store;
+use nsnet_sys::fake::FakeKernel;
+
+struct Fixture {
+    engine: Engine<FakeKernel>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    Fixture {
+        engine: Engine::new(store, FakeKernel::default(), 4242, "boot-a".into()),
+        _dir: dir,
+    }
+}
+
+fn net(name: &str, cidr: &str, internal: bool) -> NetworkRequest {
+    let n = NetName::new(name).unwrap();
+    NetworkRequest {
+        spec: NetworkSpec::new(
+            n.clone(),
+            default_bridge(&n),
+            &[cidr.parse().unwrap()],
+            &[],
+            None,
+            internal,
+        )
+        .unwrap(),
+    }
+}
+
+fn connect(network: &str, ns: &str) -> ConnectRequest {
+    ConnectRequest {
+        network: NetName::new(network).unwrap(),
+        netns: NsRef::Named(ns.into()),
+        ips: vec![],
+        mac: None,
+        ifname: None,
+        container_id: None,
+    }
+}
+
+fn rows(e: &mut Engine<FakeKernel>) -> Vec<(&'static str, i64)> {
+    e.store().read(|tx| tx.row_counts()).unwrap()
+}
+
+fn count(e: &mut Engine<FakeKernel>, table: &str) -> i64 {
+    rows(e).into_iter().find(|(t, _)| *t == table).unwrap().1
+}
+
+#[test]
+fn connect_allocates_lowest_free_and_sets_default_route() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.netns_add(&NsName::new("blue").unwrap()).unwrap();
+    e.network_create(net("lan", "192.168.15.0/24", false))
+        .unwrap();
+    let red = e.connect(connect("lan", "red")).unwrap();
+    let blue = e.connect(connect("lan", "blue")).unwrap();
+    assert_eq!(red.addrs[0].to_string(), "192.168.15.2/24");
+    assert_eq!(blue.addrs[0].to_string(), "192.168.15.3/24");
+    assert!(red.primary && blue.primary);
+    assert_eq!(red.ifname, "eth0");
+    assert!(
+        e.kernel().log.iter().any(
+            |op| op.to_string() == "add route 0.0.0.0/0 via 192.168.15.1 dev eth0 in netns red"
+        )
+    );
+    let detail = e.network_inspect(&NetName::new("lan").unwrap()).unwrap();
+    assert_eq!(detail.usage[0].used, 2);
+    assert_eq!(detail.usage[0].free, 251);
+    // Release and reuse.
+    e.disconnect(&NetName::new("lan").unwrap(), &NsRef::Named("red".into()))
+        .unwrap();
+    e.netns_add(&NsName::new("green").unwrap()).unwrap();
+    let green = e.connect(connect("lan", "green")).unwrap();
+    assert_eq!(green.addrs[0].to_string(), "192.168.15.2/24");
+}
+
+#[test]
+fn failed_connect_leaves_nothing() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    let before = rows(e);
+    for step in [
+        "add address 10.1.0.2/24",
+        "add route 0.0.0.0/0",
+        "set lo up",
+    ] {
+        e.kernel().fail_on = Some(step.into());
+        let err = e.connect(connect("lan", "red")).unwrap_err().to_string();
+        assert!(
+            err.contains("connect netns red to network lan") && err.contains("injected"),
+            "{err}"
+        );
+        assert_eq!(rows(e), before, "rows left after failing at {step}");
+        assert!(
+            e.kernel().links_in("red").is_empty(),
+            "veth left after failing at {step}"
+        );
+        assert_eq!(e.kernel().links_in("host"), vec!["nsbr-lan".to_string()]);
+    }
+    // The address was released: the next connect gets .2 again.
+    let ok = e.connect(connect("lan", "red")).unwrap();
+    assert_eq!(ok.addrs[0].to_string(), "10.1.0.2/24");
+}
+
+#[test]
+fn bad_requests_change_nothing() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/29", false)).unwrap();
+    let before = rows(e);
+    let log_len = e.kernel().log.len();
+    let mut req = connect("lan", "red");
+    req.ips = vec!["10.2.0.5".parse().unwrap()];
+    assert!(e.connect(req).unwrap_err().to_string().contains("outside"));
+    let mut req = connect("lan", "red");
+    req.ips = vec!["10.1.0.1".parse().unwrap()];
+    assert!(e.connect(req).unwrap_err().to_string().contains("gateway"));
+    let err = e.connect(connect("lan", "nope")).unwrap_err().to_string();
+    assert!(err.contains("netns nope not found"), "{err}");
+    let err = e.connect(connect("nonet", "red")).unwrap_err().to_string();
+    assert!(err.contains("network nonet not found"), "{err}");
+    let err = e
+        .network_create(net("lan", "10.9.0.0/24", false))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already exists"), "{err}");
+    let err = e
+        .network_create(net("other", "10.1.0.0/16", false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("overlaps subnet 10.1.0.0/29 of network lan"),
+        "{err}"
+    );
+    assert_eq!(rows(e), before);
+    assert_eq!(e.kernel().log.len(), log_len);
+}
+
+#[test]
+fn subnet_full_is_reported() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.network_create(net("tiny", "10.3.0.0/30", false)).unwrap();
+    e.netns_add(&NsName::new("a").unwrap()).unwrap();
+    e.netns_add(&NsName::new("b").unwrap()).unwrap();
+    e.connect(connect("tiny", "a")).unwrap();
+    let err = e.connect(connect("tiny", "b")).unwrap_err().to_string();
+    assert!(err.contains("no free address left in 10.3.0.0/30"), "{err}");
+    assert_eq!(count(e, "endpoints"), 1);
+}
+
+#[test]
+fn primary_moves_when_it_disconnects() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("internal", "10.5.0.0/24", true))
+        .unwrap();
+    e.network_create(net("lan", "10.6.0.0/24", false)).unwrap();
+    e.network_create(net("wan", "10.7.0.0/24", false)).unwrap();
+    let i = e.connect(connect("internal", "red")).unwrap();
+    let lan = e.connect(connect("lan", "red")).unwrap();
+    let wan = e.connect(connect("wan", "red")).unwrap();
+    assert!(!i.primary && lan.primary && !wan.primary);
+    assert_eq!(
+        (i.ifname.as_str(), lan.ifname.as_str(), wan.ifname.as_str()),
+        ("eth0", "eth1", "eth2")
+    );
+    e.disconnect(&NetName::new("lan").unwrap(), &NsRef::Named("red".into()))
+        .unwrap();
+    assert_eq!(
+        e.kernel().log.last().unwrap().to_string(),
+        "add route 0.0.0.0/0 via 10.7.0.1 dev eth2 in netns red"
+    );
+    let detail = e.inspect_netns(&NsRef::Named("red".into())).unwrap();
+    let wan = detail.networks.iter().find(|n| n.network == "wan").unwrap();
+    assert!(wan.primary);
+}
+
+#[test]
+fn network_rm_refuses_with_endpoints_unless_forced() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    e.connect(connect("lan", "red")).unwrap();
+    let lan = NetName::new("lan").unwrap();
+    let err = e.network_rm(&lan, false).unwrap_err().to_string();
+    assert!(err.contains("still has 1 endpoint(s) (red)"), "{err}");
+    e.network_rm(&lan, true).unwrap();
+    assert!(rows(e).iter().all(|(_, n)| *n == 0), "{:?}", rows(e));
+    assert!(e.kernel().links_in("host").is_empty());
+}
+
+#[test]
+fn netns_rm_removes_endpoints_and_links_first() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    for n in ["red", "blue"] {
+        e.netns_add(&NsName::new(n).unwrap()).unwrap();
+    }
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    e.connect(connect("lan", "red")).unwrap();
+    e.link_add(LinkRequest {
+        a: NsRef::Named("red".into()),
+        b: NsRef::Named("blue".into()),
+        ifname_a: None,
+        ifname_b: None,
+        addr_a: Some("192.168.15.1/24".parse().unwrap()),
+        addr_b: Some("192.168.15.2/24".parse().unwrap()),
+        mtu: None,
+    })
+    .unwrap();
+    assert_eq!(e.kernel().links_in("blue"), vec!["veth-red".to_string()]);
+    e.netns_rm(&NsName::new("red").unwrap()).unwrap();
+    assert_eq!(
+        (
+            count(e, "endpoints"),
+            count(e, "links"),
+            count(e, "addresses")
+        ),
+        (0, 0, 0)
+    );
+    assert!(e.kernel().links_in("blue").is_empty());
+    let err = e.netns_rm(&NsName::new("red").unwrap()).unwrap_err();
+    assert!(matches!(err, EngineError::NotFound { .. }));
+}
+
+#[test]
+fn gc_rolls_back_rows_of_dead_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dead = Engine::new(
+        Store::open(dir.path()).unwrap(),
+        FakeKernel::default(),
+        999,
+        "boot-a".into(),
+    );
+    dead.netns_add(&NsName::new("red").unwrap()).unwrap();
+    dead.network_create(net("lan", "10.1.0.0/24", false))
+        .unwrap();
+    // Simulate a process killed after recording intent and creating the veth.
+    dead.kernel().fail_on = Some("add route".into());
+    let _ = dead.connect(connect("lan", "red"));
+    // ...a crash would have left the row `creating`: record one by hand through the store.
+    let lan = NetName::new("lan").unwrap();
+    let eth0 = IfName::new("eth0").unwrap();
+    dead.store()
+        .write(|tx| {
+            tx.insert_endpoint(&nsnet_store::NewEndpoint {
+                network: lan.clone(),
+                netns: "red".into(),
+                host_ifname: nsnet_core::names::host_veth(&lan, "red", &eth0),
+                ifname: eth0.clone(),
+                mac: None,
+                addrs: vec!["10.1.0.9/24".parse().unwrap()],
+                container_id: None,
+                pid: 999,
+                boot_id: "boot-a".into(),
+            })
+        })
+        .unwrap();
+    let mut kernel = std::mem::take(dead.kernel());
+    kernel.dead_pids.insert(999);
+    let mut e = Engine::new(
+        Store::open(dir.path()).unwrap(),
+        kernel,
+        4242,
+        "boot-a".into(),
+    );
+    let report = e.gc().unwrap();
+    assert_eq!(report.endpoints, vec!["red on network lan".to_string()]);
+    assert_eq!(count(&mut e, "addresses"), 0);
+    assert!(matches!(
+        e.kernel().log.last(),
+        Some(KernelOp::DeleteLink { .. })
+    ));
+}
