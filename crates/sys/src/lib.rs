@@ -1,3 +1,8 @@
-//! placeholder
+//! Kernel backends of nsnet: netlink, namespaces, sysctls, behind the `Kernel` seam (with a
+//! recording fake for tests without root).
+pub mod fake;
+pub mod kernel;
+pub mod live;
+pub mod netlink;
 pub mod netns;
 pub mod sysctl;

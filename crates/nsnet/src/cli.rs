@@ -1,0 +1,172 @@
+//! Command-line grammar (docker and `ip netns` habits).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Container networking for Linux: namespaces, veth links, bridge networks, routes.
+#[derive(Debug, Parser)]
+#[command(name = "nsnet", version, about, propagate_version = true)]
+pub struct Cli {
+    /// State directory (SQLite store).
+    #[arg(long, global = true, env = "NSNET_STATE_DIR", default_value = nsnet_store::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Output format of ls, inspect and create commands.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Named network namespaces (iproute2-compatible: /run/netns/NAME).
+    #[command(subcommand)]
+    Netns(NetnsCmd),
+    /// Point-to-point veth links between two namespaces ("host" is the machine's own).
+    #[command(subcommand)]
+    Link(LinkCmd),
+    /// Bridge networks with subnets, gateways and address management.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Extra routes inside a namespace.
+    #[command(subcommand)]
+    Route(RouteCmd),
+    /// A namespace's interfaces, addresses, routes, networks and links ("host" for the machine).
+    Inspect {
+        /// Namespace name, or "host".
+        netns: String,
+    },
+    /// Remove leftovers of interrupted operations and of namespaces deleted by hand.
+    Gc,
+    /// Run the seed walkthrough live in a throwaway sandbox, proving each step with traffic.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetnsCmd {
+    /// Create a namespace (with lo up).
+    Add { name: String },
+    /// List namespaces, including ones made by `ip netns add`.
+    Ls,
+    /// Remove namespaces, disconnecting their endpoints and removing their links first.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Run a command inside a namespace, with /etc/netns/NAME/* over /etc like `ip netns exec`.
+    Exec {
+        name: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCmd {
+    /// Join two namespaces with one veth pair; addresses set, both ends up.
+    Add(LinkAdd),
+    /// List links.
+    Ls,
+    /// Remove the link between two namespaces.
+    Rm {
+        netns_a: String,
+        netns_b: String,
+        /// Interface name at either end, when several links join the two.
+        #[arg(long)]
+        ifname: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LinkAdd {
+    pub netns_a: String,
+    pub netns_b: String,
+    /// Address of end A, then of end B (CIDR, e.g. 192.168.15.1/24).
+    #[arg(long = "addr", value_name = "CIDR", num_args = 1, action = clap::ArgAction::Append)]
+    pub addrs: Vec<String>,
+    /// Interface name in NETNS_A (default veth-NETNS_B).
+    #[arg(long)]
+    pub ifname_a: Option<String>,
+    /// Interface name in NETNS_B (default veth-NETNS_A).
+    #[arg(long)]
+    pub ifname_b: Option<String>,
+    #[arg(long)]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network: a bridge holding the gateway address of each subnet.
+    Create(NetworkCreate),
+    /// List networks.
+    Ls,
+    /// Show a network: subnets, gateways, bridge, endpoints, address usage.
+    Inspect { name: String },
+    /// Remove a network (refused while endpoints exist, unless --force).
+    Rm {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Attach a namespace to a network.
+    Connect(NetworkConnect),
+    /// Detach a namespace from a network.
+    Disconnect { network: String, netns: String },
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreate {
+    pub name: String,
+    /// Subnet (IPv4 and/or IPv6 CIDR); repeat for dual stack.
+    #[arg(long = "subnet", required = true, value_name = "CIDR")]
+    pub subnets: Vec<String>,
+    /// Gateway address (default: first host of each subnet); repeat per subnet.
+    #[arg(long = "gateway", value_name = "IP")]
+    pub gateways: Vec<String>,
+    /// Bridge interface name (default nsbr-NAME).
+    #[arg(long)]
+    pub bridge: Option<String>,
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// No default route for endpoints and no forwarding beyond the network.
+    #[arg(long)]
+    pub internal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkConnect {
+    pub network: String,
+    pub netns: String,
+    /// Requested address (one per subnet); default: the lowest free.
+    #[arg(long = "ip", value_name = "IP")]
+    pub ips: Vec<String>,
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// Interface name inside the namespace (default eth0, eth1, ...).
+    #[arg(long)]
+    pub ifname: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCmd {
+    /// Add a route: `nsnet route add NETNS DEST via GATEWAY` (DEST may be `default`).
+    Add {
+        netns: String,
+        dest: String,
+        #[arg(value_parser = ["via"], hide_possible_values = true)]
+        via: String,
+        gateway: String,
+    },
+    /// List the routes of a namespace.
+    Ls { netns: String },
+    /// Remove a route from a namespace.
+    Rm { netns: String, dest: String },
+}

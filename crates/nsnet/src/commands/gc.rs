@@ -1,0 +1,36 @@
+//! `nsnet gc`.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::Format;
+use crate::context;
+use crate::output::print;
+
+pub fn run(state_dir: &Path, format: Format) -> Result<()> {
+    let report = context::open(state_dir)?.gc()?;
+    print(format, &report, |r| {
+        let mut out = String::new();
+        for n in &r.networks {
+            out.push_str(&format!("removed network {n}\n"));
+        }
+        for e in &r.endpoints {
+            out.push_str(&format!("removed endpoint {e}\n"));
+        }
+        for l in &r.links {
+            out.push_str(&format!("removed link {l}\n"));
+        }
+        for e in &r.errors {
+            out.push_str(&format!("error: {e}\n"));
+        }
+        if out.is_empty() {
+            out.push_str("nothing to collect\n");
+        }
+        out
+    })?;
+    if !report.errors.is_empty() {
+        anyhow::bail!("gc left {} error(s)", report.errors.len());
+    }
+    Ok(())
+}

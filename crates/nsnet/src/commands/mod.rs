@@ -1,0 +1,44 @@
+//! One file per subcommand; each turns arguments into validated requests and calls the engine.
+
+mod demo;
+mod gc;
+mod inspect;
+mod link;
+mod netns;
+mod network;
+mod route;
+
+use anyhow::Result;
+use nsnet_core::names::{HOST, NsName};
+use nsnet_core::ops::NsRef;
+
+use crate::cli::{Cli, Command};
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let Cli {
+        state_dir,
+        format,
+        command,
+    } = cli;
+    match command {
+        Command::Netns(cmd) => netns::run(&state_dir, format, cmd),
+        Command::Link(cmd) => link::run(&state_dir, format, cmd),
+        Command::Network(cmd) => network::run(&state_dir, format, cmd),
+        Command::Route(cmd) => route::run(&state_dir, format, cmd),
+        Command::Inspect { netns } => inspect::run(&state_dir, format, &netns),
+        Command::Gc => gc::run(&state_dir, format),
+        Command::Demo => demo::run(),
+    }
+}
+
+/// A namespace argument: any existing name under /run/netns, or "host" where allowed.
+pub(crate) fn ns_arg(s: &str, allow_host: bool) -> Result<NsRef> {
+    if s == HOST {
+        if allow_host {
+            return Ok(NsRef::Host);
+        }
+        anyhow::bail!("namespace \"host\" is not allowed here: give a namespace under /run/netns");
+    }
+    Ok(NsRef::Named(NsName::existing(s)?.to_string()))
+}

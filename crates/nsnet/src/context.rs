@@ -1,0 +1,30 @@
+//! Opening the engine for a command: state directory, kernel backend, who we are.
+
+use std::path::Path;
+
+use anyhow::Context;
+use nsnet_engine::Engine;
+use nsnet_store::Store;
+use nsnet_sys::live::LiveKernel;
+
+/// The engine on the live kernel.
+pub type LiveEngine = Engine<LiveKernel>;
+
+/// Boot id of the running kernel: rows from other boots are leftovers.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Opens the store in `state_dir` and the live kernel backend.
+pub fn open(state_dir: &Path) -> anyhow::Result<LiveEngine> {
+    let store = Store::open(state_dir)
+        .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
+    Ok(Engine::new(
+        store,
+        LiveKernel::new(),
+        std::process::id(),
+        boot_id(),
+    ))
+}

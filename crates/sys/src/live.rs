@@ -1,0 +1,366 @@
+//! The real kernel: netlink sockets per namespace, namespace files, sysctls.
+//!
+//! Sockets and namespace fds are opened once per namespace and reused for every operation of
+//! the process, so one `connect` costs a handful of netlink round trips and no child process.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nsnet_core::ops::{KernelOp, NsRef};
+
+use crate::kernel::{FailKind, IfaceView, Kernel, KernelError, NsView, RouteView};
+use crate::netlink::{BridgeSpec, NetlinkError, RouteSpec, Rtnl, VethSpec};
+use crate::{netns, sysctl};
+
+/// Alias set on every interface nsnet creates, so leftovers can be recognised.
+pub const OWNER_ALIAS: &str = "nsnet";
+
+/// `Kernel` on the live system.
+#[derive(Default)]
+pub struct LiveKernel {
+    host: Option<Rtnl>,
+    sockets: HashMap<String, Rtnl>,
+    fds: HashMap<String, OwnedFd>,
+    host_fd: Option<OwnedFd>,
+}
+
+fn nl_err(what: &str, err: &NetlinkError) -> KernelError {
+    let kind = if err.is_exists() {
+        FailKind::Exists
+    } else if err.is_not_found() {
+        FailKind::NotFound
+    } else {
+        FailKind::Other
+    };
+    let cause = match err.errno() {
+        Some(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
+        None => err.to_string(),
+    };
+    KernelError::new(what, kind, cause)
+}
+
+fn ns_err(what: &str, err: &netns::NsError) -> KernelError {
+    let kind = match err {
+        netns::NsError::NotFound(_) | netns::NsError::NotMounted(_) => FailKind::NotFound,
+        netns::NsError::Exists(_) => FailKind::Exists,
+        _ => FailKind::Other,
+    };
+    KernelError::new(what, kind, err.to_string())
+}
+
+fn open_ns(name: &str) -> Result<OwnedFd, netns::NsError> {
+    if name.starts_with('/') {
+        // CNI hands us a path such as /proc/PID/ns/net or /var/run/netns/X.
+        let f = std::fs::File::open(name).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                netns::NsError::NotFound(name.to_string())
+            } else {
+                netns::NsError::Io {
+                    op: "open netns".into(),
+                    path: name.into(),
+                    source: e,
+                }
+            }
+        })?;
+        Ok(f.into())
+    } else {
+        netns::open(name)
+    }
+}
+
+impl LiveKernel {
+    /// A kernel backend for the namespace this process runs in.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn fd(&mut self, ns: &NsRef, what: &str) -> Result<std::os::fd::RawFd, KernelError> {
+        match ns {
+            NsRef::Host => {
+                if self.host_fd.is_none() {
+                    // The main thread never leaves the host namespace, so this names it.
+                    let f = std::fs::File::open("/proc/self/ns/net")
+                        .map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))?;
+                    self.host_fd = Some(f.into());
+                }
+                Ok(self.host_fd.as_ref().expect("set above").as_raw_fd())
+            }
+            NsRef::Named(name) => {
+                if !self.fds.contains_key(name) {
+                    let fd = open_ns(name).map_err(|e| ns_err(what, &e))?;
+                    self.fds.insert(name.clone(), fd);
+                }
+                Ok(self.fds[name].as_raw_fd())
+            }
+        }
+    }
+
+    fn sock(&mut self, ns: &NsRef, what: &str) -> Result<&mut Rtnl, KernelError> {
+        match ns {
+            NsRef::Host => {
+                if self.host.is_none() {
+                    self.host = Some(Rtnl::open().map_err(|e| nl_err(what, &e))?);
+                }
+                Ok(self.host.as_mut().expect("set above"))
+            }
+            NsRef::Named(name) => {
+                if !self.sockets.contains_key(name) {
+                    self.fd(ns, what)?;
+                    let fd = self.fds[name].as_fd();
+                    let sock = Rtnl::open_in(fd).map_err(|e| nl_err(what, &e))?;
+                    self.sockets.insert(name.clone(), sock);
+                }
+                Ok(self.sockets.get_mut(name).expect("set above"))
+            }
+        }
+    }
+
+    fn index(&mut self, ns: &NsRef, ifname: &str, what: &str) -> Result<u32, KernelError> {
+        self.sock(ns, what)?
+            .link_index(ifname)
+            .map_err(|e| nl_err(what, &e))?
+            .ok_or_else(|| {
+                KernelError::new(
+                    what,
+                    FailKind::NotFound,
+                    format!("no interface {ifname} in netns {ns}"),
+                )
+            })
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.sockets.remove(name);
+        self.fds.remove(name);
+    }
+
+    fn apply_op(&mut self, op: &KernelOp, what: &str) -> Result<(), KernelError> {
+        match op {
+            KernelOp::CreateBridge { name, mtu } => {
+                let spec = BridgeSpec {
+                    name: name.clone(),
+                    mtu: *mtu,
+                    alias: Some(OWNER_ALIAS.to_string()),
+                    up: false,
+                };
+                self.sock(&NsRef::Host, what)?
+                    .add_bridge(&spec)
+                    .map_err(|e| nl_err(what, &e))?;
+            }
+            KernelOp::CreateVeth { a, b, mtu } => {
+                let master = match &a.master {
+                    Some(m) => Some(self.index(&a.ns, m, what)?),
+                    None => None,
+                };
+                let peer_fd = self.fd(&b.ns, what)?;
+                let spec = VethSpec {
+                    name: a.name.clone(),
+                    alias: Some(OWNER_ALIAS.to_string()),
+                    mtu: *mtu,
+                    master,
+                    up: true,
+                    peer_name: b.name.clone(),
+                    peer_netns: Some(peer_fd),
+                    peer_mac: b.mac.map(|m| m.0),
+                    peer_up: true,
+                };
+                self.sock(&a.ns, what)?
+                    .add_veth(&spec)
+                    .map_err(|e| nl_err(what, &e))?;
+            }
+            KernelOp::AddAddr { ns, ifname, addr } => {
+                let index = self.index(ns, ifname, what)?;
+                self.sock(ns, what)?
+                    .add_addr(index, *addr, addr.addr().is_ipv6())
+                    .map_err(|e| nl_err(what, &e))?;
+            }
+            KernelOp::DelAddr { ns, ifname, addr } => {
+                let index = self.index(ns, ifname, what)?;
+                if !self
+                    .sock(ns, what)?
+                    .del_addr(index, *addr)
+                    .map_err(|e| nl_err(what, &e))?
+                {
+                    return Err(KernelError::new(
+                        what,
+                        FailKind::NotFound,
+                        "no such address",
+                    ));
+                }
+            }
+            KernelOp::AddRoute { ns, dest, via, dev } => {
+                let oif = match dev {
+                    Some(d) => Some(self.index(ns, d, what)?),
+                    None => None,
+                };
+                let spec = RouteSpec {
+                    dest: *dest,
+                    gateway: *via,
+                    oif,
+                };
+                self.sock(ns, what)?
+                    .add_route(&spec)
+                    .map_err(|e| nl_err(what, &e))?;
+            }
+            KernelOp::DelRoute { ns, dest, via, dev } => {
+                let oif = match dev {
+                    Some(d) => Some(self.index(ns, d, what)?),
+                    None => None,
+                };
+                let spec = RouteSpec {
+                    dest: *dest,
+                    gateway: *via,
+                    oif,
+                };
+                if !self
+                    .sock(ns, what)?
+                    .del_route(&spec)
+                    .map_err(|e| nl_err(what, &e))?
+                {
+                    return Err(KernelError::new(what, FailKind::NotFound, "no such route"));
+                }
+            }
+            KernelOp::LinkUp { ns, ifname } => {
+                let index = self.index(ns, ifname, what)?;
+                self.sock(ns, what)?
+                    .set_up(index)
+                    .map_err(|e| nl_err(what, &e))?;
+            }
+            KernelOp::DeleteLink { ns, ifname } => {
+                if !self.netns_exists(ns) {
+                    return Err(KernelError::new(
+                        what,
+                        FailKind::NotFound,
+                        format!("netns {ns} not found"),
+                    ));
+                }
+                if !self
+                    .sock(ns, what)?
+                    .del_link(ifname)
+                    .map_err(|e| nl_err(what, &e))?
+                {
+                    return Err(KernelError::new(
+                        what,
+                        FailKind::NotFound,
+                        "no such interface",
+                    ));
+                }
+            }
+            KernelOp::Sysctl { ns, key, value } => {
+                let res = match ns {
+                    NsRef::Host => sysctl::write(key, value),
+                    NsRef::Named(name) => {
+                        self.fd(ns, what)?;
+                        sysctl::write_in(self.fds[name].as_fd(), key, value)
+                    }
+                };
+                res.map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        2 => "kernel".into(),
+        3 => "boot".into(),
+        4 => "static".into(),
+        16 => "dhcp".into(),
+        n => n.to_string(),
+    }
+}
+
+fn mac_string(m: [u8; 6]) -> String {
+    nsnet_core::model::Mac(m).to_string()
+}
+
+impl Kernel for LiveKernel {
+    fn apply(&mut self, op: &KernelOp) -> Result<(), KernelError> {
+        let what = op.to_string();
+        let res = self.apply_op(op, &what);
+        tracing::debug!(op = %what, ok = res.is_ok(), "kernel op");
+        res
+    }
+
+    fn create_netns(&mut self, name: &str) -> Result<(), KernelError> {
+        let what = format!("create netns {name}");
+        netns::create(name).map_err(|e| ns_err(&what, &e))?;
+        let ns = NsRef::Named(name.to_string());
+        let up = self.apply_op(
+            &KernelOp::LinkUp {
+                ns,
+                ifname: "lo".into(),
+            },
+            &what,
+        );
+        if let Err(err) = up {
+            self.forget(name);
+            let _ = netns::delete(name);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn delete_netns(&mut self, name: &str) -> Result<bool, KernelError> {
+        self.forget(name);
+        netns::delete(name).map_err(|e| ns_err(&format!("delete netns {name}"), &e))
+    }
+
+    fn list_netns(&mut self) -> Result<Vec<String>, KernelError> {
+        netns::list().map_err(|e| ns_err("list netns", &e))
+    }
+
+    fn netns_exists(&mut self, ns: &NsRef) -> bool {
+        match ns {
+            NsRef::Host => true,
+            NsRef::Named(name) if name.starts_with('/') => std::path::Path::new(name).exists(),
+            NsRef::Named(name) => netns::exists(name),
+        }
+    }
+
+    fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError> {
+        let what = format!("inspect netns {ns}");
+        let sock = self.sock(ns, &what)?;
+        let links = sock.links().map_err(|e| nl_err(&what, &e))?;
+        let addrs = sock.addrs().map_err(|e| nl_err(&what, &e))?;
+        let routes = sock.routes().map_err(|e| nl_err(&what, &e))?;
+        let name_of = |i: u32| links.iter().find(|l| l.index == i).map(|l| l.name.clone());
+        let interfaces = links
+            .iter()
+            .map(|l| IfaceView {
+                name: l.name.clone(),
+                index: l.index,
+                kind: l.kind.clone(),
+                up: l.up,
+                mac: l.mac.map(mac_string),
+                mtu: l.mtu,
+                master: l.master.and_then(name_of),
+                addrs: addrs
+                    .iter()
+                    .filter(|a| a.index == l.index)
+                    .map(|a| a.addr)
+                    .collect(),
+            })
+            .collect();
+        let routes = routes
+            .into_iter()
+            .map(|r| RouteView {
+                dest: r.dest,
+                via: r.gateway,
+                dev: r.oif.and_then(name_of),
+                proto: proto_name(r.protocol),
+            })
+            .collect();
+        Ok(NsView { interfaces, routes })
+    }
+
+    fn process_alive(&mut self, pid: u32) -> bool {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    }
+}

@@ -1,0 +1,689 @@
+//! Links: lookup, dump, bridge and veth creation, up/master/hairpin, deletion.
+
+use std::os::fd::{BorrowedFd, RawFd};
+
+use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL, Parseable};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo,
+    LinkMessage, LinkProtoInfoBridge, State,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{NetlinkError, Replies, Req, Rtnl};
+
+/// `IFLA_BRPORT_MODE` (hairpin) inside a bridge port's IFLA_PROTINFO.
+const IFLA_BRPORT_MODE: u16 = 4;
+/// `RTM_NEWLINK`, the reply type for link GETs and dumps.
+const RTM_NEWLINK: u16 = 16;
+
+/// A Linux bridge to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeSpec {
+    /// Interface name.
+    pub name: String,
+    /// MTU; kernel default when `None`.
+    pub mtu: Option<u32>,
+    /// IFLA_IFALIAS, handy for tagging what created the device.
+    pub alias: Option<String>,
+    /// Bring it up in the same request.
+    pub up: bool,
+}
+
+/// A veth pair to create in one request: host end here, peer possibly in another netns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VethSpec {
+    /// Host-side interface name.
+    pub name: String,
+    /// Host-side IFLA_IFALIAS.
+    pub alias: Option<String>,
+    /// MTU for both ends.
+    pub mtu: Option<u32>,
+    /// Bridge (ifindex) to enslave the host end to.
+    pub master: Option<u32>,
+    /// Bring the host end up.
+    pub up: bool,
+    /// Peer interface name (inside `peer_netns`).
+    pub peer_name: String,
+    /// Namespace to create the peer in directly; same netns as the socket when `None`.
+    pub peer_netns: Option<RawFd>,
+    /// Peer MAC address; random when `None`.
+    pub peer_mac: Option<[u8; 6]>,
+    /// Bring the peer up.
+    pub peer_up: bool,
+}
+
+/// A link as reported by the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// IFLA_INFO_KIND (`bridge`, `veth`, ...); `None` for physical/loopback devices.
+    pub kind: Option<String>,
+    /// Master device index (e.g. the bridge a port belongs to).
+    pub master: Option<u32>,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Operationally up: operstate UP, or UNKNOWN while running (loopback, drivers without
+    /// operstate support), as the kernel's operstates documentation prescribes.
+    pub oper_up: bool,
+    /// Hardware address, when it is an Ethernet-style 6-byte one.
+    pub mac: Option<[u8; 6]>,
+    /// MTU.
+    pub mtu: Option<u32>,
+    /// IFLA_IFALIAS.
+    pub alias: Option<String>,
+}
+
+impl Rtnl {
+    /// Interface index of `name`, `None` when it does not exist.
+    pub fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
+        Ok(self.link(name)?.map(|l| l.index))
+    }
+
+    /// The link called `name`, `None` when it does not exist.
+    pub fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
+        let req = get_link_req(name);
+        let op = req.op.clone();
+        match self.call(req) {
+            Ok(replies) => first_link(&op, replies).map(Some),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// All links of the namespace.
+    pub fn links(&mut self) -> Result<Vec<LinkInfo>, NetlinkError> {
+        let op = "dump links";
+        let replies = self.dump(|| {
+            let mut msg = LinkMessage::default();
+            msg.attributes
+                .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+            Req::new(op.into(), 0, RouteNetlinkMessage::GetLink(msg))
+        })?;
+        replies
+            .iter()
+            .filter(|r| r.kind == RTM_NEWLINK)
+            .map(|r| parse_link(&r.payload).map_err(|e| NetlinkError::decode(op, e)))
+            .collect()
+    }
+
+    /// Creates a bridge and returns its ifindex; fails with EEXIST if the name is taken.
+    ///
+    /// The create and a GETLINK for its index share one datagram: one round trip, plus one
+    /// more when an alias is set (the kernel ignores IFLA_IFALIAS on create).
+    pub fn add_bridge(&mut self, b: &BridgeSpec) -> Result<u32, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        set_up_flag(&mut msg, b.up);
+        msg.attributes.push(LinkAttribute::IfName(b.name.clone()));
+        if let Some(mtu) = b.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![NlLinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        let create = Req::new(
+            format!("create bridge {}", b.name),
+            NLM_F_CREATE | NLM_F_EXCL,
+            RouteNetlinkMessage::NewLink(msg),
+        );
+        let get = get_link_req(&b.name);
+        let get_op = get.op.clone();
+        let mut results = self.exchange(vec![create, get])?.into_iter();
+        let (created, got) = (results.next(), results.next());
+        created.expect("create result")?;
+        let index = first_link(&get_op, got.expect("get result")?)?.index;
+        if let Some(alias) = &b.alias {
+            self.ack(set_alias_req(&b.name, alias))
+                .inspect_err(|_| self.rollback(&b.name))?;
+        }
+        Ok(index)
+    }
+
+    /// Creates a veth pair with ONE RTM_NEWLINK: host end (name, MTU, master, up) here and the
+    /// peer (name, MAC, MTU) directly in `peer_netns`, so the peer never shows up in our netns.
+    ///
+    /// Two things the kernel cannot do in that message need a follow-up: IFLA_IFALIAS is ignored
+    /// on create, and the peer cannot be set up because veth opens it before the two ends are
+    /// tied together (ENOTCONN). `alias` costs one more round trip here; `peer_up` costs one
+    /// round trip on a temporary socket in `peer_netns` (cheaper: leave it false and include
+    /// the peer's [`super::Request::SetUp`] in the batch that configures the peer's netns).
+    /// If a follow-up fails, the pair is deleted again so a retry starts clean.
+    pub fn add_veth(&mut self, v: &VethSpec) -> Result<(), NetlinkError> {
+        let mut peer = LinkMessage::default();
+        peer.attributes
+            .push(LinkAttribute::IfName(v.peer_name.clone()));
+        if let Some(mac) = v.peer_mac {
+            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(mtu) = v.mtu {
+            peer.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(fd) = v.peer_netns {
+            peer.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+
+        let mut msg = LinkMessage::default();
+        set_up_flag(&mut msg, v.up);
+        msg.attributes.push(LinkAttribute::IfName(v.name.clone()));
+        if let Some(mtu) = v.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(master) = v.master {
+            msg.attributes.push(LinkAttribute::Controller(master));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            NlLinkInfo::Kind(InfoKind::Veth),
+            NlLinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        self.ack(Req::new(
+            format!("create veth {} (peer {})", v.name, v.peer_name),
+            NLM_F_CREATE | NLM_F_EXCL,
+            RouteNetlinkMessage::NewLink(msg),
+        ))?;
+        self.finish_veth(v).inspect_err(|_| self.rollback(&v.name))
+    }
+
+    /// The parts of [`Rtnl::add_veth`] the kernel does not accept in the create message.
+    fn finish_veth(&mut self, v: &VethSpec) -> Result<(), NetlinkError> {
+        let mut here = Vec::new();
+        if let Some(alias) = &v.alias {
+            here.push(set_alias_req(&v.name, alias));
+        }
+        if v.peer_up {
+            let mut req = set_up_by_name_req(&v.peer_name);
+            match v.peer_netns {
+                None => here.push(req),
+                Some(fd) => {
+                    req.op = format!("{} in netns fd {fd}", req.op);
+                    // SAFETY: the caller keeps `fd` open for the duration of this call (it
+                    // was just used to create the peer).
+                    let ns = unsafe { BorrowedFd::borrow_raw(fd) };
+                    Rtnl::open_in(ns)?.ack(req)?;
+                }
+            }
+        }
+        if !here.is_empty() {
+            for result in self.exchange(here)? {
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Best-effort removal of a link we just created, after its configuration failed.
+    fn rollback(&mut self, name: &str) {
+        if let Err(e) = self.del_link(name) {
+            tracing::warn!("rolling back {name}: {e}");
+        }
+    }
+
+    /// Deletes the link called `name`; `Ok(false)` when it did not exist.
+    pub fn del_link(&mut self, name: &str) -> Result<bool, NetlinkError> {
+        match self.ack(del_link_req(name)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets the link administratively up.
+    pub fn set_up(&mut self, index: u32) -> Result<(), NetlinkError> {
+        self.ack(set_up_req(index))
+    }
+
+    /// Enslaves link `index` to `master` (0 releases it from its master).
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<(), NetlinkError> {
+        self.ack(set_master_req(index, master))
+    }
+
+    /// Turns hairpin mode on a bridge port on or off, so traffic may leave through the port it
+    /// came in on (needed for hairpin NAT: a container reaching itself via a published port).
+    pub fn set_bridge_port_hairpin(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.interface_family = AddressFamily::Bridge;
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+            LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_MODE, vec![u8::from(on)])),
+        ]));
+        self.ack(Req::new(
+            format!(
+                "set hairpin {} on bridge port ifindex {index}",
+                if on { "on" } else { "off" }
+            ),
+            0,
+            RouteNetlinkMessage::SetLink(msg),
+        ))
+    }
+}
+
+pub(super) fn set_up_req(index: u32) -> Req {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    set_up_flag(&mut msg, true);
+    Req::new(
+        format!("set link ifindex {index} up"),
+        0,
+        RouteNetlinkMessage::SetLink(msg),
+    )
+}
+
+pub(super) fn set_master_req(index: u32, master: u32) -> Req {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.attributes.push(LinkAttribute::Controller(master));
+    Req::new(
+        format!("set master of ifindex {index} to ifindex {master}"),
+        0,
+        RouteNetlinkMessage::SetLink(msg),
+    )
+}
+
+pub(super) fn del_link_req(name: &str) -> Req {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    Req::new(
+        format!("delete link {name}"),
+        0,
+        RouteNetlinkMessage::DelLink(msg),
+    )
+}
+
+fn set_up_by_name_req(name: &str) -> Req {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    set_up_flag(&mut msg, true);
+    Req::new(
+        format!("set link {name} up"),
+        0,
+        RouteNetlinkMessage::SetLink(msg),
+    )
+}
+
+fn set_alias_req(name: &str, alias: &str) -> Req {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    msg.attributes
+        .push(LinkAttribute::IfAlias(alias.to_owned()));
+    Req::new(
+        format!("set alias of {name} to {alias:?}"),
+        0,
+        RouteNetlinkMessage::SetLink(msg),
+    )
+}
+
+fn get_link_req(name: &str) -> Req {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    // Counters are the bulk of a link message and we never read them.
+    msg.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    Req::new(
+        format!("get link {name}"),
+        0,
+        RouteNetlinkMessage::GetLink(msg),
+    )
+}
+
+fn set_up_flag(msg: &mut LinkMessage, up: bool) {
+    if up {
+        msg.header.flags |= LinkFlags::Up;
+        msg.header.change_mask |= LinkFlags::Up;
+    }
+}
+
+fn first_link(op: &str, replies: Replies) -> Result<LinkInfo, NetlinkError> {
+    let reply = replies
+        .msgs
+        .iter()
+        .find(|r| r.kind == RTM_NEWLINK)
+        .ok_or_else(|| NetlinkError::decode(op, "no RTM_NEWLINK in reply"))?;
+    parse_link(&reply.payload).map_err(|e| NetlinkError::decode(op, e))
+}
+
+fn parse_link(payload: &[u8]) -> Result<LinkInfo, String> {
+    let msg = LinkMessage::parse(payload).map_err(|e| e.to_string())?;
+    let mut info = LinkInfo {
+        index: msg.header.index,
+        name: String::new(),
+        kind: None,
+        master: None,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        oper_up: false,
+        mac: None,
+        mtu: None,
+        alias: None,
+    };
+    let mut state = State::Unknown;
+    for attr in msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => info.name = n,
+            LinkAttribute::Controller(m) if m != 0 => info.master = Some(m),
+            LinkAttribute::Mtu(m) => info.mtu = Some(m),
+            LinkAttribute::IfAlias(a) => info.alias = Some(a),
+            LinkAttribute::Address(a) => info.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
+            LinkAttribute::OperState(s) => state = s,
+            LinkAttribute::LinkInfo(infos) => {
+                info.kind = infos.into_iter().find_map(|i| match i {
+                    NlLinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                });
+            }
+            _ => {}
+        }
+    }
+    info.oper_up = state == State::Up
+        || (state == State::Unknown && msg.header.flags.contains(LinkFlags::Running));
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsFd, AsRawFd};
+
+    use netlink_packet_route::link::{InfoBridgePort, InfoPortData};
+
+    use super::super::testutil::*;
+    use super::*;
+
+    fn bridge(name: &str, up: bool) -> BridgeSpec {
+        BridgeSpec {
+            name: name.into(),
+            mtu: Some(1400),
+            alias: Some("nsnet test".into()),
+            up,
+        }
+    }
+
+    /// Hairpin flag of a bridge port, read back from IFLA_INFO_PORT_DATA.
+    fn hairpin(rtnl: &mut Rtnl, name: &str) -> Option<bool> {
+        let replies = rtnl.call(get_link_req(name)).unwrap();
+        let msg = LinkMessage::parse(&replies.msgs[0].payload).unwrap();
+        msg.attributes.into_iter().find_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => infos.into_iter().find_map(|i| match i {
+                NlLinkInfo::PortData(InfoPortData::BridgePort(attrs)) => {
+                    attrs.into_iter().find_map(|p| match p {
+                        InfoBridgePort::HairpinMode(on) => Some(on),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            }),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn bridge_create_and_exists() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            let idx = rtnl.add_bridge(&bridge("br-test0", true)).unwrap();
+            let link = rtnl.link("br-test0").unwrap().unwrap();
+            assert_eq!(link.index, idx);
+            assert_eq!(link.kind.as_deref(), Some("bridge"));
+            assert_eq!(link.mtu, Some(1400));
+            assert_eq!(link.alias.as_deref(), Some("nsnet test"));
+            assert!(link.up);
+            assert!(link.mac.is_some());
+            assert_eq!(rtnl.link_index("br-test0").unwrap(), Some(idx));
+
+            let err = rtnl.add_bridge(&bridge("br-test0", true)).unwrap_err();
+            assert!(err.is_exists(), "{err:?}");
+            assert!(
+                err.to_string()
+                    .starts_with("create bridge br-test0: File exists"),
+                "{err}"
+            );
+
+            let names: Vec<_> = rtnl.links().unwrap().into_iter().map(|l| l.name).collect();
+            assert_eq!(names, ["lo", "br-test0"]);
+            let lo = rtnl.link("lo").unwrap().unwrap();
+            assert_eq!(lo.kind, None);
+            assert!(!lo.up && !lo.oper_up);
+        });
+    }
+
+    #[test]
+    fn failed_follow_up_rolls_back_create() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            // IFALIASZ is 256: the alias follow-up fails after the bridge was created.
+            let spec = BridgeSpec {
+                alias: Some("x".repeat(300)),
+                ..bridge("br-rb", false)
+            };
+            let err = rtnl.add_bridge(&spec).unwrap_err();
+            assert!(err.to_string().starts_with("set alias of br-rb"), "{err}");
+            assert_eq!(rtnl.link_index("br-rb").unwrap(), None);
+
+            let err = rtnl
+                .add_veth(&VethSpec {
+                    name: "vrb0".into(),
+                    alias: Some("y".repeat(300)),
+                    mtu: None,
+                    master: None,
+                    up: false,
+                    peer_name: "vrb1".into(),
+                    peer_netns: None,
+                    peer_mac: None,
+                    peer_up: true,
+                })
+                .unwrap_err();
+            assert!(err.to_string().starts_with("set alias of vrb0"), "{err}");
+            assert_eq!(rtnl.link_index("vrb0").unwrap(), None);
+            assert_eq!(rtnl.link_index("vrb1").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn veth_peer_up_in_same_netns() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            rtnl.add_veth(&VethSpec {
+                name: "vs0".into(),
+                alias: Some("tag".into()),
+                mtu: None,
+                master: None,
+                up: true,
+                peer_name: "vs1".into(),
+                peer_netns: None,
+                peer_mac: None,
+                peer_up: true,
+            })
+            .unwrap();
+            let host = rtnl.link("vs0").unwrap().unwrap();
+            assert!(host.up);
+            assert_eq!(host.alias.as_deref(), Some("tag"));
+            assert!(rtnl.link("vs1").unwrap().unwrap().up);
+        });
+    }
+
+    #[test]
+    fn del_link_is_idempotent() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            assert_eq!(rtnl.link_index("br-gone").unwrap(), None);
+            assert_eq!(rtnl.link("br-gone").unwrap(), None);
+            rtnl.add_bridge(&bridge("br-gone", false)).unwrap();
+            assert!(rtnl.del_link("br-gone").unwrap());
+            assert!(!rtnl.del_link("br-gone").unwrap());
+            assert_eq!(rtnl.link_index("br-gone").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn veth_peer_created_in_other_netns() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            let br = rtnl.add_bridge(&bridge("br-v", true)).unwrap();
+            let peer_ns = new_netns_fd();
+            let mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02];
+            rtnl.add_veth(&VethSpec {
+                name: "nsv1a2b3c4".into(),
+                alias: Some("ctr-1".into()),
+                mtu: Some(1400),
+                master: Some(br),
+                up: true,
+                peer_name: "eth0".into(),
+                peer_netns: Some(peer_ns.as_raw_fd()),
+                peer_mac: Some(mac),
+                peer_up: true,
+            })
+            .unwrap();
+
+            let host = rtnl.link("nsv1a2b3c4").unwrap().unwrap();
+            assert_eq!(host.kind.as_deref(), Some("veth"));
+            assert_eq!(host.master, Some(br));
+            assert_eq!(host.mtu, Some(1400));
+            assert_eq!(host.alias.as_deref(), Some("ctr-1"));
+            assert!(host.up);
+            assert_eq!(rtnl.link_index("eth0").unwrap(), None);
+
+            let mut there = Rtnl::open_in(peer_ns.as_fd()).unwrap();
+            let peer = there.link("eth0").unwrap().unwrap();
+            assert_eq!(peer.kind.as_deref(), Some("veth"));
+            assert_eq!(peer.mac, Some(mac));
+            assert_eq!(peer.mtu, Some(1400));
+            assert!(peer.up);
+            // Operstate is updated asynchronously by the kernel's linkwatch (up to ~1s).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !there.link("eth0").unwrap().unwrap().oper_up {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "peer never got carrier"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+
+            // Same names again: the host end exists, error names the veth and its peer.
+            let err = rtnl
+                .add_veth(&VethSpec {
+                    name: "nsv1a2b3c4".into(),
+                    alias: None,
+                    mtu: None,
+                    master: None,
+                    up: false,
+                    peer_name: "eth0".into(),
+                    peer_netns: Some(peer_ns.as_raw_fd()),
+                    peer_mac: None,
+                    peer_up: false,
+                })
+                .unwrap_err();
+            assert!(err.is_exists(), "{err:?}");
+            assert!(
+                err.to_string()
+                    .starts_with("create veth nsv1a2b3c4 (peer eth0): File exists"),
+                "{err}"
+            );
+
+            // Deleting the host end removes the peer too.
+            assert!(rtnl.del_link("nsv1a2b3c4").unwrap());
+            assert_eq!(there.link_index("eth0").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn veth_carries_udp_between_namespaces() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            let peer_ns = new_netns_fd();
+            rtnl.add_veth(&VethSpec {
+                name: "veth-h".into(),
+                alias: None,
+                mtu: None,
+                master: None,
+                up: true,
+                peer_name: "veth-c".into(),
+                peer_netns: Some(peer_ns.as_raw_fd()),
+                peer_mac: None,
+                peer_up: true,
+            })
+            .unwrap();
+            let host = rtnl.link_index("veth-h").unwrap().unwrap();
+            rtnl.add_addr(host, "10.123.0.1/24".parse().unwrap(), false)
+                .unwrap();
+            let mut there = Rtnl::open_in(peer_ns.as_fd()).unwrap();
+            let peer = there.link_index("veth-c").unwrap().unwrap();
+            there
+                .add_addr(peer, "10.123.0.2/24".parse().unwrap(), false)
+                .unwrap();
+
+            let ns = peer_ns.as_fd();
+            let receiver = std::thread::scope(|s| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let handle = s.spawn(move || {
+                    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    let sock = std::net::UdpSocket::bind("10.123.0.2:5555").unwrap();
+                    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                        .unwrap();
+                    tx.send(()).unwrap();
+                    let mut buf = [0u8; 64];
+                    let (n, from) = sock.recv_from(&mut buf).unwrap();
+                    (buf[..n].to_vec(), from)
+                });
+                rx.recv().unwrap();
+                let sock = std::net::UdpSocket::bind("10.123.0.1:0").unwrap();
+                sock.send_to(b"hello", "10.123.0.2:5555").unwrap();
+                handle.join().unwrap()
+            });
+            assert_eq!(receiver.0, b"hello");
+            assert_eq!(receiver.1.ip().to_string(), "10.123.0.1");
+        });
+    }
+
+    #[test]
+    fn set_master_up_and_hairpin() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            let br = rtnl.add_bridge(&bridge("br-h", false)).unwrap();
+            rtnl.add_veth(&VethSpec {
+                name: "vh0".into(),
+                alias: None,
+                mtu: None,
+                master: None,
+                up: false,
+                peer_name: "vh1".into(),
+                peer_netns: None,
+                peer_mac: None,
+                peer_up: false,
+            })
+            .unwrap();
+            let port = rtnl.link_index("vh0").unwrap().unwrap();
+            rtnl.set_master(port, br).unwrap();
+            rtnl.set_up(port).unwrap();
+            let link = rtnl.link("vh0").unwrap().unwrap();
+            assert_eq!(link.master, Some(br));
+            assert!(link.up);
+
+            assert_eq!(hairpin(&mut rtnl, "vh0"), Some(false));
+            rtnl.set_bridge_port_hairpin(port, true).unwrap();
+            assert_eq!(hairpin(&mut rtnl, "vh0"), Some(true));
+            rtnl.set_bridge_port_hairpin(port, false).unwrap();
+            assert_eq!(hairpin(&mut rtnl, "vh0"), Some(false));
+
+            rtnl.set_master(port, 0).unwrap();
+            assert_eq!(rtnl.link("vh0").unwrap().unwrap().master, None);
+            let err = rtnl.set_bridge_port_hairpin(port, true).unwrap_err();
+            assert!(err.to_string().contains("ifindex"), "{err}");
+
+            let err = rtnl.set_up(9999).unwrap_err();
+            assert!(err.is_not_found(), "{err:?}");
+        });
+    }
+}
