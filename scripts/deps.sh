@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages nsnet's demo and tests use (Debian/Ubuntu, as root).
+# iproute2: `ip` in tests; iputils-ping: traffic proofs; util-linux: unshare/nsenter for
+# test sandboxes; nftables: the firewall backend; gcc: builds the bundled SQLite.
+set -euo pipefail
+pkgs=(iproute2 iputils-ping util-linux nftables gcc)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
