@@ -179,8 +179,13 @@ fn subnet_overlapping_a_host_route_is_refused() {
     }
     let s = Sandbox::new();
     assert_eq!(
-        s.sh("ip", &["link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1"])
-            .code,
+        s.sh(
+            "ip",
+            &[
+                "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1"
+            ]
+        )
+        .code,
         0
     );
     assert_eq!(
@@ -211,8 +216,13 @@ fn failed_connects_leave_no_veth_address_or_row() {
     s.ok(&["network", "create", "lan", "--subnet", "10.4.0.0/24"]);
     // Interface name taken inside the namespace (made by hand): the kernel refuses, nsnet undoes.
     assert_eq!(
-        s.sh("ip", &["-n", "red", "link", "add", "eth0", "type", "veth", "peer", "name", "spare0"])
-            .code,
+        s.sh(
+            "ip",
+            &[
+                "-n", "red", "link", "add", "eth0", "type", "veth", "peer", "name", "spare0"
+            ]
+        )
+        .code,
         0
     );
     let before = (s.host_links(), s.rows());
