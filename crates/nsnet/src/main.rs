@@ -29,7 +29,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match commands::run(cli) {
+    tracing::debug!("start");
+    let result = commands::run(cli);
+    tracing::debug!("done");
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
