@@ -2,10 +2,12 @@
 //! IPAM and the planner. Nothing here performs I/O, so all of it is unit-tested without root.
 
 pub mod error;
+pub mod firewall;
 pub mod ipam;
 pub mod model;
 pub mod names;
 pub mod ops;
 pub mod plan;
+pub mod port;
 
 pub use error::CoreError;

@@ -83,6 +83,10 @@ pub struct NetworkSpec {
     pub subnets: Vec<Subnet>,
     pub mtu: Option<u32>,
     pub internal: bool,
+    /// Masquerade traffic leaving for anything outside nsnet's networks (default on).
+    pub masquerade: bool,
+    /// Inter-container communication on this network's bridge (default on).
+    pub icc: bool,
 }
 
 impl NetworkSpec {
@@ -184,6 +188,8 @@ impl NetworkSpec {
             subnets: out,
             mtu,
             internal,
+            masquerade: true,
+            icc: true,
         })
     }
 
