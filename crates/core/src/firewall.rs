@@ -20,6 +20,10 @@ pub const FAMILY_BRIDGE: u8 = 7;
 /// Conntrack mark bit nsnet sets on every flow it accepts. An admin's default-drop forward
 /// chain accepts nsnet's traffic with: `ct mark & 0x01000000 == 0x01000000 accept`.
 pub const CT_MARK: u32 = 0x0100_0000;
+/// Conntrack mark bit for connections from a container to a host address: when such a
+/// connection is DNATed (to a published port) it is masqueraded, so replies return through
+/// the host even when br_netfilter bridges the frame (where postrouting has no input interface).
+pub const CT_MARK_FROM_BRIDGE: u32 = 0x0200_0000;
 
 /// Every nsnet bridge.
 pub const SET_BRIDGES: &str = "bridges";
@@ -62,6 +66,7 @@ pub fn skeleton() -> String {
 	}}
 
 	chain publish {{
+		iifname @{SET_BRIDGES} ct mark set ct mark | {CT_MARK_FROM_BRIDGE:#010x}
 		dnat ip to ip daddr . meta l4proto . th dport map @{MAP_IP4}
 		dnat ip to meta l4proto . th dport map @{MAP_ANY4}
 		dnat ip6 to ip6 daddr . meta l4proto . th dport map @{MAP_IP6}
@@ -70,7 +75,7 @@ pub fn skeleton() -> String {
 
 	chain postrouting {{
 		type nat hook postrouting priority srcnat; policy accept;
-		ct status dnat iifname @{SET_BRIDGES} masquerade
+		ct status dnat ct mark & {CT_MARK_FROM_BRIDGE:#010x} == {CT_MARK_FROM_BRIDGE:#010x} masquerade
 		ip saddr 127.0.0.0/8 oifname @{SET_BRIDGES} masquerade
 		iifname @{SET_MASQ} oifname != @{SET_BRIDGES} masquerade
 	}}

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::firewall::FwChange;
 use crate::model::Mac;
 
 /// A network namespace an operation runs in.
@@ -89,6 +90,13 @@ pub enum KernelOp {
         key: String,
         value: String,
     },
+    /// Hairpin mode on a bridge port (in the host namespace), so a container reaches its own
+    /// published port when br_netfilter bridges the DNATed frame back out of its port.
+    Hairpin {
+        ifname: String,
+    },
+    /// Firewall element changes, applied as one atomic nf_tables transaction.
+    Firewall(Vec<FwChange>),
 }
 
 impl KernelOp {
@@ -125,7 +133,13 @@ impl KernelOp {
                 via: *via,
                 dev: dev.clone(),
             },
-            KernelOp::LinkUp { .. } | KernelOp::DeleteLink { .. } | KernelOp::Sysctl { .. } => {
+            KernelOp::Firewall(changes) => {
+                KernelOp::Firewall(changes.iter().rev().map(FwChange::inverse).collect())
+            }
+            KernelOp::LinkUp { .. }
+            | KernelOp::DeleteLink { .. }
+            | KernelOp::Sysctl { .. }
+            | KernelOp::Hairpin { .. } => {
                 return None;
             }
         })
@@ -158,6 +172,20 @@ impl fmt::Display for KernelOp {
             KernelOp::LinkUp { ns, ifname } => write!(f, "set {ifname} up in netns {ns}"),
             KernelOp::DeleteLink { ns, ifname } => write!(f, "delete {ifname} in netns {ns}"),
             KernelOp::Sysctl { ns, key, value } => write!(f, "set {key}={value} in netns {ns}"),
+            KernelOp::Hairpin { ifname } => write!(f, "set hairpin on bridge port {ifname}"),
+            KernelOp::Firewall(changes) => {
+                write!(f, "firewall: ")?;
+                for (i, c) in changes.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    if i == 3 {
+                        return write!(f, "... ({} changes)", changes.len());
+                    }
+                    write!(f, "{c}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

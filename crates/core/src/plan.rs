@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::firewall::{self, FwChange, FwElem};
 use crate::model::{Mac, NetworkSpec};
 use crate::names::IfName;
 use crate::ops::{KernelOp, NsRef, VethEnd};
@@ -20,13 +21,29 @@ pub fn default_dest(gateway: IpAddr) -> IpNet {
     }
 }
 
-/// Bridge, gateway addresses, up; forwarding on for networks that route beyond themselves.
+/// A firewall op adding `elems`, or nothing when there are none.
+fn fw_add(elems: Vec<FwElem>) -> Option<KernelOp> {
+    (!elems.is_empty()).then(|| KernelOp::Firewall(elems.into_iter().map(FwChange::Add).collect()))
+}
+
+/// A firewall op deleting `elems`, or nothing when there are none.
+fn fw_del(elems: Vec<FwElem>) -> Option<KernelOp> {
+    (!elems.is_empty()).then(|| KernelOp::Firewall(elems.into_iter().map(FwChange::Del).collect()))
+}
+
+/// Bridge, gateway addresses, up; forwarding on for networks that route beyond themselves;
+/// `route_localnet` so the host's 127.0.0.1 reaches published ports; firewall elements.
 pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
     let bridge = spec.bridge.to_string();
     let mut ops = vec![KernelOp::CreateBridge {
         name: bridge.clone(),
         mtu: spec.mtu,
     }];
+    if has_ipv6(spec) {
+        // Before the bridge goes up: a tentative link-local address would hold back neighbour
+        // solicitations, and so the first packets to every endpoint, for a second.
+        ops.push(sysctl(&format!("net/ipv6/conf/{bridge}/accept_dad"), "0"));
+    }
     ops.extend(spec.subnets.iter().map(|s| KernelOp::AddAddr {
         ns: NsRef::Host,
         ifname: bridge.clone(),
@@ -34,8 +51,15 @@ pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
     }));
     ops.push(KernelOp::LinkUp {
         ns: NsRef::Host,
-        ifname: bridge,
+        ifname: bridge.clone(),
     });
+    if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
+        // Slash form: bridge names may contain dots.
+        ops.push(sysctl(
+            &format!("net/ipv4/conf/{bridge}/route_localnet"),
+            "1",
+        ));
+    }
     if !spec.internal {
         if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
             ops.push(sysctl("net.ipv4.ip_forward", "1"));
@@ -44,7 +68,12 @@ pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
             ops.push(sysctl("net.ipv6.conf.all.forwarding", "1"));
         }
     }
+    ops.extend(fw_add(firewall::network_elements(spec)));
     ops
+}
+
+fn has_ipv6(spec: &NetworkSpec) -> bool {
+    spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6())
 }
 
 fn sysctl(key: &str, value: &str) -> KernelOp {
@@ -55,12 +84,16 @@ fn sysctl(key: &str, value: &str) -> KernelOp {
     }
 }
 
-/// Deleting the bridge removes its addresses and detaches any ports with it.
+/// Firewall elements out, then the bridge (which takes its addresses and ports with it).
 pub fn remove_network(spec: &NetworkSpec) -> Vec<KernelOp> {
-    vec![KernelOp::DeleteLink {
+    let mut ops: Vec<KernelOp> = fw_del(firewall::network_elements(spec))
+        .into_iter()
+        .collect();
+    ops.push(KernelOp::DeleteLink {
         ns: NsRef::Host,
         ifname: spec.bridge.to_string(),
-    }]
+    });
+    ops
 }
 
 /// What identifies one endpoint's kernel objects.
@@ -75,11 +108,24 @@ pub struct EndpointLayout {
     pub default_via: Vec<IpAddr>,
 }
 
-/// A veth with its host end on the network's bridge and its peer made directly in the
-/// namespace, then loopback up, the addresses, and the default routes.
-pub fn connect(net: &NetworkSpec, ep: &EndpointLayout) -> Vec<KernelOp> {
+/// A veth with its host end on the network's bridge (hairpin on) and its peer made directly
+/// in the namespace, then loopback up, the addresses, the default routes, and the firewall
+/// elements (`fw`: the endpoint's own and its published ports') in one transaction.
+pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<KernelOp> {
     let ifname = ep.ifname.to_string();
-    let mut ops = vec![
+    let mut ops = Vec::new();
+    if has_ipv6(net) {
+        // Interfaces created from now on in the namespace skip DAD and router advertisements:
+        // addresses come from nsnet's IPAM and routes from the plan.
+        for key in ["accept_dad", "accept_ra"] {
+            ops.push(KernelOp::Sysctl {
+                ns: ep.ns.clone(),
+                key: format!("net/ipv6/conf/default/{key}"),
+                value: "0".to_string(),
+            });
+        }
+    }
+    ops.extend([
         KernelOp::CreateVeth {
             a: VethEnd {
                 ns: NsRef::Host,
@@ -95,11 +141,14 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout) -> Vec<KernelOp> {
             },
             mtu: net.mtu,
         },
+        KernelOp::Hairpin {
+            ifname: ep.host_ifname.to_string(),
+        },
         KernelOp::LinkUp {
             ns: ep.ns.clone(),
             ifname: LOOPBACK.to_string(),
         },
-    ];
+    ]);
     ops.extend(ep.addrs.iter().map(|a| KernelOp::AddAddr {
         ns: ep.ns.clone(),
         ifname: ifname.clone(),
@@ -111,19 +160,23 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout) -> Vec<KernelOp> {
         via: Some(*gw),
         dev: Some(ifname.clone()),
     }));
+    ops.extend(fw_add(fw));
     ops
 }
 
-/// Deleting the host end deletes the peer with its addresses and routes; `promote` adds default
-/// routes through another endpoint of the namespace that becomes primary.
+/// Firewall elements out first, then deleting the host end deletes the peer with its
+/// addresses and routes; `promote` adds default routes through another endpoint of the
+/// namespace that becomes primary.
 pub fn disconnect(
     host_ifname: &IfName,
+    fw: Vec<FwElem>,
     promote: Option<(&NsRef, &IfName, &[IpAddr])>,
 ) -> Vec<KernelOp> {
-    let mut ops = vec![KernelOp::DeleteLink {
+    let mut ops: Vec<KernelOp> = fw_del(fw).into_iter().collect();
+    ops.push(KernelOp::DeleteLink {
         ns: NsRef::Host,
         ifname: host_ifname.to_string(),
-    }];
+    });
     if let Some((ns, ifname, gws)) = promote {
         ops.extend(gws.iter().map(|gw| KernelOp::AddRoute {
             ns: ns.clone(),
@@ -216,18 +269,24 @@ mod tests {
             render(&create_network(&net(false))),
             [
                 "create bridge v-net-0",
+                "set net/ipv6/conf/v-net-0/accept_dad=0 in netns host",
                 "add address 192.168.15.5/24 to v-net-0 in netns host",
                 "add address fd00:15::1/64 to v-net-0 in netns host",
                 "set v-net-0 up in netns host",
+                "set net/ipv4/conf/v-net-0/route_localnet=1 in netns host",
                 "set net.ipv4.ip_forward=1 in netns host",
                 "set net.ipv6.conf.all.forwarding=1 in netns host",
+                "firewall: add bridges \"v-net-0\", add same_bridge \"v-net-0\" . \"v-net-0\", add masq_bridges \"v-net-0\"",
             ]
         );
         let internal = render(&create_network(&net(true)));
         assert!(!internal.iter().any(|o| o.contains("forward")));
         assert_eq!(
             render(&remove_network(&net(false))),
-            ["delete v-net-0 in netns host"]
+            [
+                "firewall: delete bridges \"v-net-0\", delete same_bridge \"v-net-0\" . \"v-net-0\", delete masq_bridges \"v-net-0\"",
+                "delete v-net-0 in netns host"
+            ]
         );
     }
 
@@ -242,15 +301,18 @@ mod tests {
             default_via: vec!["192.168.15.5".parse().unwrap()],
         };
         assert_eq!(
-            render(&connect(&net(false), &ep)),
+            render(&connect(&net(false), &ep, vec![])),
             [
+                "set net/ipv6/conf/default/accept_dad=0 in netns red",
+                "set net/ipv6/conf/default/accept_ra=0 in netns red",
                 "create veth nsv0123 in netns host (peer eth0 in netns red)",
+                "set hairpin on bridge port nsv0123",
                 "set lo up in netns red",
                 "add address 192.168.15.2/24 to eth0 in netns red",
                 "add route 0.0.0.0/0 via 192.168.15.5 dev eth0 in netns red",
             ]
         );
-        let undo: Vec<_> = connect(&net(false), &ep)
+        let undo: Vec<_> = connect(&net(false), &ep, vec![])
             .iter()
             .filter_map(KernelOp::inverse)
             .collect();
@@ -262,7 +324,11 @@ mod tests {
         let ns = NsRef::Named("red".into());
         let eth1 = IfName::new("eth1").unwrap();
         let gws = ["10.1.0.1".parse().unwrap()];
-        let ops = disconnect(&IfName::new("nsv0123").unwrap(), Some((&ns, &eth1, &gws)));
+        let ops = disconnect(
+            &IfName::new("nsv0123").unwrap(),
+            vec![],
+            Some((&ns, &eth1, &gws)),
+        );
         assert_eq!(
             render(&ops),
             [

@@ -36,7 +36,13 @@ impl<K: Kernel> Engine<K> {
             let ns = ns_ref(&e.netns);
             let gone = !self.kernel.netns_exists(&ns);
             if self.orphaned(e.state, e.pid, &e.boot_id) || gone {
-                let errors = teardown(&mut self.kernel, &plan::disconnect(&e.host_ifname, None));
+                let fw = self
+                    .store
+                    .read(|tx| crate::network::endpoint_firewall(tx, &e))?;
+                let errors = teardown(
+                    &mut self.kernel,
+                    &plan::disconnect(&e.host_ifname, fw, None),
+                );
                 if errors.is_empty() {
                     self.store.write(|tx| tx.delete_endpoint(e.id))?;
                     report

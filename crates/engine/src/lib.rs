@@ -8,7 +8,9 @@ mod gc;
 mod link;
 mod netns;
 mod network;
+mod ports;
 mod primary;
+mod repair;
 mod route;
 pub mod views;
 
@@ -16,6 +18,8 @@ pub use error::EngineError;
 pub use gc::GcReport;
 pub use link::LinkRequest;
 pub use network::{ConnectRequest, NetworkRequest};
+pub use ports::PortView;
+pub use repair::RepairReport;
 pub use route::route_dest;
 
 use nsnet_store::Store;

@@ -88,7 +88,10 @@ impl<K: Kernel> Engine<K> {
         let (networks, links, routes) = self.store.read(|tx| {
             let eps = tx.endpoints_in_netns(&key)?;
             let primary = primary_in(tx, &eps)?;
-            let networks: Vec<_> = eps.iter().map(|e| endpoint_view(e, primary)).collect();
+            let networks = eps
+                .iter()
+                .map(|e| endpoint_view(tx, e, primary))
+                .collect::<Result<Vec<_>, _>>()?;
             let links: Vec<_> = tx
                 .links_in_netns(&key)?
                 .iter()

@@ -4,10 +4,12 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use nsnet_core::firewall;
 use nsnet_core::model::{Mac, NetworkSpec, overlaps};
 use nsnet_core::names::{IfName, NetName, host_veth};
 use nsnet_core::ops::NsRef;
 use nsnet_core::plan::{self, EndpointLayout};
+use nsnet_core::port::PortSpec;
 use nsnet_core::{CoreError, ipam};
 use nsnet_store::{EndpointRow, NetworkRow, NewEndpoint, RowState, StoreError, Tx};
 use nsnet_sys::kernel::{FailKind, Kernel};
@@ -32,6 +34,8 @@ pub struct ConnectRequest {
     pub mac: Option<Mac>,
     pub ifname: Option<IfName>,
     pub container_id: Option<String>,
+    /// Ports to publish as part of the connect (`--publish`).
+    pub publish: Vec<PortSpec>,
 }
 
 pub(crate) fn ns_key(ns: &NsRef) -> String {
@@ -51,8 +55,12 @@ fn load_network(tx: &Tx<'_>, name: &NetName) -> Result<NetworkRow, EngineError> 
         .ok_or_else(|| EngineError::not_found("network", name))
 }
 
-pub(crate) fn endpoint_view(e: &EndpointRow, primary_id: Option<i64>) -> EndpointView {
-    EndpointView {
+pub(crate) fn endpoint_view(
+    tx: &Tx<'_>,
+    e: &EndpointRow,
+    primary_id: Option<i64>,
+) -> Result<EndpointView, StoreError> {
+    Ok(EndpointView {
         network: e.network.to_string(),
         netns: e.netns.clone(),
         ifname: e.ifname.to_string(),
@@ -62,7 +70,12 @@ pub(crate) fn endpoint_view(e: &EndpointRow, primary_id: Option<i64>) -> Endpoin
         primary: primary_id == Some(e.id),
         state: e.state.name().to_string(),
         container_id: e.container_id.clone(),
-    }
+        ports: tx
+            .ports(Some(e.id))?
+            .into_iter()
+            .map(|p| p.mapping)
+            .collect(),
+    })
 }
 
 /// The primary endpoint id of a namespace, reading each endpoint's network.
@@ -87,6 +100,7 @@ impl<K: Kernel> Engine<K> {
         let what = format!("create network {}", spec.name);
         let host_routes = self.kernel.view(&NsRef::Host)?.routes;
         let (pid, boot) = (self.pid, self.boot_id.clone());
+        let kernel = &mut self.kernel;
         self.store.write(|tx| {
             if tx.network(&spec.name)?.is_some() {
                 return Err(EngineError::Exists {
@@ -141,6 +155,8 @@ impl<K: Kernel> Engine<K> {
                 }
             }
             tx.insert_network(&spec, pid, &boot)?;
+            // Under the write lock: two processes never install the skeleton twice.
+            kernel.fw_ensure()?;
             Ok(())
         })?;
         if let Err(err) = apply_all(&mut self.kernel, &plan::create_network(&spec)) {
@@ -185,7 +201,7 @@ impl<K: Kernel> Engine<K> {
             let mut views = Vec::with_capacity(endpoints.len());
             for e in &endpoints {
                 let in_ns = tx.endpoints_in_netns(&e.netns)?;
-                views.push(endpoint_view(e, primary_in(tx, &in_ns)?));
+                views.push(endpoint_view(tx, e, primary_in(tx, &in_ns)?)?);
             }
             let usage = n
                 .spec
@@ -206,6 +222,8 @@ impl<K: Kernel> Engine<K> {
                 subnets: n.spec.subnets.clone(),
                 mtu: n.spec.mtu,
                 internal: n.spec.internal,
+                masquerade: n.spec.masquerade,
+                icc: n.spec.icc,
                 state: n.state.name().to_string(),
                 endpoints: views,
                 usage,
@@ -236,8 +254,15 @@ impl<K: Kernel> Engine<K> {
                 errors,
             });
         }
-        self.store.write(|tx| tx.delete_network(name))?;
-        Ok(())
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            tx.delete_network(name)?;
+            if tx.networks()?.is_empty() {
+                // The tables go with the last network.
+                kernel.fw_remove()?;
+            }
+            Ok::<_, EngineError>(())
+        })
     }
 
     /// Attaches a namespace to a network: veth with the peer made inside the namespace, host end
@@ -253,6 +278,8 @@ impl<K: Kernel> Engine<K> {
         }
         let netns = ns_key(&req.netns);
         let (pid, boot) = (self.pid, self.boot_id.clone());
+        let mappings = crate::ports::expand(&req.publish);
+        let kernel = &mut self.kernel;
         let (net, row, id, default_via) = self.store.write(|tx| {
             let net = load_network(tx, &req.network)?;
             if net.state != RowState::Ready {
@@ -309,6 +336,8 @@ impl<K: Kernel> Engine<K> {
                 pid,
                 boot_id: boot.clone(),
             };
+            let ips: Vec<IpAddr> = new.addrs.iter().map(IpNet::addr).collect();
+            crate::ports::check_new(tx, kernel, &net.spec, &ips, &netns, &mappings)?;
             let id = tx.insert_endpoint(&new).map_err(|e| {
                 if e.is_conflict() {
                     EngineError::Conflict(format!(
@@ -319,6 +348,7 @@ impl<K: Kernel> Engine<K> {
                     e.into()
                 }
             })?;
+            tx.insert_ports(id, &mappings)?;
             Ok((net, new, id, default_via))
         })?;
         let layout = EndpointLayout {
@@ -329,7 +359,23 @@ impl<K: Kernel> Engine<K> {
             addrs: row.addrs.clone(),
             default_via,
         };
-        if let Err(err) = apply_all(&mut self.kernel, &plan::connect(&net.spec, &layout)) {
+        let stored = EndpointRow {
+            id,
+            network: row.network.clone(),
+            netns: netns.clone(),
+            ifname: row.ifname.clone(),
+            host_ifname: row.host_ifname.clone(),
+            mac: row.mac,
+            addrs: row.addrs.clone(),
+            container_id: row.container_id.clone(),
+            state: RowState::Creating,
+            pid,
+            boot_id: boot.clone(),
+            created_at: 0,
+        };
+        let mut fw = firewall::endpoint_elements(&net.spec, row.host_ifname.as_str());
+        fw.extend(crate::ports::elements(&stored, &mappings));
+        if let Err(err) = apply_all(&mut self.kernel, &plan::connect(&net.spec, &layout, fw)) {
             self.store.write(|tx| tx.delete_endpoint(id))?;
             if err.kind == FailKind::Exists && err.what.starts_with("create veth") {
                 return Err(EngineError::Conflict(format!(
@@ -346,7 +392,7 @@ impl<K: Kernel> Engine<K> {
                 .iter()
                 .find(|e| e.id == id)
                 .ok_or_else(|| EngineError::not_found("endpoint", &netns))?;
-            Ok::<_, EngineError>(endpoint_view(e, primary_in(tx, &in_ns)?))
+            Ok::<_, EngineError>(endpoint_view(tx, e, primary_in(tx, &in_ns)?)?)
         })?;
         Ok(view)
     }
@@ -356,7 +402,7 @@ impl<K: Kernel> Engine<K> {
     /// default routes.
     pub fn disconnect(&mut self, network: &NetName, netns: &NsRef) -> Result<(), EngineError> {
         let key = ns_key(netns);
-        let (ep, promote) = self.store.read(|tx| {
+        let (ep, promote, fw) = self.store.read(|tx| {
             let in_ns = tx.endpoints_in_netns(&key)?;
             let ep = in_ns
                 .iter()
@@ -383,18 +429,25 @@ impl<K: Kernel> Engine<K> {
                     promote = Some((next.ifname.clone(), gws));
                 }
             }
-            Ok::<_, EngineError>((ep, promote))
+            let fw = endpoint_firewall(tx, &ep)?;
+            Ok::<_, EngineError>((ep, promote, fw))
         })?;
         let ops = plan::disconnect(
             &ep.host_ifname,
+            fw,
             promote.as_ref().map(|(i, g)| (netns, i, g.as_slice())),
         );
-        let mut errors = teardown(&mut self.kernel, &ops[..1]);
+        // Firewall elements and the veth first; then the row; then the new primary's routes.
+        let split = ops
+            .iter()
+            .position(|op| matches!(op, nsnet_core::ops::KernelOp::DeleteLink { .. }))
+            .map_or(ops.len(), |i| i + 1);
+        let mut errors = teardown(&mut self.kernel, &ops[..split]);
         if errors.is_empty() {
             self.store.write(|tx| tx.delete_endpoint(ep.id))?;
             // The default routes of a new primary are best-effort: the namespace may be gone.
             if self.kernel.netns_exists(netns) {
-                errors.extend(teardown(&mut self.kernel, &ops[1..]));
+                errors.extend(teardown(&mut self.kernel, &ops[split..]));
             }
         }
         if errors.is_empty() {
@@ -406,6 +459,22 @@ impl<K: Kernel> Engine<K> {
             })
         }
     }
+}
+
+/// The firewall elements an endpoint owns: its own and its published ports'.
+pub(crate) fn endpoint_firewall(
+    tx: &Tx<'_>,
+    ep: &EndpointRow,
+) -> Result<Vec<nsnet_core::firewall::FwElem>, EngineError> {
+    let net = load_network(tx, &ep.network)?;
+    let mut fw = firewall::endpoint_elements(&net.spec, ep.host_ifname.as_str());
+    let ports: Vec<_> = tx
+        .ports(Some(ep.id))?
+        .into_iter()
+        .map(|p| p.mapping)
+        .collect();
+    fw.extend(crate::ports::elements(ep, &ports));
+    Ok(fw)
 }
 
 /// `eth0`, `eth1`, ...: the lowest not used by another endpoint of the namespace.

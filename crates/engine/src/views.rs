@@ -26,6 +26,8 @@ pub struct NetworkDetail {
     pub subnets: Vec<Subnet>,
     pub mtu: Option<u32>,
     pub internal: bool,
+    pub masquerade: bool,
+    pub icc: bool,
     pub state: String,
     pub endpoints: Vec<EndpointView>,
     pub usage: Vec<Usage>,
@@ -43,6 +45,7 @@ pub struct EndpointView {
     pub primary: bool,
     pub state: String,
     pub container_id: Option<String>,
+    pub ports: Vec<nsnet_core::port::PortMapping>,
 }
 
 /// One line of `netns ls`.

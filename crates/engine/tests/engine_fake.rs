@@ -4,6 +4,7 @@
 use nsnet_core::model::NetworkSpec;
 use nsnet_core::names::{IfName, NetName, NsName, default_bridge};
 use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_core::port::PortSpec;
 use nsnet_engine::{ConnectRequest, Engine, EngineError, LinkRequest, NetworkRequest};
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
@@ -45,6 +46,7 @@ fn connect(network: &str, ns: &str) -> ConnectRequest {
         mac: None,
         ifname: None,
         container_id: None,
+        publish: vec![],
     }
 }
 
@@ -289,4 +291,147 @@ fn gc_rolls_back_rows_of_dead_processes() {
         e.kernel().log.last(),
         Some(KernelOp::DeleteLink { .. })
     ));
+}
+
+fn specs(list: &[&str]) -> Vec<PortSpec> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+#[test]
+fn published_ports_are_elements_with_conflicts_refused() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    for n in ["red", "blue"] {
+        e.netns_add(&NsName::new(n).unwrap()).unwrap();
+    }
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    assert!(e.kernel().fw.contains("bridges \"nsbr-lan\""));
+    let mut req = connect("lan", "red");
+    req.publish = specs(&["8080:80", "127.0.0.1:5353:53/udp"]);
+    let red = e.connect(req).unwrap();
+    assert_eq!(red.ports.len(), 2);
+    assert!(e.kernel().fw.contains("pf_any4 tcp . 8080 : 10.1.0.2 . 80"));
+    assert!(
+        e.kernel()
+            .fw
+            .contains("pf_ip4 127.0.0.1 . udp . 5353 : 10.1.0.2 . 53")
+    );
+    e.connect(connect("lan", "blue")).unwrap();
+    let blue = NsRef::Named("blue".into());
+    let before = (rows(e), e.kernel().fw.clone());
+    // Taken by red: on any address, or on one address against an any-address mapping.
+    for spec in [
+        "8080:81",
+        "10.0.0.9:8080:80",
+        "5353:53/udp",
+        "9000-9001:90-91,8080",
+    ] {
+        let Ok(parsed) = spec.split(',').next().unwrap().parse::<PortSpec>() else {
+            continue;
+        };
+        let mut list = vec![parsed];
+        if spec.contains(',') {
+            list.push("8080:80".parse().unwrap());
+        }
+        let err = e.port_add(&blue, &list).unwrap_err().to_string();
+        assert!(err.contains("already published"), "{spec}: {err}");
+        assert_eq!(
+            (rows(e), e.kernel().fw.clone()),
+            before,
+            "{spec} changed state"
+        );
+    }
+    // Busy on the host.
+    e.kernel().busy_ports.insert("tcp/2222".into());
+    let err = e
+        .port_add(&blue, &specs(&["2222:22"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in use on the host"), "{err}");
+    // IPv6 loopback is refused with the reason.
+    let err = e
+        .port_add(&blue, &specs(&["[::1]:7000:70"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("::1"), "{err}");
+    // A range on a running endpoint, then removal.
+    let added = e.port_add(&blue, &specs(&["9000-9002:90-92"])).unwrap();
+    assert_eq!(added.len(), 3);
+    assert!(e.kernel().fw.contains("pf_any4 tcp . 9002 : 10.1.0.3 . 92"));
+    e.port_rm(&blue, &specs(&["9000-9002:90-92"])).unwrap();
+    assert!(!e.kernel().fw.iter().any(|x| x.contains("9001")));
+    let err = e
+        .port_rm(&blue, &specs(&["9000:90"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("published port 9000:90/tcp of netns blue not found"),
+        "{err}"
+    );
+    // Disconnect takes the ports' elements and rows with it.
+    e.disconnect(&NetName::new("lan").unwrap(), &NsRef::Named("red".into()))
+        .unwrap();
+    assert!(
+        !e.kernel().fw.iter().any(|x| x.starts_with("pf_")),
+        "{:?}",
+        e.kernel().fw
+    );
+    assert_eq!(count(e, "ports"), 0);
+}
+
+#[test]
+fn connect_with_publish_rolls_back_everything_on_failure() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    let before = (rows(e), e.kernel().fw.clone());
+    e.kernel().fail_on = Some("firewall: add pf_any4".into());
+    let mut req = connect("lan", "red");
+    req.publish = specs(&["8080:80"]);
+    let err = e.connect(req).unwrap_err().to_string();
+    assert!(err.contains("injected"), "{err}");
+    assert_eq!((rows(e), e.kernel().fw.clone()), before);
+    assert!(e.kernel().links_in("red").is_empty());
+}
+
+#[test]
+fn internal_networks_cannot_publish_and_icc_off_adds_port_elements() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("int", "10.1.0.0/24", true)).unwrap();
+    let mut req = connect("int", "red");
+    req.publish = specs(&["8080:80"]);
+    assert!(e.connect(req).unwrap_err().to_string().contains("internal"));
+    let mut quiet = net("quiet", "10.2.0.0/24", false);
+    quiet.spec.icc = false;
+    e.network_create(quiet).unwrap();
+    let ep = e.connect(connect("quiet", "red")).unwrap();
+    assert!(
+        e.kernel()
+            .fw
+            .contains(&format!("noicc_ports \"{}\"", ep.host_ifname))
+    );
+    assert!(e.kernel().fw.contains("internal_bridges \"nsbr-int\""));
+}
+
+#[test]
+fn repair_restores_every_element_and_last_network_removes_tables() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    let mut req = connect("lan", "red");
+    req.publish = specs(&["8080:80"]);
+    e.connect(req).unwrap();
+    let full = e.kernel().fw.clone();
+    // `nft flush ruleset` by someone else:
+    e.kernel().fw_installed = false;
+    e.kernel().fw.clear();
+    let report = e.repair().unwrap();
+    assert_eq!((report.networks, report.endpoints, report.ports), (1, 1, 1));
+    assert_eq!(e.kernel().fw, full);
+    e.network_rm(&NetName::new("lan").unwrap(), true).unwrap();
+    assert!(!e.kernel().fw_installed && e.kernel().fw.is_empty());
 }

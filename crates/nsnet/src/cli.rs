@@ -39,6 +39,11 @@ pub enum Command {
     /// Extra routes inside a namespace.
     #[command(subcommand)]
     Route(RouteCmd),
+    /// Published ports (DNAT from host ports to a namespace's primary endpoint).
+    #[command(subcommand)]
+    Port(PortCmd),
+    /// Rebuild nsnet's firewall tables and elements from the store (e.g. after `nft flush ruleset`).
+    Repair,
     /// A namespace's interfaces, addresses, routes, networks and links ("host" for the machine).
     Inspect {
         /// Namespace name, or "host".
@@ -136,9 +141,15 @@ pub struct NetworkCreate {
     pub bridge: Option<String>,
     #[arg(long)]
     pub mtu: Option<u32>,
-    /// No default route for endpoints and no forwarding beyond the network.
+    /// No default route for endpoints and no traffic beyond the network.
     #[arg(long)]
     pub internal: bool,
+    /// Do not masquerade traffic leaving the network (it keeps the endpoints' addresses).
+    #[arg(long)]
+    pub no_masquerade: bool,
+    /// Inter-container communication on this network (`--icc=false` blocks it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub icc: bool,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +164,27 @@ pub struct NetworkConnect {
     /// Interface name inside the namespace (default eth0, eth1, ...).
     #[arg(long)]
     pub ifname: Option<String>,
+    /// Publish a port: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp|sctp].
+    #[arg(long = "publish", short = 'p', value_name = "SPEC")]
+    pub publish: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortCmd {
+    /// Publish ports of a namespace: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO].
+    Add {
+        netns: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
+    },
+    /// List published ports (of one namespace, or all).
+    Ls { netns: Option<String> },
+    /// Unpublish ports of a namespace.
+    Rm {
+        netns: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,11 +5,13 @@
 //! network, one interface name per namespace, one host veth name).
 
 mod error;
+mod ports;
 mod rows;
 mod schema;
 mod tx;
 
 pub use error::StoreError;
+pub use ports::PortRow;
 pub use rows::{
     EndpointRow, LinkEndRow, LinkRow, NetworkRow, NewEndpoint, NewLink, RouteRow, RowState,
 };

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE networks (
     name       TEXT PRIMARY KEY,
     bridge     TEXT NOT NULL UNIQUE,
@@ -65,7 +66,22 @@ CREATE TABLE routes (
     via   TEXT NOT NULL,
     PRIMARY KEY (netns, dest)
 ) STRICT;
-"#];
+"#,
+    r#"
+ALTER TABLE networks ADD COLUMN masquerade INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE networks ADD COLUMN icc INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE ports (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint       INTEGER NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    proto          TEXT NOT NULL,
+    host_ip        TEXT NOT NULL,  -- '' for every host address
+    host_port      INTEGER NOT NULL,
+    container_port INTEGER NOT NULL,
+    UNIQUE (proto, host_port, host_ip)
+) STRICT;
+CREATE INDEX ports_by_endpoint ON ports(endpoint);
+"#,
+];
 
 /// Brings the schema to the latest version inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {

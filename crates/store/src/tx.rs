@@ -15,7 +15,7 @@ use crate::rows::{
 };
 
 /// A transaction on the store; see `Store::write` and `Store::read`.
-pub struct Tx<'c>(Transaction<'c>);
+pub struct Tx<'c>(pub(crate) Transaction<'c>);
 
 fn parse<T: FromStr>(what: &'static str, s: &str) -> Result<T, StoreError> {
     s.parse().map_err(|_| StoreError::Corrupt {
@@ -56,8 +56,9 @@ impl<'c> Tx<'c> {
         boot_id: &str,
     ) -> Result<(), StoreError> {
         self.0.execute(
-            "INSERT INTO networks (name, bridge, mtu, internal, state, pid, boot_id) VALUES (?1, ?2, ?3, ?4, 'creating', ?5, ?6)",
-            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, pid, boot_id],
+            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, state, pid, boot_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8)",
+            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, spec.masquerade, spec.icc, pid, boot_id],
         )?;
         for s in &spec.subnets {
             self.0.execute(
@@ -94,7 +95,7 @@ impl<'c> Tx<'c> {
         let row = self
             .0
             .query_row(
-                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at FROM networks WHERE name = ?1",
+                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks WHERE name = ?1",
                 [name.as_str()],
                 raw_network,
             )
@@ -105,7 +106,7 @@ impl<'c> Tx<'c> {
     /// All networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at FROM networks ORDER BY name",
+            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks ORDER BY name",
         )?;
         let raws = stmt
             .query_map([], raw_network)?
@@ -136,6 +137,8 @@ impl<'c> Tx<'c> {
                 subnets,
                 mtu: r.mtu,
                 internal: r.internal,
+                masquerade: r.masquerade,
+                icc: r.icc,
             },
             state: RowState::parse(&r.state),
             pid: r.pid,
@@ -406,6 +409,7 @@ impl<'c> Tx<'c> {
             "addresses",
             "links",
             "routes",
+            "ports",
         ] {
             let n: i64 = self
                 .0
@@ -425,6 +429,8 @@ struct RawNetwork {
     pid: u32,
     boot_id: String,
     created_at: i64,
+    masquerade: bool,
+    icc: bool,
 }
 
 fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
@@ -437,6 +443,8 @@ fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
         pid: r.get(5)?,
         boot_id: r.get(6)?,
         created_at: r.get(7)?,
+        masquerade: r.get(8)?,
+        icc: r.get(9)?,
     })
 }
 

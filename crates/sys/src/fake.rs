@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use nsnet_core::firewall::FwChange;
 use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_core::port::PortMapping;
 
 use crate::kernel::{FailKind, IfaceView, Kernel, KernelError, NsView};
 
@@ -20,6 +22,12 @@ pub struct FakeKernel {
     pub fail_on: Option<String>,
     /// Processes that count as dead for `process_alive`.
     pub dead_pids: BTreeSet<u32>,
+    /// Firewall elements present, rendered (`set key : data`).
+    pub fw: BTreeSet<String>,
+    /// Whether the firewall tables are installed.
+    pub fw_installed: bool,
+    /// Host ports that count as busy for `port_busy` (`proto/port`).
+    pub busy_ports: BTreeSet<String>,
 }
 
 impl FakeKernel {
@@ -103,7 +111,40 @@ impl Kernel for FakeKernel {
             | KernelOp::AddRoute { ns, .. }
             | KernelOp::LinkUp { ns, .. }
             | KernelOp::Sysctl { ns, .. } => self.check_ns(ns, &what)?,
-            KernelOp::DelAddr { .. } | KernelOp::DelRoute { .. } => {}
+            KernelOp::DelAddr { .. } | KernelOp::DelRoute { .. } | KernelOp::Hairpin { .. } => {}
+            KernelOp::Firewall(changes) => {
+                if !self.fw_installed {
+                    return Err(KernelError::new(
+                        what,
+                        FailKind::NotFound,
+                        "table inet nsnet is missing (run `nsnet repair`)",
+                    ));
+                }
+                let mut next = self.fw.clone();
+                for c in changes {
+                    match c {
+                        FwChange::Add(e) => {
+                            if !next.insert(e.to_string()) {
+                                return Err(KernelError::new(
+                                    what,
+                                    FailKind::Exists,
+                                    format!("element {e} exists"),
+                                ));
+                            }
+                        }
+                        FwChange::Del(e) => {
+                            if !next.remove(&e.to_string()) {
+                                return Err(KernelError::new(
+                                    what,
+                                    FailKind::NotFound,
+                                    format!("no element {e}"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                self.fw = next;
+            }
         }
         self.log.push(op.clone());
         Ok(())
@@ -138,6 +179,22 @@ impl Kernel for FakeKernel {
 
     fn process_alive(&mut self, pid: u32) -> bool {
         !self.dead_pids.contains(&pid)
+    }
+
+    fn fw_ensure(&mut self) -> Result<(), KernelError> {
+        self.fw_installed = true;
+        Ok(())
+    }
+
+    fn fw_remove(&mut self) -> Result<(), KernelError> {
+        self.fw_installed = false;
+        self.fw.clear();
+        Ok(())
+    }
+
+    fn port_busy(&mut self, m: &PortMapping) -> bool {
+        self.busy_ports
+            .contains(&format!("{}/{}", m.proto, m.host_port))
     }
 
     fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError> {

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_core::port::PortMapping;
 use serde::Serialize;
 
 /// Why a kernel operation failed, in the terms the engine decides on.
@@ -82,4 +83,12 @@ pub trait Kernel {
     fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError>;
     /// Whether process `pid` still runs (for garbage collection of interrupted operations).
     fn process_alive(&mut self, pid: u32) -> bool;
+    /// Installs nsnet's firewall tables (the fixed skeleton) unless they exist. Callers hold
+    /// the store's write lock, so two processes never install it twice.
+    fn fw_ensure(&mut self) -> Result<(), KernelError>;
+    /// Removes nsnet's firewall tables (missing is fine).
+    fn fw_remove(&mut self) -> Result<(), KernelError>;
+    /// Whether something in the host namespace already uses this host port (a listener or a
+    /// bound socket), so publishing it would shadow or steal its traffic.
+    fn port_busy(&mut self, m: &PortMapping) -> bool;
 }

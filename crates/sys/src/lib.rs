@@ -3,6 +3,9 @@
 pub mod fake;
 pub mod kernel;
 pub mod live;
+mod live_fw;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
+pub mod ports;
 pub mod sysctl;

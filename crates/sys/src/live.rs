@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_core::port::PortMapping;
 
 use crate::kernel::{FailKind, IfaceView, Kernel, KernelError, NsView, RouteView};
 use crate::netlink::{BridgeSpec, NetlinkError, RouteSpec, Rtnl, VethSpec};
+use crate::nft::NftSocket;
 use crate::{netns, sysctl};
 
 /// Alias set on every interface nsnet creates, so leftovers can be recognised.
@@ -22,6 +24,7 @@ pub struct LiveKernel {
     sockets: HashMap<String, Rtnl>,
     fds: HashMap<String, OwnedFd>,
     host_fd: Option<OwnedFd>,
+    nft: Option<NftSocket>,
 }
 
 fn nl_err(what: &str, err: &NetlinkError) -> KernelError {
@@ -126,6 +129,24 @@ impl LiveKernel {
                     format!("no interface {ifname} in netns {ns}"),
                 )
             })
+    }
+
+    fn nft_sock(&mut self, what: &str) -> Result<&mut NftSocket, KernelError> {
+        if self.nft.is_none() {
+            self.nft = Some(NftSocket::open().map_err(|e| crate::live_fw::fw_err(what, &e))?);
+        }
+        Ok(self.nft.as_mut().expect("set above"))
+    }
+
+    fn apply_fw(
+        &mut self,
+        changes: &[nsnet_core::firewall::FwChange],
+        what: &str,
+    ) -> Result<(), KernelError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        crate::live_fw::apply(self.nft_sock(what)?, changes, what)
     }
 
     fn forget(&mut self, name: &str) {
@@ -245,6 +266,13 @@ impl LiveKernel {
                     ));
                 }
             }
+            KernelOp::Hairpin { ifname } => {
+                let index = self.index(&NsRef::Host, ifname, what)?;
+                self.sock(&NsRef::Host, what)?
+                    .set_bridge_port_hairpin(index, true)
+                    .map_err(|e| nl_err(what, &e))?;
+            }
+            KernelOp::Firewall(changes) => self.apply_fw(changes, what)?,
             KernelOp::Sysctl { ns, key, value } => {
                 let res = match ns {
                     NsRef::Host => sysctl::write(key, value),
@@ -352,6 +380,18 @@ impl Kernel for LiveKernel {
             })
             .collect();
         Ok(NsView { interfaces, routes })
+    }
+
+    fn fw_ensure(&mut self) -> Result<(), KernelError> {
+        crate::live_fw::ensure(self.nft_sock("install nsnet firewall tables")?)
+    }
+
+    fn fw_remove(&mut self) -> Result<(), KernelError> {
+        crate::live_fw::remove()
+    }
+
+    fn port_busy(&mut self, m: &PortMapping) -> bool {
+        crate::ports::busy(m)
     }
 
     fn process_alive(&mut self, pid: u32) -> bool {

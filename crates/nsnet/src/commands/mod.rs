@@ -6,6 +6,8 @@ mod inspect;
 mod link;
 mod netns;
 mod network;
+mod port;
+mod repair;
 mod route;
 
 use anyhow::Result;
@@ -26,10 +28,20 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Link(cmd) => link::run(&state_dir, format, cmd),
         Command::Network(cmd) => network::run(&state_dir, format, cmd),
         Command::Route(cmd) => route::run(&state_dir, format, cmd),
+        Command::Port(cmd) => port::run(&state_dir, format, cmd),
+        Command::Repair => repair::run(&state_dir, format),
         Command::Inspect { netns } => inspect::run(&state_dir, format, &netns),
         Command::Gc => gc::run(&state_dir, format),
         Command::Demo => demo::run(),
     }
+}
+
+/// Parses port specifications.
+pub(crate) fn port_specs(specs: &[String]) -> Result<Vec<nsnet_core::port::PortSpec>> {
+    Ok(specs
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// A namespace argument: any existing name under /run/netns, or "host" where allowed.

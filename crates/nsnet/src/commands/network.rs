@@ -15,11 +15,13 @@ use crate::output::{Table, list, print};
 
 fn detail_table(d: &NetworkDetail) -> String {
     let mut out = format!(
-        "Name:      {}\nBridge:    {}\nMTU:       {}\nInternal:  {}\nState:     {}\n",
+        "Name:        {}\nBridge:      {}\nMTU:         {}\nInternal:    {}\nMasquerade:  {}\nICC:         {}\nState:       {}\n",
         d.name,
         d.bridge,
         d.mtu.map_or("default".to_string(), |m| m.to_string()),
         d.internal,
+        d.masquerade,
+        d.icc,
         d.state
     );
     let mut t = Table::new(&["SUBNET", "GATEWAY", "USED", "FREE"]);
@@ -57,6 +59,7 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
             e.mac.clone().unwrap_or_else(|| "-".into()),
             list(&e.addrs),
             if e.primary { "yes".into() } else { "no".into() },
+            list(&e.ports),
         ]);
     }
     t.render()
@@ -80,7 +83,9 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 Some(b) => IfName::new(b)?,
                 None => default_bridge(&name),
             };
-            let spec = NetworkSpec::new(name, bridge, &subnets, &gateways, c.mtu, c.internal)?;
+            let mut spec = NetworkSpec::new(name, bridge, &subnets, &gateways, c.mtu, c.internal)?;
+            spec.masquerade = !c.no_masquerade;
+            spec.icc = c.icc;
             let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
             print(format, &detail, detail_table)?;
         }
@@ -121,6 +126,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 mac: c.mac.as_deref().map(str::parse).transpose()?,
                 ifname: c.ifname.as_deref().map(IfName::new).transpose()?,
                 container_id: None,
+                publish: super::port_specs(&c.publish)?,
             };
             let ep = context::open(state_dir)?.connect(req)?;
             print(format, &ep, |e| endpoints_table(std::slice::from_ref(e)))?;

@@ -204,6 +204,137 @@ impl Sandbox {
     }
 }
 
+/// Traffic helpers: servers and clients run on threads that joined a namespace of the sandbox
+/// (through /proc/HOLDER/root, which shows the sandbox's private /run/netns).
+impl Sandbox {
+    fn ns_path(&self, ns: &str) -> String {
+        if ns == "host" {
+            format!("/proc/{}/ns/net", self.holder.id())
+        } else {
+            format!("/proc/{}/root/run/netns/{ns}", self.holder.id())
+        }
+    }
+
+    /// Runs `f` on a new thread inside namespace `ns` ("host" for the sandbox itself).
+    pub fn in_ns<T: Send + 'static>(
+        &self,
+        ns: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = self.ns_path(ns);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+    }
+
+    /// Starts a one-shot TCP server in `ns` on `addr`; it answers "hello" and yields the
+    /// client's address as it saw it (None if nobody came within 3 s).
+    pub fn tcp_server(&self, ns: &str, addr: &str) -> Server {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = self.in_ns(ns, move || {
+            let l = std::net::TcpListener::bind(addr).unwrap();
+            l.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                match l.accept() {
+                    Ok((mut s, peer)) => {
+                        use std::io::Write;
+                        s.set_nonblocking(false).unwrap();
+                        let _ = s.write_all(b"hello");
+                        return Some(peer);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+            None
+        });
+        rx.recv().unwrap();
+        Server(handle)
+    }
+
+    /// Starts a one-shot UDP server in `ns`: answers the first datagram with "hello".
+    pub fn udp_server(&self, ns: &str, addr: &str) -> Server {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = self.in_ns(ns, move || {
+            let s = std::net::UdpSocket::bind(addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+                .unwrap();
+            tx.send(()).unwrap();
+            let mut buf = [0u8; 64];
+            let (_, peer) = s.recv_from(&mut buf).ok()?;
+            s.send_to(b"hello", peer).ok()?;
+            Some(peer)
+        });
+        rx.recv().unwrap();
+        Server(handle)
+    }
+
+    /// Connects from `ns` to `dst` over TCP; true when the server answered "hello".
+    pub fn tcp_hello(&self, ns: &str, dst: &str) -> bool {
+        let dst: std::net::SocketAddr = dst.parse().unwrap();
+        self.in_ns(ns, move || {
+            use std::io::Read;
+            let Ok(mut s) =
+                std::net::TcpStream::connect_timeout(&dst, std::time::Duration::from_millis(1500))
+            else {
+                return false;
+            };
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            buf == "hello"
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Sends one datagram from `ns` to `dst`; true when "hello" came back.
+    pub fn udp_hello(&self, ns: &str, dst: &str) -> bool {
+        let dst: std::net::SocketAddr = dst.parse().unwrap();
+        self.in_ns(ns, move || {
+            let bind = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let s = std::net::UdpSocket::bind(bind).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+                .unwrap();
+            if s.send_to(b"hi", dst).is_err() {
+                return false;
+            }
+            let mut buf = [0u8; 16];
+            matches!(s.recv_from(&mut buf), Ok((5, _))) && &buf[..5] == b"hello"
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Sets br_netfilter's call-iptables switches in the sandbox (per namespace).
+    pub fn br_netfilter(&self, on: bool) {
+        let v = if on { "1" } else { "0" };
+        for key in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+            let r = self.sh(
+                "sh",
+                &["-c", &format!("echo {v} > /proc/sys/net/bridge/{key}")],
+            );
+            assert_eq!(r.code, 0, "{}", r.stderr);
+        }
+    }
+}
+
+/// A running one-shot server; `peer` waits for it and returns the client address it saw.
+pub struct Server(std::thread::JoinHandle<Option<std::net::SocketAddr>>);
+
+impl Server {
+    /// The client address the server saw (None when nobody came).
+    pub fn peer(self) -> Option<std::net::IpAddr> {
+        self.0.join().unwrap().map(|a| a.ip())
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.holder.kill();

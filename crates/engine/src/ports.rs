@@ -1,0 +1,238 @@
+//! Published ports: DNAT map elements towards an endpoint, conflict-checked in the store and
+//! against the host's listeners, one firewall transaction per change.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use nsnet_core::firewall::{self, FwChange, FwElem};
+use nsnet_core::model::NetworkSpec;
+use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_core::port::{PortMapping, PortSpec};
+use nsnet_store::{EndpointRow, PortRow, Tx};
+use nsnet_sys::kernel::{FailKind, Kernel};
+use serde::Serialize;
+
+use crate::network::{ns_key, primary_in};
+use crate::{Engine, EngineError};
+
+/// A published port as shown by `port ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortView {
+    pub netns: String,
+    pub network: String,
+    pub container_ip: Vec<IpAddr>,
+    #[serde(flatten)]
+    pub mapping: PortMapping,
+}
+
+/// The endpoint addresses a mapping forwards to (one per family it applies to).
+fn targets(m: &PortMapping, ep: &EndpointRow) -> Vec<IpAddr> {
+    ep.ips()
+        .filter(|a| m.host_ip.is_none_or(|h| h.is_ipv4() == a.is_ipv4()))
+        .collect()
+}
+
+/// Firewall elements of `ports` on `ep`.
+pub(crate) fn elements(ep: &EndpointRow, ports: &[PortMapping]) -> Vec<FwElem> {
+    ports
+        .iter()
+        .flat_map(|m| firewall::port_elements(m, &ep.ips().collect::<Vec<_>>()))
+        .collect()
+}
+
+/// Checks new mappings for an endpoint on `net` with addresses `addrs`: publishable, no
+/// clash with each other, with nsnet's published ports, or with the host's listeners.
+pub(crate) fn check_new(
+    tx: &Tx<'_>,
+    kernel: &mut impl Kernel,
+    net: &NetworkSpec,
+    addrs: &[IpAddr],
+    netns: &str,
+    mappings: &[PortMapping],
+) -> Result<(), EngineError> {
+    if mappings.is_empty() {
+        return Ok(());
+    }
+    if net.internal {
+        return Err(EngineError::Conflict(format!(
+            "network {} is internal: its endpoints cannot publish ports",
+            net.name
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    for m in mappings {
+        if let Some(IpAddr::V6(ip)) = m.host_ip
+            && ip.is_loopback()
+        {
+            return Err(EngineError::Conflict(format!(
+                "cannot publish {m}: the kernel never routes ::1 to another host; use 127.0.0.1, another host address, or every address"
+            )));
+        }
+        if !addrs
+            .iter()
+            .any(|a| m.host_ip.is_none_or(|h| h.is_ipv4() == a.is_ipv4()))
+        {
+            return Err(EngineError::Conflict(format!(
+                "cannot publish {m}: netns {netns} has no {} address on network {}",
+                if m.host_ip.is_some_and(|h| h.is_ipv6()) {
+                    "IPv6"
+                } else {
+                    "IPv4"
+                },
+                net.name
+            )));
+        }
+        let key = (m.proto, m.host_port, m.host_ip);
+        if !seen.insert(key) {
+            return Err(EngineError::Conflict(format!(
+                "host port {m} is given twice"
+            )));
+        }
+        if let Some(other) = tx.port_conflict(m)? {
+            return Err(EngineError::Conflict(format!(
+                "host port {}/{} is already published ({}, endpoint {})",
+                m.host_port, m.proto, other.mapping, other.endpoint
+            )));
+        }
+        if kernel.port_busy(m) {
+            return Err(EngineError::Conflict(format!(
+                "host port {}/{} is already in use on the host (a server listens on it)",
+                m.host_port, m.proto
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Expands specs into single-port mappings.
+pub fn expand(specs: &[PortSpec]) -> Vec<PortMapping> {
+    specs.iter().flat_map(PortSpec::mappings).collect()
+}
+
+impl<K: Kernel> Engine<K> {
+    /// The endpoint of a namespace that publishes its ports: the primary one, else the oldest.
+    fn publishing_endpoint(tx: &Tx<'_>, netns: &str) -> Result<EndpointRow, EngineError> {
+        let eps = tx.endpoints_in_netns(netns)?;
+        let primary = primary_in(tx, &eps)?;
+        eps.iter()
+            .find(|e| Some(e.id) == primary)
+            .or(eps.first())
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "netns {netns} is not connected to any network: connect it before publishing ports"
+                ))
+            })
+    }
+
+    /// Publishes ports of a namespace on a running endpoint, in one firewall transaction.
+    pub fn port_add(
+        &mut self,
+        ns: &NsRef,
+        specs: &[PortSpec],
+    ) -> Result<Vec<PortView>, EngineError> {
+        let key = ns_key(ns);
+        let mappings = expand(specs);
+        let kernel = &mut self.kernel;
+        let ep = self.store.write(|tx| {
+            let ep = Self::publishing_endpoint(tx, &key)?;
+            let net = tx
+                .network(&ep.network)?
+                .ok_or_else(|| EngineError::not_found("network", &ep.network))?;
+            let addrs: Vec<IpAddr> = ep.ips().collect();
+            check_new(tx, kernel, &net.spec, &addrs, &key, &mappings)?;
+            tx.insert_ports(ep.id, &mappings)?;
+            let op = KernelOp::Firewall(
+                elements(&ep, &mappings)
+                    .into_iter()
+                    .map(FwChange::Add)
+                    .collect(),
+            );
+            kernel.apply(&op).map_err(|e| match e.kind {
+                FailKind::Exists => EngineError::Conflict(format!(
+                    "a host port of {} is already published: {}",
+                    list(&mappings),
+                    e.cause
+                )),
+                _ => e.into(),
+            })?;
+            Ok::<_, EngineError>(ep)
+        })?;
+        Ok(mappings
+            .into_iter()
+            .map(|m| PortView {
+                netns: key.clone(),
+                network: ep.network.to_string(),
+                container_ip: targets(&m, &ep),
+                mapping: m,
+            })
+            .collect())
+    }
+
+    /// Unpublishes ports of a namespace (every mapping of the spec must be published).
+    pub fn port_rm(&mut self, ns: &NsRef, specs: &[PortSpec]) -> Result<(), EngineError> {
+        let key = ns_key(ns);
+        let wanted = expand(specs);
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            let eps = tx.endpoints_in_netns(&key)?;
+            let mut changes = Vec::new();
+            for m in &wanted {
+                let found = eps.iter().find_map(|e| {
+                    tx.ports(Some(e.id))
+                        .ok()?
+                        .into_iter()
+                        .find(|p| {
+                            p.mapping.proto == m.proto
+                                && p.mapping.host_port == m.host_port
+                                && p.mapping.host_ip == m.host_ip
+                        })
+                        .map(|p| (e, p))
+                });
+                let Some((ep, row)) = found else {
+                    return Err(EngineError::NotFound {
+                        kind: "published port",
+                        name: format!("{m} of netns {key}"),
+                    });
+                };
+                tx.delete_ports(ep.id, std::slice::from_ref(&row.mapping))?;
+                changes.extend(elements(ep, &[row.mapping]).into_iter().map(FwChange::Del));
+            }
+            let op = KernelOp::Firewall(changes);
+            match kernel.apply(&op) {
+                Err(e) if e.kind != FailKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    /// Published ports, of one namespace or all.
+    pub fn port_ls(&mut self, ns: Option<&NsRef>) -> Result<Vec<PortView>, EngineError> {
+        let filter = ns.map(ns_key);
+        self.store.read(|tx| {
+            let eps = match &filter {
+                Some(k) => tx.endpoints_in_netns(k)?,
+                None => tx.endpoints()?,
+            };
+            let mut out = Vec::new();
+            for e in &eps {
+                for PortRow { mapping, .. } in tx.ports(Some(e.id))? {
+                    out.push(PortView {
+                        netns: e.netns.clone(),
+                        network: e.network.to_string(),
+                        container_ip: targets(&mapping, e),
+                        mapping,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn list(ms: &[PortMapping]) -> String {
+    ms.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

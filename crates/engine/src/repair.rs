@@ -1,0 +1,78 @@
+//! `nsnet repair`: rebuild nsnet's firewall tables and every element from the store, e.g.
+//! after `nft flush ruleset`, and re-apply the sysctls networks rely on.
+
+use nsnet_core::firewall::{self, FwChange};
+use nsnet_core::ops::KernelOp;
+use nsnet_core::plan;
+use nsnet_sys::kernel::Kernel;
+use serde::Serialize;
+
+use crate::{Engine, EngineError};
+
+/// What `repair` restored.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub networks: usize,
+    pub endpoints: usize,
+    pub ports: usize,
+    pub elements: usize,
+}
+
+impl<K: Kernel> Engine<K> {
+    /// Reinstalls the firewall skeleton and all elements in one transaction per table set.
+    pub fn repair(&mut self) -> Result<RepairReport, EngineError> {
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            let networks = tx.networks()?;
+            let mut changes = Vec::new();
+            let mut sysctls = Vec::new();
+            let (mut endpoints, mut ports) = (0, 0);
+            for n in &networks {
+                changes.extend(
+                    firewall::network_elements(&n.spec)
+                        .into_iter()
+                        .map(FwChange::Add),
+                );
+                sysctls.extend(
+                    plan::create_network(&n.spec)
+                        .into_iter()
+                        .filter(|op| matches!(op, KernelOp::Sysctl { .. })),
+                );
+                for e in tx.endpoints_of_network(&n.spec.name)? {
+                    endpoints += 1;
+                    changes.extend(
+                        firewall::endpoint_elements(&n.spec, e.host_ifname.as_str())
+                            .into_iter()
+                            .map(FwChange::Add),
+                    );
+                    let mine: Vec<_> = tx
+                        .ports(Some(e.id))?
+                        .into_iter()
+                        .map(|p| p.mapping)
+                        .collect();
+                    ports += mine.len();
+                    changes.extend(
+                        crate::ports::elements(&e, &mine)
+                            .into_iter()
+                            .map(FwChange::Add),
+                    );
+                }
+            }
+            kernel.fw_remove()?;
+            let elements = changes.len();
+            if !networks.is_empty() {
+                kernel.fw_ensure()?;
+                kernel.apply(&KernelOp::Firewall(changes))?;
+                for op in &sysctls {
+                    kernel.apply(op)?;
+                }
+            }
+            Ok(RepairReport {
+                networks: networks.len(),
+                endpoints,
+                ports,
+                elements,
+            })
+        })
+    }
+}

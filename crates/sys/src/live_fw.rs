@@ -1,0 +1,131 @@
+//! The live kernel's firewall: nsnet's element changes as nf_tables batches over netlink,
+//! and the skeleton through `nft -f` (once, under the store's write lock).
+
+use std::net::IpAddr;
+
+use nsnet_core::firewall::{self, FwChange, FwElem, FwKey, FwTarget};
+
+use crate::kernel::{FailKind, KernelError};
+use crate::nft::{self, ElemBatch, ElemOp, NftError, NftSocket, encode};
+
+fn addr(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => encode::ipv4(v4),
+        IpAddr::V6(v6) => encode::ipv6(v6),
+    }
+}
+
+fn key(k: &FwKey) -> Vec<u8> {
+    match k {
+        FwKey::Ifname(n) => encode::ifname(n),
+        FwKey::IfnamePair(a, b) => encode::concat(&[encode::ifname(a), encode::ifname(b)]),
+        FwKey::ProtoPort(p, port) => {
+            encode::concat(&[encode::proto(p.number()), encode::port(*port)])
+        }
+        FwKey::AddrProtoPort(ip, p, port) => {
+            encode::concat(&[addr(*ip), encode::proto(p.number()), encode::port(*port)])
+        }
+    }
+}
+
+fn data(t: &FwTarget) -> Vec<u8> {
+    encode::concat(&[addr(t.addr), encode::port(t.port)])
+}
+
+fn op(c: &FwChange) -> (u8, ElemOp) {
+    let elem_op = |e: &FwElem, add: bool| {
+        if add {
+            ElemOp::Add {
+                set: e.set.clone(),
+                key: key(&e.key),
+                data: e.data.as_ref().map(data),
+                exclusive: true,
+            }
+        } else {
+            ElemOp::Del {
+                set: e.set.clone(),
+                key: key(&e.key),
+            }
+        }
+    };
+    match c {
+        FwChange::Add(e) => (e.family, elem_op(e, true)),
+        FwChange::Del(e) => (e.family, elem_op(e, false)),
+    }
+}
+
+/// A kernel error from an nft failure: missing table or set means someone removed nsnet's
+/// tables, which `nsnet repair` rebuilds.
+pub(crate) fn fw_err(what: &str, err: &NftError) -> KernelError {
+    let kind = if err.is_exists() {
+        FailKind::Exists
+    } else if err.is_not_found() {
+        FailKind::NotFound
+    } else {
+        FailKind::Other
+    };
+    let mut cause = err.to_string();
+    if err.is_table_or_set_missing() {
+        cause.push_str(" (nsnet's firewall tables are gone: run `nsnet repair`)");
+    }
+    KernelError::new(what, kind, cause)
+}
+
+/// Applies changes as one batch per table (inet, then bridge); if the second fails, the
+/// first is undone, so the whole call is all or nothing.
+pub(crate) fn apply(
+    sock: &mut NftSocket,
+    changes: &[FwChange],
+    what: &str,
+) -> Result<(), KernelError> {
+    let mut inet = ElemBatch::new(firewall::FAMILY_INET, firewall::TABLE);
+    let mut bridge = ElemBatch::new(firewall::FAMILY_BRIDGE, firewall::TABLE);
+    for c in changes {
+        let (family, o) = op(c);
+        if family == firewall::FAMILY_BRIDGE {
+            bridge.ops.push(o);
+        } else {
+            inet.ops.push(o);
+        }
+    }
+    sock.apply(&inet).map_err(|e| fw_err(what, &e))?;
+    if let Err(e) = sock.apply(&bridge) {
+        let undo: Vec<FwChange> = changes
+            .iter()
+            .rev()
+            .filter(|c| !matches!(c, FwChange::Add(e) | FwChange::Del(e) if e.family == firewall::FAMILY_BRIDGE))
+            .map(FwChange::inverse)
+            .collect();
+        let mut back = ElemBatch::new(firewall::FAMILY_INET, firewall::TABLE);
+        back.ops = undo.iter().map(|c| op(c).1).collect();
+        if let Err(undo_err) = sock.apply(&back) {
+            tracing::warn!(%undo_err, "undo of the inet half of a firewall change failed");
+        }
+        return Err(fw_err(what, &e));
+    }
+    Ok(())
+}
+
+/// Installs the skeleton unless both tables exist.
+pub(crate) fn ensure(sock: &mut NftSocket) -> Result<(), KernelError> {
+    let what = "install nsnet firewall tables";
+    let inet = sock
+        .table_exists(firewall::FAMILY_INET, firewall::TABLE)
+        .map_err(|e| fw_err(what, &e))?;
+    let bridge = sock
+        .table_exists(firewall::FAMILY_BRIDGE, firewall::TABLE)
+        .map_err(|e| fw_err(what, &e))?;
+    if inet && bridge {
+        return Ok(());
+    }
+    // Re-running a skeleton duplicates rules: start from nothing (a half-present pair of
+    // tables only happens after someone deleted one; `repair` restores the elements).
+    let script = format!("{}{}", firewall::remove_script(), firewall::skeleton());
+    nft::run_script(&script).map_err(|e| fw_err(what, &e))
+}
+
+/// Removes both tables; missing ones are fine.
+pub(crate) fn remove() -> Result<(), KernelError> {
+    nft::run_script(&firewall::remove_script())
+        .map_err(|e| fw_err("remove nsnet firewall tables", &e))
+}
