@@ -83,6 +83,66 @@ fn have_ping() -> bool {
         .unwrap_or(false)
 }
 
+/// Real TCP between namespaces, in-process: a server thread in one namespace, a client
+/// thread in another; the server reports the address its client came from.
+mod traffic {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use anyhow::{Context, Result};
+
+    fn in_ns<T: Send + 'static>(
+        ns: &str,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<T>> {
+        let fd = nsnet_sys::netns::open(ns);
+        std::thread::spawn(move || {
+            let fd = fd?;
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+            f()
+        })
+    }
+
+    /// Serves one connection in `server_ns` on `listen`, connects from `client_ns` to `dst`,
+    /// checks the greeting, and returns the client address the server saw.
+    pub fn tcp_exchange(
+        server_ns: &str,
+        listen: &str,
+        client_ns: &str,
+        dst: &str,
+    ) -> Result<IpAddr> {
+        let listen: SocketAddr = listen.parse()?;
+        let dst: SocketAddr = dst.parse()?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let server = in_ns(server_ns, move || {
+            let l = TcpListener::bind(listen).with_context(|| format!("listen on {listen}"))?;
+            ready_tx.send(()).ok();
+            let (mut s, peer) = l.accept()?;
+            s.write_all(b"hello from nsnet demo")?;
+            Ok(peer.ip())
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(3))
+            .context("server did not start")?;
+        let client = in_ns(client_ns, move || {
+            let mut s = TcpStream::connect_timeout(&dst, Duration::from_secs(3))
+                .with_context(|| format!("connect to {dst}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            let mut buf = String::new();
+            s.read_to_string(&mut buf)?;
+            anyhow::ensure!(buf == "hello from nsnet demo", "unexpected answer {buf:?}");
+            Ok(())
+        });
+        client
+            .join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        server
+            .join()
+            .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+    }
+}
+
 pub fn run() -> Result<()> {
     if !have_ping() {
         anyhow::bail!(
@@ -194,10 +254,14 @@ fn walkthrough(d: &mut Demo) -> Result<()> {
     d.nsnet(&["network", "inspect", "v-net-0"])?;
 
     d.section(
-        "Routes through the host: reach the host's LAN 192.168.1.0/24 from blue",
-        &["ip netns exec blue ip route add 192.168.1.0/24 via 192.168.15.5"],
+        "Routes through the host, with NAT: reach the host's LAN 192.168.1.0/24 from blue",
+        &[
+            "ip netns exec blue ip route add 192.168.1.0/24 via 192.168.15.5",
+            "iptables -t nat -A POSTROUTING -s 192.168.15.0/24 -j MASQUERADE",
+        ],
     );
-    // A LAN machine: a namespace joined to the host by a veth, 192.168.1.0/24.
+    // A LAN machine: a namespace joined to the host by a veth, 192.168.1.0/24. It has no
+    // route back to 192.168.15.0/24: masquerade (on by default) makes that unnecessary.
     d.nsnet(&["netns", "add", "lan"])?;
     d.nsnet(&[
         "link",
@@ -212,15 +276,6 @@ fn walkthrough(d: &mut Demo) -> Result<()> {
         "192.168.1.1/24",
         "--addr",
         "192.168.1.2/24",
-    ])?;
-    // Until NAT lands, the LAN machine needs a way back to the bridge network.
-    d.nsnet(&[
-        "route",
-        "add",
-        "lan",
-        "192.168.15.0/24",
-        "via",
-        "192.168.1.1",
     ])?;
     d.nsnet(&[
         "route",
@@ -237,11 +292,54 @@ fn walkthrough(d: &mut Demo) -> Result<()> {
     );
 
     d.section(
+        "Connect to the internet: NAT masquerade hides blue behind the host",
+        &["ip netns exec blue ping 8.8.8.8  (here the internet is a namespace holding 203.0.113.2)"],
+    );
+    d.nsnet(&["netns", "add", "internet"])?;
+    d.nsnet(&[
+        "link",
+        "add",
+        "host",
+        "internet",
+        "--ifname-a",
+        "uplink0",
+        "--ifname-b",
+        "eth0",
+        "--addr",
+        "203.0.113.1/24",
+        "--addr",
+        "203.0.113.2/24",
+    ])?;
+    d.ping("blue", "203.0.113.2", true)?;
+    println!("$ (tcp from blue to 203.0.113.2:8000; the server there reports its client)");
+    let seen = traffic::tcp_exchange("internet", "203.0.113.2:8000", "blue", "203.0.113.2:8000")?;
+    anyhow::ensure!(seen.to_string() == "203.0.113.1", "not masqueraded: {seen}");
+    println!(
+        "   proof: the internet host saw the connection come from {seen} (the host's uplink), not 192.168.15.2"
+    );
+
+    d.section(
+        "Port forwarding: host port 80 to blue's port 80",
+        &["iptables -t nat -A PREROUTING --dport 80 --to-destination 192.168.15.2:80 -j DNAT"],
+    );
+    d.nsnet(&["port", "add", "blue", "80:80"])?;
+    d.nsnet(&["port", "ls"])?;
+    println!(
+        "$ (tcp from the internet host to the host's 203.0.113.1:80; a server in blue listens on :80)"
+    );
+    let seen = traffic::tcp_exchange("blue", "0.0.0.0:80", "internet", "203.0.113.1:80")?;
+    anyhow::ensure!(
+        seen.to_string() == "203.0.113.2",
+        "unexpected client address {seen}"
+    );
+    println!("   proof: blue's server answered, and saw its client as {seen} (source preserved)");
+
+    d.section(
         "Teardown: nothing left behind",
         &["ip netns del red; ip link del v-net-0; ..."],
     );
     d.nsnet(&["network", "rm", "v-net-0", "--force"])?;
-    d.nsnet(&["netns", "rm", "red", "blue", "lan"])?;
+    d.nsnet(&["netns", "rm", "red", "blue", "lan", "internet"])?;
     let left = d.nsnet(&["netns", "ls"])?;
     anyhow::ensure!(left.lines().count() <= 1, "namespaces left: {left}");
     let host = d.nsnet(&["inspect", "host"])?;
@@ -249,6 +347,11 @@ fn walkthrough(d: &mut Demo) -> Result<()> {
         !host.contains("v-net-0") && !host.contains("nsv"),
         "links left on the host"
     );
-    println!("   proof: no namespace, bridge, veth or state row left");
+    let tables = nsnet_sys::nft::NftSocket::open()?.table_exists(
+        nsnet_core::firewall::FAMILY_INET,
+        nsnet_core::firewall::TABLE,
+    )?;
+    anyhow::ensure!(!tables, "firewall table left");
+    println!("   proof: no namespace, bridge, veth, firewall table or state row left");
     Ok(())
 }
