@@ -88,8 +88,8 @@ pub(crate) fn apply(
             inet.ops.push(o);
         }
     }
-    sock.apply(&inet).map_err(|e| fw_err(what, &e))?;
-    if let Err(e) = sock.apply(&bridge) {
+    apply_one(sock, &inet, what)?;
+    if let Err(e) = apply_one(sock, &bridge, what) {
         let undo: Vec<FwChange> = changes
             .iter()
             .rev()
@@ -101,9 +101,34 @@ pub(crate) fn apply(
         if let Err(undo_err) = sock.apply(&back) {
             tracing::warn!(%undo_err, "undo of the inet half of a firewall change failed");
         }
-        return Err(fw_err(what, &e));
+        return Err(e);
     }
     Ok(())
+}
+
+/// Applies one batch. A batch that only deletes and fails because some element is already
+/// gone (removed by hand, or never added before a crash) is retried element by element, so
+/// teardown removes everything that is still there instead of nothing.
+fn apply_one(sock: &mut NftSocket, batch: &ElemBatch, what: &str) -> Result<(), KernelError> {
+    match sock.apply(batch) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.is_not_found()
+                && !e.is_table_or_set_missing()
+                && batch.ops.iter().all(|o| matches!(o, ElemOp::Del { .. })) =>
+        {
+            for o in &batch.ops {
+                let mut single = ElemBatch::new(batch.family, batch.table.clone());
+                single.ops.push(o.clone());
+                match sock.apply(&single) {
+                    Err(e) if !e.is_not_found() => return Err(fw_err(what, &e)),
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(fw_err(what, &e)),
+    }
 }
 
 /// Installs the skeleton unless both tables exist.
