@@ -276,6 +276,7 @@ impl<K: Kernel> Engine<K> {
         if !self.kernel.netns_exists(&req.netns) {
             return Err(EngineError::not_found("netns", &req.netns));
         }
+        self.revive_network(&req.network)?;
         let netns = ns_key(&req.netns);
         let (pid, boot) = (self.pid, self.boot_id.clone());
         let mappings = crate::ports::expand(&req.publish);
@@ -395,6 +396,31 @@ impl<K: Kernel> Engine<K> {
             Ok::<_, EngineError>(endpoint_view(tx, e, primary_in(tx, &in_ns)?)?)
         })?;
         Ok(view)
+    }
+
+    /// After a reboot a network's bridge and firewall elements are gone while its definition
+    /// persists, and its endpoints' rows describe veths that died with the old kernel: recreate
+    /// the network's kernel objects and release those endpoints, on first use.
+    pub(crate) fn revive_network(&mut self, name: &NetName) -> Result<(), EngineError> {
+        let boot = self.boot_id.clone();
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            let net = load_network(tx, name)?;
+            if net.state != RowState::Ready || net.boot_id == boot {
+                return Ok(());
+            }
+            for e in tx.endpoints_of_network(name)? {
+                if e.boot_id != boot {
+                    tx.delete_endpoint(e.id)?;
+                }
+            }
+            kernel.fw_ensure()?;
+            apply_all(kernel, &plan::create_network(&net.spec)).map_err(|e| {
+                EngineError::from(e).during(format!("recreate network {name} after a reboot"))
+            })?;
+            tx.set_network_boot(name, &boot)?;
+            Ok::<_, EngineError>(())
+        })
     }
 
     /// Detaches a namespace from a network; idempotent for the kernel side (a namespace deleted

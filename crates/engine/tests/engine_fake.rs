@@ -435,3 +435,37 @@ fn repair_restores_every_element_and_last_network_removes_tables() {
     e.network_rm(&NetName::new("lan").unwrap(), true).unwrap();
     assert!(!e.kernel().fw_installed && e.kernel().fw.is_empty());
 }
+
+#[test]
+fn after_a_reboot_networks_are_recreated_and_stale_endpoints_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut before = Engine::new(
+        Store::open(dir.path()).unwrap(),
+        FakeKernel::default(),
+        1,
+        "boot-a".into(),
+    );
+    before.netns_add(&NsName::new("red").unwrap()).unwrap();
+    before
+        .network_create(net("lan", "10.1.0.0/24", false))
+        .unwrap();
+    before.connect(connect("lan", "red")).unwrap();
+    // Reboot: the kernel forgot everything; namespaces are recreated by their owners.
+    let mut kernel = FakeKernel::default();
+    kernel.netns.insert("red".into());
+    let mut after = Engine::new(Store::open(dir.path()).unwrap(), kernel, 2, "boot-b".into());
+    let ep = after.connect(connect("lan", "red")).unwrap();
+    assert_eq!(
+        ep.addrs[0].to_string(),
+        "10.1.0.2/24",
+        "stale endpoint kept its address"
+    );
+    assert!(
+        after
+            .kernel()
+            .links_in("host")
+            .contains(&"nsbr-lan".to_string())
+    );
+    assert!(after.kernel().fw.contains("bridges \"nsbr-lan\""));
+    assert_eq!(count(&mut after, "endpoints"), 1);
+}

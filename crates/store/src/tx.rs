@@ -73,6 +73,16 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records that a network's kernel objects exist in boot `boot_id` (after a reboot they
+    /// are recreated on first use).
+    pub fn set_network_boot(&self, name: &NetName, boot_id: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE networks SET boot_id = ?2 WHERE name = ?1",
+            params![name.as_str(), boot_id],
+        )?;
+        Ok(())
+    }
+
     /// Marks a network `ready`.
     pub fn set_network_ready(&self, name: &NetName) -> Result<(), StoreError> {
         self.0.execute(
