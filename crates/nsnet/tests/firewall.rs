@@ -428,15 +428,44 @@ fn teardown_removes_what_is_left_when_an_element_was_deleted_by_hand() {
     }
     let s = Sandbox::new();
     s.ok(&["netns", "add", "web"]);
-    s.ok(&["network", "create", "lan", "--subnet", "10.88.0.0/24", "--icc=false"]);
-    s.ok(&["network", "connect", "lan", "web", "--publish", "8080:80", "--publish", "8081:81"]);
-    let r = s.sh("nft", &["delete", "element", "inet", "nsnet", "pf_any4", "{ tcp . 8080 }"]);
+    s.ok(&[
+        "network",
+        "create",
+        "lan",
+        "--subnet",
+        "10.88.0.0/24",
+        "--icc=false",
+    ]);
+    s.ok(&[
+        "network",
+        "connect",
+        "lan",
+        "web",
+        "--publish",
+        "8080:80",
+        "--publish",
+        "8081:81",
+    ]);
+    let r = s.sh(
+        "nft",
+        &[
+            "delete",
+            "element",
+            "inet",
+            "nsnet",
+            "pf_any4",
+            "{ tcp . 8080 }",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     s.ok(&["network", "disconnect", "lan", "web"]);
     let maps = s.sh("nft", &["list", "table", "inet", "nsnet"]).stdout;
     assert!(!maps.contains("8081"), "element left behind: {maps}");
     let bridge = s.sh("nft", &["list", "table", "bridge", "nsnet"]).stdout;
-    assert!(!bridge.contains("nsv"), "noicc element left behind: {bridge}");
+    assert!(
+        !bridge.contains("nsv"),
+        "noicc element left behind: {bridge}"
+    );
     s.ok(&["network", "rm", "lan"]);
     s.ok(&["netns", "rm", "web"]);
     s.assert_clean();
