@@ -9,5 +9,7 @@ pub mod names;
 pub mod ops;
 pub mod plan;
 pub mod port;
+pub mod shaping;
+pub mod topology;
 
 pub use error::CoreError;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::firewall::FwChange;
 use crate::model::Mac;
+use crate::shaping::Shaping;
 
 /// A network namespace an operation runs in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -97,6 +98,12 @@ pub enum KernelOp {
     },
     /// Firewall element changes, applied as one atomic nf_tables transaction.
     Firewall(Vec<FwChange>),
+    /// Shape the egress of an interface (netem root qdisc); empty shaping removes it.
+    Shape {
+        ns: NsRef,
+        ifname: String,
+        shaping: Shaping,
+    },
 }
 
 impl KernelOp {
@@ -139,7 +146,8 @@ impl KernelOp {
             KernelOp::LinkUp { .. }
             | KernelOp::DeleteLink { .. }
             | KernelOp::Sysctl { .. }
-            | KernelOp::Hairpin { .. } => {
+            | KernelOp::Hairpin { .. }
+            | KernelOp::Shape { .. } => {
                 return None;
             }
         })
@@ -173,6 +181,11 @@ impl fmt::Display for KernelOp {
             KernelOp::DeleteLink { ns, ifname } => write!(f, "delete {ifname} in netns {ns}"),
             KernelOp::Sysctl { ns, key, value } => write!(f, "set {key}={value} in netns {ns}"),
             KernelOp::Hairpin { ifname } => write!(f, "set hairpin on bridge port {ifname}"),
+            KernelOp::Shape {
+                ns,
+                ifname,
+                shaping,
+            } => write!(f, "shape {ifname} in netns {ns}: {shaping}"),
             KernelOp::Firewall(changes) => {
                 write!(f, "firewall: ")?;
                 for (i, c) in changes.iter().enumerate() {

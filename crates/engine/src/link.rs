@@ -2,8 +2,9 @@
 
 use ipnet::IpNet;
 use nsnet_core::names::{IfName, link_end};
-use nsnet_core::ops::NsRef;
+use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::plan::{self, LinkEnd};
+use nsnet_core::shaping::Shaping;
 use nsnet_store::{LinkEndRow, LinkRow, NewLink};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
@@ -173,6 +174,46 @@ impl<K: Kernel> Engine<K> {
                     .join(", ")
             ))),
         }
+    }
+
+    /// Shapes the egress of an interface nsnet manages (a link end, or an endpoint's
+    /// interface); empty shaping removes it. Live: no reconnect, traffic keeps flowing.
+    pub fn link_shape(
+        &mut self,
+        ns: &NsRef,
+        ifname: &IfName,
+        shaping: Shaping,
+    ) -> Result<(), EngineError> {
+        shaping.validate()?;
+        let key = ns_key(ns);
+        if !self.kernel.netns_exists(ns) {
+            return Err(EngineError::not_found("netns", &key));
+        }
+        let managed = self.store.read(|tx| {
+            let link_end = tx
+                .links_in_netns(&key)?
+                .iter()
+                .any(|l| end_uses(l, &key, ifname));
+            let endpoint = tx
+                .endpoints_in_netns(&key)?
+                .iter()
+                .any(|e| e.ifname == *ifname);
+            Ok::<_, EngineError>(link_end || endpoint)
+        })?;
+        if !managed {
+            return Err(EngineError::NotFound {
+                kind: "interface",
+                name: format!(
+                    "{ifname} made by nsnet in netns {key} (shape link ends or endpoint interfaces)"
+                ),
+            });
+        }
+        self.kernel.apply(&KernelOp::Shape {
+            ns: ns.clone(),
+            ifname: ifname.to_string(),
+            shaping,
+        })?;
+        Ok(())
     }
 
     /// Deletes one link's veth (either end takes both) and its row.

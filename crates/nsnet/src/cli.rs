@@ -80,6 +80,8 @@ pub enum LinkCmd {
     Add(LinkAdd),
     /// List links.
     Ls,
+    /// Shape an interface's egress live: delay, jitter, loss, rate (netem).
+    Set(LinkSet),
     /// Remove the link between two namespaces.
     Rm {
         netns_a: String,
@@ -105,6 +107,29 @@ pub struct LinkAdd {
     pub ifname_b: Option<String>,
     #[arg(long)]
     pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkSet {
+    /// Namespace of the interface ("host" for the machine's own).
+    pub netns: String,
+    /// A link end or endpoint interface made by nsnet.
+    pub ifname: String,
+    /// Added delay, e.g. 50ms.
+    #[arg(long)]
+    pub delay: Option<String>,
+    /// Delay variation, e.g. 5ms (needs --delay).
+    #[arg(long)]
+    pub jitter: Option<String>,
+    /// Packet loss, e.g. 1%.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Rate limit, e.g. 10mbit.
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Remove all shaping.
+    #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate"])]
+    pub clear: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -112,6 +112,20 @@ impl Kernel for FakeKernel {
             | KernelOp::LinkUp { ns, .. }
             | KernelOp::Sysctl { ns, .. } => self.check_ns(ns, &what)?,
             KernelOp::DelAddr { .. } | KernelOp::DelRoute { .. } | KernelOp::Hairpin { .. } => {}
+            KernelOp::Shape { ns, ifname, .. } => {
+                self.check_ns(ns, &what)?;
+                if !self
+                    .links
+                    .get(&Self::key(ns))
+                    .is_some_and(|s| s.contains(ifname))
+                {
+                    return Err(KernelError::new(
+                        what,
+                        FailKind::NotFound,
+                        "no such interface",
+                    ));
+                }
+            }
             KernelOp::Firewall(changes) => {
                 if !self.fw_installed {
                     return Err(KernelError::new(
@@ -212,6 +226,7 @@ impl Kernel for FakeKernel {
                 mtu: None,
                 master: None,
                 addrs: Vec::new(),
+                shaping: None,
             })
             .collect();
         Ok(NsView {

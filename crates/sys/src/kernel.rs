@@ -49,6 +49,8 @@ pub struct IfaceView {
     pub mtu: Option<u32>,
     pub master: Option<String>,
     pub addrs: Vec<IpNet>,
+    /// Egress shaping (netem root qdisc), if any.
+    pub shaping: Option<nsnet_core::shaping::Shaping>,
 }
 
 /// A route as seen live in a namespace.

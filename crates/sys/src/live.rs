@@ -10,9 +10,10 @@ use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 
 use crate::kernel::{FailKind, IfaceView, Kernel, KernelError, NsView, RouteView};
-use crate::netlink::{BridgeSpec, NetlinkError, RouteSpec, Rtnl, VethSpec};
+use crate::netlink::{BridgeSpec, Netem, NetlinkError, RouteSpec, Rtnl, Shaper, VethSpec};
 use crate::nft::NftSocket;
 use crate::{netns, sysctl};
+use nsnet_core::shaping::Shaping;
 
 /// Alias set on every interface nsnet creates, so leftovers can be recognised.
 pub const OWNER_ALIAS: &str = "nsnet";
@@ -273,6 +274,25 @@ impl LiveKernel {
                     .map_err(|e| nl_err(what, &e))?;
             }
             KernelOp::Firewall(changes) => self.apply_fw(changes, what)?,
+            KernelOp::Shape {
+                ns,
+                ifname,
+                shaping,
+            } => {
+                let index = self.index(ns, ifname, what)?;
+                let sock = self.sock(ns, what)?;
+                if shaping.is_empty() {
+                    sock.del_root_qdisc(index).map_err(|e| nl_err(what, &e))?;
+                } else {
+                    sock.set_shaper(index, &shaper_of(shaping)).map_err(|e| {
+                        let mut err = nl_err(what, &e);
+                        if e.errno() == Some(libc::ENOENT) {
+                            err.cause = "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is off): delay, jitter and loss cannot be shaped here; --rate alone works (tbf)".into();
+                        }
+                        err
+                    })?;
+                }
+            }
             KernelOp::Sysctl { ns, key, value } => {
                 let res = match ns {
                     NsRef::Host => sysctl::write(key, value),
@@ -285,6 +305,45 @@ impl LiveKernel {
             }
         }
         Ok(())
+    }
+}
+
+/// The qdisc for a shaping: tbf for a rate alone (every kernel has it), else netem.
+fn shaper_of(s: &Shaping) -> Shaper {
+    if s.delay_us.is_none() && s.jitter_us.is_none() && s.loss_ppm.is_none() {
+        return Shaper::Tbf {
+            rate_bytes: s.rate_bps.unwrap_or(0) / 8,
+        };
+    }
+    Shaper::Netem(Netem {
+        latency_ns: s.delay_us.unwrap_or(0) * 1_000,
+        jitter_ns: s.jitter_us.unwrap_or(0) * 1_000,
+        loss: s.loss_ppm.map_or(0, |ppm| {
+            (u64::from(u32::MAX) * u64::from(ppm) / 1_000_000) as u32
+        }),
+        rate_bytes: s.rate_bps.unwrap_or(0) / 8,
+    })
+}
+
+/// A qdisc's kernel units back to shaping (what `inspect` shows and `plan` compares).
+fn shaping_of(shaper: &Shaper) -> Shaping {
+    let nonzero = |v: u64| (v > 0).then_some(v);
+    let n = match shaper {
+        Shaper::Tbf { rate_bytes } => {
+            return Shaping {
+                rate_bps: nonzero(rate_bytes * 8),
+                ..Shaping::default()
+            };
+        }
+        Shaper::Netem(n) => n,
+    };
+    Shaping {
+        delay_us: nonzero(n.latency_ns / 1_000),
+        jitter_us: nonzero(n.jitter_ns / 1_000),
+        loss_ppm: (n.loss > 0).then(|| {
+            ((u64::from(n.loss) * 1_000_000 + u64::from(u32::MAX) / 2) / u64::from(u32::MAX)) as u32
+        }),
+        rate_bps: nonzero(n.rate_bytes * 8),
     }
 }
 
@@ -352,6 +411,7 @@ impl Kernel for LiveKernel {
         let links = sock.links().map_err(|e| nl_err(&what, &e))?;
         let addrs = sock.addrs().map_err(|e| nl_err(&what, &e))?;
         let routes = sock.routes().map_err(|e| nl_err(&what, &e))?;
+        let shaped = sock.shapers().map_err(|e| nl_err(&what, &e))?;
         let name_of = |i: u32| links.iter().find(|l| l.index == i).map(|l| l.name.clone());
         let interfaces = links
             .iter()
@@ -368,6 +428,10 @@ impl Kernel for LiveKernel {
                     .filter(|a| a.index == l.index)
                     .map(|a| a.addr)
                     .collect(),
+                shaping: shaped
+                    .iter()
+                    .find(|(i, _)| *i == l.index)
+                    .map(|(_, n)| shaping_of(n)),
             })
             .collect();
         let routes = routes

@@ -12,7 +12,15 @@ use crate::output::{Table, list, print};
 
 fn table(d: &NetnsDetail) -> String {
     let mut out = format!("Namespace: {}\n\n", d.name);
-    let mut t = Table::new(&["INTERFACE", "STATE", "MAC", "MTU", "MASTER", "ADDRESSES"]);
+    let mut t = Table::new(&[
+        "INTERFACE",
+        "STATE",
+        "MAC",
+        "MTU",
+        "MASTER",
+        "ADDRESSES",
+        "SHAPING",
+    ]);
     for i in &d.interfaces {
         t.row(vec![
             i.name.clone(),
@@ -21,6 +29,7 @@ fn table(d: &NetnsDetail) -> String {
             i.mtu.map_or("-".into(), |m| m.to_string()),
             i.master.clone().unwrap_or_else(|| "-".into()),
             list(&i.addrs),
+            i.shaping.map_or("-".into(), |s| s.to_string()),
         ]);
     }
     out.push_str(&t.render());

@@ -9,9 +9,10 @@ use nsnet_engine::LinkRequest;
 use nsnet_engine::views::LinkView;
 
 use super::ns_arg;
-use crate::cli::{Format, LinkCmd};
+use crate::cli::{Format, LinkCmd, LinkSet};
 use crate::context;
 use crate::output::{Table, print};
+use nsnet_core::shaping::Shaping;
 
 fn end(ns: &str, ifname: &str, addr: &Option<ipnet::IpNet>) -> String {
     match addr {
@@ -30,6 +31,31 @@ fn table(links: &[LinkView]) -> String {
         ]);
     }
     t.render()
+}
+
+/// Shaping from `link set` flags; no flag at all is a usage mistake, not "clear".
+fn shaping_args(a: &LinkSet) -> Result<Shaping> {
+    use nsnet_core::shaping::{parse_duration, parse_loss, parse_rate};
+    let s = Shaping {
+        delay_us: a
+            .delay
+            .as_deref()
+            .map(|d| parse_duration("delay", d))
+            .transpose()?,
+        jitter_us: a
+            .jitter
+            .as_deref()
+            .map(|d| parse_duration("jitter", d))
+            .transpose()?,
+        loss_ppm: a.loss.as_deref().map(parse_loss).transpose()?,
+        rate_bps: a.rate.as_deref().map(parse_rate).transpose()?,
+    };
+    if s.is_empty() && !a.clear {
+        anyhow::bail!(
+            "link set needs at least one of --delay, --jitter, --loss, --rate, or --clear"
+        );
+    }
+    Ok(s)
 }
 
 pub fn run(state_dir: &Path, format: Format, cmd: LinkCmd) -> Result<()> {
@@ -57,6 +83,13 @@ pub fn run(state_dir: &Path, format: Format, cmd: LinkCmd) -> Result<()> {
             };
             let view = context::open(state_dir)?.link_add(req)?;
             print(format, &view, |v| table(std::slice::from_ref(v)))?;
+        }
+        LinkCmd::Set(a) => {
+            let ns = ns_arg(&a.netns, true)?;
+            let ifname = IfName::new(&a.ifname)?;
+            let shaping = shaping_args(&a)?;
+            context::open(state_dir)?.link_shape(&ns, &ifname, shaping)?;
+            println!("{} in netns {}: {shaping}", a.ifname, a.netns);
         }
         LinkCmd::Ls => {
             let links = context::open(state_dir)?.link_ls()?;

@@ -7,6 +7,7 @@
 
 mod addr;
 mod link;
+mod qdisc;
 mod route;
 
 use std::io;
@@ -23,6 +24,7 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 pub use addr::AddrInfo;
 pub use link::{BridgeSpec, LinkInfo, VethSpec};
+pub use qdisc::{Netem, Shaper};
 pub use route::{RouteInfo, RouteSpec};
 
 /// Initial receive buffer; the kernel caps dump datagrams at 32 KiB, so this rarely grows.

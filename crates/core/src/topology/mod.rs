@@ -1,0 +1,193 @@
+//! Topology files, as data: what a file asks for (`Desired`), what exists (`Observed`), and
+//! the fewest changes that turn one into the other (`diff`). Parsing the file is the face's
+//! job; observing and applying are the engine's. Everything here is pure.
+
+mod diff;
+
+pub use diff::{Change, diff};
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::model::{Mac, NetworkSpec};
+use crate::names::{IfName, NetName, NsName};
+use crate::port::PortMapping;
+use crate::shaping::Shaping;
+
+/// An endpoint the file asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredEndpoint {
+    pub network: NetName,
+    pub netns: NsName,
+    pub ips: Vec<IpAddr>,
+    pub mac: Option<Mac>,
+    pub ifname: Option<IfName>,
+    pub publish: Vec<PortMapping>,
+}
+
+/// A network and its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredNetwork {
+    pub spec: NetworkSpec,
+    pub endpoints: Vec<DesiredEndpoint>,
+}
+
+/// One end of a point-to-point link (`netns` may be `host`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkEndDef {
+    pub netns: String,
+    pub ifname: IfName,
+    pub addr: Option<IpNet>,
+    pub shaping: Shaping,
+}
+
+/// A point-to-point link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredLink {
+    pub a: LinkEndDef,
+    pub b: LinkEndDef,
+    pub mtu: Option<u32>,
+}
+
+/// An extra route.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RouteDef {
+    pub netns: String,
+    pub dest: IpNet,
+    pub via: IpAddr,
+}
+
+/// Everything a topology file asks for, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub name: String,
+    pub namespaces: Vec<NsName>,
+    pub networks: Vec<DesiredNetwork>,
+    pub links: Vec<DesiredLink>,
+    pub routes: Vec<RouteDef>,
+}
+
+/// An endpoint as it exists, and whether its kernel objects are all there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedEndpoint {
+    pub network: NetName,
+    pub netns: String,
+    pub ifname: IfName,
+    pub ips: Vec<IpAddr>,
+    pub mac: Option<Mac>,
+    pub ports: Vec<PortMapping>,
+    /// Why the endpoint is broken (its veth was deleted by hand...), if it is.
+    pub drift: Option<String>,
+}
+
+/// A link as it exists, with live shaping of each end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedLink {
+    pub a: LinkEndDef,
+    pub b: LinkEndDef,
+    pub drift: Option<String>,
+}
+
+/// A recorded route and whether the kernel still has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRoute {
+    pub route: RouteDef,
+    pub present: bool,
+}
+
+/// A network as it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedNetwork {
+    pub spec: NetworkSpec,
+    pub drift: Option<String>,
+}
+
+/// What exists now (from the store, checked against the kernel for drift), and which of it
+/// this topology created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub namespaces: BTreeSet<String>,
+    pub networks: Vec<ObservedNetwork>,
+    pub endpoints: Vec<ObservedEndpoint>,
+    pub links: Vec<ObservedLink>,
+    pub routes: Vec<ObservedRoute>,
+    pub owned: BTreeSet<Owned>,
+}
+
+/// Kinds of objects a topology owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Netns,
+    Network,
+    Endpoint,
+    Link,
+    Route,
+}
+
+impl Kind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Netns => "netns",
+            Kind::Network => "network",
+            Kind::Endpoint => "endpoint",
+            Kind::Link => "link",
+            Kind::Route => "route",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "netns" => Kind::Netns,
+            "network" => Kind::Network,
+            "endpoint" => Kind::Endpoint,
+            "link" => Kind::Link,
+            "route" => Kind::Route,
+            _ => return None,
+        })
+    }
+}
+
+/// An object a topology created: its kind and key (see the `*_key` functions).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Owned {
+    pub kind: Kind,
+    pub key: String,
+}
+
+impl Owned {
+    /// An owned object.
+    pub fn new(kind: Kind, key: impl Into<String>) -> Self {
+        Owned {
+            kind,
+            key: key.into(),
+        }
+    }
+}
+
+impl fmt::Display for Owned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.key)
+    }
+}
+
+/// Key of an endpoint: `NETWORK/NETNS`.
+pub fn endpoint_key(network: &str, netns: &str) -> String {
+    format!("{network}/{netns}")
+}
+
+/// Key of a link: its A end, `NETNS:IFNAME`.
+pub fn link_key(a: &LinkEndDef) -> String {
+    format!("{}:{}", a.netns, a.ifname)
+}
+
+/// Key of a route: `NETNS DEST`.
+pub fn route_key(r: &RouteDef) -> String {
+    format!("{} {}", r.netns, r.dest)
+}
