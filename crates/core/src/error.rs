@@ -39,4 +39,11 @@ pub enum CoreError {
     },
     #[error("network {network} has no free address left in {subnet}")]
     SubnetFull { network: String, subnet: IpNet },
+    #[error("network {network} has no free address left in range {start}-{end} of {subnet}")]
+    RangeFull {
+        network: String,
+        subnet: IpNet,
+        start: IpAddr,
+        end: IpAddr,
+    },
 }

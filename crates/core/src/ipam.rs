@@ -62,6 +62,54 @@ pub fn usage(subnet: &Subnet, used: u64) -> Usage {
     }
 }
 
+/// A window of a subnet that allocation is limited to (host-local's `rangeStart`/`rangeEnd`),
+/// both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Range {
+    pub start: IpAddr,
+    pub end: IpAddr,
+}
+
+impl Range {
+    /// Validates a window of `subnet`: both ends usable hosts of it, in order.
+    pub fn new(
+        network: &NetName,
+        subnet: &Subnet,
+        start: IpAddr,
+        end: IpAddr,
+    ) -> Result<Range, CoreError> {
+        for ip in [start, end] {
+            if !subnet.cidr.contains(&ip)
+                || ip == subnet.cidr.network()
+                || (subnet.cidr.addr().is_ipv4() && ip == subnet.cidr.broadcast())
+            {
+                return Err(CoreError::Address {
+                    network: network.to_string(),
+                    ip,
+                    reason: format!(
+                        "cannot bound an allocation range: it must be a host address of {}",
+                        subnet.cidr
+                    ),
+                });
+            }
+        }
+        if to_u128(end) < to_u128(start) {
+            return Err(CoreError::Address {
+                network: network.to_string(),
+                ip: end,
+                reason: format!("range end comes before range start {start}"),
+            });
+        }
+        Ok(Range { start, end })
+    }
+
+    /// Whether `ip` lies in the window.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.start.is_ipv4()
+            && (to_u128(self.start)..=to_u128(self.end)).contains(&to_u128(ip))
+    }
+}
+
 /// The lowest free endpoint address of `subnet`; `used` holds the addresses already allocated
 /// (addresses outside the subnet are ignored). Cost grows with the addresses below the first gap,
 /// never with the size of the subnet.
@@ -70,12 +118,26 @@ pub fn allocate(
     subnet: &Subnet,
     used: &BTreeSet<IpAddr>,
 ) -> Result<IpAddr, CoreError> {
+    allocate_in(network, subnet, used, None)
+}
+
+/// Like [`allocate`], limited to `range` when given.
+pub fn allocate_in(
+    network: &NetName,
+    subnet: &Subnet,
+    used: &BTreeSet<IpAddr>,
+    range: Option<&Range>,
+) -> Result<IpAddr, CoreError> {
     let net = &subnet.cidr;
-    let last = match net {
+    let mut last = match net {
         IpNet::V4(_) if net.prefix_len() < 31 => to_u128(net.broadcast()) - 1,
         _ => to_u128(net.broadcast()),
     };
-    let first = to_u128(net.network()) + 1;
+    let mut first = to_u128(net.network()) + 1;
+    if let Some(r) = range {
+        first = first.max(to_u128(r.start));
+        last = last.min(to_u128(r.end));
+    }
     let gateway = to_u128(subnet.gateway);
     let mut taken = used
         .range(net.network()..=net.broadcast())
@@ -90,9 +152,17 @@ pub fn allocate(
         }
         return Ok(offset(net, candidate - to_u128(net.network())).expect("inside the subnet"));
     }
-    Err(CoreError::SubnetFull {
-        network: network.to_string(),
-        subnet: *net,
+    Err(match range {
+        Some(r) => CoreError::RangeFull {
+            network: network.to_string(),
+            subnet: *net,
+            start: r.start,
+            end: r.end,
+        },
+        None => CoreError::SubnetFull {
+            network: network.to_string(),
+            subnet: *net,
+        },
     })
 }
 
@@ -103,7 +173,25 @@ pub fn request(
     used: &BTreeSet<IpAddr>,
     ip: IpAddr,
 ) -> Result<IpAddr, CoreError> {
+    request_in(network, subnet, used, ip, None)
+}
+
+/// Like [`request`]; the address must also lie in `range` when one is given.
+pub fn request_in(
+    network: &NetName,
+    subnet: &Subnet,
+    used: &BTreeSet<IpAddr>,
+    ip: IpAddr,
+    range: Option<&Range>,
+) -> Result<IpAddr, CoreError> {
     subnet.check_host(network, ip)?;
+    if let Some(r) = range.filter(|r| !r.contains(ip)) {
+        return Err(CoreError::Address {
+            network: network.to_string(),
+            ip,
+            reason: format!("is outside the allocation range {}-{}", r.start, r.end),
+        });
+    }
     if used.contains(&ip) {
         return Err(CoreError::Address {
             network: network.to_string(),
@@ -196,6 +284,48 @@ mod tests {
         assert!(e.to_string().contains("already in use"));
         assert!(request(&n(), &s, &used, "192.168.16.2".parse().unwrap()).is_err());
         assert!(request(&n(), &s, &used, "192.168.15.1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn ranges_bound_allocation_and_requests() {
+        let s = subnet("10.0.0.0/24", "10.0.0.1");
+        let r = Range::new(
+            &n(),
+            &s,
+            "10.0.0.10".parse().unwrap(),
+            "10.0.0.11".parse().unwrap(),
+        )
+        .unwrap();
+        let mut used = ips(&["10.0.0.2"]);
+        let a = allocate_in(&n(), &s, &used, Some(&r)).unwrap();
+        assert_eq!(a.to_string(), "10.0.0.10");
+        used.insert(a);
+        used.insert(allocate_in(&n(), &s, &used, Some(&r)).unwrap());
+        let e = allocate_in(&n(), &s, &used, Some(&r)).unwrap_err();
+        assert!(e.to_string().contains("range 10.0.0.10-10.0.0.11"), "{e}");
+        let e = request_in(&n(), &s, &used, "10.0.0.50".parse().unwrap(), Some(&r))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside the allocation range"), "{e}");
+        // A range that covers the gateway skips it.
+        let g = Range::new(
+            &n(),
+            &s,
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.3".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            allocate_in(&n(), &s, &used, Some(&g)).unwrap().to_string(),
+            "10.0.0.3"
+        );
+        for (a, b) in [
+            ("10.0.0.0", "10.0.0.5"),
+            ("10.0.0.9", "10.0.0.5"),
+            ("10.0.0.5", "10.0.1.5"),
+        ] {
+            assert!(Range::new(&n(), &s, a.parse().unwrap(), b.parse().unwrap()).is_err());
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure core of nsnet: the object model, name and address validation, derived kernel names,
 //! IPAM and the planner. Nothing here performs I/O, so all of it is unit-tested without root.
 
+pub mod container;
 pub mod error;
 pub mod firewall;
 pub mod ipam;

@@ -14,6 +14,7 @@ use crate::{Engine, EngineError};
 /// What `gc` removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
+    pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub endpoints: Vec<String>,
     pub links: Vec<String>,
@@ -29,6 +30,8 @@ impl<K: Kernel> Engine<K> {
     /// Removes leftovers of interrupted operations and endpoints/links whose namespace is gone.
     pub fn gc(&mut self) -> Result<GcReport, EngineError> {
         let mut report = GcReport::default();
+        // Containers first: removing one disconnects its endpoints the regular way.
+        self.gc_containers(&mut report)?;
         let (networks, endpoints, links) = self
             .store
             .read(|tx| Ok::<_, StoreError>((tx.networks()?, tx.endpoints()?, tx.links()?)))?;

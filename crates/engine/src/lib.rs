@@ -3,6 +3,8 @@
 //! everything and leave no row, link or address behind.
 
 mod apply;
+mod cni;
+mod container;
 mod error;
 mod gc;
 mod link;
@@ -12,8 +14,11 @@ mod ports;
 mod primary;
 mod repair;
 mod route;
+mod topology;
 pub mod views;
 
+pub use cni::{CheckReport, CniAdd, CniGcReport, CniKey, CniRoute, CniStatus};
+pub use container::{ContainerNet, ContainerView, ExecTarget, RunRequest};
 pub use error::EngineError;
 pub use gc::GcReport;
 pub use link::LinkRequest;

@@ -15,6 +15,7 @@ use nsnet_store::{EndpointRow, NetworkRow, NewEndpoint, RowState, StoreError, Tx
 use nsnet_sys::kernel::{FailKind, Kernel};
 
 use crate::apply::{apply_all, teardown};
+use crate::cni::ConnectPolicy;
 use crate::primary::primary;
 use crate::views::{EndpointView, NetworkDetail, NetworkSummary};
 use crate::{Engine, EngineError};
@@ -269,10 +270,16 @@ impl<K: Kernel> Engine<K> {
     /// on the bridge, addresses from IPAM (or the requested ones), default route when primary.
     pub fn connect(&mut self, req: ConnectRequest) -> Result<EndpointView, EngineError> {
         let what = format!("connect netns {} to network {}", req.netns, req.network);
-        self.connect_inner(&req).map_err(|e| e.during(what))
+        self.connect_with(&req, &ConnectPolicy::default())
+            .map_err(|e| e.during(what))
     }
 
-    fn connect_inner(&mut self, req: &ConnectRequest) -> Result<EndpointView, EngineError> {
+    /// `connect` with the allocation ranges and routes a face asks for (CNI).
+    pub(crate) fn connect_with(
+        &mut self,
+        req: &ConnectRequest,
+        policy: &ConnectPolicy,
+    ) -> Result<EndpointView, EngineError> {
         if !self.kernel.netns_exists(&req.netns) {
             return Err(EngineError::not_found("netns", &req.netns));
         }
@@ -308,14 +315,15 @@ impl<K: Kernel> Engine<K> {
                 }
                 None => next_ifname(&in_ns),
             };
-            let addrs = allocate(tx, &net.spec, &req.ips)?;
+            let addrs = allocate(tx, &net.spec, &req.ips, &policy.ranges)?;
             let mac = req.mac.or_else(|| {
                 addrs.iter().find_map(|a| match a.addr() {
                     IpAddr::V4(v4) => Some(Mac::from_ipv4(v4)),
                     IpAddr::V6(_) => None,
                 })
             });
-            let becomes_primary = !net.spec.internal && primary_in(tx, &in_ns)?.is_none();
+            let becomes_primary =
+                policy.routes.is_none() && !net.spec.internal && primary_in(tx, &in_ns)?.is_none();
             let default_via: Vec<IpAddr> = if becomes_primary {
                 net.spec
                     .subnets
@@ -376,7 +384,9 @@ impl<K: Kernel> Engine<K> {
         };
         let mut fw = firewall::endpoint_elements(&net.spec, row.host_ifname.as_str());
         fw.extend(crate::ports::elements(&stored, &mappings));
-        if let Err(err) = apply_all(&mut self.kernel, &plan::connect(&net.spec, &layout, fw)) {
+        let mut ops = plan::connect(&net.spec, &layout, fw);
+        ops.extend(policy.route_ops(&layout));
+        if let Err(err) = apply_all(&mut self.kernel, &ops) {
             self.store.write(|tx| tx.delete_endpoint(id))?;
             if err.kind == FailKind::Exists && err.what.starts_with("create veth") {
                 return Err(EngineError::Conflict(format!(
@@ -516,6 +526,7 @@ fn allocate(
     tx: &Tx<'_>,
     spec: &NetworkSpec,
     requested: &[IpAddr],
+    ranges: &[ipam::Range],
 ) -> Result<Vec<IpNet>, EngineError> {
     for ip in requested {
         if spec.subnet_of(*ip).is_none() {
@@ -537,6 +548,7 @@ fn allocate(
     let used = tx.used_addrs(&spec.name)?;
     let mut out = Vec::with_capacity(spec.subnets.len());
     for s in &spec.subnets {
+        let range = ranges.iter().find(|r| s.cidr.contains(&r.start));
         let mut mine = requested.iter().filter(|ip| s.cidr.contains(*ip));
         let ip = match (mine.next(), mine.next()) {
             (Some(_), Some(_)) => {
@@ -545,8 +557,8 @@ fn allocate(
                     s.cidr, spec.name
                 )));
             }
-            (Some(ip), None) => ipam::request(&spec.name, s, &used, *ip)?,
-            (None, _) => ipam::allocate(&spec.name, s, &used)?,
+            (Some(ip), None) => ipam::request_in(&spec.name, s, &used, *ip, range)?,
+            (None, _) => ipam::allocate_in(&spec.name, s, &used, range)?,
         };
         out.push(IpNet::new(ip, s.cidr.prefix_len()).expect("prefix of a valid subnet"));
     }

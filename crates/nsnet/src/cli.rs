@@ -44,15 +44,101 @@ pub enum Command {
     Port(PortCmd),
     /// Rebuild nsnet's firewall tables and elements from the store (e.g. after `nft flush ruleset`).
     Repair,
+    /// Show what `apply` would create, change and remove for a topology file (changes nothing).
+    Plan(TopologyFile),
+    /// Converge the machine to a topology file with the fewest changes (repairs drift too).
+    Apply(TopologyFile),
+    /// Remove everything a topology file created, and nothing else.
+    Destroy(TopologyFile),
+    /// The live topology as Graphviz DOT (or SVG with --svg, when Graphviz is installed).
+    Graph {
+        /// Only the objects a topology file declares.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Render SVG with Graphviz's `dot`.
+        #[arg(long)]
+        svg: bool,
+    },
     /// A namespace's interfaces, addresses, routes, networks and links ("host" for the machine).
     Inspect {
         /// Namespace name, or "host".
         netns: String,
     },
-    /// Remove leftovers of interrupted operations and of namespaces deleted by hand.
+    /// Remove leftovers of interrupted operations, of namespaces deleted by hand, and
+    /// containers that exited.
     Gc,
+    /// Run a command in a new container: its own PID, mount, UTS, IPC and network namespaces.
+    Run(RunArgs),
+    /// Run a command inside a running container (joins all of its namespaces).
+    Exec {
+        name: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// List running containers (all of them with -a).
+    Ps {
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Print the output of a detached container.
+    Logs { name: String },
+    /// Stop containers: SIGTERM, then SIGKILL after --time seconds; their network is released.
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Seconds to wait between SIGTERM and SIGKILL.
+        #[arg(short, long, default_value_t = 10, value_name = "SECONDS")]
+        time: u64,
+    },
+    /// Remove containers: endpoints, published ports, namespace, log and state.
+    Rm {
+        /// Kill running containers first.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Run the seed walkthrough live in a throwaway sandbox, proving each step with traffic.
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Container name, also the name of its network namespace (default: generated).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Connect to a network, optionally at an address: NET[:IP]. Repeat for more networks.
+    #[arg(long = "network", value_name = "NET[:IP]")]
+    pub networks: Vec<String>,
+    /// Publish a port (on the first network): [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO].
+    #[arg(long = "publish", short = 'p', value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Hostname inside the container (default: the name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Environment variable KEY=VALUE (KEY alone copies nsnet's own). Repeat for more.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Directory to pivot into as the container's root (default: the host's files).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Detach: print the name and leave it running; its output goes to `nsnet logs NAME`.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopologyFile {
+    /// Topology file (YAML; see examples/).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,13 @@
-//! nsnet: container networking for Linux. One binary: the CLI for humans (and, later, the CNI
-//! plugin and topology files). Exit codes: 0 ok, 1 error, 2 usage.
+//! nsnet: container networking for Linux. One binary: the CLI for humans, the CNI plugin (when
+//! `CNI_COMMAND` is set) and, later, topology files. Exit codes: 0 ok, 1 error, 2 usage.
 
 mod cli;
+mod cni;
 mod commands;
 mod context;
 mod output;
 mod sandbox;
+mod topology;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -13,6 +15,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if cni::invoked() {
+        return cni::main();
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

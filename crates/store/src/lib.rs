@@ -4,12 +4,15 @@
 //! concurrent nsnet processes; UNIQUE constraints back every invariant (one address per
 //! network, one interface name per namespace, one host veth name).
 
+mod containers;
 mod error;
 mod ports;
 mod rows;
 mod schema;
+mod topology;
 mod tx;
 
+pub use containers::{ContainerRow, ContainerState, NewContainer};
 pub use error::StoreError;
 pub use ports::PortRow;
 pub use rows::{

@@ -81,6 +81,36 @@ CREATE TABLE ports (
 ) STRICT;
 CREATE INDEX ports_by_endpoint ON ports(endpoint);
 "#,
+    // Containers: a process tree in its own namespaces; its network namespace is /run/netns/NAME
+    // and its endpoints are the endpoints of that namespace.
+    r#"
+CREATE TABLE containers (
+    name        TEXT PRIMARY KEY,
+    hostname    TEXT NOT NULL,
+    command     TEXT NOT NULL,  -- JSON array of argv
+    env         TEXT NOT NULL,  -- JSON array of KEY=VALUE
+    rootfs      TEXT,
+    detached    INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('creating', 'running', 'exited')),
+    init_pid    INTEGER,        -- host pid of the container's init (PID 1 inside)
+    init_start  INTEGER,        -- its start time (clock ticks after boot): guards against pid reuse
+    exit_code   INTEGER,
+    pid         INTEGER NOT NULL,
+    boot_id     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL DEFAULT (unixepoch()),
+    started_at  INTEGER,
+    finished_at INTEGER
+) STRICT;
+"#,
+    // Which objects each topology file created (`nsnet destroy` removes exactly those).
+    r#"
+CREATE TABLE topology_objects (
+    topology TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    PRIMARY KEY (topology, kind, key)
+) STRICT;
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.

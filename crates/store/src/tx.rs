@@ -252,6 +252,14 @@ impl<'c> Tx<'c> {
         self.endpoints_where("netns = ?1", [netns])
     }
 
+    /// Endpoints made for a container (CNI attachments carry the runtime's container id).
+    pub fn endpoints_of_container(
+        &self,
+        container_id: &str,
+    ) -> Result<Vec<EndpointRow>, StoreError> {
+        self.endpoints_where("container_id = ?1", [container_id])
+    }
+
     /// All endpoints, oldest first.
     pub fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
         self.endpoints_where("1 = 1", [])
@@ -420,6 +428,8 @@ impl<'c> Tx<'c> {
             "links",
             "routes",
             "ports",
+            "containers",
+            "topology_objects",
         ] {
             let n: i64 = self
                 .0

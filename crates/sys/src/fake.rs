@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nsnet_core::firewall::FwChange;
+use nsnet_core::firewall::{FwChange, FwElem};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 
@@ -28,6 +28,8 @@ pub struct FakeKernel {
     pub fw_installed: bool,
     /// Host ports that count as busy for `port_busy` (`proto/port`).
     pub busy_ports: BTreeSet<String>,
+    /// Container processes and files (see `process::fake`).
+    pub procs: crate::process::fake::FakeProcesses,
 }
 
 impl FakeKernel {
@@ -204,6 +206,10 @@ impl Kernel for FakeKernel {
         self.fw_installed = false;
         self.fw.clear();
         Ok(())
+    }
+
+    fn fw_has(&mut self, elem: &FwElem) -> Result<bool, KernelError> {
+        Ok(self.fw_installed && self.fw.contains(&elem.to_string()))
     }
 
     fn port_busy(&mut self, m: &PortMapping) -> bool {

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use nsnet_core::firewall::FwElem;
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 use serde::Serialize;
@@ -69,8 +70,8 @@ pub struct NsView {
     pub routes: Vec<RouteView>,
 }
 
-/// What the engine needs from the kernel.
-pub trait Kernel {
+/// What the engine needs from the kernel (containers' processes included: `Processes`).
+pub trait Kernel: crate::process::Processes {
     /// Applies one operation. `DeleteLink`, `DelAddr` and `DelRoute` of missing objects succeed.
     fn apply(&mut self, op: &KernelOp) -> Result<(), KernelError>;
     /// Creates a named namespace (a file under /run/netns) with `lo` up.
@@ -90,6 +91,9 @@ pub trait Kernel {
     fn fw_ensure(&mut self) -> Result<(), KernelError>;
     /// Removes nsnet's firewall tables (missing is fine).
     fn fw_remove(&mut self) -> Result<(), KernelError>;
+    /// Whether nsnet's firewall holds an element with the key of `elem` (a missing table or
+    /// set counts as absent); an error means the firewall cannot be read at all.
+    fn fw_has(&mut self, elem: &FwElem) -> Result<bool, KernelError>;
     /// Whether something in the host namespace already uses this host port (a listener or a
     /// bound socket), so publishing it would shadow or steal its traffic.
     fn port_busy(&mut self, m: &PortMapping) -> bool;

@@ -8,4 +8,5 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod ports;
+pub mod process;
 pub mod sysctl;

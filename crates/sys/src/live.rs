@@ -183,11 +183,25 @@ impl LiveKernel {
                     peer_name: b.name.clone(),
                     peer_netns: Some(peer_fd),
                     peer_mac: b.mac.map(|m| m.0),
-                    peer_up: true,
+                    // Not here: add_veth would open a throwaway socket in the peer's namespace
+                    // (a thread, a setns) just for this; below it goes on the namespace's
+                    // cached socket, which the endpoint's next ops (lo, addresses, routes) reuse.
+                    peer_up: false,
                 };
                 self.sock(&a.ns, what)?
                     .add_veth(&spec)
                     .map_err(|e| nl_err(what, &e))?;
+                let up = self.sock(&b.ns, what).and_then(|s| {
+                    s.set_up_by_name(&b.name)
+                        .map_err(|e| nl_err(&format!("{what}: set peer up"), &e))
+                });
+                if let Err(err) = up {
+                    // As add_veth does when a follow-up fails: a retry starts clean.
+                    if let Ok(s) = self.sock(&a.ns, what) {
+                        let _ = s.del_link(&a.name);
+                    }
+                    return Err(err);
+                }
             }
             KernelOp::AddAddr { ns, ifname, addr } => {
                 let index = self.index(ns, ifname, what)?;
@@ -452,6 +466,11 @@ impl Kernel for LiveKernel {
 
     fn fw_remove(&mut self) -> Result<(), KernelError> {
         crate::live_fw::remove()
+    }
+
+    fn fw_has(&mut self, elem: &nsnet_core::firewall::FwElem) -> Result<bool, KernelError> {
+        let what = format!("look up firewall element {elem}");
+        crate::live_fw::has(self.nft_sock(&what)?, elem, &what)
     }
 
     fn port_busy(&mut self, m: &PortMapping) -> bool {

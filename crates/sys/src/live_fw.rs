@@ -131,6 +131,12 @@ fn apply_one(sock: &mut NftSocket, batch: &ElemBatch, what: &str) -> Result<(), 
     }
 }
 
+/// Whether the element's key is in its set (data of map elements is not compared).
+pub(crate) fn has(sock: &mut NftSocket, elem: &FwElem, what: &str) -> Result<bool, KernelError> {
+    sock.elem_exists(elem.family, firewall::TABLE, &elem.set, &key(&elem.key))
+        .map_err(|e| fw_err(what, &e))
+}
+
 /// Installs the skeleton unless both tables exist.
 pub(crate) fn ensure(sock: &mut NftSocket) -> Result<(), KernelError> {
     let what = "install nsnet firewall tables";

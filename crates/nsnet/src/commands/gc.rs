@@ -12,6 +12,9 @@ pub fn run(state_dir: &Path, format: Format) -> Result<()> {
     let report = context::open(state_dir)?.gc()?;
     print(format, &report, |r| {
         let mut out = String::new();
+        for c in &r.containers {
+            out.push_str(&format!("removed container {c}\n"));
+        }
         for n in &r.networks {
             out.push_str(&format!("removed network {n}\n"));
         }

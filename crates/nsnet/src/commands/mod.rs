@@ -1,14 +1,22 @@
 //! One file per subcommand; each turns arguments into validated requests and calls the engine.
 
 mod demo;
+mod exec;
 mod gc;
+mod graph;
 mod inspect;
 mod link;
+mod logs;
 mod netns;
 mod network;
 mod port;
+mod ps;
 mod repair;
+mod rm;
 mod route;
+mod run;
+mod stop;
+mod topology;
 
 use anyhow::Result;
 use nsnet_core::names::{HOST, NsName};
@@ -30,9 +38,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Route(cmd) => route::run(&state_dir, format, cmd),
         Command::Port(cmd) => port::run(&state_dir, format, cmd),
         Command::Repair => repair::run(&state_dir, format),
+        Command::Plan(t) => topology::plan(&state_dir, format, &t.file),
+        Command::Apply(t) => topology::apply(&state_dir, format, &t.file),
+        Command::Destroy(t) => topology::destroy(&state_dir, format, &t.file),
+        Command::Graph { file, svg } => graph::run(&state_dir, file.as_deref(), svg),
         Command::Inspect { netns } => inspect::run(&state_dir, format, &netns),
         Command::Gc => gc::run(&state_dir, format),
         Command::Demo => demo::run(),
+        Command::Run(args) => run::run(&state_dir, format, args),
+        Command::Exec { name, command } => exec::run(&state_dir, &name, &command),
+        Command::Ps { all } => ps::run(&state_dir, format, all),
+        Command::Logs { name } => logs::run(&state_dir, &name),
+        Command::Stop { names, time } => stop::run(&state_dir, &names, time),
+        Command::Rm { force, names } => rm::run(&state_dir, &names, force),
     }
 }
 

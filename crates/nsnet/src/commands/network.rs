@@ -49,6 +49,8 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
         "MAC",
         "ADDRESSES",
         "PRIMARY",
+        "PORTS",
+        "CONTAINER",
     ]);
     for e in eps {
         t.row(vec![
@@ -60,6 +62,7 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
             list(&e.addrs),
             if e.primary { "yes".into() } else { "no".into() },
             list(&e.ports),
+            e.container_id.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     t.render()

@@ -229,6 +229,11 @@ impl Rtnl {
         }
     }
 
+    /// Sets the link called `name` administratively up (one round trip, no index lookup).
+    pub fn set_up_by_name(&mut self, name: &str) -> Result<(), NetlinkError> {
+        self.ack(set_up_by_name_req(name))
+    }
+
     /// Sets the link administratively up.
     pub fn set_up(&mut self, index: u32) -> Result<(), NetlinkError> {
         self.ack(set_up_req(index))

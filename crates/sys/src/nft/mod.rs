@@ -593,7 +593,32 @@ impl NftSocket {
             w.str_attr(*kind, value);
         }
         w.end_msg(m);
-        self.send(&w.buf).map_err(|e| NftError::socket(op, e))?;
+        self.ask_exists(op, seq, &w.buf)
+    }
+
+    /// Whether set or map `set` of table `family`/`table` holds an element with `key`
+    /// (NFT_MSG_GETSETELEM for that one key); a missing table or set counts as absent.
+    pub fn elem_exists(
+        &mut self,
+        family: u8,
+        table: &str,
+        set: &str,
+        key: &[u8],
+    ) -> Result<bool, NftError> {
+        let op = format!(
+            "look up element [{}] in set {set} of table {} {table}",
+            hex_words(key),
+            family_name(family)
+        );
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let bytes = msg::encode_get_elem(family, table, set, key, seq)?;
+        self.ask_exists(&op, seq, &bytes)
+    }
+
+    /// Sends one GET request and waits for its ACK: true on success, false on ENOENT.
+    fn ask_exists(&mut self, op: &str, seq: u32, request: &[u8]) -> Result<bool, NftError> {
+        self.send(request).map_err(|e| NftError::socket(op, e))?;
         loop {
             let len = self
                 .recv(true)
@@ -606,7 +631,7 @@ impl NftSocket {
                 let payload = &data[NLMSG_HDRLEN..hdr.len];
                 data = &data[msg::align4(hdr.len).min(data.len())..];
                 if hdr.seq != seq || hdr.kind != NLMSG_ERROR {
-                    continue; // the object itself (NEWTABLE/NEWSET reply) or stale messages
+                    continue; // the object itself (NEWTABLE/NEWSET/NEWSETELEM) or stale messages
                 }
                 let ack = msg::parse_ack(hdr.flags, payload)
                     .ok_or_else(|| NftError::decode(op, "short NLMSG_ERROR"))?;

@@ -18,6 +18,7 @@ pub(crate) const NFNL_MSG_BATCH_END: u16 = 0x11;
 pub(crate) const NFT_MSG_GETTABLE: u8 = 1;
 pub(crate) const NFT_MSG_GETSET: u8 = 10;
 pub(crate) const NFT_MSG_NEWSETELEM: u8 = 12;
+pub(crate) const NFT_MSG_GETSETELEM: u8 = 13;
 pub(crate) const NFT_MSG_DELSETELEM: u8 = 14;
 
 pub(crate) const NFTA_TABLE_NAME: u16 = 1;
@@ -342,6 +343,46 @@ pub(crate) fn encode_batch(batch: &ElemBatch, first_seq: u32) -> Result<EncodedB
         end_seq: seq,
         msgs,
     })
+}
+
+/// Encodes a non-dump NFT_MSG_GETSETELEM for one key (what `nft get element` sends): the
+/// kernel answers with the element and an ACK, or ENOENT when the key (or set, or table) is
+/// missing.
+pub(crate) fn encode_get_elem(
+    family: u8,
+    table: &str,
+    set: &str,
+    key: &[u8],
+    seq: u32,
+) -> Result<Vec<u8>, NftError> {
+    let probe = ElemBatch {
+        family,
+        table: table.to_owned(),
+        ops: vec![ElemOp::Del {
+            set: set.to_owned(),
+            key: key.to_vec(),
+        }],
+    };
+    validate(&probe)?;
+    let mut w = Writer::default();
+    let m = w.begin_msg(
+        msg_type(NFT_MSG_GETSETELEM),
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        family,
+        0,
+    );
+    w.str_attr(NFTA_SET_ELEM_LIST_TABLE, table);
+    w.str_attr(NFTA_SET_ELEM_LIST_SET, set);
+    let list = w.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+    let elem = w.begin_nest(NFTA_LIST_ELEM);
+    let k = w.begin_nest(NFTA_SET_ELEM_KEY);
+    w.attr(NFTA_DATA_VALUE, key);
+    w.end_nest(k);
+    w.end_nest(elem);
+    w.end_nest(list);
+    w.end_msg(m);
+    Ok(w.buf)
 }
 
 /// Bytes of one NFTA_LIST_ELEM as encoded above.

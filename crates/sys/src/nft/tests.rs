@@ -573,3 +573,69 @@ fn script_errors_carry_stderr_and_script_head() {
         );
     });
 }
+
+#[test]
+fn single_element_lookup() {
+    if skip_unless_root() {
+        return;
+    }
+    in_fresh_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        let key = concat(&[proto(TCP), port(8080)]);
+        // No table yet: absent, not an error.
+        assert!(
+            !sock
+                .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &key)
+                .unwrap()
+        );
+        run_script(SKELETON).unwrap();
+        assert!(
+            !sock
+                .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &key)
+                .unwrap()
+        );
+        assert!(
+            !sock
+                .elem_exists(NFPROTO_INET, "nsnet", "nope", &key)
+                .unwrap()
+        );
+        sock.apply(&batch(vec![any4(
+            TCP,
+            8080,
+            Ipv4Addr::new(10, 0, 0, 2),
+            80,
+            true,
+        )]))
+        .unwrap();
+        assert!(
+            sock.elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &key)
+                .unwrap()
+        );
+        let other = concat(&[proto(UDP), port(8080)]);
+        assert!(
+            !sock
+                .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &other)
+                .unwrap()
+        );
+        sock.apply(&batch(vec![ElemOp::Add {
+            set: "bridges".into(),
+            key: ifname("nsbr-lan"),
+            data: None,
+            exclusive: true,
+        }]))
+        .unwrap();
+        assert!(
+            sock.elem_exists(NFPROTO_INET, "nsnet", "bridges", &ifname("nsbr-lan"))
+                .unwrap()
+        );
+        assert!(
+            !sock
+                .elem_exists(NFPROTO_INET, "nsnet", "bridges", &ifname("nsbr-wan"))
+                .unwrap()
+        );
+        let err = sock
+            .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &[])
+            .unwrap_err();
+        assert!(err.to_string().contains("key of 0 bytes"), "{err}");
+    });
+}

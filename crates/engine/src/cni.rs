@@ -1,0 +1,505 @@
+//! What the CNI face needs beyond the CLI's operations. CNI names an attachment by container id
+//! and interface name (the namespace path may be empty on DEL), brings the network's definition
+//! with every call, may bound allocation to ranges, and takes the container's routes from its
+//! configuration instead of nsnet's primary-endpoint rule. Rows, kernel plans and firewall
+//! elements are the CLI's own, so `nsnet network inspect` shows CNI attachments like any other.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use nsnet_core::CoreError;
+use nsnet_core::firewall::{self, FwElem, FwKey};
+use nsnet_core::ipam::Range;
+use nsnet_core::model::{Mac, NetworkSpec};
+use nsnet_core::names::{IfName, NetName};
+use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_core::plan::{self, EndpointLayout};
+use nsnet_core::port::PortSpec;
+use nsnet_store::{EndpointRow, RowState};
+use nsnet_sys::kernel::{IfaceView, Kernel};
+use serde::Serialize;
+
+use crate::apply::teardown;
+use crate::network::{endpoint_firewall, endpoint_view, ns_key, primary_in};
+use crate::views::EndpointView;
+use crate::{ConnectRequest, Engine, EngineError, NetworkRequest};
+
+/// How long an ADD waits for another process that is creating the same network.
+const NETWORK_WAIT: Duration = Duration::from_secs(30);
+/// Pause between looks at a network another process is creating.
+const NETWORK_POLL: Duration = Duration::from_millis(2);
+
+/// A route to install in the container: a destination through a gateway, on the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CniRoute {
+    pub dest: IpNet,
+    pub via: IpAddr,
+}
+
+/// How a connect differs from the CLI's; the default is the CLI's behaviour.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectPolicy {
+    /// Routes to install instead of the primary endpoint's default routes (None: the CLI rule).
+    pub routes: Option<Vec<CniRoute>>,
+    /// Allocation windows, at most one per subnet.
+    pub ranges: Vec<Range>,
+}
+
+impl ConnectPolicy {
+    /// The route operations for an endpoint laid out as `ep`.
+    pub(crate) fn route_ops(&self, ep: &EndpointLayout) -> Vec<KernelOp> {
+        self.routes
+            .iter()
+            .flatten()
+            .map(|r| KernelOp::AddRoute {
+                ns: ep.ns.clone(),
+                dest: r.dest,
+                via: Some(r.via),
+                dev: Some(ep.ifname.to_string()),
+            })
+            .collect()
+    }
+}
+
+/// Which attachment: CNI's key is the container id and the interface name, on one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniKey {
+    pub network: NetName,
+    pub container_id: String,
+    pub ifname: IfName,
+}
+
+impl std::fmt::Display for CniKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "container {} interface {} on network {}",
+            self.container_id, self.ifname, self.network
+        )
+    }
+}
+
+/// A CNI ADD, validated by the face.
+#[derive(Debug, Clone)]
+pub struct CniAdd {
+    /// The network as the configuration defines it; created on first use.
+    pub spec: NetworkSpec,
+    pub container_id: String,
+    /// The container's namespace (CNI_NETNS, a path).
+    pub netns: NsRef,
+    pub ifname: IfName,
+    /// Requested addresses (at most one per subnet).
+    pub ips: Vec<IpAddr>,
+    pub mac: Option<Mac>,
+    pub publish: Vec<PortSpec>,
+    pub ranges: Vec<Range>,
+    /// Routes in the container (default routes included when the configuration asks).
+    pub routes: Vec<CniRoute>,
+}
+
+impl CniAdd {
+    /// The attachment this ADD makes.
+    pub fn key(&self) -> CniKey {
+        CniKey {
+            network: self.spec.name.clone(),
+            container_id: self.container_id.clone(),
+            ifname: self.ifname.clone(),
+        }
+    }
+}
+
+/// What CHECK found: the attachment, and what is missing or different (empty when healthy).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub endpoint: EndpointView,
+    pub problems: Vec<String>,
+}
+
+/// Readiness of a network for new attachments (CNI STATUS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CniStatus {
+    Ready,
+    /// Nothing can be attached (e.g. nf_tables cannot be used).
+    Unavailable(String),
+    /// Attachments may have limited connectivity (e.g. someone flushed nsnet's tables).
+    Degraded(String),
+}
+
+/// What a CNI GC removed, and what it could not.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CniGcReport {
+    pub removed: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Refuses a configuration whose definition of an existing network differs from the store's.
+fn same_definition(stored: &NetworkSpec, wanted: &NetworkSpec) -> Result<(), EngineError> {
+    let subnets = |s: &NetworkSpec| {
+        let mut v: Vec<String> = s
+            .subnets
+            .iter()
+            .map(|s| format!("{} (gateway {})", s.cidr, s.gateway))
+            .collect();
+        v.sort();
+        v.join(", ")
+    };
+    let mtu = |m: Option<u32>| m.map_or("default".to_string(), |m| m.to_string());
+    let mut diffs = Vec::new();
+    let mut differ = |what: &str, have: String, want: String| {
+        if have != want {
+            diffs.push(format!("{what} {have} (configuration: {want})"));
+        }
+    };
+    differ(
+        "bridge",
+        stored.bridge.to_string(),
+        wanted.bridge.to_string(),
+    );
+    differ("subnets", subnets(stored), subnets(wanted));
+    differ("mtu", mtu(stored.mtu), mtu(wanted.mtu));
+    differ(
+        "internal",
+        stored.internal.to_string(),
+        wanted.internal.to_string(),
+    );
+    differ(
+        "ipMasq",
+        stored.masquerade.to_string(),
+        wanted.masquerade.to_string(),
+    );
+    differ("icc", stored.icc.to_string(), wanted.icc.to_string());
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(CoreError::InvalidValue {
+        what: "network configuration",
+        value: wanted.name.to_string(),
+        reason: format!(
+            "network {} already exists with {}; make the configuration match, or remove the network once nothing is attached (nsnet network rm {})",
+            wanted.name,
+            diffs.join(", "),
+            wanted.name
+        ),
+    }
+    .into())
+}
+
+fn iface<'a>(ifaces: &'a [IfaceView], name: &str) -> Option<&'a IfaceView> {
+    ifaces.iter().find(|i| i.name == name)
+}
+
+impl<K: Kernel> Engine<K> {
+    /// Makes sure the network exists as `spec` defines it: creates it on first use (waiting
+    /// while another process creates it), else refuses a different definition.
+    pub fn cni_network(&mut self, spec: &NetworkSpec) -> Result<(), EngineError> {
+        let deadline = Instant::now() + NETWORK_WAIT;
+        let mut collected = false;
+        loop {
+            match self.store.read(|tx| tx.network(&spec.name))? {
+                None => match self.network_create(NetworkRequest { spec: spec.clone() }) {
+                    Ok(_) => return Ok(()),
+                    // Another ADD created it first: look again.
+                    Err(EngineError::Exists { .. }) => continue,
+                    Err(err) => return Err(err),
+                },
+                Some(n) if n.state == RowState::Ready => return same_definition(&n.spec, spec),
+                Some(n) => {
+                    let orphaned = n.boot_id != self.boot_id || !self.kernel.process_alive(n.pid);
+                    if orphaned && !collected {
+                        // Its creator died half-way: undo that, then create it afresh.
+                        self.gc()?;
+                        collected = true;
+                        continue;
+                    }
+                    if Instant::now() > deadline {
+                        return Err(EngineError::Conflict(format!(
+                            "network {} is still being created by process {} after {}s; run `nsnet gc` if that process is stuck",
+                            spec.name,
+                            n.pid,
+                            NETWORK_WAIT.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(NETWORK_POLL);
+                }
+            }
+        }
+    }
+
+    /// The attachment `key` names, if any.
+    pub fn cni_endpoint(&mut self, key: &CniKey) -> Result<Option<EndpointRow>, EngineError> {
+        let rows = self
+            .store
+            .read(|tx| tx.endpoints_of_container(&key.container_id))?;
+        Ok(rows
+            .into_iter()
+            .find(|e| e.network == key.network && e.ifname == key.ifname))
+    }
+
+    /// Every attachment of a container, on any network.
+    pub fn cni_endpoints(&mut self, container_id: &str) -> Result<Vec<EndpointView>, EngineError> {
+        self.store.read(|tx| {
+            tx.endpoints_of_container(container_id)?
+                .iter()
+                .map(|e| -> Result<EndpointView, EngineError> {
+                    let in_ns = tx.endpoints_in_netns(&e.netns)?;
+                    Ok(endpoint_view(tx, e, primary_in(tx, &in_ns)?)?)
+                })
+                .collect()
+        })
+    }
+
+    /// CNI ADD: the network on first use, then a connect with the configuration's ranges,
+    /// routes and published ports. Refuses an attachment that already exists.
+    pub fn cni_add(&mut self, req: &CniAdd) -> Result<EndpointView, EngineError> {
+        let key = req.key();
+        let what = format!("attach {key} (netns {})", req.netns);
+        self.cni_add_inner(req, &key).map_err(|e| e.during(what))
+    }
+
+    fn cni_add_inner(&mut self, req: &CniAdd, key: &CniKey) -> Result<EndpointView, EngineError> {
+        self.cni_network(&req.spec)?;
+        if let Some(e) = self.cni_endpoint(key)? {
+            return Err(EngineError::Conflict(format!(
+                "{key} is already attached (in netns {}, addresses {}); DEL it first",
+                e.netns,
+                e.addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let connect = ConnectRequest {
+            network: req.spec.name.clone(),
+            netns: req.netns.clone(),
+            ips: req.ips.clone(),
+            mac: req.mac,
+            ifname: Some(req.ifname.clone()),
+            container_id: Some(req.container_id.clone()),
+            publish: req.publish.clone(),
+        };
+        let policy = ConnectPolicy {
+            routes: Some(req.routes.clone()),
+            ranges: req.ranges.clone(),
+        };
+        self.connect_with(&connect, &policy)
+    }
+
+    /// CNI DEL: removes the attachment whether or not its namespace still exists; Ok(false)
+    /// when there was none (DEL is idempotent).
+    pub fn cni_del(&mut self, key: &CniKey) -> Result<bool, EngineError> {
+        match self.cni_endpoint(key)? {
+            Some(ep) => self.detach(&ep).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Firewall elements, then the host veth (its peer and routes go with it), then the row.
+    /// Unlike `disconnect`, no other endpoint of the namespace gets default routes: CNI
+    /// attachments are independent of each other.
+    fn detach(&mut self, ep: &EndpointRow) -> Result<(), EngineError> {
+        let fw = self.store.read(|tx| endpoint_firewall(tx, ep))?;
+        let errors = teardown(
+            &mut self.kernel,
+            &plan::disconnect(&ep.host_ifname, fw, None),
+        );
+        if !errors.is_empty() {
+            return Err(EngineError::Teardown {
+                op: format!(
+                    "detach container {} interface {} from network {}",
+                    ep.container_id.as_deref().unwrap_or("-"),
+                    ep.ifname,
+                    ep.network
+                ),
+                errors,
+            });
+        }
+        self.store.write(|tx| tx.delete_endpoint(ep.id))?;
+        Ok(())
+    }
+
+    /// CNI GC: removes every attachment to `network` made for a container (endpoints with a
+    /// container id) whose (container id, interface) is not in `valid`. Attachments another
+    /// live process is still creating are left alone.
+    pub fn cni_gc(
+        &mut self,
+        network: &NetName,
+        valid: &[(String, String)],
+    ) -> Result<CniGcReport, EngineError> {
+        let endpoints = self.store.read(|tx| tx.endpoints_of_network(network))?;
+        let mut report = CniGcReport::default();
+        for e in endpoints {
+            let Some(cid) = e.container_id.as_deref() else {
+                continue;
+            };
+            if valid
+                .iter()
+                .any(|(c, i)| c == cid && i == e.ifname.as_str())
+            {
+                continue;
+            }
+            let in_flight = e.state == RowState::Creating
+                && e.boot_id == self.boot_id
+                && self.kernel.process_alive(e.pid);
+            if in_flight {
+                continue;
+            }
+            match self.detach(&e) {
+                Ok(()) => report.removed.push(format!(
+                    "container {cid} interface {} ({})",
+                    e.ifname,
+                    e.addrs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Err(err) => report.errors.push(err.to_string()),
+            }
+        }
+        Ok(report)
+    }
+
+    /// CNI CHECK: compares the kernel (bridge, veth, addresses, MAC, `routes`, firewall
+    /// elements) with the store. Errors when the network or the attachment is unknown.
+    pub fn cni_check(
+        &mut self,
+        spec: &NetworkSpec,
+        key: &CniKey,
+        netns: &NsRef,
+        routes: &[CniRoute],
+    ) -> Result<CheckReport, EngineError> {
+        let net = self
+            .store
+            .read(|tx| tx.network(&spec.name))?
+            .ok_or_else(|| EngineError::not_found("network", &spec.name))?;
+        same_definition(&net.spec, spec)?;
+        let ep = self
+            .cni_endpoint(key)?
+            .ok_or_else(|| EngineError::not_found("attachment of", key))?;
+        let mut problems = Vec::new();
+        if ep.netns != ns_key(netns) {
+            problems.push(format!(
+                "the attachment is in netns {}, not in {netns}",
+                ep.netns
+            ));
+        }
+        if ep.state != RowState::Ready {
+            problems.push("the attachment is still being created".to_string());
+        }
+        let host = self.kernel.view(&NsRef::Host)?;
+        let bridge = net.spec.bridge.as_str();
+        match iface(&host.interfaces, bridge) {
+            None => problems.push(format!("bridge {bridge} is missing")),
+            Some(b) => {
+                if !b.up {
+                    problems.push(format!("bridge {bridge} is down"));
+                }
+                for s in &net.spec.subnets {
+                    if !b.addrs.contains(&s.gateway_cidr()) {
+                        problems.push(format!(
+                            "bridge {bridge} lacks gateway address {}",
+                            s.gateway_cidr()
+                        ));
+                    }
+                }
+            }
+        }
+        let veth = ep.host_ifname.as_str();
+        match iface(&host.interfaces, veth) {
+            None => problems.push(format!("host interface {veth} is missing")),
+            Some(v) => {
+                if v.master.as_deref() != Some(bridge) {
+                    problems.push(format!("host interface {veth} is not a port of {bridge}"));
+                }
+                if !v.up {
+                    problems.push(format!("host interface {veth} is down"));
+                }
+            }
+        }
+        if self.kernel.netns_exists(netns) {
+            let inside = self.kernel.view(netns)?;
+            let ifname = ep.ifname.as_str();
+            match iface(&inside.interfaces, ifname) {
+                None => problems.push(format!("interface {ifname} is missing in netns {netns}")),
+                Some(i) => {
+                    for a in &ep.addrs {
+                        if !i.addrs.contains(a) {
+                            problems.push(format!("address {a} is missing on {ifname}"));
+                        }
+                    }
+                    if let Some(m) = ep.mac
+                        && i.mac.as_deref() != Some(m.to_string().as_str())
+                    {
+                        problems.push(format!(
+                            "{ifname} has MAC {}, nsnet assigned {m}",
+                            i.mac.as_deref().unwrap_or("none")
+                        ));
+                    }
+                }
+            }
+            for r in routes {
+                let present = inside.routes.iter().any(|have| {
+                    have.dest == r.dest
+                        && have.via == Some(r.via)
+                        && have.dev.as_deref() == Some(ifname)
+                });
+                if !present {
+                    problems.push(format!(
+                        "route {} via {} dev {ifname} is missing",
+                        r.dest, r.via
+                    ));
+                }
+            }
+        } else {
+            problems.push(format!("netns {netns} does not exist"));
+        }
+        let mut elems = firewall::network_elements(&net.spec);
+        elems.extend(self.store.read(|tx| endpoint_firewall(tx, &ep))?);
+        for e in &elems {
+            if !self.kernel.fw_has(e)? {
+                problems.push(format!(
+                    "firewall element {e} is missing (`nsnet repair` restores it)"
+                ));
+            }
+        }
+        let endpoint = self.store.read(|tx| {
+            let in_ns = tx.endpoints_in_netns(&ep.netns)?;
+            Ok::<_, EngineError>(endpoint_view(tx, &ep, primary_in(tx, &in_ns)?)?)
+        })?;
+        Ok(CheckReport { endpoint, problems })
+    }
+
+    /// CNI STATUS: whether the store answers (the caller opened it) and the firewall can be
+    /// read and holds the network's elements.
+    pub fn cni_status(&mut self, network: &NetName) -> Result<CniStatus, EngineError> {
+        let net = self.store.read(|tx| tx.network(network))?;
+        let elems = match &net {
+            Some(n) => firewall::network_elements(&n.spec),
+            // No network yet (the first ADD creates it): just see that nf_tables answers.
+            None => vec![FwElem {
+                family: firewall::FAMILY_INET,
+                set: firewall::SET_BRIDGES.to_string(),
+                key: FwKey::Ifname(network.to_string()),
+                data: None,
+            }],
+        };
+        for e in &elems {
+            match self.kernel.fw_has(e) {
+                Err(err) => {
+                    return Ok(CniStatus::Unavailable(format!(
+                        "the firewall cannot be used: {err}"
+                    )));
+                }
+                Ok(false) if net.is_some() => {
+                    return Ok(CniStatus::Degraded(format!(
+                        "firewall element {e} of network {network} is missing: run `nsnet repair`"
+                    )));
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(CniStatus::Ready)
+    }
+}

@@ -1,0 +1,133 @@
+//! ADD: create the network on first use, attach the container, and answer with the result
+//! (appended to `prevResult` when nsnet is not the first plugin of the chain).
+
+use std::net::IpAddr;
+
+use nsnet_core::model::Mac;
+use nsnet_core::names::stable_hash;
+use nsnet_core::ops::NsRef;
+use nsnet_engine::CniAdd;
+use nsnet_engine::views::EndpointView;
+use serde_json::Value;
+
+use super::config::{NetConf, Network};
+use super::env::CniEnv;
+use super::error::{CniError, code};
+use super::result::{CniResult, Interface, IpConfig, Route};
+use super::version::Version;
+
+/// A stable MAC for an interface on a network without IPv4 (where nsnet derives none):
+/// locally administered, from the container id and interface name.
+fn derived_mac(container_id: &str, ifname: &str) -> Mac {
+    let h = stable_hash(&[container_id, ifname]).to_be_bytes();
+    Mac([0x02, h[0], h[1], h[2], h[3], h[4]])
+}
+
+/// Runs ADD; returns the result JSON.
+pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniError> {
+    let network = conf.network()?;
+    let req = conf.request(&env.args)?;
+    let netns = env.netns.clone().expect("ADD has CNI_NETNS");
+    let ifname = env.ifname.clone().expect("ADD has CNI_IFNAME");
+    let prev = conf
+        .prev_result
+        .as_ref()
+        .map(CniResult::from_json)
+        .transpose()?;
+    if !std::path::Path::new(&netns).exists() {
+        return Err(CniError::new(
+            code::UNKNOWN_CONTAINER,
+            format!(
+                "netns {netns} of container {} does not exist",
+                env.container_id
+            ),
+        ));
+    }
+    let has_v4 = network.spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4());
+    let mac = req
+        .mac
+        .or_else(|| (!has_v4).then(|| derived_mac(&env.container_id, ifname.as_str())));
+    let add = CniAdd {
+        spec: network.spec.clone(),
+        container_id: env.container_id.clone(),
+        netns: NsRef::Named(netns.clone()),
+        ifname,
+        ips: req.ips,
+        mac,
+        publish: req.publish,
+        ranges: network.ranges.clone(),
+        routes: network.routes.clone(),
+    };
+    let mut engine = super::open(&conf.basics)?;
+    let ep = engine.cni_add(&add)?;
+    let ours = result(&network, &ep, &netns, conf);
+    let out = match prev {
+        Some(mut p) => {
+            p.append(ours);
+            p
+        }
+        None => ours,
+    };
+    Ok(out.to_json(version))
+}
+
+/// The result of one attachment: interfaces bridge, host veth, container interface (as the
+/// bridge plugin lists them), one IP per subnet on the container interface, the routes.
+fn result(network: &Network, ep: &EndpointView, netns: &str, conf: &NetConf) -> CniResult {
+    let mtu = network.spec.mtu;
+    let gateway = |ip: IpAddr| network.spec.subnet_of(ip).map(|s| s.gateway);
+    CniResult {
+        interfaces: vec![
+            Interface {
+                name: network.spec.bridge.to_string(),
+                mac: None,
+                mtu,
+                sandbox: None,
+            },
+            Interface {
+                name: ep.host_ifname.clone(),
+                mac: None,
+                mtu,
+                sandbox: None,
+            },
+            Interface {
+                name: ep.ifname.clone(),
+                mac: ep.mac.clone(),
+                mtu,
+                sandbox: Some(netns.to_string()),
+            },
+        ],
+        ips: ep
+            .addrs
+            .iter()
+            .map(|a| IpConfig {
+                address: *a,
+                gateway: gateway(a.addr()),
+                interface: Some(2),
+            })
+            .collect(),
+        routes: network
+            .routes
+            .iter()
+            .map(|r| Route {
+                dst: r.dest,
+                gw: Some(r.via),
+            })
+            .collect(),
+        dns: conf.dns.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_macs_are_stable_unicast_and_local() {
+        let a = derived_mac("abc", "eth0");
+        assert_eq!(a, derived_mac("abc", "eth0"));
+        assert_ne!(a, derived_mac("abc", "eth1"));
+        assert_eq!(a.0[0], 0x02);
+        assert!(a.to_string().parse::<Mac>().is_ok());
+    }
+}

@@ -1,0 +1,732 @@
+//! The network configuration on stdin. The reference `bridge` plugin's keys (and host-local's
+//! `ipam`) keep their meaning, so `"type": "bridge"` can become `"type": "nsnet"` in an
+//! existing conflist; nsnet's own keys are `internal`, `icc`, `isolation` and `stateDir`.
+//! `hairpinMode` is always on (a container reaches its own published ports) and needs no key.
+//! Everything is validated here into model values before the engine is opened.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use nsnet_core::ipam::Range;
+use nsnet_core::model::{Mac, NetworkSpec, first_host, parse_cidr, parse_ip};
+use nsnet_core::names::{IfName, NetName, default_bridge};
+use nsnet_core::plan::default_dest;
+use nsnet_core::port::{PortSpec, Proto};
+use nsnet_engine::CniRoute;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::env::{CniArgs, parse_addr};
+use super::error::{CniError, code};
+use super::result::Dns;
+use super::version::{Version, negotiate};
+
+/// A host-local range: a subnet, optionally bounded, with its gateway.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeConf {
+    pub subnet: String,
+    pub range_start: Option<String>,
+    pub range_end: Option<String>,
+    pub gateway: Option<String>,
+}
+
+/// A route of `ipam.routes`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouteConf {
+    pub dst: String,
+    pub gw: Option<String>,
+}
+
+/// `ipam`, host-local style; nsnet's store does the allocation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ipam {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub ranges: Option<Vec<Vec<RangeConf>>>,
+    pub subnet: Option<String>,
+    pub range_start: Option<String>,
+    pub range_end: Option<String>,
+    pub gateway: Option<String>,
+    pub routes: Option<Vec<RouteConf>>,
+}
+
+/// One entry of the `portMappings` capability.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapConf {
+    pub host_port: i64,
+    pub container_port: i64,
+    pub protocol: Option<String>,
+    #[serde(rename = "hostIP")]
+    pub host_ip: Option<String>,
+}
+
+/// `runtimeConfig`: what the runtime passes for the capabilities the plugin declares.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeConfig {
+    pub port_mappings: Option<Vec<PortMapConf>>,
+    pub ips: Option<Vec<String>>,
+    pub mac: Option<String>,
+    /// Accepted for name resolution; there is no DNS responder yet, so they are only
+    /// validated.
+    #[allow(dead_code)]
+    pub aliases: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// `args.cni`: the convention for per-attachment arguments in the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CniConfArgs {
+    pub ips: Option<Vec<String>>,
+    pub mac: Option<String>,
+}
+
+/// `args`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConfArgs {
+    pub cni: Option<CniConfArgs>,
+}
+
+/// One attachment of GC's `cni.dev/valid-attachments`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GcAttachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// The keys every command reads; DEL reads nothing else, so a configuration that went bad
+/// since ADD can still be cleaned up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Basics {
+    pub cni_version: Option<String>,
+    pub cni_versions: Option<Vec<String>>,
+    pub name: Option<String>,
+    /// nsnet: the state directory (default `NSNET_STATE_DIR`, else /var/lib/nsnet).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The whole network configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetConf {
+    #[serde(flatten)]
+    pub basics: Basics,
+    pub bridge: Option<String>,
+    pub is_gateway: Option<bool>,
+    pub is_default_gateway: Option<bool>,
+    pub ip_masq: Option<bool>,
+    pub mtu: Option<u32>,
+    pub vlan: Option<u32>,
+    pub vlan_trunk: Option<Value>,
+    pub ipam: Option<Ipam>,
+    pub dns: Option<Dns>,
+    pub runtime_config: Option<RuntimeConfig>,
+    pub args: Option<ConfArgs>,
+    pub prev_result: Option<Value>,
+    /// nsnet: no default route and no traffic beyond the network.
+    pub internal: Option<bool>,
+    /// nsnet: inter-container communication on the bridge (default true).
+    pub icc: Option<bool>,
+    /// nsnet: networks are always isolated from each other; only `true` is accepted.
+    pub isolation: Option<bool>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    pub valid_attachments: Option<Vec<GcAttachment>>,
+    #[serde(rename = "cni.dev/attachments")]
+    pub attachments: Option<Vec<GcAttachment>>,
+}
+
+/// A network as the configuration defines it, with its allocation ranges and routes.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub spec: NetworkSpec,
+    pub ranges: Vec<Range>,
+    pub routes: Vec<CniRoute>,
+}
+
+/// What one ADD asks for beyond the network.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub ips: Vec<IpAddr>,
+    pub mac: Option<Mac>,
+    pub publish: Vec<PortSpec>,
+}
+
+fn invalid(msg: impl Into<String>) -> CniError {
+    CniError::new(code::INVALID_CONFIG, msg)
+}
+
+fn unsupported(key: &str, msg: &str) -> CniError {
+    CniError::new(
+        code::UNSUPPORTED_FIELD,
+        format!("network configuration key {key}: {msg}"),
+    )
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CniError> {
+    serde_json::from_value(v).map_err(|e| {
+        CniError::new(
+            code::DECODE_FAILURE,
+            format!("cannot decode the network configuration: {e}"),
+        )
+    })
+}
+
+/// Parses stdin as JSON (an object); syntax errors are decode failures.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, CniError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        CniError::new(
+            code::DECODE_FAILURE,
+            format!("the network configuration on stdin is not valid JSON: {e}"),
+        )
+    })?;
+    if !v.is_object() {
+        return Err(CniError::new(
+            code::DECODE_FAILURE,
+            "the network configuration on stdin must be a JSON object",
+        ));
+    }
+    Ok(v)
+}
+
+/// The last address endpoints may use: the IPv4 broadcast is not one.
+fn last_host(net: &IpNet) -> IpAddr {
+    match net {
+        IpNet::V4(v4) if v4.prefix_len() < 31 => {
+            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4.broadcast()) - 1))
+        }
+        _ => net.broadcast(),
+    }
+}
+
+impl Basics {
+    /// Reads the basic keys of a parsed configuration.
+    pub fn from_json(v: &Value) -> Result<Basics, CniError> {
+        decode(v.clone())
+    }
+
+    /// The version the configuration asks for.
+    pub fn version(&self) -> Result<Version, CniError> {
+        negotiate(self.cni_version.as_deref(), self.cni_versions.as_deref())
+    }
+
+    /// The network's name.
+    pub fn name(&self) -> Result<NetName, CniError> {
+        let name = self
+            .name
+            .as_deref()
+            .ok_or_else(|| invalid("the network configuration has no \"name\""))?;
+        Ok(NetName::new(name)?)
+    }
+
+    /// The state directory: `stateDir`, else `NSNET_STATE_DIR`, else the default.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .or_else(|| std::env::var_os("NSNET_STATE_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(nsnet_store::DEFAULT_STATE_DIR))
+    }
+}
+
+impl NetConf {
+    /// Reads the whole configuration; wrong JSON types are decode failures.
+    pub fn from_json(v: &Value) -> Result<NetConf, CniError> {
+        decode(v.clone())
+    }
+
+    /// The network, its ranges and routes, validated.
+    pub fn network(&self) -> Result<Network, CniError> {
+        let name = self.basics.name()?;
+        if self.vlan.is_some_and(|v| v != 0) || self.vlan_trunk.is_some() {
+            return Err(unsupported(
+                "vlan",
+                "nsnet's bridges are not VLAN-aware; remove vlan and vlanTrunk",
+            ));
+        }
+        if self.is_gateway == Some(false) {
+            return Err(unsupported(
+                "isGateway",
+                "false is not supported: nsnet's bridge always holds each subnet's gateway; remove isGateway or set it to true (for a network with no way out, use \"internal\": true)",
+            ));
+        }
+        if self.isolation == Some(false) {
+            return Err(unsupported(
+                "isolation",
+                "false is not supported: nsnet always isolates its networks from each other; remove isolation or set it to true",
+            ));
+        }
+        let bridge = match &self.bridge {
+            Some(b) => IfName::new(b)?,
+            None => default_bridge(&name),
+        };
+        let ipam = self.ipam.as_ref().ok_or_else(|| {
+            invalid(
+                "the network configuration has no \"ipam\": give ipam.ranges, e.g. [[{\"subnet\": \"10.88.0.0/16\"}]]",
+            )
+        })?;
+        if let Some(t) = ipam.kind.as_deref()
+            && t != "host-local"
+            && t != "nsnet"
+        {
+            return Err(unsupported(
+                "ipam.type",
+                &format!(
+                    "{t:?} is not supported: nsnet allocates addresses from its own store; use \"host-local\" (or leave type out) with ranges"
+                ),
+            ));
+        }
+        let ranges: Vec<RangeConf> = match (&ipam.ranges, &ipam.subnet) {
+            (Some(sets), _) => {
+                let mut out = Vec::with_capacity(sets.len());
+                for (i, set) in sets.iter().enumerate() {
+                    match set.as_slice() {
+                        [] => return Err(invalid(format!("ipam.ranges[{i}] is empty"))),
+                        [one] => out.push(one.clone()),
+                        more => {
+                            return Err(unsupported(
+                                &format!("ipam.ranges[{i}]"),
+                                &format!(
+                                    "has {} ranges; nsnet takes one range per range set (one subnet per address family)",
+                                    more.len()
+                                ),
+                            ));
+                        }
+                    }
+                }
+                out
+            }
+            (None, Some(subnet)) => vec![RangeConf {
+                subnet: subnet.clone(),
+                range_start: ipam.range_start.clone(),
+                range_end: ipam.range_end.clone(),
+                gateway: ipam.gateway.clone(),
+            }],
+            (None, None) => {
+                return Err(invalid(
+                    "ipam has neither \"ranges\" nor \"subnet\": give ipam.ranges, e.g. [[{\"subnet\": \"10.88.0.0/16\"}]]",
+                ));
+            }
+        };
+        if ranges.is_empty() {
+            return Err(invalid("ipam.ranges is empty: give at least one range set"));
+        }
+        let subnets = ranges
+            .iter()
+            .map(|r| parse_cidr("subnet", &r.subnet))
+            .collect::<Result<Vec<_>, _>>()?;
+        let gateways = ranges
+            .iter()
+            .filter_map(|r| r.gateway.as_deref())
+            .map(|g| parse_ip("gateway", g))
+            .collect::<Result<Vec<_>, _>>()?;
+        let internal = self.internal.unwrap_or(false);
+        let mtu = self.mtu.filter(|m| *m != 0);
+        let mut spec = NetworkSpec::new(name, bridge, &subnets, &gateways, mtu, internal)?;
+        spec.masquerade = self.ip_masq.unwrap_or(false);
+        spec.icc = self.icc.unwrap_or(true);
+        let mut bounds = Vec::new();
+        for (r, s) in ranges.iter().zip(&spec.subnets) {
+            if r.range_start.is_none() && r.range_end.is_none() {
+                continue;
+            }
+            let start = match &r.range_start {
+                Some(a) => parse_ip("rangeStart", a)?,
+                None => first_host(&s.cidr),
+            };
+            let end = match &r.range_end {
+                Some(a) => parse_ip("rangeEnd", a)?,
+                None => last_host(&s.cidr),
+            };
+            bounds.push(Range::new(&spec.name, s, start, end)?);
+        }
+        let routes = self.routes(&spec, ipam)?;
+        Ok(Network {
+            spec,
+            ranges: bounds,
+            routes,
+        })
+    }
+
+    /// `ipam.routes` (a missing `gw` means the gateway of the destination's family), then a
+    /// default route per subnet when `isDefaultGateway`; one route per destination.
+    fn routes(&self, spec: &NetworkSpec, ipam: &Ipam) -> Result<Vec<CniRoute>, CniError> {
+        let mut out: Vec<CniRoute> = Vec::new();
+        let mut push = |r: CniRoute| {
+            if !out.iter().any(|o| o.dest == r.dest) {
+                out.push(r);
+            }
+        };
+        for r in ipam.routes.iter().flatten() {
+            let dest = parse_cidr("route dst", &r.dst)?;
+            if dest.trunc() != dest {
+                return Err(invalid(format!(
+                    "route dst {dest}: host bits are set; did you mean {}?",
+                    dest.trunc()
+                )));
+            }
+            let via = match &r.gw {
+                Some(g) => parse_ip("route gw", g)?,
+                None => spec
+                    .subnets
+                    .iter()
+                    .find(|s| s.cidr.addr().is_ipv4() == dest.addr().is_ipv4())
+                    .map(|s| s.gateway)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "route dst {dest}: network {} has no {} subnet to route it through",
+                            spec.name,
+                            if dest.addr().is_ipv4() {
+                                "IPv4"
+                            } else {
+                                "IPv6"
+                            }
+                        ))
+                    })?,
+            };
+            if via.is_ipv4() != dest.addr().is_ipv4() || spec.subnet_of(via).is_none() {
+                return Err(invalid(format!(
+                    "route dst {dest} gw {via}: the gateway must be an address of the same family inside the network's subnets ({})",
+                    spec.subnets
+                        .iter()
+                        .map(|s| s.cidr.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            push(CniRoute { dest, via });
+        }
+        if self.is_default_gateway == Some(true) {
+            for s in &spec.subnets {
+                push(CniRoute {
+                    dest: default_dest(s.gateway),
+                    via: s.gateway,
+                });
+            }
+        }
+        if spec.internal
+            && let Some(r) = out.iter().find(|r| r.dest.prefix_len() == 0)
+        {
+            return Err(invalid(format!(
+                "network {} is internal: it cannot have the default route {} (isDefaultGateway or ipam.routes)",
+                spec.name, r.dest
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Addresses, MAC and published ports the runtime asks for: `runtimeConfig` first, then
+    /// `args.cni`, then `CNI_ARGS`.
+    pub fn request(&self, env_args: &CniArgs) -> Result<Request, CniError> {
+        let rc = self.runtime_config.clone().unwrap_or_default();
+        let conf_args = self
+            .args
+            .as_ref()
+            .and_then(|a| a.cni.clone())
+            .unwrap_or_default();
+        let listed = rc
+            .ips
+            .filter(|v| !v.is_empty())
+            .or(conf_args.ips.filter(|v| !v.is_empty()));
+        let ips = match listed {
+            Some(list) => list
+                .iter()
+                .map(|s| parse_addr("requested address", s).map_err(invalid))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => env_args.ips.clone(),
+        };
+        let mac = match rc.mac.or(conf_args.mac) {
+            Some(m) => Some(m.parse::<Mac>()?),
+            None => env_args.mac,
+        };
+        let publish = rc
+            .port_mappings
+            .unwrap_or_default()
+            .iter()
+            .map(port_spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Request { ips, mac, publish })
+    }
+
+    /// GC's list of attachments to keep: `cni.dev/valid-attachments` and the older
+    /// `cni.dev/attachments`.
+    pub fn valid_attachments(&self) -> Result<Vec<(String, String)>, CniError> {
+        if self.valid_attachments.is_none() && self.attachments.is_none() {
+            return Err(invalid(
+                "GC needs cni.dev/valid-attachments (the attachments to keep); without it nothing is removed",
+            ));
+        }
+        Ok(self
+            .valid_attachments
+            .iter()
+            .chain(self.attachments.iter())
+            .flatten()
+            .map(|a| (a.container_id.clone(), a.ifname.clone()))
+            .collect())
+    }
+}
+
+fn port_spec(p: &PortMapConf) -> Result<PortSpec, CniError> {
+    let port = |what: &str, n: i64| {
+        u16::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+            invalid(format!(
+                "portMappings: {what} {n} is not a port (allowed 1-65535)"
+            ))
+        })
+    };
+    let proto = match p.protocol.as_deref().filter(|s| !s.is_empty()) {
+        None => Proto::Tcp,
+        Some(s) => s
+            .to_ascii_lowercase()
+            .parse::<Proto>()
+            .map_err(|e| invalid(format!("portMappings: {e}")))?,
+    };
+    let host_ip = match p.host_ip.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(parse_ip("portMappings hostIP", s)?).filter(|ip| !ip.is_unspecified()),
+    };
+    Ok(PortSpec {
+        host_ip,
+        host_port: port("hostPort", p.host_port)?,
+        container_port: port("containerPort", p.container_port)?,
+        count: 1,
+        proto,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn conf(v: Value) -> NetConf {
+        NetConf::from_json(&v).unwrap()
+    }
+
+    fn base() -> Value {
+        json!({
+            "cniVersion": "1.0.0",
+            "name": "podman",
+            "type": "nsnet",
+            "bridge": "cni-podman0",
+            "isGateway": true,
+            "ipMasq": true,
+            "hairpinMode": true,
+            "ipam": {
+                "type": "host-local",
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]]
+            }
+        })
+    }
+
+    #[test]
+    fn podman_default_network() {
+        let n = conf(base()).network().unwrap();
+        assert_eq!(n.spec.name.as_str(), "podman");
+        assert_eq!(n.spec.bridge.as_str(), "cni-podman0");
+        assert_eq!(n.spec.subnets[0].cidr.to_string(), "10.88.0.0/16");
+        assert!(n.spec.masquerade && n.spec.icc && !n.spec.internal);
+        assert!(n.ranges.is_empty());
+        assert_eq!(
+            n.routes,
+            [CniRoute {
+                dest: "0.0.0.0/0".parse().unwrap(),
+                via: "10.88.0.1".parse().unwrap()
+            }]
+        );
+    }
+
+    #[test]
+    fn bridge_defaults_and_nsnet_keys() {
+        let n = conf(json!({
+            "cniVersion": "0.4.0", "name": "lan", "type": "nsnet",
+            "isDefaultGateway": true, "mtu": 1400, "icc": false,
+            "ipam": {"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.100", "rangeEnd": "10.1.0.199",
+                     "routes": [{"dst": "192.168.0.0/16", "gw": "10.1.0.254"}]}
+        }))
+        .network()
+        .unwrap();
+        assert_eq!(n.spec.bridge.as_str(), "nsbr-lan");
+        assert!(
+            !n.spec.masquerade,
+            "ipMasq defaults to false, as in the bridge plugin"
+        );
+        assert!(!n.spec.icc);
+        assert_eq!(n.spec.mtu, Some(1400));
+        assert_eq!(n.ranges[0].start.to_string(), "10.1.0.100");
+        let routes: Vec<String> = n
+            .routes
+            .iter()
+            .map(|r| format!("{} via {}", r.dest, r.via))
+            .collect();
+        assert_eq!(
+            routes,
+            ["192.168.0.0/16 via 10.1.0.254", "0.0.0.0/0 via 10.1.0.1"]
+        );
+    }
+
+    #[test]
+    fn dual_stack_ranges() {
+        let n = conf(json!({
+            "cniVersion": "1.1.0", "name": "dual",
+            "ipam": {"ranges": [[{"subnet": "10.2.0.0/24", "rangeStart": "10.2.0.10"}],
+                                [{"subnet": "fd00:2::/64"}]],
+                     "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+        }))
+        .network()
+        .unwrap();
+        assert_eq!(n.spec.subnets.len(), 2);
+        assert_eq!(n.ranges.len(), 1);
+        assert_eq!(n.ranges[0].end.to_string(), "10.2.0.254");
+        assert_eq!(n.routes[1].via.to_string(), "fd00:2::1");
+    }
+
+    #[test]
+    fn refusals_carry_codes() {
+        let cases: Vec<(Value, u32, &str)> = vec![
+            (json!({"name": "x"}), code::INVALID_CONFIG, "ipam"),
+            (
+                json!({"ipam": {"subnet": "10.0.0.0/24"}}),
+                code::INVALID_CONFIG,
+                "name",
+            ),
+            (
+                json!({"name": "bad name", "ipam": {"subnet": "10.0.0.0/24"}}),
+                code::INVALID_CONFIG,
+                "network",
+            ),
+            (
+                json!({"name": "x", "ipam": {"subnet": "10.0.0.1/24"}}),
+                code::INVALID_CONFIG,
+                "did you mean 10.0.0.0/24",
+            ),
+            (
+                json!({"name": "x", "ipam": {}}),
+                code::INVALID_CONFIG,
+                "neither",
+            ),
+            (
+                json!({"name": "x", "ipam": {"type": "dhcp"}}),
+                code::UNSUPPORTED_FIELD,
+                "ipam.type",
+            ),
+            (
+                json!({"name": "x", "isGateway": false, "ipam": {"subnet": "10.0.0.0/24"}}),
+                code::UNSUPPORTED_FIELD,
+                "isGateway",
+            ),
+            (
+                json!({"name": "x", "vlan": 5, "ipam": {"subnet": "10.0.0.0/24"}}),
+                code::UNSUPPORTED_FIELD,
+                "vlan",
+            ),
+            (
+                json!({"name": "x", "isolation": false, "ipam": {"subnet": "10.0.0.0/24"}}),
+                code::UNSUPPORTED_FIELD,
+                "isolation",
+            ),
+            (
+                json!({"name": "x", "ipam": {"ranges": [[{"subnet": "10.0.0.0/24"}, {"subnet": "10.0.1.0/24"}]]}}),
+                code::UNSUPPORTED_FIELD,
+                "one range per range set",
+            ),
+            (
+                json!({"name": "x", "ipam": {"subnet": "10.0.0.0/24", "rangeStart": "10.0.1.5"}}),
+                code::INVALID_CONFIG,
+                "10.0.1.5",
+            ),
+            (
+                json!({"name": "x", "ipam": {"subnet": "10.0.0.0/24", "routes": [{"dst": "::/0"}]}}),
+                code::INVALID_CONFIG,
+                "no IPv6 subnet",
+            ),
+            (
+                json!({"name": "x", "ipam": {"subnet": "10.0.0.0/24", "routes": [{"dst": "10.9.0.0/16", "gw": "10.8.0.1"}]}}),
+                code::INVALID_CONFIG,
+                "inside the network's subnets",
+            ),
+            (
+                json!({"name": "x", "internal": true, "isDefaultGateway": true, "ipam": {"subnet": "10.0.0.0/24"}}),
+                code::INVALID_CONFIG,
+                "internal",
+            ),
+            (
+                json!({"name": "x", "mtu": 100, "ipam": {"subnet": "10.0.0.0/24"}}),
+                code::INVALID_CONFIG,
+                "mtu",
+            ),
+        ];
+        for (v, want, needle) in cases {
+            let e = conf(v.clone()).network().unwrap_err();
+            assert_eq!(e.code, want, "{v}: {}", e.msg);
+            assert!(e.msg.contains(needle), "{v}: {:?} lacks {needle:?}", e.msg);
+        }
+    }
+
+    #[test]
+    fn type_errors_are_decode_failures() {
+        let e = NetConf::from_json(&json!({"name": "x", "mtu": "big"})).unwrap_err();
+        assert_eq!(e.code, code::DECODE_FAILURE);
+        assert_eq!(parse_json(b"{nope").unwrap_err().code, code::DECODE_FAILURE);
+        assert_eq!(parse_json(b"[1]").unwrap_err().code, code::DECODE_FAILURE);
+    }
+
+    #[test]
+    fn requests_from_capabilities_args_and_env() {
+        let mut v = base();
+        v["runtimeConfig"] = json!({
+            "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIP": ""},
+                             {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"}],
+            "ips": ["10.88.0.9/16"],
+            "mac": "02:00:00:00:00:09",
+            "aliases": {"podman": ["web", "www"]}
+        });
+        let env = CniArgs {
+            ips: vec!["10.88.0.7".parse().unwrap()],
+            mac: None,
+        };
+        let r = conf(v).request(&env).unwrap();
+        assert_eq!(r.ips, ["10.88.0.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(r.mac.unwrap().to_string(), "02:00:00:00:00:09");
+        assert_eq!(r.publish[0].to_string(), "8080:80/tcp");
+        assert_eq!(r.publish[1].to_string(), "127.0.0.1:5353:53/udp");
+        // Without runtimeConfig: args.cni, then CNI_ARGS.
+        let mut v = base();
+        v["args"] = json!({"cni": {"ips": ["10.88.0.8"]}});
+        assert_eq!(
+            conf(v).request(&env).unwrap().ips[0].to_string(),
+            "10.88.0.8"
+        );
+        assert_eq!(
+            conf(base()).request(&env).unwrap().ips[0].to_string(),
+            "10.88.0.7"
+        );
+        for bad in [
+            json!({"portMappings": [{"hostPort": 0, "containerPort": 80}]}),
+            json!({"portMappings": [{"hostPort": 70000, "containerPort": 80}]}),
+            json!({"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "icmp"}]}),
+            json!({"ips": ["10.88.0.300"]}),
+            json!({"mac": "zz"}),
+        ] {
+            let mut v = base();
+            v["runtimeConfig"] = bad.clone();
+            let e = conf(v).request(&CniArgs::default()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{bad}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn gc_lists() {
+        let mut v = base();
+        assert!(conf(v.clone()).valid_attachments().is_err());
+        v["cni.dev/valid-attachments"] = json!([{"containerID": "a", "ifname": "eth0"}]);
+        v["cni.dev/attachments"] = json!([{"containerID": "b", "ifname": "eth1"}]);
+        assert_eq!(conf(v).valid_attachments().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,145 @@
+//! CNI errors: a spec code, a message that names the object and what is allowed, and details.
+//! Printed as the spec's error JSON on stdout; the exit status is 1.
+
+use nsnet_core::CoreError;
+use nsnet_engine::EngineError;
+use serde_json::{Value, json};
+
+/// Error codes: 1-99 are the spec's, 100 and up are nsnet's own.
+pub mod code {
+    /// The configuration's version is not one nsnet supports.
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    /// A configuration field asks for something nsnet does not do.
+    pub const UNSUPPORTED_FIELD: u32 = 2;
+    /// The container (its namespace, or its attachment) is unknown.
+    pub const UNKNOWN_CONTAINER: u32 = 3;
+    /// A CNI_* environment variable is missing or invalid.
+    pub const INVALID_ENV: u32 = 4;
+    /// Reading stdin or the state store failed.
+    pub const IO_FAILURE: u32 = 5;
+    /// stdin is not the JSON the spec describes.
+    pub const DECODE_FAILURE: u32 = 6;
+    /// The network configuration is invalid (or disagrees with the stored network).
+    pub const INVALID_CONFIG: u32 = 7;
+    /// STATUS: nothing can be attached now.
+    pub const NOT_AVAILABLE: u32 = 50;
+    /// STATUS: attachments may have limited connectivity.
+    pub const LIMITED_CONNECTIVITY: u32 = 51;
+    /// CHECK found the attachment different from what nsnet made.
+    pub const CHECK_FAILED: u32 = 100;
+    /// An address, interface, host port or attachment is already taken.
+    pub const CONFLICT: u32 = 101;
+    /// The subnet (or its allocation range) has no free address left.
+    pub const NO_ADDRESS: u32 = 102;
+    /// A kernel operation failed (libcni's "internal error").
+    pub const INTERNAL: u32 = 999;
+}
+
+/// A CNI error result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniError {
+    pub code: u32,
+    pub msg: String,
+    pub details: String,
+}
+
+impl CniError {
+    /// An error with a code and a message.
+    pub fn new(code: u32, msg: impl Into<String>) -> Self {
+        CniError {
+            code,
+            msg: msg.into(),
+            details: String::new(),
+        }
+    }
+
+    /// The same error with details.
+    pub fn details(mut self, details: impl Into<String>) -> Self {
+        self.details = details.into();
+        self
+    }
+
+    /// The spec's error JSON for a configuration of version `version`.
+    pub fn to_json(&self, version: &str) -> Value {
+        let mut v = json!({
+            "cniVersion": version,
+            "code": self.code,
+            "msg": self.msg,
+        });
+        if !self.details.is_empty() {
+            v["details"] = Value::String(self.details.clone());
+        }
+        v
+    }
+}
+
+impl std::fmt::Display for CniError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "code {}: {}", self.code, self.msg)
+    }
+}
+
+/// The code of an engine failure.
+fn engine_code(e: &EngineError) -> u32 {
+    match e {
+        EngineError::Context { source, .. } => engine_code(source),
+        EngineError::Invalid(CoreError::SubnetFull { .. } | CoreError::RangeFull { .. }) => {
+            code::NO_ADDRESS
+        }
+        EngineError::Invalid(_) => code::INVALID_CONFIG,
+        EngineError::Store(_) => code::IO_FAILURE,
+        EngineError::NotFound { .. } => code::UNKNOWN_CONTAINER,
+        EngineError::Exists { .. } | EngineError::Conflict(_) => code::CONFLICT,
+        EngineError::Kernel(_) | EngineError::Teardown { .. } => code::INTERNAL,
+    }
+}
+
+impl From<EngineError> for CniError {
+    fn from(e: EngineError) -> Self {
+        CniError::new(engine_code(&e), e.to_string())
+    }
+}
+
+impl From<CoreError> for CniError {
+    fn from(e: CoreError) -> Self {
+        CniError::new(code::INVALID_CONFIG, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let e = CniError::new(code::INVALID_ENV, "CNI_IFNAME is missing");
+        assert_eq!(
+            e.to_json("1.0.0"),
+            json!({"cniVersion": "1.0.0", "code": 4, "msg": "CNI_IFNAME is missing"})
+        );
+        let e = e.details("set it to the interface name");
+        assert_eq!(
+            e.to_json("1.1.0")["details"],
+            "set it to the interface name"
+        );
+    }
+
+    #[test]
+    fn engine_codes() {
+        let full = EngineError::Invalid(CoreError::SubnetFull {
+            network: "n".into(),
+            subnet: "10.0.0.0/30".parse().unwrap(),
+        })
+        .during("attach");
+        assert_eq!(CniError::from(full).code, code::NO_ADDRESS);
+        let gone = EngineError::NotFound {
+            kind: "netns",
+            name: "/proc/1/ns/net".into(),
+        };
+        assert_eq!(CniError::from(gone).code, code::UNKNOWN_CONTAINER);
+        let busy = EngineError::Conflict("host port 8080/tcp is already published".into());
+        let e = CniError::from(busy);
+        assert_eq!(e.code, code::CONFLICT);
+        assert!(e.msg.contains("8080/tcp"));
+    }
+}

@@ -1,0 +1,127 @@
+//! The CNI face: when `CNI_COMMAND` is set, the nsnet binary is a CNI plugin (installed by
+//! linking it into the runtime's plugin directory as `nsnet`). It reads the environment and
+//! the network configuration on stdin, calls the same engine operations as the CLI, and
+//! prints the result (or the spec's error JSON) on stdout; logs go to stderr only.
+
+mod add;
+mod check;
+mod config;
+mod del;
+mod env;
+mod error;
+mod gc;
+mod result;
+mod status;
+mod version;
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+
+use nsnet_engine::Engine;
+use nsnet_store::Store;
+use nsnet_sys::live::LiveKernel;
+use serde_json::Value;
+
+use config::{Basics, NetConf};
+use env::{CniEnv, Command};
+use error::{CniError, code};
+use version::Version;
+
+/// Whether this process was started as a CNI plugin.
+pub fn invoked() -> bool {
+    std::env::var_os("CNI_COMMAND").is_some()
+}
+
+/// Opens the engine on the configuration's state directory.
+fn open(basics: &Basics) -> Result<Engine<LiveKernel>, CniError> {
+    let dir = basics.state_dir();
+    let store = Store::open(&dir).map_err(|e| {
+        CniError::new(
+            code::IO_FAILURE,
+            format!("open nsnet state in {}: {e}", dir.display()),
+        )
+    })?;
+    Ok(Engine::new(
+        store,
+        LiveKernel::new(),
+        std::process::id(),
+        crate::context::boot_id(),
+    ))
+}
+
+/// Runs one command; Ok(Some) is printed on stdout.
+fn dispatch(env: &CniEnv, stdin: &[u8]) -> Result<Option<Value>, CniError> {
+    if env.command == Command::Version {
+        return Ok(Some(version::version_info()));
+    }
+    let json = config::parse_json(stdin)?;
+    let basics = Basics::from_json(&json)?;
+    let v = basics.version()?;
+    match env.command {
+        Command::Version => unreachable!("answered above"),
+        Command::Del => del::run(env, &basics).map(|()| None),
+        Command::Status => status::run(&basics, v).map(|()| None),
+        Command::Add => add::run(env, &NetConf::from_json(&json)?, v).map(Some),
+        Command::Check => check::run(env, &NetConf::from_json(&json)?, v).map(|()| None),
+        Command::Gc => gc::run(&NetConf::from_json(&json)?, v).map(|()| None),
+    }
+}
+
+/// The version to write errors in: the configuration's, when it names a supported one.
+fn error_version(stdin: &[u8]) -> &'static str {
+    config::parse_json(stdin)
+        .and_then(|j| Basics::from_json(&j))
+        .and_then(|b| b.version())
+        .unwrap_or(Version::LATEST)
+        .as_str()
+}
+
+fn print(v: &Value) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{v}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nsnet: cannot write the CNI answer to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The plugin's `main`.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NSNET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let mut stdin = Vec::new();
+    let read = if std::io::stdin().is_terminal() {
+        Ok(0)
+    } else {
+        std::io::stdin().read_to_end(&mut stdin)
+    };
+    let outcome = match read {
+        Err(e) => Err(CniError::new(
+            code::IO_FAILURE,
+            format!("read the network configuration from stdin: {e}"),
+        )),
+        Ok(_) => CniEnv::load(|k| std::env::var(k).ok()).and_then(|env| {
+            tracing::debug!(command = ?env.command, container = %env.container_id, "CNI start");
+            let out = dispatch(&env, &stdin);
+            tracing::debug!(ok = out.is_ok(), "CNI done");
+            out
+        }),
+    };
+    match outcome {
+        Ok(Some(v)) => print(&v),
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::warn!(code = e.code, msg = %e.msg, "CNI error");
+            let _ = print(&e.to_json(error_version(&stdin)));
+            ExitCode::from(1)
+        }
+    }
+}
