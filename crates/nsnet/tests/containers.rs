@@ -385,13 +385,22 @@ fn the_init_reaps_orphans() {
         "--",
         "sh",
         "-c",
-        "for i in 1 2 3 4 5; do (sleep 0.1 &); done; exec sleep 300",
+        "for i in 1 2 3 4 5; do (sleep 1 &); done; exec sleep 300",
     ]);
     let pid = pid_of(&s, "z");
-    // Five orphans were reparented to the init; once they exit, it must have reaped them.
-    std::thread::sleep(Duration::from_millis(600));
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    assert_eq!(children.split_whitespace().count(), 1, "{children}");
+    let children = || {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        text.split_whitespace()
+            .map(|c| std::fs::read_to_string(format!("/proc/{c}/cmdline")).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    // Once the command has exec'd `sleep 300`, the five orphans are the init's children too.
+    eventually("the command to exec", || {
+        children().contains(&"sleep\x00300\x00".to_string())
+    });
+    assert_eq!(children().len(), 6, "{:?}", children());
+    // When they exit, the init reaps them: no zombie is left.
+    eventually("the orphans to be reaped", || children().len() == 1);
     let stats = exec(&s, "z", &["ps", "-eo", "stat=,comm="]);
     assert!(
         !stats.lines().any(|l| l.trim_start().starts_with('Z')),
