@@ -9,8 +9,8 @@ use nsnet_core::ops::NsRef;
 use nsnet_core::port::PortSpec;
 use nsnet_core::shaping::Shaping;
 use nsnet_core::topology::{
-    Change, Desired, Kind, LinkEndDef, Observed, ObservedEndpoint, ObservedLink, ObservedNetwork,
-    ObservedRoute, RouteDef, diff,
+    Change, Desired, Kind, LinkEndDef, Observed, ObservedContainer, ObservedEndpoint, ObservedLink,
+    ObservedNetwork, ObservedRoute, RouteDef, diff,
 };
 use nsnet_sys::kernel::{Kernel, NsView};
 
@@ -157,6 +157,27 @@ impl<K: Kernel> Engine<K> {
             });
         }
         obs.routes = routes;
+        for c in self.container_ls(true)? {
+            let env = self.container_exec_target(&c.name).ok().map(|t| t.env);
+            let networks = c
+                .networks
+                .iter()
+                .filter_map(|n| {
+                    let name = nsnet_core::names::NetName::new(&n.network).ok()?;
+                    Some((name, n.addrs.iter().map(|a| a.addr()).collect()))
+                })
+                .collect();
+            obs.containers.push(ObservedContainer {
+                running: c.state == "running",
+                command: c.command,
+                hostname: c.hostname,
+                env,
+                rootfs: c.rootfs,
+                networks,
+                ports: c.ports,
+                name: c.name,
+            });
+        }
         Ok(obs)
     }
 
@@ -196,6 +217,11 @@ impl<K: Kernel> Engine<K> {
     /// namespace, links and routes with their namespace, without a change of their own.
     fn prune_owned(&mut self, name: &str) -> Result<(), EngineError> {
         let spaces: BTreeSet<String> = self.kernel.list_netns()?.into_iter().collect();
+        let containers: BTreeSet<String> = self
+            .container_ls(true)?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         self.store.write(|tx| {
             let networks: BTreeSet<String> = tx
                 .networks()?
@@ -218,6 +244,7 @@ impl<K: Kernel> Engine<K> {
                     Kind::Network => networks.contains(&o.key),
                     Kind::Endpoint => endpoints.contains(&o.key),
                     Kind::Link => links.contains(&o.key),
+                    Kind::Container => containers.contains(&o.key),
                     Kind::Route => {
                         let (ns, dest) = o.key.split_once(' ').unwrap_or((&o.key, ""));
                         tx.routes_in_netns(ns)?
@@ -239,14 +266,7 @@ impl<K: Kernel> Engine<K> {
         name: &str,
         progress: impl FnMut(usize, usize, &Change),
     ) -> Result<Vec<Change>, EngineError> {
-        let empty = Desired {
-            name: name.to_string(),
-            namespaces: Vec::new(),
-            networks: Vec::new(),
-            links: Vec::new(),
-            routes: Vec::new(),
-        };
-        self.topology_apply(&empty, progress)
+        self.topology_apply(&Desired::empty(name), progress)
     }
 
     fn apply_change(&mut self, c: &Change) -> Result<(), EngineError> {
@@ -329,6 +349,33 @@ impl<K: Kernel> Engine<K> {
                 self.route_add(&ns, route.dest, route.via).map(drop)
             }
             Change::RemoveRoute(r) => gone_ok(self.route_rm(&ns_ref(&r.netns), r.dest)),
+            Change::RunContainer {
+                container: c,
+                reason,
+            } => {
+                if reason.is_some() {
+                    gone_ok(self.container_rm(c.name.as_str(), true))?;
+                }
+                self.container_run(crate::RunRequest {
+                    name: c.name.clone(),
+                    hostname: c.hostname.clone(),
+                    networks: c
+                        .networks
+                        .iter()
+                        .map(|(network, ip)| nsnet_core::container::NetworkArg {
+                            network: network.clone(),
+                            ip: *ip,
+                        })
+                        .collect(),
+                    publish: c.publish.iter().map(single).collect(),
+                    env: c.env.clone(),
+                    rootfs: c.rootfs.as_ref().map(std::path::PathBuf::from),
+                    detach: true,
+                    command: c.command.clone(),
+                })
+                .map(drop)
+            }
+            Change::RemoveContainer(n) => gone_ok(self.container_rm(n, true)),
         }
     }
 }

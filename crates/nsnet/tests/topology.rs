@@ -256,3 +256,54 @@ fn generated_200_namespace_topology() {
     s.ok(&["destroy", "-f", &file]);
     s.assert_clean();
 }
+
+#[test]
+fn containers_in_a_topology_file() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/containers.yaml"
+    );
+    s.ok(&["apply", "-f", file]);
+    assert!(plan(&s, file).is_empty(), "{:?}", plan(&s, file));
+    let ps = s.json(&["ps"]);
+    assert_eq!(ps.as_array().unwrap().len(), 2, "{ps}");
+    // By name, through the hosts files nsnet writes.
+    let r = s.nsnet(&["exec", "api", "--", "ping", "-c", "1", "-W", "1", "worker"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("10.20.0.50"), "{}", r.stdout);
+    // An edit replaces only that container.
+    let text = std::fs::read_to_string(file)
+        .unwrap()
+        .replace("env: [ROLE=api]", "env: [ROLE=gateway]");
+    let edited = write(&s, "pair.yaml", &text);
+    assert_eq!(
+        plan(&s, &edited),
+        ["~ container api (sleep infinity): replace, environment changed"]
+    );
+    s.ok(&["apply", "-f", &edited]);
+    assert!(plan(&s, &edited).is_empty());
+    // A container killed behind nsnet's back is drift: apply brings it back.
+    let pid = s
+        .json(&["ps"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "worker")
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(s.sh("kill", &["-9", &pid.to_string()]).code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        plan(&s, &edited),
+        ["~ container worker (sleep infinity): replace, drift: it is not running"]
+    );
+    s.ok(&["apply", "-f", &edited]);
+    assert!(plan(&s, &edited).is_empty());
+    s.ok(&["destroy", "-f", &edited]);
+    s.assert_clean();
+}

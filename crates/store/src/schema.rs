@@ -111,6 +111,10 @@ CREATE TABLE topology_objects (
     PRIMARY KEY (topology, kind, key)
 ) STRICT;
 "#,
+    // CNI DEL and GC look endpoints up by container id.
+    r#"
+CREATE INDEX endpoints_by_container ON endpoints(container_id);
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.

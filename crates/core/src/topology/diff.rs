@@ -8,9 +8,52 @@ use crate::port::PortMapping;
 use crate::shaping::Shaping;
 
 use super::{
-    Desired, DesiredEndpoint, DesiredLink, Kind, LinkEndDef, Observed, ObservedEndpoint, Owned,
-    RouteDef, endpoint_key, link_key, route_key,
+    Desired, DesiredContainer, DesiredEndpoint, DesiredLink, Kind, LinkEndDef, Observed,
+    ObservedContainer, ObservedEndpoint, Owned, RouteDef, endpoint_key, link_key, route_key,
 };
+
+/// Why an existing container does not satisfy the file, if it does not.
+fn container_mismatch(d: &DesiredContainer, o: &ObservedContainer) -> Option<String> {
+    if !o.running {
+        return Some("drift: it is not running".into());
+    }
+    if d.command != o.command {
+        return Some("command changed".into());
+    }
+    if d.hostname.as_deref().unwrap_or(d.name.as_str()) != o.hostname {
+        return Some("hostname changed".into());
+    }
+    if d.rootfs != o.rootfs {
+        return Some("rootfs changed".into());
+    }
+    let hostname = d.hostname.as_deref().unwrap_or(d.name.as_str());
+    if o.env
+        .as_ref()
+        .is_some_and(|env| *env != crate::container::environment(hostname, &d.env))
+    {
+        return Some("environment changed".into());
+    }
+    let nets: Vec<&NetName> = o.networks.iter().map(|(n, _)| n).collect();
+    let wanted: Vec<&NetName> = d.networks.iter().map(|(n, _)| n).collect();
+    if nets != wanted {
+        return Some("networks changed".into());
+    }
+    for ((_, ip), (net, have)) in d.networks.iter().zip(&o.networks) {
+        if let Some(ip) = ip
+            && !have.contains(ip)
+        {
+            return Some(format!("address {ip} on {net} requested"));
+        }
+    }
+    let mut want = d.publish.clone();
+    let mut have = o.ports.clone();
+    want.sort();
+    have.sort();
+    if want != have {
+        return Some("published ports changed".into());
+    }
+    None
+}
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +107,12 @@ pub enum Change {
         route: RouteDef,
         reason: Option<String>,
     },
+    /// Run; with `reason`, the container exists but differs or exited: remove first.
+    RunContainer {
+        container: DesiredContainer,
+        reason: Option<String>,
+    },
+    RemoveContainer(String),
 }
 
 impl Change {
@@ -97,6 +146,11 @@ impl Change {
                 (Some(Owned::new(Kind::Route, route_key(route))), None)
             }
             Change::RemoveRoute(r) => (None, Some(Owned::new(Kind::Route, route_key(r)))),
+            Change::RunContainer { container, .. } => (
+                Some(Owned::new(Kind::Container, container.name.to_string())),
+                None,
+            ),
+            Change::RemoveContainer(n) => (None, Some(Owned::new(Kind::Container, n.clone()))),
             Change::RemovePorts { .. } | Change::AddPorts { .. } | Change::Shape { .. } => {
                 (None, None)
             }
@@ -174,6 +228,18 @@ impl fmt::Display for Change {
                 from,
                 to,
             } => write!(f, "~ shaping {netns}:{ifname}: {from} -> {to}"),
+            Change::RunContainer {
+                container: c,
+                reason,
+            } => {
+                let sign = if reason.is_some() { '~' } else { '+' };
+                write!(f, "{sign} container {} ({})", c.name, c.command.join(" "))?;
+                if let Some(r) = reason {
+                    write!(f, ": replace, {r}")?;
+                }
+                Ok(())
+            }
+            Change::RemoveContainer(n) => write!(f, "- container {n}"),
             Change::AddRoute { route: r, reason } => {
                 let sign = if reason.is_some() { '~' } else { '+' };
                 write!(f, "{sign} route {} {} via {}", r.netns, r.dest, r.via)?;
@@ -451,6 +517,42 @@ pub fn diff(desired: &Desired, observed: &Observed) -> Vec<Change> {
             Some(_) => {}
         }
     }
+    // Containers: replaced as a whole (their process restarts), removed if owned.
+    let mut container_removals = Vec::new();
+    let mut container_runs = Vec::new();
+    for o in &observed.containers {
+        if !desired.containers.iter().any(|d| d.name.as_str() == o.name)
+            && owns(Kind::Container, &o.name)
+        {
+            container_removals.push(Change::RemoveContainer(o.name.clone()));
+        }
+    }
+    for d in &desired.containers {
+        match observed
+            .containers
+            .iter()
+            .find(|o| o.name == d.name.as_str())
+        {
+            None => container_runs.push(Change::RunContainer {
+                container: d.clone(),
+                reason: None,
+            }),
+            Some(o) => {
+                let via_replaced = d
+                    .networks
+                    .iter()
+                    .find(|(n, _)| replaced.contains(&n))
+                    .map(|(n, _)| format!("network {n} is replaced"));
+                if let Some(reason) = via_replaced.or_else(|| container_mismatch(d, o)) {
+                    container_runs.push(Change::RunContainer {
+                        container: d.clone(),
+                        reason: Some(reason),
+                    });
+                }
+            }
+        }
+    }
+    removals.extend(container_removals);
     removals.extend(route_removals);
     removals.extend(link_removals);
     removals.extend(port_removals);
@@ -464,6 +566,7 @@ pub fn diff(desired: &Desired, observed: &Observed) -> Vec<Change> {
     creations.extend(link_adds);
     creations.extend(shapes);
     creations.extend(route_adds);
+    creations.extend(container_runs);
     removals.extend(creations);
     removals
 }
@@ -523,6 +626,7 @@ mod tests {
                 b: end("blue", "veth-red", None),
                 mtu: None,
             }],
+            containers: vec![],
             routes: vec![RouteDef {
                 netns: "blue".into(),
                 dest: "192.168.1.0/24".parse().unwrap(),
@@ -666,5 +770,44 @@ mod tests {
             &changes[1..],
             ["+ endpoint red on lan", "+ endpoint blue on lan"]
         );
+    }
+
+    #[test]
+    fn containers_run_replace_and_go() {
+        let c = DesiredContainer {
+            name: NsName::new("api").unwrap(),
+            command: vec!["sleep".into(), "infinity".into()],
+            hostname: None,
+            env: vec!["ROLE=api".into()],
+            rootfs: None,
+            networks: vec![(NetName::new("lan").unwrap(), None)],
+            publish: vec![],
+        };
+        let mut d = desired();
+        d.containers.push(c.clone());
+        let mut o = applied();
+        assert_eq!(render(&diff(&d, &o)), ["+ container api (sleep infinity)"]);
+        o.owned.insert(Owned::new(Kind::Container, "api"));
+        o.containers.push(ObservedContainer {
+            name: "api".into(),
+            running: true,
+            command: c.command.clone(),
+            hostname: "api".into(),
+            env: Some(crate::container::environment("api", &c.env)),
+            rootfs: None,
+            networks: vec![(
+                NetName::new("lan").unwrap(),
+                vec!["10.0.0.9".parse().unwrap()],
+            )],
+            ports: vec![],
+        });
+        assert!(diff(&d, &o).is_empty());
+        d.containers[0].env = vec!["ROLE=gateway".into()];
+        assert_eq!(
+            render(&diff(&d, &o)),
+            ["~ container api (sleep infinity): replace, environment changed"]
+        );
+        d.containers.clear();
+        assert_eq!(render(&diff(&d, &o)), ["- container api"]);
     }
 }

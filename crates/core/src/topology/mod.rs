@@ -61,6 +61,19 @@ pub struct RouteDef {
     pub via: IpAddr,
 }
 
+/// A container the file asks for (`nsnet run -d` with these arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredContainer {
+    pub name: NsName,
+    pub command: Vec<String>,
+    pub hostname: Option<String>,
+    pub env: Vec<String>,
+    pub rootfs: Option<String>,
+    /// Networks in order (the first publishes the ports), each with an optional address.
+    pub networks: Vec<(NetName, Option<IpAddr>)>,
+    pub publish: Vec<PortMapping>,
+}
+
 /// Everything a topology file asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
@@ -69,6 +82,36 @@ pub struct Desired {
     pub networks: Vec<DesiredNetwork>,
     pub links: Vec<DesiredLink>,
     pub routes: Vec<RouteDef>,
+    pub containers: Vec<DesiredContainer>,
+}
+
+impl Desired {
+    /// A topology that asks for nothing (what `destroy` converges to).
+    pub fn empty(name: &str) -> Desired {
+        Desired {
+            name: name.to_string(),
+            namespaces: Vec::new(),
+            networks: Vec::new(),
+            links: Vec::new(),
+            routes: Vec::new(),
+            containers: Vec::new(),
+        }
+    }
+}
+
+/// A container as it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub name: String,
+    pub running: bool,
+    pub command: Vec<String>,
+    pub hostname: String,
+    /// The environment given with `--env` (None when it cannot be read: not running).
+    pub env: Option<Vec<String>>,
+    pub rootfs: Option<String>,
+    /// Networks in order with the addresses the container got.
+    pub networks: Vec<(NetName, Vec<IpAddr>)>,
+    pub ports: Vec<PortMapping>,
 }
 
 /// An endpoint as it exists, and whether its kernel objects are all there.
@@ -115,6 +158,7 @@ pub struct Observed {
     pub endpoints: Vec<ObservedEndpoint>,
     pub links: Vec<ObservedLink>,
     pub routes: Vec<ObservedRoute>,
+    pub containers: Vec<ObservedContainer>,
     pub owned: BTreeSet<Owned>,
 }
 
@@ -127,6 +171,7 @@ pub enum Kind {
     Endpoint,
     Link,
     Route,
+    Container,
 }
 
 impl Kind {
@@ -138,6 +183,7 @@ impl Kind {
             Kind::Endpoint => "endpoint",
             Kind::Link => "link",
             Kind::Route => "route",
+            Kind::Container => "container",
         }
     }
 
@@ -149,6 +195,7 @@ impl Kind {
             "endpoint" => Kind::Endpoint,
             "link" => Kind::Link,
             "route" => Kind::Route,
+            "container" => Kind::Container,
             _ => return None,
         })
     }

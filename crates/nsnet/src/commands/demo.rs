@@ -171,6 +171,25 @@ pub fn run() -> Result<()> {
 
 fn walkthrough(d: &mut Demo) -> Result<()> {
     d.section(
+        "Process namespace: a container sees only its own processes",
+        &["docker run ... (a process in its own PID namespace; `ps` inside lists only its own)"],
+    );
+    d.nsnet(&["run", "-d", "--name", "pidbox", "--", "sleep", "300"])?;
+    let inside = d.nsnet(&["exec", "pidbox", "--", "ps", "-e", "-o", "pid,comm"])?;
+    let procs = inside
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    anyhow::ensure!(procs <= 3, "the container sees {procs} processes");
+    let ps = d.nsnet(&["ps"])?;
+    anyhow::ensure!(ps.contains("pidbox"), "host does not list the container");
+    println!(
+        "   proof: inside, PID 1 is nsnet's init and only {procs} processes exist; the host sees the container's process in `nsnet ps`"
+    );
+    d.nsnet(&["rm", "-f", "pidbox"])?;
+
+    d.section(
         "Network namespaces",
         &["ip netns add red", "ip netns add blue", "ip netns"],
     );

@@ -32,6 +32,22 @@ struct File {
     links: Vec<LinkDef>,
     #[serde(default)]
     routes: Vec<RouteDefRaw>,
+    #[serde(default)]
+    containers: BTreeMap<String, ContainerDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerDef {
+    command: Vec<String>,
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    publish: Vec<String>,
+    hostname: Option<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    rootfs: Option<String>,
 }
 
 fn yes() -> bool {
@@ -422,12 +438,91 @@ fn validate(ctx: &Ctx<'_>, raw: File) -> Result<Desired, FileError> {
         }
         routes.push(RouteDef { netns, dest, via });
     }
+    let mut containers = Vec::new();
+    for (name, c) in &raw.containers {
+        let p = root.key("containers").key(name);
+        let cname = ctx.at(&p, NsName::new(name))?;
+        if namespaces.contains(&cname) {
+            return Err(ctx.err(&p, format!("{name:?} is both a namespace and a container; a container has its own namespace")));
+        }
+        if c.command.is_empty() {
+            return Err(ctx.err(
+                &p.key("command"),
+                "a container needs a command, e.g. [sleep, infinity]",
+            ));
+        }
+        let mut nets = Vec::new();
+        for (i, n) in c.networks.iter().enumerate() {
+            let np = p.key("networks").index(i);
+            let arg = ctx.at(&np, n.parse::<nsnet_core::container::NetworkArg>())?;
+            let Some(net) = networks.iter().find(|d| d.spec.name == arg.network) else {
+                return Err(ctx.err(
+                    &np,
+                    format!("network {} is not declared under `networks`", arg.network),
+                ));
+            };
+            if let Some(ip) = arg.ip {
+                match net.spec.subnet_of(ip) {
+                    Some(s) => ctx.at(&np, s.check_host(&net.spec.name, ip))?,
+                    None => {
+                        return Err(ctx.err(
+                            &np,
+                            format!(
+                                "address {ip} is outside the subnets of network {}",
+                                arg.network
+                            ),
+                        ));
+                    }
+                }
+            }
+            nets.push((arg.network, arg.ip));
+        }
+        let mut publish = Vec::new();
+        for (i, spec_text) in c.publish.iter().enumerate() {
+            publish.extend(
+                ctx.at(&p.key("publish").index(i), spec_text.parse::<PortSpec>())?
+                    .mappings(),
+            );
+        }
+        if !publish.is_empty() && nets.is_empty() {
+            return Err(ctx.err(
+                &p.key("publish"),
+                "publishing ports needs at least one network",
+            ));
+        }
+        let mut env = Vec::new();
+        for (i, kv) in c.env.iter().enumerate() {
+            let ep = p.key("env").index(i);
+            if !kv.contains('=') {
+                return Err(ctx.err(
+                    &ep,
+                    "write KEY=VALUE (a file does not copy the caller's environment)",
+                ));
+            }
+            env.extend(ctx.at(&ep, nsnet_core::container::parse_env(kv, |_| None))?);
+        }
+        if let Some(r) = &c.rootfs
+            && !r.starts_with('/')
+        {
+            return Err(ctx.err(&p.key("rootfs"), "rootfs must be an absolute path"));
+        }
+        containers.push(nsnet_core::topology::DesiredContainer {
+            name: cname,
+            command: c.command.clone(),
+            hostname: c.hostname.clone(),
+            env,
+            rootfs: c.rootfs.clone(),
+            networks: nets,
+            publish,
+        });
+    }
     Ok(Desired {
         name: raw.name,
         namespaces,
         networks,
         links,
         routes,
+        containers,
     })
 }
 
