@@ -51,21 +51,7 @@ fn count(s: &Sandbox, table: &str) -> i64 {
 /// 203.0.113.2), for published ports.
 fn world() -> Sandbox {
     let s = Sandbox::new();
-    s.ok(&["netns", "add", "outside"]);
-    s.ok(&[
-        "link",
-        "add",
-        "host",
-        "outside",
-        "--ifname-a",
-        "uplink0",
-        "--ifname-b",
-        "eth0",
-        "--addr",
-        "203.0.113.1/24",
-        "--addr",
-        "203.0.113.2/24",
-    ]);
+    s.add_outside();
     s
 }
 

@@ -71,25 +71,6 @@ fn ruleset(s: &Sandbox) -> String {
     s.sh("nft", &["list", "ruleset"]).stdout
 }
 
-/// An "outside" namespace on the sandbox's uplink: host 203.0.113.1, outside 203.0.113.2.
-fn outside(s: &Sandbox) {
-    s.ok(&["netns", "add", "outside"]);
-    s.ok(&[
-        "link",
-        "add",
-        "host",
-        "outside",
-        "--ifname-a",
-        "uplink0",
-        "--ifname-b",
-        "eth0",
-        "--addr",
-        "203.0.113.1/24",
-        "--addr",
-        "203.0.113.2/24",
-    ]);
-}
-
 /// Removes networks and checks nothing nsnet made is left (no table, link, netns, row, file).
 fn teardown(s: &Sandbox, nets: &[&str]) {
     for n in nets {
@@ -339,7 +320,7 @@ fn published_port_of_a_running_container_answers_from_outside() {
         return;
     }
     let s = Sandbox::new();
-    outside(&s);
+    s.add_outside();
     s.ok(&["network", "create", "lan", "--subnet", "10.72.0.0/24"]);
     s.ok(&[
         "run",
@@ -685,7 +666,7 @@ fn rootfs_pivots_into_a_busybox_tree() {
     };
     let root = tree.path().to_str().unwrap();
     let s = Sandbox::new();
-    outside(&s);
+    s.add_outside();
     s.ok(&["network", "create", "lan", "--subnet", "10.76.0.0/24"]);
     // The container sees only the tree: no host /usr, its own /proc, /dev and hosts file.
     let out = s.ok(&[

@@ -10,23 +10,8 @@ use common::{Sandbox, root};
 /// second host address towards "side" (198.51.100.1 / .2).
 fn world() -> Sandbox {
     let s = Sandbox::new();
-    for ns in ["outside", "side"] {
-        s.ok(&["netns", "add", ns]);
-    }
-    s.ok(&[
-        "link",
-        "add",
-        "host",
-        "outside",
-        "--ifname-a",
-        "uplink0",
-        "--ifname-b",
-        "eth0",
-        "--addr",
-        "203.0.113.1/24",
-        "--addr",
-        "203.0.113.2/24",
-    ]);
+    s.add_outside();
+    s.ok(&["netns", "add", "side"]);
     s.ok(&[
         "link",
         "add",

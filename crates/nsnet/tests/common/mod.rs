@@ -312,6 +312,26 @@ impl Sandbox {
         .unwrap()
     }
 
+    /// An "outside" namespace on the sandbox's uplink: the sandbox is 203.0.113.1 on
+    /// `uplink0`, the outside host 203.0.113.2 (documentation addresses that exist only here).
+    pub fn add_outside(&self) {
+        self.ok(&["netns", "add", "outside"]);
+        self.ok(&[
+            "link",
+            "add",
+            "host",
+            "outside",
+            "--ifname-a",
+            "uplink0",
+            "--ifname-b",
+            "eth0",
+            "--addr",
+            "203.0.113.1/24",
+            "--addr",
+            "203.0.113.2/24",
+        ]);
+    }
+
     /// Sets br_netfilter's call-iptables switches in the sandbox (per namespace).
     pub fn br_netfilter(&self, on: bool) {
         let v = if on { "1" } else { "0" };
