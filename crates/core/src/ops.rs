@@ -37,6 +37,14 @@ pub struct VethEnd {
     pub mac: Option<Mac>,
     /// Bridge to enslave this end to (in the same namespace).
     pub master: Option<String>,
+    /// Whether this end gets IPv6 (a link-local address). Off, it goes up with no IPv6 address
+    /// generated (addr_gen_mode none): no DAD, MLD or router solicitation from it.
+    #[serde(default = "ipv6_default")]
+    pub ipv6: bool,
+}
+
+fn ipv6_default() -> bool {
+    true
 }
 
 /// An operation on the kernel, fully specified.

@@ -179,7 +179,8 @@ impl LiveKernel {
                     alias: Some(OWNER_ALIAS.to_string()),
                     mtu: *mtu,
                     master,
-                    up: true,
+                    // Without IPv6 it goes up below, once IPv6 address generation is off.
+                    up: a.ipv6,
                     peer_name: b.name.clone(),
                     peer_netns: Some(peer_fd),
                     peer_mac: b.mac.map(|m| m.0),
@@ -191,8 +192,16 @@ impl LiveKernel {
                 self.sock(&a.ns, what)?
                     .add_veth(&spec)
                     .map_err(|e| nl_err(what, &e))?;
-                let up = self.sock(&b.ns, what).and_then(|s| {
-                    s.set_up_by_name(&b.name)
+                let up = if a.ipv6 {
+                    Ok(())
+                } else {
+                    self.sock(&a.ns, what).and_then(|s| {
+                        s.set_up_by_name(&a.name, false)
+                            .map_err(|e| nl_err(&format!("{what}: set up"), &e))
+                    })
+                };
+                let up = up.and_then(|()| self.sock(&b.ns, what)).and_then(|s| {
+                    s.set_up_by_name(&b.name, b.ipv6)
                         .map_err(|e| nl_err(&format!("{what}: set peer up"), &e))
                 });
                 if let Err(err) = up {
@@ -315,7 +324,14 @@ impl LiveKernel {
                         sysctl::write_in(self.fds[name].as_fd(), key, value)
                     }
                 };
-                res.map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))?;
+                match res {
+                    // No /proc/sys/net/ipv6: the kernel has no IPv6, so it is off already.
+                    Err(sysctl::SysctlError::NotFound { .. })
+                        if key.ends_with("/disable_ipv6") && value == "1" => {}
+                    res => {
+                        res.map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))?
+                    }
+                }
             }
         }
         Ok(())

@@ -3,9 +3,10 @@
 //! elements, installed once; per container:
 //!
 //! - `ip -batch HOST_FILE`: the veth with its peer made in the container's namespace (MAC set),
-//!   host end on the bridge and up, hairpin on;
-//! - `ip -n NETNS -batch NS_FILE`: lo up, eth0 up, the address, the default route (iproute2
-//!   addresses one namespace per process, so the container's half is a second batch);
+//!   host end on the bridge, no IPv6 address on it, up, hairpin on;
+//! - `ip -n NETNS -batch NS_FILE`: lo up, no IPv6 address on eth0 (an IPv4-only network), eth0
+//!   up, the address, the default route (iproute2 addresses one namespace per process, so the
+//!   container's half is a second batch);
 //! - `nft -f NFT_FILE`: the published port's DNAT map element.
 //!
 //! Teardown: `nft -f` deleting the element, then `ip -batch` deleting the host end (which takes
@@ -79,12 +80,15 @@ impl Floor {
         let mac = Mac::from_ipv4(ip);
         let veth = Self::host_veth(c);
         let host = format!(
-            "link add {veth} master {BRIDGE} up type veth peer name eth0 address {mac} netns {ns}\n\
+            "link add {veth} master {BRIDGE} type veth peer name eth0 address {mac} netns {ns}\n\
+             link set dev {veth} addrgenmode none\n\
+             link set dev {veth} up\n\
              link set dev {veth} type bridge_slave hairpin on\n",
             ns = c.netns
         );
         let ns = format!(
-            "link set lo up\nlink set eth0 up\naddr add {ip}/16 dev eth0\nroute add default via {}\n",
+            "link set lo up\nlink set eth0 addrgenmode none\nlink set eth0 up\n\
+             addr add {ip}/16 dev eth0\nroute add default via {}\n",
             self.net.gateway()
         );
         let elem = port_elem(c, IpAddr::V4(ip));
@@ -114,6 +118,11 @@ impl Subject for Floor {
         std::fs::create_dir_all(&self.dir)?;
         let gw = format!("{}/16", self.net.gateway());
         run::ok("ip", &["link", "add", BRIDGE, "type", "bridge"], None)?;
+        // As nsnet does for an IPv4-only network: no IPv6 on the bridge.
+        let v6 = format!("/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6");
+        if std::path::Path::new(&v6).exists() {
+            std::fs::write(&v6, "1")?;
+        }
         run::ok("ip", &["addr", "add", &gw, "dev", BRIDGE], None)?;
         run::ok("ip", &["link", "set", BRIDGE, "up"], None)?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
@@ -190,12 +199,15 @@ mod tests {
         let s = f.scripts(&c);
         assert_eq!(
             s[0].1,
-            "link add nsvf3 master flbr0 up type veth peer name eth0 address 0a:58:0a:5c:00:05 netns fc3\n\
+            "link add nsvf3 master flbr0 type veth peer name eth0 address 0a:58:0a:5c:00:05 netns fc3\n\
+             link set dev nsvf3 addrgenmode none\n\
+             link set dev nsvf3 up\n\
              link set dev nsvf3 type bridge_slave hairpin on\n"
         );
         assert_eq!(
             s[1].1,
-            "link set lo up\nlink set eth0 up\naddr add 10.92.0.5/16 dev eth0\nroute add default via 10.92.0.1\n"
+            "link set lo up\nlink set eth0 addrgenmode none\nlink set eth0 up\n\
+             addr add 10.92.0.5/16 dev eth0\nroute add default via 10.92.0.1\n"
         );
         assert_eq!(
             s[2].1,

@@ -4,8 +4,8 @@ use std::os::fd::{BorrowedFd, RawFd};
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL, Parseable};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo,
-    LinkMessage, LinkProtoInfoBridge, State,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, LinkProtoInfoBridge, State,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -229,8 +229,30 @@ impl Rtnl {
         }
     }
 
-    /// Sets the link called `name` administratively up (one round trip, no index lookup).
-    pub fn set_up_by_name(&mut self, name: &str) -> Result<(), NetlinkError> {
+    /// Sets the link called `name` administratively up (one round trip, no index lookup);
+    /// without `ipv6`, first (one more round trip, while it is still down) no IPv6 address is
+    /// to be generated for it (addr_gen_mode none). A kernel without IPv6 refuses that part:
+    /// the link goes up without it.
+    pub fn set_up_by_name(&mut self, name: &str, ipv6: bool) -> Result<(), NetlinkError> {
+        if !ipv6 {
+            let mut msg = LinkMessage::default();
+            msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+            msg.attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                    vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+                )]));
+            // Not in the message that sets it up: the kernel applies flags first, and the
+            // link-local address would already be there.
+            let req = Req::new(
+                format!("generate no IPv6 address for link {name}"),
+                0,
+                RouteNetlinkMessage::SetLink(msg),
+            );
+            match self.ack(req) {
+                Err(e) if e.errno() != Some(libc::EAFNOSUPPORT) => return Err(e),
+                _ => {}
+            }
+        }
         self.ack(set_up_by_name_req(name))
     }
 
