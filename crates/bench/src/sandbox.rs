@@ -10,56 +10,23 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 
 /// Root of the benchmark's scratch files and state directories (on the sandbox's /run tmpfs).
 pub const WORK_DIR: &str = "/run/nsnet-bench";
 
-/// An entered sandbox.
+/// An entered sandbox (see `nsnet_sys::sandbox`); /var/lib is private too, since
+/// host-local, netavark and nsnet keep state there by default.
 pub struct Sandbox {
-    made_etc_netns: bool,
-}
-
-fn tmpfs(target: &str) -> Result<()> {
-    mount(
-        Some("nsnet-bench"),
-        target,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755"),
-    )
-    .with_context(|| format!("mount tmpfs on {target}"))
+    _inner: nsnet_sys::sandbox::Sandbox,
 }
 
 impl Sandbox {
     /// Moves the calling process (which must still be single-threaded) into the sandbox.
     pub fn enter() -> Result<Sandbox> {
-        if !nix::unistd::geteuid().is_root() {
-            anyhow::bail!("the benchmark needs root (network and mount namespaces): run as root");
-        }
-        unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-            .context("unshare network and mount namespaces")?;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .context("make / private in the sandbox")?;
-        tmpfs("/run")?;
-        if Path::new("/var/lib").is_dir() {
-            tmpfs("/var/lib")?;
-        }
-        let made_etc_netns = !Path::new("/etc/netns").exists();
-        if made_etc_netns {
-            std::fs::create_dir("/etc/netns").context("create /etc/netns")?;
-        }
-        tmpfs("/etc/netns")?;
-        std::fs::create_dir_all("/run/netns").context("create /run/netns")?;
+        let inner = nsnet_sys::sandbox::Sandbox::enter(&["/var/lib"])?;
         std::fs::create_dir_all(WORK_DIR).context("create the benchmark's work dir")?;
-        Ok(Sandbox { made_etc_netns })
+        Ok(Sandbox { _inner: inner })
     }
 
     /// A fresh directory under the work dir for one scenario.
@@ -67,15 +34,6 @@ impl Sandbox {
         let d = Path::new(WORK_DIR).join(name);
         std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
         Ok(d)
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if self.made_etc_netns {
-            let _ = umount2("/etc/netns", MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir("/etc/netns");
-        }
     }
 }
 

@@ -9,4 +9,5 @@ pub mod netns;
 pub mod nft;
 pub mod ports;
 pub mod process;
+pub mod sandbox;
 pub mod sysctl;
