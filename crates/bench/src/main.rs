@@ -4,6 +4,7 @@
 
 mod dataplane;
 mod parallel;
+mod ports;
 mod report;
 mod run;
 mod sandbox;
@@ -63,6 +64,12 @@ struct Args {
     /// Seconds per data-plane trial (each also stops at 4 GiB).
     #[arg(long, default_value_t = 2.0)]
     trial_seconds: f64,
+    /// Published-port counts at which one more `port add` is timed (empty skips it).
+    #[arg(long, value_delimiter = ',', default_value = "10,1000")]
+    ports: Vec<usize>,
+    /// `port add`/`port rm` pairs timed at each of those counts.
+    #[arg(long, default_value_t = 31)]
+    port_probes: usize,
     /// Also write the report (Markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -273,6 +280,18 @@ fn real_main(args: Args) -> Result<()> {
         let d = in_fresh_netns(move || Ok(dataplane::run(nsnet, dir.join("state"), cfg)))?;
         results.data = Some(d);
     }
+    let mut ports_section = String::new();
+    if !args.ports.is_empty() {
+        eprintln!(
+            "== nsnet CLI: port add with {:?} ports published",
+            args.ports
+        );
+        let dir = Sandbox::dir("ports")?;
+        let (nsnet, counts, probes) = (nsnet.clone(), args.ports.clone(), args.port_probes);
+        let points =
+            in_fresh_netns(move || ports::run(&nsnet, dir.join("state"), &counts, probes))?;
+        ports_section = ports::render(&points, args.port_probes);
+    }
     if let Some(p) = netavark::find() {
         results.notes.push(format!(
             "{}; DNS off; addresses passed as static IPs (podman's IPAM is not part of netavark).",
@@ -286,10 +305,11 @@ fn real_main(args: Args) -> Result<()> {
             .into(),
     );
     let text = format!(
-        "## nsnet-bench\n\n{}- load average at end: {}\n\n{}",
+        "## nsnet-bench\n\n{}- load average at end: {}\n\n{}\n{}",
         machine,
         loadavg(),
-        report::render(&results)
+        report::render(&results),
+        ports_section
     );
     println!("{text}");
     drop(sandbox);
