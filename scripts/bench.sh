@@ -5,17 +5,6 @@
 # Arguments go to nsnet-bench (e.g. --checkpoints 1,10,100 for a quicker run; --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
-pkgs=(netavark containernetworking-plugins iproute2 nftables)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+./scripts/deps.sh netavark
 cargo build --release --quiet --bin nsnet --bin nsnet-bench
 exec ./target/release/nsnet-bench --out target/bench.md "$@"

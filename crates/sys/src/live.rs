@@ -150,6 +150,26 @@ impl LiveKernel {
         crate::live_fw::apply(self.nft_sock(what)?, changes, what)
     }
 
+    /// A route with its output interface resolved to an index.
+    fn route_spec(
+        &mut self,
+        ns: &NsRef,
+        dest: ipnet::IpNet,
+        via: Option<std::net::IpAddr>,
+        dev: Option<&str>,
+        what: &str,
+    ) -> Result<RouteSpec, KernelError> {
+        let oif = match dev {
+            Some(d) => Some(self.index(ns, d, what)?),
+            None => None,
+        };
+        Ok(RouteSpec {
+            dest,
+            gateway: via,
+            oif,
+        })
+    }
+
     fn forget(&mut self, name: &str) {
         self.sockets.remove(name);
         self.fds.remove(name);
@@ -233,29 +253,13 @@ impl LiveKernel {
                 }
             }
             KernelOp::AddRoute { ns, dest, via, dev } => {
-                let oif = match dev {
-                    Some(d) => Some(self.index(ns, d, what)?),
-                    None => None,
-                };
-                let spec = RouteSpec {
-                    dest: *dest,
-                    gateway: *via,
-                    oif,
-                };
+                let spec = self.route_spec(ns, *dest, *via, dev.as_deref(), what)?;
                 self.sock(ns, what)?
                     .add_route(&spec)
                     .map_err(|e| nl_err(what, &e))?;
             }
             KernelOp::DelRoute { ns, dest, via, dev } => {
-                let oif = match dev {
-                    Some(d) => Some(self.index(ns, d, what)?),
-                    None => None,
-                };
-                let spec = RouteSpec {
-                    dest: *dest,
-                    gateway: *via,
-                    oif,
-                };
+                let spec = self.route_spec(ns, *dest, *via, dev.as_deref(), what)?;
                 if !self
                     .sock(ns, what)?
                     .del_route(&spec)
