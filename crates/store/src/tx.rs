@@ -92,6 +92,20 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records that `pid` (of boot `boot_id`) started removing a network; Ok(false) when it
+    /// was not there.
+    pub fn mark_network_removing(
+        &self,
+        name: &NetName,
+        pid: u32,
+        boot_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.0.execute(
+            "UPDATE networks SET state = 'removing', pid = ?2, boot_id = ?3 WHERE name = ?1",
+            params![name.as_str(), pid, boot_id],
+        )? > 0)
+    }
+
     /// Deletes a network and its subnets; Ok(false) when it was not there.
     pub fn delete_network(&self, name: &NetName) -> Result<bool, StoreError> {
         Ok(self
@@ -198,6 +212,20 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records that `pid` (of boot `boot_id`) started removing an endpoint: its addresses and
+    /// ports stay allocated until the row is deleted. Ok(false) when it was not there.
+    pub fn mark_endpoint_removing(
+        &self,
+        id: i64,
+        pid: u32,
+        boot_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.0.execute(
+            "UPDATE endpoints SET state = 'removing', pid = ?2, boot_id = ?3 WHERE id = ?1",
+            params![id, pid, boot_id],
+        )? > 0)
+    }
+
     /// Deletes an endpoint and releases its addresses.
     pub fn delete_endpoint(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self
@@ -240,6 +268,11 @@ impl<'c> Tx<'c> {
             .query_map(params, raw_endpoint)?
             .collect::<Result<Vec<_>, _>>()?;
         raws.into_iter().map(|r| self.finish_endpoint(r)).collect()
+    }
+
+    /// The endpoint with row id `id`, if any.
+    pub fn endpoint_by_id(&self, id: i64) -> Result<Option<EndpointRow>, StoreError> {
+        Ok(self.endpoints_where("id = ?1", [id])?.pop())
     }
 
     /// Endpoints of a network, oldest first.
@@ -342,9 +375,28 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records that `pid` (of boot `boot_id`) started removing a link; Ok(false) when it was
+    /// not there.
+    pub fn mark_link_removing(&self, id: i64, pid: u32, boot_id: &str) -> Result<bool, StoreError> {
+        Ok(self.0.execute(
+            "UPDATE links SET state = 'removing', pid = ?2, boot_id = ?3 WHERE id = ?1",
+            params![id, pid, boot_id],
+        )? > 0)
+    }
+
     /// Deletes a link row.
     pub fn delete_link(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self.0.execute("DELETE FROM links WHERE id = ?1", [id])? > 0)
+    }
+
+    /// The link with row id `id`, if any.
+    pub fn link_by_id(&self, id: i64) -> Result<Option<LinkRow>, StoreError> {
+        let sql = format!("SELECT {LINK_COLS} FROM links WHERE id = ?1");
+        let mut stmt = self.0.prepare_cached(&sql)?;
+        let raws = stmt
+            .query_map([id], raw_link)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(finish_link).next().transpose()
     }
 
     /// All links, oldest first.
