@@ -87,6 +87,15 @@ impl<K: Kernel> Engine<K> {
             }
         }
         self.restore_elements(&mut report)?;
+        // A network create killed after installing the tables but before its commit leaves
+        // tables without a network: they go with the last network, as `network rm` does.
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            if tx.networks()?.is_empty() {
+                kernel.fw_remove()?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
         Ok(report)
     }
 
