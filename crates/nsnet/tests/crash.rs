@@ -603,3 +603,55 @@ fn crash_cni_add() {
 fn crash_cni_del() {
     check("CNI DEL");
 }
+
+/// Runtimes call DEL more than once, close together (podman on `stop` and again on `rm`), and
+/// users run removals in parallel: concurrent removers of one object leave it whole or gone,
+/// and the next ADD or connect of the same port works.
+#[test]
+fn concurrent_removers_leave_a_whole_state() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    for args in BASE {
+        s.ok(args);
+    }
+    for round in 0..8 {
+        let r = cni(&s, "ADD", None);
+        assert_eq!(r.code, 0, "round {round}: ADD: {}{}", r.stdout, r.stderr);
+        s.ok(&["network", "connect", "n1", "b", "--publish", "9001:80"]);
+        std::thread::scope(|scope| {
+            let dels: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| cni(&s, "DEL", None)))
+                .collect();
+            let disconnects: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| s.nsnet(&["network", "disconnect", "n1", "b"])))
+                .collect();
+            for d in dels {
+                let r = d.join().unwrap();
+                assert_eq!(r.code, 0, "round {round}: DEL: {}{}", r.stdout, r.stderr);
+            }
+            let ok = disconnects
+                .into_iter()
+                .map(|d| d.join().unwrap())
+                .filter(|r| {
+                    assert!(
+                        r.code == 0 || r.stderr.contains("not found"),
+                        "round {round}: disconnect: {}{}",
+                        r.stdout,
+                        r.stderr
+                    );
+                    r.code == 0
+                })
+                .count();
+            assert!(ok >= 1, "round {round}: no disconnect succeeded");
+        });
+        let problems = audit(&s);
+        assert!(
+            problems.is_empty(),
+            "round {round}: after concurrent removals:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    teardown(&s);
+}
