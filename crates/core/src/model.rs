@@ -87,6 +87,10 @@ pub struct NetworkSpec {
     pub masquerade: bool,
     /// Inter-container communication on this network's bridge (default on).
     pub icc: bool,
+    /// Accept traffic routed straight to the endpoints' addresses from outside the host (default
+    /// off: only published ports, the same network and the host itself reach them).
+    #[serde(default)]
+    pub routed: bool,
 }
 
 impl NetworkSpec {
@@ -190,7 +194,23 @@ impl NetworkSpec {
             internal,
             masquerade: true,
             icc: true,
+            routed: false,
         })
+    }
+
+    /// Sets `routed`; an internal network accepts nothing from outside, so it cannot be routed.
+    pub fn set_routed(&mut self, routed: bool) -> Result<(), CoreError> {
+        if routed && self.internal {
+            return Err(CoreError::InvalidValue {
+                what: "network",
+                value: self.name.to_string(),
+                reason:
+                    "internal and routed exclude each other: nothing enters an internal network"
+                        .to_string(),
+            });
+        }
+        self.routed = routed;
+        Ok(())
     }
 
     /// The bridge's own MAC (see [`Mac::for_bridge`]).
@@ -360,6 +380,29 @@ mod tests {
         assert!(spec(&[], &[]).is_err());
         assert!(spec(&["192.168.15.0/24"], &["192.168.15.255"]).is_err());
         assert!(spec(&["192.168.15.0/24"], &["192.168.15.2", "192.168.15.3"]).is_err());
+    }
+
+    #[test]
+    fn internal_networks_cannot_be_routed() {
+        let mut s = spec(&["10.0.0.0/24"], &[]).unwrap();
+        s.set_routed(true).unwrap();
+        assert!(s.routed);
+        let mut internal = NetworkSpec::new(
+            NetName::new("in").unwrap(),
+            IfName::new("br0").unwrap(),
+            &[net("10.0.0.0/24")],
+            &[],
+            None,
+            true,
+        )
+        .unwrap();
+        let e = internal.set_routed(true).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid network \"in\": internal and routed exclude each other: nothing enters an internal network"
+        );
+        assert!(!internal.routed);
+        internal.set_routed(false).unwrap();
     }
 
     #[test]

@@ -157,3 +157,304 @@ fn gateway_keeps_its_mac_when_a_neighbour_leaves() {
     s.ok(&["network", "rm", "lan"]);
     s.assert_clean();
 }
+
+/// A sandbox with an uplink to "outside" (203.0.113.2, 2001:db8::2) whose routes to
+/// nsnet's subnets (10.88-89.0.0/24, fd00:88-89::/64) go through the sandbox host, as a
+/// machine on the host's LAN could set up.
+fn world() -> Sandbox {
+    let s = Sandbox::new();
+    s.add_outside();
+    for (ns, dev, addr) in [
+        ("host", "uplink0", "2001:db8::1/64"),
+        ("outside", "eth0", "2001:db8::2/64"),
+    ] {
+        let mut args = vec![];
+        if ns != "host" {
+            args.extend(["-n", ns]);
+        }
+        args.extend(["addr", "add", addr, "dev", dev, "nodad"]);
+        assert_eq!(s.sh("ip", &args).code, 0);
+    }
+    for (dest, via) in [
+        ("10.88.0.0/24", "203.0.113.1"),
+        ("10.89.0.0/24", "203.0.113.1"),
+        ("fd00:88::/64", "2001:db8::1"),
+        ("fd00:89::/64", "2001:db8::1"),
+    ] {
+        let r = s.sh("ip", &["-n", "outside", "route", "add", dest, "via", via]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    s
+}
+
+/// Whether a TCP server listening in `ns` on `listen` answers a client in `client` at `dst`.
+fn reaches(s: &Sandbox, client: &str, ns: &str, listen: &str, dst: &str) -> bool {
+    let srv = s.tcp_server(ns, listen);
+    let hello = s.tcp_hello(client, dst);
+    let seen = srv.peer().is_some();
+    assert_eq!(hello, seen, "{client} -> {dst}: client and server disagree");
+    hello
+}
+
+#[test]
+fn unpublished_ports_are_not_reachable_from_outside_with_br_netfilter() {
+    if root() {
+        only_published_ports_from_outside(true);
+    }
+}
+
+#[test]
+fn unpublished_ports_are_not_reachable_from_outside_without_br_netfilter() {
+    if root() {
+        only_published_ports_from_outside(false);
+    }
+}
+
+fn only_published_ports_from_outside(brnf: bool) {
+    let ctx = format!("br_netfilter {brnf}");
+    let s = world();
+    s.br_netfilter(brnf);
+    for ns in ["web", "peer", "open"] {
+        s.ok(&["netns", "add", ns]);
+    }
+    s.ok(&[
+        "network",
+        "create",
+        "lan",
+        "--subnet",
+        "10.88.0.0/24",
+        "--subnet",
+        "fd00:88::/64",
+    ]);
+    s.ok(&["network", "connect", "lan", "web", "--publish", "8080:80"]);
+    s.ok(&["network", "connect", "lan", "peer"]);
+    // From outside, straight to the container: refused, published or not, both families.
+    for (listen, dst) in [
+        ("0.0.0.0:81", "10.88.0.2:81"),
+        ("0.0.0.0:80", "10.88.0.2:80"),
+        ("[::]:81", "[fd00:88::2]:81"),
+        ("[::]:80", "[fd00:88::2]:80"),
+    ] {
+        assert!(
+            !reaches(&s, "outside", "web", listen, dst),
+            "{ctx}: outside reached {dst} directly"
+        );
+    }
+    let srv = s.udp_server("web", "0.0.0.0:53");
+    assert!(
+        !s.udp_hello("outside", "10.88.0.2:53"),
+        "{ctx}: outside reached udp 10.88.0.2:53 directly"
+    );
+    assert!(srv.peer().is_none());
+    assert!(
+        !s.ping("outside", "10.88.0.2"),
+        "{ctx}: outside pinged a container"
+    );
+    // Through the published port: yes, both families, with the client's own address.
+    for (listen, dst) in [
+        ("0.0.0.0:80", "203.0.113.1:8080"),
+        ("[::]:80", "[2001:db8::1]:8080"),
+    ] {
+        assert!(
+            reaches(&s, "outside", "web", listen, dst),
+            "{ctx}: published {dst}"
+        );
+    }
+    // The same network and the host itself still reach every port.
+    for (client, listen, dst) in [
+        ("peer", "0.0.0.0:81", "10.88.0.2:81"),
+        ("peer", "[::]:81", "[fd00:88::2]:81"),
+        ("host", "0.0.0.0:81", "10.88.0.2:81"),
+        ("host", "[::]:81", "[fd00:88::2]:81"),
+    ] {
+        assert!(
+            reaches(&s, client, "web", listen, dst),
+            "{ctx}: {client} -> {dst}"
+        );
+    }
+    // Replies to the container's own connections come back in.
+    let srv = s.tcp_server("outside", "203.0.113.2:9000");
+    assert!(s.tcp_hello("web", "203.0.113.2:9000"), "{ctx}: egress");
+    assert!(srv.peer().is_some());
+    // An explicitly routed network accepts direct inbound traffic.
+    s.ok(&[
+        "network",
+        "create",
+        "open",
+        "--subnet",
+        "10.89.0.0/24",
+        "--subnet",
+        "fd00:89::/64",
+        "--routed",
+    ]);
+    s.ok(&["network", "connect", "open", "open"]);
+    assert_eq!(s.json(&["network", "inspect", "open"])["routed"], true);
+    assert_eq!(s.json(&["network", "inspect", "lan"])["routed"], false);
+    assert!(
+        s.ok(&["network", "inspect", "open"])
+            .contains("Routed:      true")
+    );
+    for (listen, dst) in [
+        ("0.0.0.0:81", "10.89.0.2:81"),
+        ("[::]:81", "[fd00:89::2]:81"),
+    ] {
+        assert!(
+            reaches(&s, "outside", "open", listen, dst),
+            "{ctx}: routed network {dst}"
+        );
+    }
+    // Isolation still holds between a routed network and another one.
+    assert!(
+        !reaches(&s, "open", "web", "0.0.0.0:81", "10.88.0.2:81"),
+        "{ctx}: routed network reached lan directly"
+    );
+    // repair restores the routed set along with everything else.
+    assert_eq!(s.sh("nft", &["flush", "ruleset"]).code, 0);
+    s.ok(&["repair"]);
+    assert!(
+        reaches(&s, "outside", "open", "0.0.0.0:81", "10.89.0.2:81"),
+        "{ctx}: routed network after repair"
+    );
+    assert!(
+        !reaches(&s, "outside", "web", "0.0.0.0:81", "10.88.0.2:81"),
+        "{ctx}: lan reachable directly after repair"
+    );
+    for ns in ["web", "peer", "open", "outside"] {
+        s.ok(&["netns", "rm", ns]);
+    }
+    s.ok(&["network", "rm", "lan"]);
+    s.ok(&["network", "rm", "open"]);
+    let left = s.sh("nft", &["list", "tables"]).stdout;
+    assert!(!left.contains("nsnet"), "{ctx}: tables left: {left}");
+    s.assert_clean();
+}
+
+/// Deletes the rules of chain `family nsnet chain` whose text satisfies `pick`.
+fn delete_rules(s: &Sandbox, family: &str, chain: &str, pick: impl Fn(&str) -> bool) {
+    let listing = s
+        .sh("nft", &["-a", "list", "chain", family, "nsnet", chain])
+        .stdout;
+    for line in listing.lines() {
+        let Some((rule, handle)) = line.trim().split_once(" # handle ") else {
+            continue;
+        };
+        if pick(rule) {
+            let r = s.sh(
+                "nft",
+                &["delete", "rule", family, "nsnet", chain, "handle", handle],
+            );
+            assert_eq!(r.code, 0, "{}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn tables_of_an_older_nsnet_are_upgraded_in_place() {
+    if !root() {
+        return;
+    }
+    let s = world();
+    s.ok(&["netns", "add", "web"]);
+    s.ok(&["netns", "add", "open"]);
+    s.ok(&["network", "create", "lan", "--subnet", "10.88.0.0/24"]);
+    s.ok(&["network", "connect", "lan", "web", "--publish", "8080:80"]);
+    // The previous release's tables, elements kept: no routed set, no rules after the last
+    // accept from a bridge.
+    delete_rules(&s, "inet", "forward", |r| {
+        r.contains("routed_bridges")
+            || r == "iifname @bridges accept"
+            || r == "oifname @bridges drop"
+    });
+    let r = s.sh("nft", &["delete", "set", "inet", "nsnet", "routed_bridges"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        reaches(&s, "outside", "web", "0.0.0.0:81", "10.88.0.2:81"),
+        "the old tables let the outside in"
+    );
+    // The next command that makes sure the tables are there upgrades them.
+    s.ok(&[
+        "network",
+        "create",
+        "open",
+        "--subnet",
+        "10.89.0.0/24",
+        "--routed",
+    ]);
+    s.ok(&["network", "connect", "open", "open"]);
+    assert!(
+        !reaches(&s, "outside", "web", "0.0.0.0:81", "10.88.0.2:81"),
+        "still reachable directly after the upgrade"
+    );
+    assert!(
+        reaches(&s, "outside", "web", "0.0.0.0:80", "203.0.113.1:8080"),
+        "the published port's element was lost in the upgrade"
+    );
+    assert!(
+        reaches(&s, "outside", "open", "0.0.0.0:81", "10.89.0.2:81"),
+        "routed network after the upgrade"
+    );
+    let forward = s
+        .sh("nft", &["list", "chain", "inet", "nsnet", "forward"])
+        .stdout;
+    assert_eq!(
+        forward.matches("oifname @bridges drop").count(),
+        1,
+        "rules duplicated: {forward}"
+    );
+    for ns in ["web", "open", "outside"] {
+        s.ok(&["netns", "rm", ns]);
+    }
+    s.ok(&["network", "rm", "lan"]);
+    s.ok(&["network", "rm", "open"]);
+    s.assert_clean();
+}
+
+#[test]
+fn routed_flag_from_the_cli_and_a_topology_file() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.fails(
+        1,
+        &[
+            "network",
+            "create",
+            "shut",
+            "--subnet",
+            "10.90.0.0/24",
+            "--internal",
+            "--routed",
+        ],
+        &["network \"shut\": internal and routed exclude each other"],
+    );
+    assert!(s.json(&["network", "ls"]).as_array().unwrap().is_empty());
+    let file = s.state_dir().join("routed.yaml");
+    std::fs::write(
+        &file,
+        "name: r\nnamespaces: [a]\nnetworks:\n  open:\n    subnets: [10.89.0.0/24]\n    routed: true\n    endpoints: { a: {} }\n  lan:\n    subnets: [10.88.0.0/24]\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    s.ok(&["apply", "-f", file]);
+    assert_eq!(s.json(&["network", "inspect", "open"])["routed"], true);
+    assert_eq!(s.json(&["network", "inspect", "lan"])["routed"], false);
+    let set = s
+        .sh("nft", &["list", "set", "inet", "nsnet", "routed_bridges"])
+        .stdout;
+    assert!(
+        set.contains("\"nsbr-open\"") && !set.contains("nsbr-lan"),
+        "{set}"
+    );
+    // Turning it off replaces the network.
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::write(file, text.replace("routed: true", "routed: false")).unwrap();
+    s.ok(&["apply", "-f", file]);
+    assert_eq!(s.json(&["network", "inspect", "open"])["routed"], false);
+    let set = s
+        .sh("nft", &["list", "set", "inet", "nsnet", "routed_bridges"])
+        .stdout;
+    assert!(!set.contains("nsbr-open"), "{set}");
+    s.ok(&["destroy", "-f", file]);
+    s.assert_clean();
+}

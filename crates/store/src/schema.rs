@@ -115,6 +115,10 @@ CREATE TABLE topology_objects (
     r#"
 CREATE INDEX endpoints_by_container ON endpoints(container_id);
 "#,
+    // Networks that accept traffic routed from outside straight to their endpoints.
+    r#"
+ALTER TABLE networks ADD COLUMN routed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.
