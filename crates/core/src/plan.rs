@@ -31,13 +31,14 @@ fn fw_del(elems: Vec<FwElem>) -> Option<KernelOp> {
     (!elems.is_empty()).then(|| KernelOp::Firewall(elems.into_iter().map(FwChange::Del).collect()))
 }
 
-/// Bridge, gateway addresses, up; forwarding on for networks that route beyond themselves;
+/// Bridge with its pinned MAC, gateway addresses, up; forwarding on for networks that route beyond themselves;
 /// `route_localnet` so the host's 127.0.0.1 reaches published ports; firewall elements.
 pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
     let bridge = spec.bridge.to_string();
     let mut ops = vec![KernelOp::CreateBridge {
         name: bridge.clone(),
         mtu: spec.mtu,
+        mac: spec.bridge_mac(),
     }];
     if has_ipv6(spec) {
         // Before the bridge goes up: a tentative link-local address would hold back neighbour

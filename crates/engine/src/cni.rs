@@ -168,6 +168,11 @@ fn same_definition(stored: &NetworkSpec, wanted: &NetworkSpec) -> Result<(), Eng
         wanted.masquerade.to_string(),
     );
     differ("icc", stored.icc.to_string(), wanted.icc.to_string());
+    differ(
+        "routed",
+        stored.routed.to_string(),
+        wanted.routed.to_string(),
+    );
     if diffs.is_empty() {
         return Ok(());
     }

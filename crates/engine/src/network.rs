@@ -225,6 +225,7 @@ impl<K: Kernel> Engine<K> {
                 internal: n.spec.internal,
                 masquerade: n.spec.masquerade,
                 icc: n.spec.icc,
+                routed: n.spec.routed,
                 state: n.state.name().to_string(),
                 endpoints: views,
                 usage,

@@ -127,6 +127,10 @@ UPDATE sqlite_schema
  WHERE type = 'table' AND name IN ('networks', 'endpoints', 'links');
 PRAGMA writable_schema = OFF;
 "#,
+    // Networks that accept traffic routed from outside straight to their endpoints.
+    r#"
+ALTER TABLE networks ADD COLUMN routed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.

@@ -56,9 +56,9 @@ impl<'c> Tx<'c> {
         boot_id: &str,
     ) -> Result<(), StoreError> {
         self.0.execute(
-            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, state, pid, boot_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8)",
-            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, spec.masquerade, spec.icc, pid, boot_id],
+            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, state, pid, boot_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'creating', ?8, ?9)",
+            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, spec.masquerade, spec.icc, spec.routed, pid, boot_id],
         )?;
         for s in &spec.subnets {
             self.0.execute(
@@ -119,7 +119,7 @@ impl<'c> Tx<'c> {
         let row = self
             .0
             .query_row(
-                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks WHERE name = ?1",
+                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed FROM networks WHERE name = ?1",
                 [name.as_str()],
                 raw_network,
             )
@@ -130,7 +130,7 @@ impl<'c> Tx<'c> {
     /// All networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks ORDER BY name",
+            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed FROM networks ORDER BY name",
         )?;
         let raws = stmt
             .query_map([], raw_network)?
@@ -163,6 +163,7 @@ impl<'c> Tx<'c> {
                 internal: r.internal,
                 masquerade: r.masquerade,
                 icc: r.icc,
+                routed: r.routed,
             },
             state: RowState::parse(&r.state),
             pid: r.pid,
@@ -503,6 +504,7 @@ struct RawNetwork {
     created_at: i64,
     masquerade: bool,
     icc: bool,
+    routed: bool,
 }
 
 fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
@@ -517,6 +519,7 @@ fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
         created_at: r.get(7)?,
         masquerade: r.get(8)?,
         icc: r.get(9)?,
+        routed: r.get(10)?,
     })
 }
 

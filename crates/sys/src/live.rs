@@ -183,10 +183,11 @@ impl LiveKernel {
 
     fn apply_op(&mut self, op: &KernelOp, what: &str) -> Result<(), KernelError> {
         match op {
-            KernelOp::CreateBridge { name, mtu } => {
+            KernelOp::CreateBridge { name, mtu, mac } => {
                 let spec = BridgeSpec {
                     name: name.clone(),
                     mtu: *mtu,
+                    mac: Some(mac.0),
                     alias: Some(OWNER_ALIAS.to_string()),
                     up: false,
                 };
