@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use nsnet_core::firewall::{self, FwChange, FwElem};
 use nsnet_core::model::NetworkSpec;
 use nsnet_core::ops::{KernelOp, NsRef};
@@ -60,6 +62,8 @@ pub(crate) fn check_new(
         )));
     }
     let mut seen = BTreeSet::new();
+    // Read from the kernel once, and only when a mapping names a host address.
+    let mut host_addrs: Option<Vec<IpAddr>> = None;
     for m in mappings {
         if let Some(IpAddr::V6(ip)) = m.host_ip
             && ip.is_loopback()
@@ -94,6 +98,13 @@ pub(crate) fn check_new(
                 m.host_port, m.proto, other.mapping, other.endpoint
             )));
         }
+        if let Some(ip) = m.host_ip {
+            let held = match &mut host_addrs {
+                Some(held) => held,
+                None => host_addrs.insert(held_addrs(kernel)?),
+            };
+            check_held(m, ip, held)?;
+        }
         if kernel.port_busy(m) {
             return Err(EngineError::Conflict(format!(
                 "host port {}/{} is already in use on the host (a server listens on it)",
@@ -102,6 +113,46 @@ pub(crate) fn check_new(
         }
     }
     Ok(())
+}
+
+/// The addresses the host's interfaces hold.
+fn held_addrs(kernel: &mut impl Kernel) -> Result<Vec<IpAddr>, EngineError> {
+    Ok(kernel
+        .view(&NsRef::Host)?
+        .interfaces
+        .iter()
+        .flat_map(|i| i.addrs.iter().map(IpNet::addr))
+        .collect())
+}
+
+/// Refuses a host address the host does not hold: traffic to it never arrives, so the port
+/// would be published in name only. Any loopback address works (127.0.0.0/8 is local).
+fn check_held(m: &PortMapping, ip: IpAddr, held: &[IpAddr]) -> Result<(), EngineError> {
+    if ip.is_loopback() || held.contains(&ip) {
+        return Ok(());
+    }
+    // What the user could choose instead: the host's addresses of that family, but neither
+    // link-local ones (they need a zone a DNAT element cannot carry) nor ::1 (refused above).
+    let mut alternatives: Vec<String> = held
+        .iter()
+        .filter(|h| h.is_ipv4() == ip.is_ipv4())
+        .filter(|h| !matches!(h, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback()))
+        .map(ToString::to_string)
+        .collect();
+    alternatives.sort();
+    alternatives.dedup();
+    let holds = match alternatives.len() {
+        0 => format!("it holds no other {} address", family(ip)),
+        n if n > 8 => format!("it holds {}, ...", alternatives[..8].join(", ")),
+        _ => format!("it holds {}", alternatives.join(", ")),
+    };
+    Err(EngineError::Conflict(format!(
+        "cannot publish {m}: the host holds no address {ip} ({holds}); assign it to a host interface first, or publish on every address"
+    )))
+}
+
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
 /// Expands specs into single-port mappings.
@@ -132,6 +183,10 @@ impl<K: Kernel> Engine<K> {
         specs: &[PortSpec],
     ) -> Result<Vec<PortView>, EngineError> {
         let key = ns_key(ns);
+        // "Not connected" would send the user looking for a network; the namespace is missing.
+        if !self.kernel.netns_exists(ns) {
+            return Err(EngineError::not_found("netns", ns));
+        }
         let mappings = expand(specs);
         let kernel = &mut self.kernel;
         let ep = self.store.write(|tx| {
@@ -176,6 +231,10 @@ impl<K: Kernel> Engine<K> {
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
             let eps = tx.endpoints_in_netns(&key)?;
+            // A namespace deleted by hand keeps its rows until gc: its ports can still go.
+            if eps.is_empty() && !kernel.netns_exists(ns) {
+                return Err(EngineError::not_found("netns", ns));
+            }
             let mut changes = Vec::new();
             for m in &wanted {
                 let found = eps.iter().find_map(|e| {

@@ -115,6 +115,11 @@ CREATE TABLE topology_objects (
     r#"
 CREATE INDEX endpoints_by_container ON endpoints(container_id);
 "#,
+    // Connect refuses a MAC already used on the network, without reading its endpoints.
+    // Not UNIQUE: stores from before the check may hold duplicates already.
+    r#"
+CREATE INDEX endpoints_by_mac ON endpoints(network, mac);
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.
