@@ -62,8 +62,6 @@ pub(crate) fn check_new(
         )));
     }
     let mut seen = BTreeSet::new();
-    // Read from the kernel once, and only when a mapping names a host address.
-    let mut host_addrs: Option<Vec<IpAddr>> = None;
     for m in mappings {
         if let Some(IpAddr::V6(ip)) = m.host_ip
             && ip.is_loopback()
@@ -98,12 +96,11 @@ pub(crate) fn check_new(
                 m.host_port, m.proto, other.mapping, other.endpoint
             )));
         }
-        if let Some(ip) = m.host_ip {
-            let held = match &mut host_addrs {
-                Some(held) => held,
-                None => host_addrs.insert(held_addrs(kernel)?),
-            };
-            check_held(m, ip, held)?;
+        if let Some(ip) = m.host_ip
+            && !ip.is_loopback()
+            && !kernel.host_holds(ip)
+        {
+            return Err(not_held(kernel, m, ip));
         }
         if kernel.port_busy(m) {
             return Err(EngineError::Conflict(format!(
@@ -115,40 +112,32 @@ pub(crate) fn check_new(
     Ok(())
 }
 
-/// The addresses the host's interfaces hold.
-fn held_addrs(kernel: &mut impl Kernel) -> Result<Vec<IpAddr>, EngineError> {
-    Ok(kernel
-        .view(&NsRef::Host)?
-        .interfaces
+/// Refuses a host address the host does not hold: traffic to it never arrives, so the port
+/// would be published in name only. The message lists what the host holds instead (read only
+/// here, on the way to a refusal: a full view grows with the host's interfaces).
+fn not_held(kernel: &mut impl Kernel, m: &PortMapping, ip: IpAddr) -> EngineError {
+    // Neither link-local addresses (they need a zone a DNAT element cannot carry) nor ::1
+    // (refused above) are choices.
+    let mut choices: Vec<String> = kernel
+        .view(&NsRef::Host)
+        .map(|v| v.interfaces)
+        .unwrap_or_default()
         .iter()
         .flat_map(|i| i.addrs.iter().map(IpNet::addr))
-        .collect())
-}
-
-/// Refuses a host address the host does not hold: traffic to it never arrives, so the port
-/// would be published in name only. Any loopback address works (127.0.0.0/8 is local).
-fn check_held(m: &PortMapping, ip: IpAddr, held: &[IpAddr]) -> Result<(), EngineError> {
-    if ip.is_loopback() || held.contains(&ip) {
-        return Ok(());
-    }
-    // What the user could choose instead: the host's addresses of that family, but neither
-    // link-local ones (they need a zone a DNAT element cannot carry) nor ::1 (refused above).
-    let mut alternatives: Vec<String> = held
-        .iter()
         .filter(|h| h.is_ipv4() == ip.is_ipv4())
         .filter(|h| !matches!(h, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback()))
-        .map(ToString::to_string)
+        .map(|h| h.to_string())
         .collect();
-    alternatives.sort();
-    alternatives.dedup();
-    let holds = match alternatives.len() {
+    choices.sort();
+    choices.dedup();
+    let holds = match choices.len() {
         0 => format!("it holds no other {} address", family(ip)),
-        n if n > 8 => format!("it holds {}, ...", alternatives[..8].join(", ")),
-        _ => format!("it holds {}", alternatives.join(", ")),
+        n if n > 8 => format!("it holds {}, ...", choices[..8].join(", ")),
+        _ => format!("it holds {}", choices.join(", ")),
     };
-    Err(EngineError::Conflict(format!(
+    EngineError::Conflict(format!(
         "cannot publish {m}: the host holds no address {ip} ({holds}); assign it to a host interface first, or publish on every address"
-    )))
+    ))
 }
 
 fn family(ip: IpAddr) -> &'static str {

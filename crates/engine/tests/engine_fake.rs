@@ -562,9 +562,10 @@ fn links_and_ports_are_checked_before_any_change() {
     assert_eq!(err, "netns nope not found");
     assert_eq!(rows(e), before);
     assert_eq!(e.kernel().log.len(), log_len, "kernel touched");
+    e.kernel().host_addrs.insert("192.0.2.1".parse().unwrap());
     e.port_add(
         &NsRef::Named("a".into()),
-        &specs(&["127.0.0.1:8080:80", "8081:80"]),
+        &specs(&["127.0.0.1:8080:80", "8081:80", "192.0.2.1:8082:80"]),
     )
     .unwrap();
 }
