@@ -11,10 +11,80 @@ use serde::{Deserialize, Serialize};
 use crate::CoreError;
 use crate::names::{IfName, NetName};
 
-/// Largest MTU accepted for a network (jumbo frames on a virtual switch).
+/// Largest MTU accepted for a network or link (the kernel's ETH_MAX_MTU).
 pub const MTU_MAX: u32 = 65_535;
-/// Smallest MTU accepted: IPv4's minimum; IPv6 networks need 1280.
-pub const MTU_MIN: u32 = 576;
+/// Smallest MTU accepted: IPv4's minimum (RFC 791, the kernel's ETH_MIN_MTU).
+pub const MTU_MIN: u32 = 68;
+/// Smallest MTU of an interface that carries IPv6 (RFC 8200); below it the kernel turns
+/// IPv6 off on the interface.
+pub const MTU_MIN_V6: u32 = 1280;
+
+/// Checks an MTU for an interface; `ipv6` when it carries an IPv6 address.
+pub fn check_mtu(mtu: u32, ipv6: bool) -> Result<(), CoreError> {
+    let (min, why) = if ipv6 {
+        (MTU_MIN_V6, " (IPv6 needs at least 1280)")
+    } else {
+        (MTU_MIN, "")
+    };
+    if (min..=MTU_MAX).contains(&mtu) {
+        return Ok(());
+    }
+    Err(CoreError::InvalidValue {
+        what: "mtu",
+        value: mtu.to_string(),
+        reason: format!("allowed: {min}-{MTU_MAX}{why}"),
+    })
+}
+
+/// Checks a point-to-point link's addresses and MTU: each end needs its own address.
+pub fn check_link(a: Option<IpNet>, b: Option<IpNet>, mtu: Option<u32>) -> Result<(), CoreError> {
+    if let (Some(a), Some(b)) = (a, b)
+        && a.addr() == b.addr()
+    {
+        return Err(CoreError::InvalidValue {
+            what: "link address",
+            value: a.addr().to_string(),
+            reason: "is given to both ends; each end needs its own address".to_string(),
+        });
+    }
+    match mtu {
+        Some(m) => check_mtu(m, [a, b].iter().flatten().any(|n| n.addr().is_ipv6())),
+        None => Ok(()),
+    }
+}
+
+/// Ranges no network subnet may touch, and why: the kernel and every host give these
+/// addresses a meaning of their own, so a bridge there breaks the host (127.0.0.1 on a
+/// bridge) or is refused by the kernel (multicast).
+const SPECIAL_USE: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "\"this network\": 0.0.0.0 means every address"),
+    ("127.0.0.0/8", "loopback: the host's own addresses"),
+    (
+        "169.254.0.0/16",
+        "link-local: never routed, used by cloud metadata services",
+    ),
+    ("224.0.0.0/4", "multicast"),
+    (
+        "240.0.0.0/4",
+        "reserved, with the broadcast address 255.255.255.255",
+    ),
+    ("::/128", "the unspecified address"),
+    ("::1/128", "loopback"),
+    (
+        "fe80::/10",
+        "link-local: the kernel already gives every interface an fe80::/64 address and route",
+    ),
+    ("ff00::/8", "multicast"),
+];
+
+/// The special-use range `net` touches, with why, if any.
+pub fn special_use(net: &IpNet) -> Option<(IpNet, &'static str)> {
+    SPECIAL_USE.iter().find_map(|(range, why)| {
+        let range: IpNet = range.parse().expect("valid constant");
+        (range.addr().is_ipv4() == net.addr().is_ipv4() && overlaps(&range, net))
+            .then_some((range, *why))
+    })
+}
 
 /// Parses `ADDR/PREFIX`, naming `what` in the error; a bare address is refused with a hint.
 pub fn parse_cidr(what: &'static str, s: &str) -> Result<IpNet, CoreError> {
@@ -117,6 +187,14 @@ impl NetworkSpec {
             reason,
         };
         for (i, s) in subnets.iter().enumerate() {
+            if let Some((range, why)) = special_use(s) {
+                return Err(subnet_err(
+                    *s,
+                    format!(
+                        "overlaps {range} ({why}); allowed: unicast ranges such as 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or fd00::/8"
+                    ),
+                ));
+            }
             if s.trunc() != *s {
                 return Err(subnet_err(
                     *s,
@@ -173,18 +251,7 @@ impl NetworkSpec {
             out.push(subnet);
         }
         if let Some(m) = mtu {
-            let min = if subnets.iter().any(|s| s.addr().is_ipv6()) {
-                1280
-            } else {
-                MTU_MIN
-            };
-            if !(min..=MTU_MAX).contains(&m) {
-                return Err(CoreError::InvalidValue {
-                    what: "mtu",
-                    value: m.to_string(),
-                    reason: format!("allowed: {min}-{MTU_MAX}"),
-                });
-            }
+            check_mtu(m, subnets.iter().any(|s| s.addr().is_ipv6()))?;
         }
         Ok(Self {
             name,
@@ -411,9 +478,93 @@ mod tests {
         let br = IfName::new("br0").unwrap();
         let v4 = [net("10.0.0.0/24")];
         assert!(NetworkSpec::new(name.clone(), br.clone(), &v4, &[], Some(9000), false).is_ok());
-        assert!(NetworkSpec::new(name.clone(), br.clone(), &v4, &[], Some(100), false).is_err());
+        assert!(NetworkSpec::new(name.clone(), br.clone(), &v4, &[], Some(68), false).is_ok());
+        assert!(NetworkSpec::new(name.clone(), br.clone(), &v4, &[], Some(67), false).is_err());
         let v6 = [net("fd00::/64")];
-        assert!(NetworkSpec::new(name, br, &v6, &[], Some(1000), false).is_err());
+        assert!(NetworkSpec::new(name.clone(), br.clone(), &v6, &[], Some(1280), false).is_ok());
+        let e = NetworkSpec::new(name, br, &v6, &[], Some(1279), false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid mtu \"1279\": allowed: 1280-65535 (IPv6 needs at least 1280)"
+        );
+        assert!(check_mtu(65_535, true).is_ok());
+        assert!(check_mtu(65_536, false).is_err());
+        assert_eq!(
+            check_mtu(10, false).unwrap_err().to_string(),
+            "invalid mtu \"10\": allowed: 68-65535"
+        );
+    }
+
+    #[test]
+    fn special_use_subnets_are_refused() {
+        for (subnet, range) in [
+            ("0.0.0.0/8", "0.0.0.0/8"),
+            ("0.0.0.0/0", "0.0.0.0/8"),
+            ("0.255.0.0/16", "0.0.0.0/8"),
+            ("127.0.0.0/24", "127.0.0.0/8"),
+            ("126.0.0.0/7", "127.0.0.0/8"),
+            ("169.254.0.0/24", "169.254.0.0/16"),
+            ("169.0.0.0/8", "169.254.0.0/16"),
+            ("224.0.0.0/24", "224.0.0.0/4"),
+            ("239.255.255.0/24", "224.0.0.0/4"),
+            ("128.0.0.0/1", "169.254.0.0/16"),
+            ("240.0.0.0/24", "240.0.0.0/4"),
+            ("255.255.255.252/30", "240.0.0.0/4"),
+            ("::/64", "::/128"),
+            ("::/0", "::/128"),
+            ("fe80::/64", "fe80::/10"),
+            ("febf::/64", "fe80::/10"),
+            ("ff00::/64", "ff00::/8"),
+            ("ff02::/120", "ff00::/8"),
+        ] {
+            let e = spec(&[subnet], &[]).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "subnet {subnet} of network n1: overlaps {range} ("
+                )),
+                "{subnet}: {e}"
+            );
+            assert!(e.contains("allowed: unicast ranges"), "{e}");
+        }
+        // ::1 alone cannot be a subnet (too long a prefix), but its range is known.
+        assert_eq!(
+            special_use(&net("::1/128")).map(|(r, _)| r.to_string()),
+            Some("::1/128".to_string())
+        );
+        // Their unicast neighbours are fine, in both families.
+        for ok in [
+            "1.0.0.0/24",
+            "126.255.255.0/24",
+            "128.0.0.0/24",
+            "169.253.0.0/24",
+            "169.255.0.0/24",
+            "223.255.255.0/24",
+            "::100/120",
+            "fc00::/7",
+            "fec0::/64",
+            "2001:db8::/64",
+        ] {
+            assert!(spec(&[ok], &[]).is_ok(), "{ok}");
+        }
+        // A bad subnet beside a good one is refused too.
+        assert!(spec(&["10.0.0.0/24", "ff00::/64"], &[]).is_err());
+    }
+
+    #[test]
+    fn link_checks() {
+        let a = Some(net("10.9.0.1/24"));
+        assert!(check_link(a, Some(net("10.9.0.2/24")), Some(68)).is_ok());
+        assert!(check_link(a, None, None).is_ok());
+        let e = check_link(a, Some(net("10.9.0.1/30")), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid link address \"10.9.0.1\": is given to both ends; each end needs its own address"
+        );
+        assert!(check_link(a, None, Some(10)).is_err());
+        let v6 = Some(net("fd00::1/64"));
+        assert!(check_link(v6, None, Some(1000)).is_err());
+        assert!(check_link(None, v6, Some(1280)).is_ok());
+        assert!(check_link(None, None, Some(1000)).is_ok());
     }
 
     #[test]

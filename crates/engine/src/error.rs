@@ -19,12 +19,11 @@ pub enum EngineError {
     Exists { kind: &'static str, name: String },
     #[error("{0}")]
     Conflict(String),
-    #[error("{op}: {source}")]
-    Context {
-        op: String,
-        #[source]
-        source: Box<EngineError>,
-    },
+    /// An error with the operation it happened in. Its message carries the inner one, so the
+    /// inner error is deliberately not its `source()`: a chain printer (anyhow's `{:#}`)
+    /// would state the cause twice (field named `cause`, not `source`, for that reason).
+    #[error("{op}: {cause}")]
+    Context { op: String, cause: Box<EngineError> },
     #[error("{op}: {}", .errors.join("; "))]
     Teardown { op: String, errors: Vec<String> },
 }
@@ -34,7 +33,7 @@ impl EngineError {
     pub fn during(self, op: impl Into<String>) -> EngineError {
         EngineError::Context {
             op: op.into(),
-            source: Box::new(self),
+            cause: Box::new(self),
         }
     }
 
@@ -43,5 +42,45 @@ impl EngineError {
             kind,
             name: name.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    /// What anyhow's `{:#}` prints: each error of the `source()` chain, joined by ": ".
+    fn chain(e: &EngineError) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn wrapped_errors_state_their_cause_once() {
+        let e = EngineError::Conflict("netns a is already connected to network good".into())
+            .during("connect netns a to network good")
+            .during("apply topology t");
+        assert_eq!(
+            chain(&e),
+            "apply topology t: connect netns a to network good: netns a is already connected to network good"
+        );
+        let e = EngineError::from(KernelError::new(
+            "create veth x",
+            nsnet_sys::kernel::FailKind::Other,
+            "Invalid argument (os error 22)",
+        ))
+        .during("link netns a with netns b");
+        assert_eq!(
+            chain(&e),
+            "link netns a with netns b: create veth x: Invalid argument (os error 22)"
+        );
     }
 }

@@ -8,6 +8,7 @@ mod container;
 mod error;
 mod gc;
 mod link;
+mod mac;
 mod netns;
 mod network;
 mod ports;

@@ -49,6 +49,7 @@ impl<K: Kernel> Engine<K> {
     }
 
     fn link_add_inner(&mut self, req: LinkRequest) -> Result<LinkView, EngineError> {
+        nsnet_core::model::check_link(req.addr_a, req.addr_b, req.mtu)?;
         if req.a == req.b {
             return Err(EngineError::Conflict(
                 "both ends are in the same namespace; a link joins two different namespaces".into(),

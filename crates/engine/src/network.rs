@@ -293,12 +293,7 @@ impl<K: Kernel> Engine<K> {
                 None => next_ifname(&in_ns),
             };
             let addrs = allocate(tx, &net.spec, &req.ips, &policy.ranges)?;
-            let mac = req.mac.or_else(|| {
-                addrs.iter().find_map(|a| match a.addr() {
-                    IpAddr::V4(v4) => Some(Mac::from_ipv4(v4)),
-                    IpAddr::V6(_) => None,
-                })
-            });
+            let mac = crate::mac::endpoint_mac(tx, &net.spec.name, req.mac, &addrs)?;
             let becomes_primary =
                 policy.routes.is_none() && !net.spec.internal && primary_in(tx, &in_ns)?.is_none();
             let default_via: Vec<IpAddr> = if becomes_primary {

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use nsnet_core::firewall::{self, FwChange, FwElem};
 use nsnet_core::model::NetworkSpec;
 use nsnet_core::ops::{KernelOp, NsRef};
@@ -94,6 +96,12 @@ pub(crate) fn check_new(
                 m.host_port, m.proto, other.mapping, other.endpoint
             )));
         }
+        if let Some(ip) = m.host_ip
+            && !ip.is_loopback()
+            && !kernel.host_holds(ip)
+        {
+            return Err(not_held(kernel, m, ip));
+        }
         if kernel.port_busy(m) {
             return Err(EngineError::Conflict(format!(
                 "host port {}/{} is already in use on the host (a server listens on it)",
@@ -102,6 +110,38 @@ pub(crate) fn check_new(
         }
     }
     Ok(())
+}
+
+/// Refuses a host address the host does not hold: traffic to it never arrives, so the port
+/// would be published in name only. The message lists what the host holds instead (read only
+/// here, on the way to a refusal: a full view grows with the host's interfaces).
+fn not_held(kernel: &mut impl Kernel, m: &PortMapping, ip: IpAddr) -> EngineError {
+    // Neither link-local addresses (they need a zone a DNAT element cannot carry) nor ::1
+    // (refused above) are choices.
+    let mut choices: Vec<String> = kernel
+        .view(&NsRef::Host)
+        .map(|v| v.interfaces)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|i| i.addrs.iter().map(IpNet::addr))
+        .filter(|h| h.is_ipv4() == ip.is_ipv4())
+        .filter(|h| !matches!(h, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback()))
+        .map(|h| h.to_string())
+        .collect();
+    choices.sort();
+    choices.dedup();
+    let holds = match choices.len() {
+        0 => format!("it holds no other {} address", family(ip)),
+        n if n > 8 => format!("it holds {}, ...", choices[..8].join(", ")),
+        _ => format!("it holds {}", choices.join(", ")),
+    };
+    EngineError::Conflict(format!(
+        "cannot publish {m}: the host holds no address {ip} ({holds}); assign it to a host interface first, or publish on every address"
+    ))
+}
+
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
 /// Expands specs into single-port mappings.
@@ -132,6 +172,10 @@ impl<K: Kernel> Engine<K> {
         specs: &[PortSpec],
     ) -> Result<Vec<PortView>, EngineError> {
         let key = ns_key(ns);
+        // "Not connected" would send the user looking for a network; the namespace is missing.
+        if !self.kernel.netns_exists(ns) {
+            return Err(EngineError::not_found("netns", ns));
+        }
         let mappings = expand(specs);
         let kernel = &mut self.kernel;
         // The rows first, then the elements: a process killed in between leaves rows whose
@@ -181,6 +225,10 @@ impl<K: Kernel> Engine<K> {
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
             let eps = tx.endpoints_in_netns(&key)?;
+            // A namespace deleted by hand keeps its rows until gc: its ports can still go.
+            if eps.is_empty() && !kernel.netns_exists(ns) {
+                return Err(EngineError::not_found("netns", ns));
+            }
             let mut changes = Vec::new();
             for m in &wanted {
                 let found = eps.iter().find_map(|e| {

@@ -41,8 +41,8 @@ fn shaping_in(view: Option<&NsView>, ifname: &str) -> Shaping {
 fn gone_ok(r: Result<(), EngineError>) -> Result<(), EngineError> {
     match r {
         Err(EngineError::NotFound { .. }) => Ok(()),
-        Err(EngineError::Context { source, .. })
-            if matches!(*source, EngineError::NotFound { .. }) =>
+        Err(EngineError::Context { cause, .. })
+            if matches!(*cause, EngineError::NotFound { .. }) =>
         {
             Ok(())
         }

@@ -103,7 +103,7 @@ fn first_add_creates_the_network_and_later_ones_must_match_it() {
     let err = attach(e, &other, "c").unwrap_err();
     assert!(matches!(
         err,
-        EngineError::Context { ref source, .. } if matches!(**source, EngineError::Invalid(_))
+        EngineError::Context { ref cause, .. } if matches!(**cause, EngineError::Invalid(_))
     ));
     let msg = err.to_string();
     assert!(

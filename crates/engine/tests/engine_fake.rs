@@ -482,3 +482,103 @@ fn after_a_reboot_networks_are_recreated_and_stale_endpoints_released() {
     assert_eq!(bridge_macs(before.kernel()), [lan]);
     assert_eq!(bridge_macs(after.kernel()), [lan]);
 }
+
+#[test]
+fn a_mac_is_unique_on_its_network() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    for ns in ["a", "b", "c", "d"] {
+        e.netns_add(&NsName::new(ns).unwrap()).unwrap();
+    }
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    e.network_create(net("other", "10.2.0.0/24", false))
+        .unwrap();
+    let a = e.connect(connect("lan", "a")).unwrap();
+    let taken = a.mac.clone().unwrap();
+    let before = rows(e);
+    let log_len = e.kernel().log.len();
+    let mut req = connect("lan", "b");
+    req.mac = Some(taken.parse().unwrap());
+    let err = e.connect(req.clone()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "connect netns b to network lan: MAC {taken} is already used by netns a on network lan (a switch cannot deliver to two interfaces with one MAC); choose another, or let nsnet derive one"
+        )
+    );
+    assert_eq!(rows(e), before);
+    assert_eq!(e.kernel().log.len(), log_len, "kernel touched");
+    // Another network is another switch.
+    req.network = NetName::new("other").unwrap();
+    assert_eq!(e.connect(req).unwrap().mac.unwrap(), taken);
+    // The MAC nsnet would derive for the next address (.4) was asked for by c: d gets
+    // another stable, locally administered one.
+    let mut req = connect("lan", "c");
+    req.mac = Some("0a:58:0a:01:00:04".parse().unwrap());
+    let c = e.connect(req).unwrap();
+    assert_eq!(c.addrs[0].to_string(), "10.1.0.3/24");
+    let d = e.connect(connect("lan", "d")).unwrap();
+    assert_eq!(d.addrs[0].to_string(), "10.1.0.4/24");
+    let mac = d.mac.unwrap();
+    assert_ne!(Some(mac.clone()), c.mac);
+    assert!(mac.starts_with("02:"), "{mac}");
+}
+
+#[test]
+fn links_and_ports_are_checked_before_any_change() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("a").unwrap()).unwrap();
+    e.netns_add(&NsName::new("b").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    e.connect(connect("lan", "a")).unwrap();
+    let before = rows(e);
+    let log_len = e.kernel().log.len();
+    let link = |mtu: Option<u32>, a: &str, b: &str| LinkRequest {
+        a: NsRef::Named("a".into()),
+        b: NsRef::Named("b".into()),
+        ifname_a: None,
+        ifname_b: None,
+        addr_a: Some(a.parse().unwrap()),
+        addr_b: Some(b.parse().unwrap()),
+        mtu,
+    };
+    for (req, want) in [
+        (
+            link(Some(10), "10.9.0.1/24", "10.9.0.2/24"),
+            "link netns a with netns b: invalid mtu \"10\": allowed: 68-65535",
+        ),
+        (
+            link(Some(1000), "fd00::1/64", "fd00::2/64"),
+            "link netns a with netns b: invalid mtu \"1000\": allowed: 1280-65535 (IPv6 needs at least 1280)",
+        ),
+        (
+            link(None, "10.9.0.1/24", "10.9.0.1/24"),
+            "link netns a with netns b: invalid link address \"10.9.0.1\": is given to both ends; each end needs its own address",
+        ),
+    ] {
+        assert_eq!(e.link_add(req).unwrap_err().to_string(), want);
+    }
+    // The fake host holds no address: only loopback and every address can be published.
+    let err = e
+        .port_add(&NsRef::Named("a".into()), &specs(&["192.0.2.1:8080:80"]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "cannot publish 192.0.2.1:8080:80/tcp: the host holds no address 192.0.2.1 (it holds no other IPv4 address); assign it to a host interface first, or publish on every address"
+    );
+    let err = e
+        .port_add(&NsRef::Named("nope".into()), &specs(&["8080:80"]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "netns nope not found");
+    assert_eq!(rows(e), before);
+    assert_eq!(e.kernel().log.len(), log_len, "kernel touched");
+    e.kernel().host_addrs.insert("192.0.2.1".parse().unwrap());
+    e.port_add(
+        &NsRef::Named("a".into()),
+        &specs(&["127.0.0.1:8080:80", "8081:80", "192.0.2.1:8082:80"]),
+    )
+    .unwrap();
+}

@@ -7,22 +7,30 @@ use std::path::{Path, PathBuf};
 pub enum StoreError {
     #[error("state directory {0}: {1}")]
     Dir(PathBuf, std::io::Error),
-    #[error("open state database {path}: {source}")]
+    // The messages carry the SQLite error, so it is not also a `source()`: a chain printer
+    // (anyhow's `{:#}`) would state it twice.
+    #[error("open state database {path}: {cause}")]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error("state database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     #[error("state database holds an invalid {what} {value:?}")]
     Corrupt { what: &'static str, value: String },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
 }
 
 impl StoreError {
     pub(crate) fn open(path: &Path, source: rusqlite::Error) -> Self {
         StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     }
 

@@ -131,6 +131,11 @@ PRAGMA writable_schema = OFF;
     r#"
 ALTER TABLE networks ADD COLUMN routed INTEGER NOT NULL DEFAULT 0;
 "#,
+    // Connect refuses a MAC already used on the network, without reading its endpoints.
+    // Not UNIQUE: stores from before the check may hold duplicates already.
+    r#"
+CREATE INDEX endpoints_by_mac ON endpoints(network, mac);
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.

@@ -310,6 +310,19 @@ impl<'c> Tx<'c> {
             .pop())
     }
 
+    /// The namespace whose endpoint on `network` has `mac`, if any (an index lookup).
+    pub fn netns_with_mac(
+        &self,
+        network: &NetName,
+        mac: Mac,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT netns FROM endpoints WHERE network = ?1 AND mac = ?2 LIMIT 1")?
+            .query_row(params![network.as_str(), mac.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Endpoints in state `creating` (candidates for garbage collection).
     pub fn creating_endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
         self.endpoints_where("state = 'creating'", [])

@@ -28,6 +28,8 @@ pub struct FakeKernel {
     pub fw_installed: bool,
     /// Host ports that count as busy for `port_busy` (`proto/port`).
     pub busy_ports: BTreeSet<String>,
+    /// Addresses the host holds for `host_holds`.
+    pub host_addrs: BTreeSet<std::net::IpAddr>,
     /// Container processes and files (see `process::fake`).
     pub procs: crate::process::fake::FakeProcesses,
 }
@@ -215,6 +217,10 @@ impl Kernel for FakeKernel {
     fn port_busy(&mut self, m: &PortMapping) -> bool {
         self.busy_ports
             .contains(&format!("{}/{}", m.proto, m.host_port))
+    }
+
+    fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {
+        self.host_addrs.contains(&ip)
     }
 
     fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError> {

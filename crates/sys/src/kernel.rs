@@ -97,4 +97,7 @@ pub trait Kernel: crate::process::Processes {
     /// Whether something in the host namespace already uses this host port (a listener or a
     /// bound socket), so publishing it would shadow or steal its traffic.
     fn port_busy(&mut self, m: &PortMapping) -> bool;
+    /// Whether an interface of the host namespace holds `ip`, so traffic to it arrives here
+    /// (a port published on any other address would never be reached).
+    fn host_holds(&mut self, ip: IpAddr) -> bool;
 }

@@ -521,6 +521,10 @@ impl Kernel for LiveKernel {
         crate::ports::busy(m)
     }
 
+    fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {
+        crate::ports::held(ip)
+    }
+
     fn process_alive(&mut self, pid: u32) -> bool {
         let Ok(pid) = i32::try_from(pid) else {
             return false;

@@ -81,9 +81,26 @@ pub fn busy(m: &PortMapping) -> bool {
         .any(|ip| in_use(m.proto, SocketAddr::new(ip, m.host_port)))
 }
 
+/// Whether this namespace holds `ip` on one of its interfaces: binding to it fails with
+/// EADDRNOTAVAIL otherwise. One syscall however many interfaces there are (with
+/// `ip_nonlocal_bind` set, every address counts as held).
+pub fn held(ip: IpAddr) -> bool {
+    match std::net::UdpSocket::bind(SocketAddr::new(ip, 0)) {
+        Ok(_) => true,
+        Err(e) => e.raw_os_error() != Some(libc::EADDRNOTAVAIL),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_is_held_and_a_documentation_address_is_not() {
+        assert!(held("127.0.0.1".parse().unwrap()));
+        assert!(!held("192.0.2.77".parse().unwrap()));
+        assert!(!held("2001:db8::77".parse().unwrap()));
+    }
 
     #[test]
     fn a_listening_port_is_busy_and_a_free_one_is_not() {

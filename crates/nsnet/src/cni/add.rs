@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::config::{NetConf, Network};
 use super::env::CniEnv;
-use super::error::{CniError, code};
+use super::error::CniError;
 use super::result::{CniResult, Interface, IpConfig, Route};
 use super::version::Version;
 
@@ -34,15 +34,6 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         .as_ref()
         .map(CniResult::from_json)
         .transpose()?;
-    if !std::path::Path::new(&netns).exists() {
-        return Err(CniError::new(
-            code::UNKNOWN_CONTAINER,
-            format!(
-                "netns {netns} of container {} does not exist",
-                env.container_id
-            ),
-        ));
-    }
     let has_v4 = network.spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4());
     let mac = req
         .mac

@@ -662,7 +662,7 @@ mod tests {
                 "internal",
             ),
             (
-                json!({"name": "x", "mtu": 100, "ipam": {"subnet": "10.0.0.0/24"}}),
+                json!({"name": "x", "mtu": 60, "ipam": {"subnet": "10.0.0.0/24"}}),
                 code::INVALID_CONFIG,
                 "mtu",
             ),

@@ -180,6 +180,64 @@ impl CniEnv {
     }
 }
 
+/// Checks that ADD's and CHECK's CNI_NETNS is a network namespace before anything is done
+/// in it: a missing path means the container is gone (code 3); a plain file (an unmounted
+/// namespace file), a directory or another kind of namespace is a wrong CNI_NETNS (code 4),
+/// which the kernel would only report as "Invalid argument" half-way through.
+pub fn check_netns(env: &CniEnv) -> Result<(), CniError> {
+    let Some(path) = &env.netns else {
+        return Ok(());
+    };
+    let invalid = |what: String| {
+        CniError::new(
+            code::INVALID_ENV,
+            format!(
+                "invalid CNI_NETNS {path}: {what}; give a network namespace such as /var/run/netns/NAME or /proc/PID/ns/net"
+            ),
+        )
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CniError::new(
+                code::UNKNOWN_CONTAINER,
+                format!(
+                    "netns {path} of container {} does not exist",
+                    env.container_id
+                ),
+            ));
+        }
+        Err(e) => return Err(invalid(format!("cannot open it ({e})"))),
+    };
+    let nsfs = nix::sys::statfs::fstatfs(&file)
+        .map_err(|e| invalid(format!("cannot stat it ({e})")))?
+        .filesystem_type()
+        == nix::sys::statfs::NSFS_MAGIC;
+    if !nsfs {
+        let kind = match file.metadata() {
+            Ok(m) if m.is_dir() => "a directory",
+            _ => "a plain file, with no namespace mounted on it",
+        };
+        return Err(invalid(format!("is not a network namespace ({kind})")));
+    }
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd. It fails (ENOTTY) only
+    // on kernels before 4.11, where nsfs is trusted.
+    let ty = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::NS_GET_NSTYPE) };
+    let other = match ty {
+        libc::CLONE_NEWNS => "a mount",
+        libc::CLONE_NEWPID => "a PID",
+        libc::CLONE_NEWUTS => "a UTS",
+        libc::CLONE_NEWIPC => "an IPC",
+        libc::CLONE_NEWUSER => "a user",
+        libc::CLONE_NEWCGROUP => "a cgroup",
+        libc::CLONE_NEWTIME => "a time",
+        _ => return Ok(()),
+    };
+    Err(invalid(format!(
+        "is {other} namespace, not a network namespace"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -245,6 +303,40 @@ mod tests {
             assert_eq!(e.code, code::INVALID_ENV, "{k}={v}: {}", e.msg);
         }
         assert_eq!(load(&[]).unwrap_err().code, code::INVALID_ENV);
+    }
+
+    #[test]
+    fn netns_must_be_a_network_namespace() {
+        let with = |path: &str| {
+            let mut env = load(&ADD).unwrap();
+            env.netns = Some(path.to_string());
+            check_netns(&env)
+        };
+        assert_eq!(with("/proc/self/ns/net"), Ok(()));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "").unwrap();
+        for (path, needle) in [
+            (file.to_str().unwrap(), "a plain file"),
+            (dir.path().to_str().unwrap(), "a directory"),
+            (
+                "/proc/self/ns/mnt",
+                "is a mount namespace, not a network namespace",
+            ),
+            ("/proc/self/ns/uts", "is a UTS namespace"),
+        ] {
+            let e = with(path).unwrap_err();
+            assert_eq!(e.code, code::INVALID_ENV, "{path}: {}", e.msg);
+            assert!(e.msg.contains(path) && e.msg.contains(needle), "{}", e.msg);
+        }
+        let gone = dir.path().join("gone");
+        let e = with(gone.to_str().unwrap()).unwrap_err();
+        assert_eq!(e.code, code::UNKNOWN_CONTAINER, "{}", e.msg);
+        assert!(
+            e.msg.contains("of container abc123 does not exist"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]

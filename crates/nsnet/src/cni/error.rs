@@ -82,7 +82,7 @@ impl std::fmt::Display for CniError {
 /// The code of an engine failure.
 fn engine_code(e: &EngineError) -> u32 {
     match e {
-        EngineError::Context { source, .. } => engine_code(source),
+        EngineError::Context { cause, .. } => engine_code(cause),
         EngineError::Invalid(CoreError::SubnetFull { .. } | CoreError::RangeFull { .. }) => {
             code::NO_ADDRESS
         }

@@ -54,6 +54,9 @@ fn dispatch(env: &CniEnv, stdin: &[u8]) -> Result<Option<Value>, CniError> {
     if env.command == Command::Version {
         return Ok(Some(version::version_info()));
     }
+    if matches!(env.command, Command::Add | Command::Check) {
+        env::check_netns(env)?;
+    }
     let json = config::parse_json(stdin)?;
     let basics = Basics::from_json(&json)?;
     let v = basics.version()?;

@@ -150,6 +150,17 @@ impl Sandbox {
                 r.stderr
             );
         }
+        // An error states its cause once: no ": "-separated clause of a line twice.
+        for line in r.stderr.lines() {
+            let clauses: Vec<&str> = line.split(": ").collect();
+            for (i, c) in clauses.iter().enumerate() {
+                assert!(
+                    !clauses[..i].contains(c),
+                    "nsnet {}: {c:?} stated twice in {line:?}",
+                    args.join(" ")
+                );
+            }
+        }
         r.stderr
     }
 
