@@ -106,6 +106,11 @@ impl<K: Kernel> Engine<K> {
                 .map(|(ns, v)| {
                     let live = LiveNs {
                         interfaces: v.interfaces.iter().map(|i| i.name.clone()).collect(),
+                        addrs: v
+                            .interfaces
+                            .iter()
+                            .flat_map(|i| i.addrs.iter().map(|a| (i.name.clone(), a.addr())))
+                            .collect(),
                         routes: v
                             .routes
                             .iter()
@@ -275,7 +280,7 @@ impl<K: Kernel> Engine<K> {
         for (i, c) in prepared.changes.iter().enumerate() {
             progress(i + 1, n, c);
             if let Err(err) = self.apply_owned(&desired.name, c, &prepared.addresses) {
-                let what = match self.topology_rollback(&desired.name, &before) {
+                let what = match self.topology_rollback(&desired.name, &before, c) {
                     Ok(()) => format!("{c} (change {} of {n}; the apply was rolled back)", i + 1),
                     Err(undo) => format!(
                         "{c} (change {} of {n}; rolling the apply back failed too: {undo})",
@@ -311,10 +316,15 @@ impl<K: Kernel> Engine<K> {
 
     /// Takes the machine back to `before` after a failed apply, and the ownership records
     /// with it; keeps going past failures and reports them all.
-    fn topology_rollback(&mut self, name: &str, before: &Observed) -> Result<(), EngineError> {
+    fn topology_rollback(
+        &mut self,
+        name: &str,
+        before: &Observed,
+        failed: &Change,
+    ) -> Result<(), EngineError> {
         let now = self.topology_observe(name)?;
         let mut errors = Vec::new();
-        for c in undo(before, &now) {
+        for c in undo(before, &now, failed) {
             if let Err(e) = self.apply_change(&c, &Addresses::new()) {
                 errors.push(format!("{c}: {e}"));
             }

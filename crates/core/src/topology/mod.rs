@@ -177,6 +177,8 @@ pub struct Observed {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveNs {
     pub interfaces: BTreeSet<String>,
+    /// Addresses, with the interface holding each.
+    pub addrs: BTreeSet<(String, IpAddr)>,
     pub routes: Vec<LiveRoute>,
 }
 

@@ -1,12 +1,6 @@
-//! Checking a plan before its first change. The plan is played, change by change, on a model
-//! of what exists — the store's objects and who owns them, and the kernel's interfaces and
-//! routes in every namespace — with the rules the engine's operations apply, so a conflict
-//! (an overlapping subnet, a host port published elsewhere, an address or interface name in
-//! use, an object another owner made) is reported while nothing has been touched yet.
-//! Addresses are allocated here too, so what the check saw is what the apply does.
-//!
-//! The order is chosen here: creations first and removals last when nothing created needs
-//! what a removal frees, so a failure part-way disturbs as little as possible of what existed.
+//! The model of the machine a plan is played on: each change applied with the checks the
+//! engine's operation makes, against the store's objects and the kernel's interfaces,
+//! addresses and routes as the changes before it left them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,95 +11,12 @@ use crate::ipam;
 use crate::model::{Mac, NetworkSpec, overlaps};
 use crate::names::{HOST, IfName, NetName, host_veth};
 use crate::port::PortMapping;
-
-use super::{
+use crate::topology::{
     Change, Desired, DesiredContainer, DesiredLink, Kind, LinkEndDef, LiveNs, LiveRoute, Observed,
-    Owned, RouteDef, endpoint_key, link_key,
+    Owned, RouteDef, endpoint_key, link_key, route_key,
 };
 
-/// A plan that passed the checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepared {
-    /// The changes, in the order they are applied.
-    pub changes: Vec<Change>,
-    /// The addresses each endpoint (network, namespace) gets, one per subnet: the ones the
-    /// file asks for and the ones allocated around every address the plan asks for later.
-    pub addresses: BTreeMap<(NetName, String), Vec<IpAddr>>,
-}
-
-/// Host ports the plan publishes (to ask the kernel which ones a listener holds).
-pub fn ports_added(changes: &[Change]) -> Vec<PortMapping> {
-    changes
-        .iter()
-        .flat_map(|c| match c {
-            Change::Connect { endpoint, .. } => endpoint.publish.clone(),
-            Change::AddPorts { ports, .. } => ports.clone(),
-            Change::RunContainer { container, .. } => container.publish.clone(),
-            _ => Vec::new(),
-        })
-        .collect()
-}
-
-/// Checks `changes` (the diff of `desired` against `observed`) against everything that
-/// exists; `busy` holds the host ports a listener on the host uses. Returns the order to
-/// apply them in and the addresses to give, or the first conflict, naming the object.
-pub fn preflight(
-    desired: &Desired,
-    observed: &Observed,
-    changes: Vec<Change>,
-    busy: &BTreeSet<PortMapping>,
-) -> Result<Prepared, String> {
-    for n in &desired.namespaces {
-        if observed.containers.iter().any(|c| c.name == n.as_str()) {
-            return Err(format!(
-                "namespace {n}: container {n} already has a network namespace of that name; \
-                 rename the file's namespace"
-            ));
-        }
-    }
-    let removal = |c: &Change| {
-        matches!(
-            c,
-            Change::RemoveRoute(_)
-                | Change::RemoveLink { .. }
-                | Change::RemovePorts { .. }
-                | Change::Disconnect { .. }
-                | Change::RemoveNetwork(_)
-                | Change::RemoveNetns(_)
-                | Change::RemoveContainer(_)
-        )
-    };
-    // Removing a namespace or a container cannot be undone exactly (what ran in it is gone).
-    let final_removal =
-        |c: &Change| matches!(c, Change::RemoveNetns(_) | Change::RemoveContainer(_));
-    let pick = |f: &dyn Fn(&Change) -> bool| -> Vec<Change> {
-        changes.iter().filter(|c| f(c)).cloned().collect()
-    };
-    let creations_first: Vec<Change> = [pick(&|c| !removal(c)), pick(&removal)].concat();
-    let final_removals_last: Vec<Change> = [
-        pick(&|c| removal(c) && !final_removal(c)),
-        pick(&|c| !removal(c)),
-        pick(&final_removal),
-    ]
-    .concat();
-    let mut tried: Vec<Vec<Change>> = Vec::new();
-    for order in [creations_first, final_removals_last] {
-        if tried.contains(&order) {
-            continue;
-        }
-        if let Ok(addresses) = World::new(desired, observed, busy).run(&order) {
-            return Ok(Prepared {
-                changes: order,
-                addresses,
-            });
-        }
-        tried.push(order);
-    }
-    // The plan's own order (removals first) frees everything before it is reused; its first
-    // conflict is the one to report.
-    let addresses = World::new(desired, observed, busy).run(&changes)?;
-    Ok(Prepared { changes, addresses })
-}
+use super::{Outcome, requested};
 
 /// An endpoint in the model.
 #[derive(Debug, Clone)]
@@ -132,7 +43,7 @@ struct Attach<'a> {
 }
 
 /// The machine as the plan changes it.
-struct World<'a> {
+pub(super) struct World<'a> {
     topology: &'a str,
     owned: BTreeSet<Owned>,
     namespaces: BTreeSet<String>,
@@ -146,7 +57,7 @@ struct World<'a> {
     busy: &'a BTreeSet<PortMapping>,
     /// Addresses changes later in the plan ask for, per network: dynamic ones avoid them.
     reserved: BTreeMap<NetName, BTreeSet<IpAddr>>,
-    addresses: BTreeMap<(NetName, String), Vec<IpAddr>>,
+    outcome: Outcome,
 }
 
 fn is_drift(reason: &str) -> bool {
@@ -154,7 +65,11 @@ fn is_drift(reason: &str) -> bool {
 }
 
 impl<'a> World<'a> {
-    fn new(desired: &'a Desired, observed: &Observed, busy: &'a BTreeSet<PortMapping>) -> Self {
+    pub(super) fn new(
+        desired: &'a Desired,
+        observed: &Observed,
+        busy: &'a BTreeSet<PortMapping>,
+    ) -> Self {
         let mut live = observed.live.clone();
         live.entry(HOST.to_string()).or_default();
         World {
@@ -189,11 +104,11 @@ impl<'a> World<'a> {
             live,
             busy,
             reserved: BTreeMap::new(),
-            addresses: BTreeMap::new(),
+            outcome: Outcome::default(),
         }
     }
 
-    fn run(mut self, order: &[Change]) -> Result<BTreeMap<(NetName, String), Vec<IpAddr>>, String> {
+    pub(super) fn run(mut self, order: &[Change]) -> Result<Outcome, String> {
         for c in order {
             for (net, ip) in requested(c) {
                 self.reserved.entry(net).or_default().insert(ip);
@@ -214,7 +129,7 @@ impl<'a> World<'a> {
                 self.owned.insert(o);
             }
         }
-        Ok(self.addresses)
+        Ok(self.outcome)
     }
 
     fn owns(&self, kind: Kind, key: &str) -> bool {
@@ -248,6 +163,7 @@ impl<'a> World<'a> {
     fn drop_iface(&mut self, ns: &str, ifname: &str) {
         if let Some(l) = self.live.get_mut(ns) {
             l.interfaces.remove(ifname);
+            l.addrs.retain(|(i, _)| i != ifname);
             l.routes.retain(|r| r.dev.as_deref() != Some(ifname));
         }
     }
@@ -300,7 +216,8 @@ impl<'a> World<'a> {
                     publish: &e.publish,
                     container: None,
                 })?;
-                self.addresses
+                self.outcome
+                    .addresses
                     .insert((e.network.clone(), e.netns.to_string()), ips);
                 Ok(())
             }
@@ -331,7 +248,7 @@ impl<'a> World<'a> {
             Change::AddRoute { route, reason } => {
                 if let Some(r) = reason {
                     let what = format!("route {} in netns {}", route.dest, route.netns);
-                    let key = super::route_key(route);
+                    let key = route_key(route);
                     self.not_theirs(Kind::Route, &key, &what, r)?;
                     self.drop_route(route);
                 }
@@ -403,6 +320,7 @@ impl<'a> World<'a> {
         }
         host.interfaces.insert(spec.bridge.to_string());
         for s in &spec.subnets {
+            host.addrs.insert((spec.bridge.to_string(), s.gateway));
             host.routes.push(LiveRoute {
                 dest: s.cidr,
                 dev: Some(spec.bridge.to_string()),
@@ -674,6 +592,9 @@ impl<'a> World<'a> {
             ));
         }
         self.check_ports(who, &spec, &ips, a.publish)?;
+        self.outcome
+            .ifnames
+            .insert((a.network.clone(), a.netns.to_string()), ifname.clone());
         let becomes_primary = !spec.internal && self.primary_of(a.netns).is_none();
         self.endpoints.push(Ep {
             network: a.network.clone(),
@@ -759,6 +680,19 @@ impl<'a> World<'a> {
                     spec.name
                 ));
             }
+            // Traffic to an address the host does not hold never arrives.
+            if let Some(ip) = m.host_ip
+                && !ip.is_loopback()
+                && !self
+                    .live
+                    .get(HOST)
+                    .is_some_and(|l| l.addrs.iter().any(|(_, a)| *a == ip))
+            {
+                return Err(format!(
+                    "{who}: cannot publish {m}: the host holds no address {ip}; assign it to a \
+                     host interface first, or publish on every address"
+                ));
+            }
             if !seen.insert((m.proto, m.host_port, m.host_ip)) {
                 return Err(format!("{who}: host port {m} is given twice"));
             }
@@ -817,6 +751,7 @@ impl<'a> World<'a> {
             let live = self.iface(&end.netns);
             live.interfaces.insert(end.ifname.to_string());
             if let Some(addr) = end.addr {
+                live.addrs.insert((end.ifname.to_string(), addr.addr()));
                 live.routes.push(LiveRoute {
                     dest: addr.trunc(),
                     dev: Some(end.ifname.to_string()),
@@ -909,7 +844,9 @@ impl<'a> World<'a> {
                 publish: if i == 0 { &c.publish } else { &[] },
                 container: Some(name),
             })?;
-            self.addresses.insert((n.clone(), name.to_string()), got);
+            self.outcome
+                .addresses
+                .insert((n.clone(), name.to_string()), got);
         }
         Ok(())
     }
@@ -917,22 +854,5 @@ impl<'a> World<'a> {
     fn drop_container(&mut self, name: &str) {
         self.drop_netns(name);
         self.containers.remove(name);
-    }
-}
-
-/// The addresses a change asks for by name, per network.
-fn requested(c: &Change) -> Vec<(NetName, IpAddr)> {
-    match c {
-        Change::Connect { endpoint, .. } => endpoint
-            .ips
-            .iter()
-            .map(|ip| (endpoint.network.clone(), *ip))
-            .collect(),
-        Change::RunContainer { container, .. } => container
-            .networks
-            .iter()
-            .filter_map(|(n, ip)| ip.map(|ip| (n.clone(), ip)))
-            .collect(),
-        _ => Vec::new(),
     }
 }
