@@ -171,7 +171,17 @@ fn measure(
     };
     let c = Container::new("dpc", 1, PUBLISHED_PORT);
     nsnet_sys::netns::create(&c.netns)?;
-    subject.prepare()?;
+    // The direct path is traffic routed from outside straight to the container: only a
+    // `--routed` network accepts it (others take outside traffic through published ports only).
+    std::fs::create_dir_all(&subject.state_dir)?;
+    subject.nsnet(&[
+        "network",
+        "create",
+        crate::subject::nsnet_cli::NETWORK,
+        "--subnet",
+        &net.cidr(),
+        "--routed",
+    ])?;
     let ip = subject
         .setup(&c)?
         .context("nsnet reported no address for the container")?;

@@ -33,6 +33,10 @@ pub const SET_SAME_BRIDGE: &str = "same_bridge";
 pub const SET_MASQ: &str = "masq_bridges";
 /// Bridges of internal networks: nothing leaves, nothing enters.
 pub const SET_INTERNAL: &str = "internal_bridges";
+/// Bridges of `routed` networks: traffic routed from outside to their endpoints' addresses is
+/// accepted. Every other bridge takes forwarded traffic only from itself, through a published
+/// port (DNAT) or as a reply: a machine with a route to the subnet via the host reaches nothing.
+pub const SET_ROUTED: &str = "routed_bridges";
 /// Host veth ends of endpoints on networks with inter-container communication off (in the
 /// bridge table: `meta ibrname` needs nft_meta_bridge, which not every kernel has).
 pub const SET_NOICC: &str = "noicc_ports";
@@ -43,6 +47,11 @@ pub const MAP_ANY6: &str = "pf_any6";
 pub const MAP_IP6: &str = "pf_ip6";
 
 /// The skeleton, installed once (`nft -f`). Golden-tested.
+///
+/// The forward chain ends by dropping what goes to a bridge unaccepted: from outside, neither
+/// published (DNAT) nor a reply, to a network that is not routed. A rule reading `ct mark`
+/// does not match packets conntrack leaves untracked (IPv6 neighbour discovery and MLD, which
+/// br_netfilter passes through here): the plain accepts after them let those through.
 pub fn skeleton() -> String {
     format!(
         r#"table inet {TABLE} {{
@@ -50,6 +59,7 @@ pub fn skeleton() -> String {
 	set {SET_SAME_BRIDGE} {{ type ifname . ifname; }}
 	set {SET_MASQ} {{ type ifname; }}
 	set {SET_INTERNAL} {{ type ifname; }}
+	set {SET_ROUTED} {{ type ifname; }}
 	map {MAP_ANY4} {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
 	map {MAP_IP4} {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
 	map {MAP_ANY6} {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
@@ -88,6 +98,10 @@ pub fn skeleton() -> String {
 		ct status dnat oifname @{SET_BRIDGES} ct mark set ct mark | {CT_MARK:#010x} accept
 		iifname @{SET_BRIDGES} oifname @{SET_BRIDGES} iifname . oifname != @{SET_SAME_BRIDGE} drop
 		iifname @{SET_BRIDGES} ct mark set ct mark | {CT_MARK:#010x} accept
+		oifname @{SET_ROUTED} ct mark set ct mark | {CT_MARK:#010x} accept
+		iifname @{SET_BRIDGES} accept
+		oifname @{SET_ROUTED} accept
+		oifname @{SET_BRIDGES} drop
 	}}
 }}
 table bridge {TABLE} {{
@@ -100,6 +114,32 @@ table bridge {TABLE} {{
 }}
 "#
     )
+}
+
+/// Every chain of the skeleton, as `family table chain`.
+pub const CHAINS: &[&str] = &[
+    "inet nsnet prerouting",
+    "inet nsnet output",
+    "inet nsnet publish",
+    "inet nsnet postrouting",
+    "inet nsnet forward",
+    "bridge nsnet forward",
+];
+
+/// The newest object of the skeleton: tables without it were installed by an older nsnet.
+pub const NEWEST_SET: &str = SET_ROUTED;
+
+/// Script that brings tables installed by an older nsnet to this skeleton in one transaction,
+/// keeping every element: each chain's rules are replaced, and the skeleton's declarations
+/// add the sets it lacked (declaring an existing set or chain changes nothing). Every chain
+/// must exist in every released skeleton (a flush of a missing chain fails the script).
+pub fn upgrade_script() -> String {
+    let mut s: String = CHAINS
+        .iter()
+        .map(|c| format!("flush chain {c}\n"))
+        .collect();
+    s.push_str(&skeleton());
+    s
 }
 
 /// Script that removes both tables (the last network is gone, or before a repair).
@@ -208,6 +248,9 @@ pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
     if spec.internal {
         out.push(ifname(FAMILY_INET, SET_INTERNAL, br));
     }
+    if spec.routed && !spec.internal {
+        out.push(ifname(FAMILY_INET, SET_ROUTED, br));
+    }
     out
 }
 
@@ -275,6 +318,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn upgrade_replaces_the_rules_of_every_chain() {
+        let sk = skeleton();
+        let mut declared = Vec::new();
+        let mut family = "";
+        for line in sk.lines() {
+            if let Some(rest) = line.strip_prefix("table ") {
+                family = rest.split_whitespace().next().unwrap();
+            } else if let Some(rest) = line.trim().strip_prefix("chain ") {
+                let name = rest.split_whitespace().next().unwrap();
+                declared.push(format!("{family} {TABLE} {name}"));
+            }
+        }
+        assert_eq!(declared, CHAINS);
+        let up = upgrade_script();
+        assert!(up.starts_with("flush chain inet nsnet prerouting\n"));
+        assert!(up.ends_with(&sk));
+        assert!(sk.contains(&format!("set {NEWEST_SET} ")));
+    }
+
     fn spec() -> NetworkSpec {
         let mut s = NetworkSpec::new(
             NetName::new("lan").unwrap(),
@@ -316,6 +379,13 @@ mod tests {
             .collect();
         assert!(els.contains(&"internal_bridges \"nsbr-lan\"".to_string()));
         assert!(!els.iter().any(|e| e.starts_with("masq")));
+        let mut routed = spec();
+        routed.set_routed(true).unwrap();
+        let els: Vec<String> = network_elements(&routed)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(els.last().unwrap(), "routed_bridges \"nsbr-lan\"");
     }
 
     #[test]

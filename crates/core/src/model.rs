@@ -87,6 +87,10 @@ pub struct NetworkSpec {
     pub masquerade: bool,
     /// Inter-container communication on this network's bridge (default on).
     pub icc: bool,
+    /// Accept traffic routed straight to the endpoints' addresses from outside the host (default
+    /// off: only published ports, the same network and the host itself reach them).
+    #[serde(default)]
+    pub routed: bool,
 }
 
 impl NetworkSpec {
@@ -190,7 +194,28 @@ impl NetworkSpec {
             internal,
             masquerade: true,
             icc: true,
+            routed: false,
         })
+    }
+
+    /// Sets `routed`; an internal network accepts nothing from outside, so it cannot be routed.
+    pub fn set_routed(&mut self, routed: bool) -> Result<(), CoreError> {
+        if routed && self.internal {
+            return Err(CoreError::InvalidValue {
+                what: "network",
+                value: self.name.to_string(),
+                reason:
+                    "internal and routed exclude each other: nothing enters an internal network"
+                        .to_string(),
+            });
+        }
+        self.routed = routed;
+        Ok(())
+    }
+
+    /// The bridge's own MAC (see [`Mac::for_bridge`]).
+    pub fn bridge_mac(&self) -> Mac {
+        Mac::for_bridge(&self.name)
     }
 
     /// The subnet that contains `ip`, if any.
@@ -227,6 +252,22 @@ impl Mac {
     pub fn from_ipv4(ip: std::net::Ipv4Addr) -> Self {
         let o = ip.octets();
         Mac([0x0a, 0x58, o[0], o[1], o[2], o[3]])
+    }
+
+    /// A network's bridge MAC: locally administered unicast (`02:` then 40 bits of FNV-1a of
+    /// the network name). Pinned at create, it never follows the ports (unpinned, the kernel
+    /// gives a bridge its lowest port's MAC and changes it when that port leaves, so every
+    /// neighbour's cache entry for the gateway goes stale), and a re-create after a reboot
+    /// yields the same one. Bridges are separate segments: two networks sharing one is harmless.
+    pub fn for_bridge(network: &NetName) -> Self {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in network.as_str().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // The high bytes: FNV's multiply carries every input bit upwards.
+        let b = h.to_be_bytes();
+        Mac([0x02, b[0], b[1], b[2], b[3], b[4]])
     }
 }
 
@@ -342,6 +383,29 @@ mod tests {
     }
 
     #[test]
+    fn internal_networks_cannot_be_routed() {
+        let mut s = spec(&["10.0.0.0/24"], &[]).unwrap();
+        s.set_routed(true).unwrap();
+        assert!(s.routed);
+        let mut internal = NetworkSpec::new(
+            NetName::new("in").unwrap(),
+            IfName::new("br0").unwrap(),
+            &[net("10.0.0.0/24")],
+            &[],
+            None,
+            true,
+        )
+        .unwrap();
+        let e = internal.set_routed(true).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid network \"in\": internal and routed exclude each other: nothing enters an internal network"
+        );
+        assert!(!internal.routed);
+        internal.set_routed(false).unwrap();
+    }
+
+    #[test]
     fn mtu_bounds() {
         let name = NetName::new("n1").unwrap();
         let br = IfName::new("br0").unwrap();
@@ -386,5 +450,24 @@ mod tests {
         assert!("zz:00:00:00:00:01".parse::<Mac>().is_err());
         let d = Mac::from_ipv4("192.168.15.2".parse().unwrap());
         assert_eq!(d.to_string(), "0a:58:c0:a8:0f:02");
+    }
+
+    #[test]
+    fn bridge_macs_are_stable_local_unicast_and_differ_by_network() {
+        let mac = |n: &str| Mac::for_bridge(&NetName::new(n).unwrap());
+        // Fixed forever: a reboot's re-create (possibly by a newer nsnet) must give the same.
+        assert_eq!(mac("lan").to_string(), "02:12:65:8a:19:1d");
+        let names = ["lan", "lan2", "a", "b", "podman", "n1", "n2"];
+        let macs: std::collections::HashSet<Mac> = names.iter().map(|n| mac(n)).collect();
+        assert_eq!(macs.len(), names.len(), "{macs:?}");
+        for m in &macs {
+            assert_eq!(
+                m.0[0] & 0b11,
+                0b10,
+                "{m} is not locally administered unicast"
+            );
+            assert_eq!(m.to_string().parse::<Mac>().unwrap(), *m);
+        }
+        assert_eq!(spec(&["10.0.0.0/24"], &[]).unwrap().bridge_mac(), mac("n1"));
     }
 }

@@ -50,10 +50,12 @@ fn ipv6_default() -> bool {
 /// An operation on the kernel, fully specified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KernelOp {
-    /// Create a bridge (down; `LinkUp` follows).
+    /// Create a bridge (down; `LinkUp` follows) with its own MAC, which the kernel then keeps
+    /// whatever ports come and go.
     CreateBridge {
         name: String,
         mtu: Option<u32>,
+        mac: Mac,
     },
     /// Create a veth pair with both ends up, each in its namespace, in one request.
     CreateVeth {

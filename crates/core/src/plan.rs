@@ -31,13 +31,14 @@ fn fw_del(elems: Vec<FwElem>) -> Option<KernelOp> {
     (!elems.is_empty()).then(|| KernelOp::Firewall(elems.into_iter().map(FwChange::Del).collect()))
 }
 
-/// Bridge, gateway addresses, up; forwarding on for networks that route beyond themselves;
+/// Bridge with its pinned MAC, gateway addresses, up; forwarding on for networks that route beyond themselves;
 /// `route_localnet` so the host's 127.0.0.1 reaches published ports; firewall elements.
 pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
     let bridge = spec.bridge.to_string();
     let mut ops = vec![KernelOp::CreateBridge {
         name: bridge.clone(),
         mtu: spec.mtu,
+        mac: spec.bridge_mac(),
     }];
     if has_ipv6(spec) {
         // Before the bridge goes up: a tentative link-local address would hold back neighbour
@@ -177,28 +178,40 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<K
     ops
 }
 
-/// Firewall elements out first, then deleting the host end deletes the peer with its
-/// addresses and routes; `promote` adds default routes through another endpoint of the
-/// namespace that becomes primary.
+/// A disconnect in two phases. `release` takes the firewall elements out first, then deletes
+/// the host end (which takes the peer with its addresses and routes): it must be done before
+/// the endpoint's row may go. `promote` then gives the namespace's next primary endpoint the
+/// default routes; a resumed disconnect may find them there already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisconnectPlan {
+    pub release: Vec<KernelOp>,
+    pub promote: Vec<KernelOp>,
+}
+
+/// Plans a disconnect; `promote` names the endpoint that becomes primary and its gateways.
 pub fn disconnect(
     host_ifname: &IfName,
     fw: Vec<FwElem>,
     promote: Option<(&NsRef, &IfName, &[IpAddr])>,
-) -> Vec<KernelOp> {
-    let mut ops: Vec<KernelOp> = fw_del(fw).into_iter().collect();
-    ops.push(KernelOp::DeleteLink {
+) -> DisconnectPlan {
+    let mut release: Vec<KernelOp> = fw_del(fw).into_iter().collect();
+    release.push(KernelOp::DeleteLink {
         ns: NsRef::Host,
         ifname: host_ifname.to_string(),
     });
-    if let Some((ns, ifname, gws)) = promote {
-        ops.extend(gws.iter().map(|gw| KernelOp::AddRoute {
-            ns: ns.clone(),
-            dest: default_dest(*gw),
-            via: Some(*gw),
-            dev: Some(ifname.to_string()),
-        }));
-    }
-    ops
+    let promote = promote
+        .map(|(ns, ifname, gws)| {
+            gws.iter()
+                .map(|gw| KernelOp::AddRoute {
+                    ns: ns.clone(),
+                    dest: default_dest(*gw),
+                    via: Some(*gw),
+                    dev: Some(ifname.to_string()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    DisconnectPlan { release, promote }
 }
 
 /// One end of a point-to-point link.
@@ -391,17 +404,15 @@ mod tests {
         let ns = NsRef::Named("red".into());
         let eth1 = IfName::new("eth1").unwrap();
         let gws = ["10.1.0.1".parse().unwrap()];
-        let ops = disconnect(
+        let plan = disconnect(
             &IfName::new("nsv0123").unwrap(),
             vec![],
             Some((&ns, &eth1, &gws)),
         );
+        assert_eq!(render(&plan.release), ["delete nsv0123 in netns host"]);
         assert_eq!(
-            render(&ops),
-            [
-                "delete nsv0123 in netns host",
-                "add route 0.0.0.0/0 via 10.1.0.1 dev eth1 in netns red",
-            ]
+            render(&plan.promote),
+            ["add route 0.0.0.0/0 via 10.1.0.1 dev eth1 in netns red"]
         );
     }
 

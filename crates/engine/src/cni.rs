@@ -14,13 +14,12 @@ use nsnet_core::ipam::Range;
 use nsnet_core::model::{Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName};
 use nsnet_core::ops::{KernelOp, NsRef};
-use nsnet_core::plan::{self, EndpointLayout};
+use nsnet_core::plan::EndpointLayout;
 use nsnet_core::port::PortSpec;
 use nsnet_store::{EndpointRow, RowState};
 use nsnet_sys::kernel::{IfaceView, Kernel};
 use serde::Serialize;
 
-use crate::apply::teardown;
 use crate::network::{endpoint_firewall, endpoint_view, ns_key, primary_in};
 use crate::views::EndpointView;
 use crate::{ConnectRequest, Engine, EngineError, NetworkRequest};
@@ -169,6 +168,11 @@ fn same_definition(stored: &NetworkSpec, wanted: &NetworkSpec) -> Result<(), Eng
         wanted.masquerade.to_string(),
     );
     differ("icc", stored.icc.to_string(), wanted.icc.to_string());
+    differ(
+        "routed",
+        stored.routed.to_string(),
+        wanted.routed.to_string(),
+    );
     if diffs.is_empty() {
         return Ok(());
     }
@@ -295,28 +299,18 @@ impl<K: Kernel> Engine<K> {
         }
     }
 
-    /// Firewall elements, then the host veth (its peer and routes go with it), then the row.
-    /// Unlike `disconnect`, no other endpoint of the namespace gets default routes: CNI
-    /// attachments are independent of each other.
+    /// Removes an attachment (recording the intent first, see `removal`). Unlike
+    /// `disconnect`, no other endpoint of the namespace gets default routes: CNI attachments
+    /// are independent of each other.
     fn detach(&mut self, ep: &EndpointRow) -> Result<(), EngineError> {
-        let fw = self.store.read(|tx| endpoint_firewall(tx, ep))?;
-        let errors = teardown(
-            &mut self.kernel,
-            &plan::disconnect(&ep.host_ifname, fw, None),
-        );
-        if !errors.is_empty() {
-            return Err(EngineError::Teardown {
-                op: format!(
-                    "detach container {} interface {} from network {}",
-                    ep.container_id.as_deref().unwrap_or("-"),
-                    ep.ifname,
-                    ep.network
-                ),
-                errors,
-            });
-        }
-        self.store.write(|tx| tx.delete_endpoint(ep.id))?;
-        Ok(())
+        self.remove_endpoint(ep.id, false).map_err(|e| {
+            e.during(format!(
+                "detach container {} interface {} from network {}",
+                ep.container_id.as_deref().unwrap_or("-"),
+                ep.ifname,
+                ep.network
+            ))
+        })
     }
 
     /// CNI GC: removes every attachment to `network` made for a container (endpoints with a

@@ -1,33 +1,38 @@
-//! Garbage collection: finish or undo what interrupted processes left, and forget endpoints
-//! whose namespace was deleted behind nsnet's back.
+//! Garbage collection: finish or undo what interrupted processes left, forget endpoints and
+//! links whose namespace was deleted behind nsnet's back, and put back firewall elements that
+//! rows still own.
 
-use nsnet_core::names::NetName;
-use nsnet_core::plan;
+use nsnet_core::firewall::{self, FwChange, FwElem};
+use nsnet_core::ops::KernelOp;
 use nsnet_store::{RowState, StoreError};
-use nsnet_sys::kernel::Kernel;
+use nsnet_sys::kernel::{FailKind, Kernel};
 use serde::Serialize;
 
-use crate::apply::teardown;
-use crate::network::ns_ref;
+use crate::network::{endpoint_firewall, ns_ref};
 use crate::{Engine, EngineError};
 
-/// What `gc` removed.
+/// What `gc` removed or restored.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub endpoints: Vec<String>,
     pub links: Vec<String>,
+    /// Firewall elements of ready rows that were missing and were put back.
+    pub elements: Vec<String>,
     pub errors: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
-    /// A row is orphaned when it is `creating` and its process is gone (or from another boot).
-    fn orphaned(&mut self, state: RowState, pid: u32, boot_id: &str) -> bool {
-        state == RowState::Creating && (boot_id != self.boot_id || !self.kernel.process_alive(pid))
+    /// Whether a row is left over from an interrupted operation: `creating` or `removing`
+    /// while the process that wrote it is gone.
+    fn interrupted(&mut self, state: RowState, pid: u32, boot_id: &str) -> bool {
+        state != RowState::Ready && self.owner_gone(pid, boot_id)
     }
 
     /// Removes leftovers of interrupted operations and endpoints/links whose namespace is gone.
+    /// A `creating` row is rolled back (the old state); a `removing` row is finished (the new
+    /// state).
     pub fn gc(&mut self) -> Result<GcReport, EngineError> {
         let mut report = GcReport::default();
         // Containers first: removing one disconnects its endpoints the regular way.
@@ -35,32 +40,36 @@ impl<K: Kernel> Engine<K> {
         let (networks, endpoints, links) = self
             .store
             .read(|tx| Ok::<_, StoreError>((tx.networks()?, tx.endpoints()?, tx.links()?)))?;
-        for e in endpoints {
-            let ns = ns_ref(&e.netns);
-            let gone = !self.kernel.netns_exists(&ns);
-            if self.orphaned(e.state, e.pid, &e.boot_id) || gone {
-                let fw = self
-                    .store
-                    .read(|tx| crate::network::endpoint_firewall(tx, &e))?;
-                let errors = teardown(
-                    &mut self.kernel,
-                    &plan::disconnect(&e.host_ifname, fw, None),
-                );
-                if errors.is_empty() {
-                    self.store.write(|tx| tx.delete_endpoint(e.id))?;
-                    report
-                        .endpoints
-                        .push(format!("{} on network {}", e.netns, e.network));
-                } else {
-                    report.errors.extend(errors);
+        // Networks being removed go whole: their endpoints with them.
+        for n in &networks {
+            if n.state == RowState::Removing && self.owner_gone(n.pid, &n.boot_id) {
+                match self.remove_network(&n.spec.name, true) {
+                    Ok(()) => report.networks.push(n.spec.name.to_string()),
+                    Err(err) => report.errors.push(err.to_string()),
                 }
             }
         }
+        for e in endpoints {
+            let interrupted = self.interrupted(e.state, e.pid, &e.boot_id);
+            let gone = e.state == RowState::Ready && !self.kernel.netns_exists(&ns_ref(&e.netns));
+            if !interrupted && !gone {
+                continue;
+            }
+            // A finished removal hands the default routes on, as the disconnect would have.
+            let promote = e.state == RowState::Removing;
+            match self.remove_endpoint(e.id, promote) {
+                Ok(()) => report
+                    .endpoints
+                    .push(format!("{} on network {}", e.netns, e.network)),
+                Err(err) => report.errors.push(err.to_string()),
+            }
+        }
         for l in links {
-            let gone = !self.kernel.netns_exists(&ns_ref(&l.a.netns))
-                || !self.kernel.netns_exists(&ns_ref(&l.b.netns));
-            if self.orphaned(l.state, l.pid, &l.boot_id) || gone {
-                match self.remove_link_row(&l) {
+            let gone = l.state == RowState::Ready
+                && (!self.kernel.netns_exists(&ns_ref(&l.a.netns))
+                    || !self.kernel.netns_exists(&ns_ref(&l.b.netns)));
+            if self.interrupted(l.state, l.pid, &l.boot_id) || gone {
+                match self.remove_link(l.id) {
                     Ok(()) => report.links.push(format!(
                         "{}:{} - {}:{}",
                         l.a.netns, l.a.ifname, l.b.netns, l.b.ifname
@@ -70,17 +79,71 @@ impl<K: Kernel> Engine<K> {
             }
         }
         for n in networks {
-            if self.orphaned(n.state, n.pid, &n.boot_id) {
-                let name: NetName = n.spec.name.clone();
-                let errors = teardown(&mut self.kernel, &plan::remove_network(&n.spec));
-                if errors.is_empty() {
-                    self.store.write(|tx| tx.delete_network(&name))?;
-                    report.networks.push(name.to_string());
-                } else {
-                    report.errors.extend(errors);
+            if n.state == RowState::Creating && self.owner_gone(n.pid, &n.boot_id) {
+                match self.remove_network(&n.spec.name, true) {
+                    Ok(()) => report.networks.push(n.spec.name.to_string()),
+                    Err(err) => report.errors.push(err.to_string()),
                 }
             }
         }
+        self.restore_elements(&mut report)?;
+        // A network create killed after installing the tables but before its commit leaves
+        // tables without a network: they go with the last network, as `network rm` does.
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            if tx.networks()?.is_empty() {
+                kernel.fw_remove()?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
         Ok(report)
+    }
+
+    /// Puts back the firewall elements that ready rows own but the kernel lacks: a port
+    /// published by a process killed between its commit and its firewall change, or removed
+    /// by one killed between its firewall change and its commit. Skipped when nsnet's tables
+    /// are gone altogether (that is `repair`'s job).
+    fn restore_elements(&mut self, report: &mut GcReport) -> Result<(), EngineError> {
+        let wanted: Vec<FwElem> = self.store.read(|tx| {
+            let mut wanted = Vec::new();
+            for n in tx.networks()? {
+                if n.state != RowState::Ready {
+                    continue;
+                }
+                wanted.extend(firewall::network_elements(&n.spec));
+                for e in tx.endpoints_of_network(&n.spec.name)? {
+                    if e.state == RowState::Ready {
+                        wanted.extend(endpoint_firewall(tx, &e)?);
+                    }
+                }
+            }
+            Ok::<_, EngineError>(wanted)
+        })?;
+        let mut missing = Vec::new();
+        for elem in wanted {
+            match self.kernel.fw_has(&elem) {
+                Ok(true) => {}
+                Ok(false) => missing.push(elem),
+                Err(err) => {
+                    report.errors.push(err.to_string());
+                    return Ok(());
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        let batch = KernelOp::Firewall(missing.into_iter().map(FwChange::Add).collect());
+        match self.kernel.apply(&batch) {
+            Ok(()) => report.elements = names,
+            // No table at all: a flushed ruleset, which `repair` rebuilds with its skeleton.
+            Err(err) if err.kind == FailKind::NotFound => report.errors.push(format!(
+                "{} firewall element(s) missing and nsnet's tables are gone: run `nsnet repair`",
+                names.len()
+            )),
+            Err(err) => report.errors.push(err.to_string()),
+        }
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@ mod netns;
 mod network;
 mod ports;
 mod primary;
+mod removal;
 mod repair;
 mod route;
 mod topology;

@@ -8,8 +8,8 @@ use nsnet_core::shaping::Shaping;
 use nsnet_store::{LinkEndRow, LinkRow, NewLink};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
-use crate::apply::{apply_all, teardown};
-use crate::network::{ns_key, ns_ref};
+use crate::apply::apply_all;
+use crate::network::ns_key;
 use crate::views::LinkView;
 use crate::{Engine, EngineError};
 
@@ -164,7 +164,7 @@ impl<K: Kernel> Engine<K> {
                         .unwrap_or_default()
                 ),
             }),
-            [one] => self.remove_link_row(one),
+            [one] => self.remove_link(one.id),
             many => Err(EngineError::Conflict(format!(
                 "{} links join netns {ka} and netns {kb} ({}); pick one with --ifname",
                 many.len(),
@@ -213,30 +213,6 @@ impl<K: Kernel> Engine<K> {
             ifname: ifname.to_string(),
             shaping,
         })?;
-        Ok(())
-    }
-
-    /// Deletes one link's veth (either end takes both) and its row.
-    pub(crate) fn remove_link_row(&mut self, l: &LinkRow) -> Result<(), EngineError> {
-        // Delete from an end whose namespace still exists; if neither does, the veth is gone.
-        let end = [&l.a, &l.b]
-            .into_iter()
-            .find(|e| self.kernel.netns_exists(&ns_ref(&e.netns)));
-        if let Some(end) = end {
-            let ops = plan::remove_link(&LinkEnd {
-                ns: ns_ref(&end.netns),
-                ifname: end.ifname.clone(),
-                addr: None,
-            });
-            let errors = teardown(&mut self.kernel, &ops);
-            if !errors.is_empty() {
-                return Err(EngineError::Teardown {
-                    op: format!("remove link {} in netns {}", end.ifname, end.netns),
-                    errors,
-                });
-            }
-        }
-        self.store.write(|tx| tx.delete_link(l.id))?;
         Ok(())
     }
 }

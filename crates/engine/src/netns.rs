@@ -54,7 +54,7 @@ impl<K: Kernel> Engine<K> {
             }
         }
         for l in links {
-            if let Err(err) = self.remove_link_row(&l) {
+            if let Err(err) = self.remove_link(l.id) {
                 errors.push(err.to_string());
             }
         }

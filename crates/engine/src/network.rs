@@ -14,7 +14,7 @@ use nsnet_core::{CoreError, ipam};
 use nsnet_store::{EndpointRow, NetworkRow, NewEndpoint, RowState, StoreError, Tx};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
-use crate::apply::{apply_all, teardown};
+use crate::apply::apply_all;
 use crate::cni::ConnectPolicy;
 use crate::primary::primary;
 use crate::views::{EndpointView, NetworkDetail, NetworkSummary};
@@ -225,6 +225,7 @@ impl<K: Kernel> Engine<K> {
                 internal: n.spec.internal,
                 masquerade: n.spec.masquerade,
                 icc: n.spec.icc,
+                routed: n.spec.routed,
                 state: n.state.name().to_string(),
                 endpoints: views,
                 usage,
@@ -234,36 +235,7 @@ impl<K: Kernel> Engine<K> {
 
     /// Removes a network; refuses while endpoints exist unless `force`, which disconnects them.
     pub fn network_rm(&mut self, name: &NetName, force: bool) -> Result<(), EngineError> {
-        let (n, endpoints) = self.store.read(|tx| {
-            Ok::<_, EngineError>((load_network(tx, name)?, tx.endpoints_of_network(name)?))
-        })?;
-        if !endpoints.is_empty() && !force {
-            let list: Vec<String> = endpoints.iter().map(|e| e.netns.clone()).collect();
-            return Err(EngineError::Conflict(format!(
-                "network {name} still has {} endpoint(s) ({}); disconnect them or use --force",
-                endpoints.len(),
-                list.join(", ")
-            )));
-        }
-        for e in &endpoints {
-            self.disconnect(name, &ns_ref(&e.netns))?;
-        }
-        let errors = teardown(&mut self.kernel, &plan::remove_network(&n.spec));
-        if !errors.is_empty() {
-            return Err(EngineError::Teardown {
-                op: format!("remove network {name}"),
-                errors,
-            });
-        }
-        let kernel = &mut self.kernel;
-        self.store.write(|tx| {
-            tx.delete_network(name)?;
-            if tx.networks()?.is_empty() {
-                // The tables go with the last network.
-                kernel.fw_remove()?;
-            }
-            Ok::<_, EngineError>(())
-        })
+        self.remove_network(name, force)
     }
 
     /// Attaches a namespace to a network: veth with the peer made inside the namespace, host end
@@ -292,8 +264,13 @@ impl<K: Kernel> Engine<K> {
             let net = load_network(tx, &req.network)?;
             if net.state != RowState::Ready {
                 return Err(EngineError::Conflict(format!(
-                    "network {} is still being created",
-                    req.network
+                    "network {} is being {}",
+                    req.network,
+                    if net.state == RowState::Removing {
+                        "removed"
+                    } else {
+                        "created"
+                    }
                 )));
             }
             let in_ns = tx.endpoints_in_netns(&netns)?;
@@ -438,62 +415,14 @@ impl<K: Kernel> Engine<K> {
     /// default routes.
     pub fn disconnect(&mut self, network: &NetName, netns: &NsRef) -> Result<(), EngineError> {
         let key = ns_key(netns);
-        let (ep, promote, fw) = self.store.read(|tx| {
-            let in_ns = tx.endpoints_in_netns(&key)?;
-            let ep = in_ns
-                .iter()
-                .find(|e| e.network == *network)
-                .cloned()
-                .ok_or_else(|| EngineError::NotFound {
-                    kind: "endpoint",
-                    name: format!("of netns {key} on network {network}"),
-                })?;
-            let mut promote = None;
-            if primary_in(tx, &in_ns)? == Some(ep.id) {
-                let rest: Vec<EndpointRow> = in_ns.into_iter().filter(|e| e.id != ep.id).collect();
-                if let Some(next) =
-                    primary_in(tx, &rest)?.and_then(|id| rest.into_iter().find(|e| e.id == id))
-                {
-                    let net = load_network(tx, &next.network)?;
-                    let gws: Vec<IpAddr> = net
-                        .spec
-                        .subnets
-                        .iter()
-                        .filter(|s| next.ips().any(|ip| s.cidr.contains(&ip)))
-                        .map(|s| s.gateway)
-                        .collect();
-                    promote = Some((next.ifname.clone(), gws));
-                }
-            }
-            let fw = endpoint_firewall(tx, &ep)?;
-            Ok::<_, EngineError>((ep, promote, fw))
-        })?;
-        let ops = plan::disconnect(
-            &ep.host_ifname,
-            fw,
-            promote.as_ref().map(|(i, g)| (netns, i, g.as_slice())),
-        );
-        // Firewall elements and the veth first; then the row; then the new primary's routes.
-        let split = ops
-            .iter()
-            .position(|op| matches!(op, nsnet_core::ops::KernelOp::DeleteLink { .. }))
-            .map_or(ops.len(), |i| i + 1);
-        let mut errors = teardown(&mut self.kernel, &ops[..split]);
-        if errors.is_empty() {
-            self.store.write(|tx| tx.delete_endpoint(ep.id))?;
-            // The default routes of a new primary are best-effort: the namespace may be gone.
-            if self.kernel.netns_exists(netns) {
-                errors.extend(teardown(&mut self.kernel, &ops[split..]));
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(EngineError::Teardown {
-                op: format!("disconnect netns {key} from network {network}"),
-                errors,
-            })
-        }
+        let ep = self
+            .store
+            .read(|tx| tx.endpoint(network, &key))?
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "endpoint",
+                name: format!("of netns {key} on network {network}"),
+            })?;
+        self.remove_endpoint(ep.id, true)
     }
 }
 

@@ -134,6 +134,8 @@ impl<K: Kernel> Engine<K> {
         let key = ns_key(ns);
         let mappings = expand(specs);
         let kernel = &mut self.kernel;
+        // The rows first, then the elements: a process killed in between leaves rows whose
+        // elements `gc` puts back, never an element that no row owns.
         let ep = self.store.write(|tx| {
             let ep = Self::publishing_endpoint(tx, &key)?;
             let net = tx
@@ -142,22 +144,25 @@ impl<K: Kernel> Engine<K> {
             let addrs: Vec<IpAddr> = ep.ips().collect();
             check_new(tx, kernel, &net.spec, &addrs, &key, &mappings)?;
             tx.insert_ports(ep.id, &mappings)?;
-            let op = KernelOp::Firewall(
-                elements(&ep, &mappings)
-                    .into_iter()
-                    .map(FwChange::Add)
-                    .collect(),
-            );
-            kernel.apply(&op).map_err(|e| match e.kind {
+            Ok::<_, EngineError>(ep)
+        })?;
+        let op = KernelOp::Firewall(
+            elements(&ep, &mappings)
+                .into_iter()
+                .map(FwChange::Add)
+                .collect(),
+        );
+        if let Err(e) = self.kernel.apply(&op) {
+            self.store.write(|tx| tx.delete_ports(ep.id, &mappings))?;
+            return Err(match e.kind {
                 FailKind::Exists => EngineError::Conflict(format!(
                     "a host port of {} is already published: {}",
                     list(&mappings),
                     e.cause
                 )),
                 _ => e.into(),
-            })?;
-            Ok::<_, EngineError>(ep)
-        })?;
+            });
+        }
         Ok(mappings
             .into_iter()
             .map(|m| PortView {

@@ -4,6 +4,7 @@
 use nsnet_core::firewall::{self, FwChange};
 use nsnet_core::ops::KernelOp;
 use nsnet_core::plan;
+use nsnet_store::RowState;
 use nsnet_sys::kernel::Kernel;
 use serde::Serialize;
 
@@ -27,6 +28,11 @@ impl<K: Kernel> Engine<K> {
             let mut changes = Vec::new();
             let mut sysctls = Vec::new();
             let (mut endpoints, mut ports) = (0, 0);
+            // Rows being removed keep no elements: `gc` or their remover finishes them.
+            let networks: Vec<_> = networks
+                .into_iter()
+                .filter(|n| n.state != RowState::Removing)
+                .collect();
             for n in &networks {
                 changes.extend(
                     firewall::network_elements(&n.spec)
@@ -39,6 +45,9 @@ impl<K: Kernel> Engine<K> {
                         .filter(|op| matches!(op, KernelOp::Sysctl { .. })),
                 );
                 for e in tx.endpoints_of_network(&n.spec.name)? {
+                    if e.state == RowState::Removing {
+                        continue;
+                    }
                     endpoints += 1;
                     changes.extend(
                         firewall::endpoint_elements(&n.spec, e.host_ifname.as_str())

@@ -28,6 +28,8 @@ pub struct NetworkDetail {
     pub internal: bool,
     pub masquerade: bool,
     pub icc: bool,
+    /// Traffic routed from outside straight to the endpoints is accepted.
+    pub routed: bool,
     pub state: String,
     pub endpoints: Vec<EndpointView>,
     pub usage: Vec<Usage>,

@@ -1,7 +1,7 @@
 //! The engine with a recording fake kernel: allocation, rollback, primary selection and gc,
 //! without root.
 
-use nsnet_core::model::NetworkSpec;
+use nsnet_core::model::{Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName, NsName, default_bridge};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortSpec;
@@ -468,4 +468,17 @@ fn after_a_reboot_networks_are_recreated_and_stale_endpoints_released() {
     );
     assert!(after.kernel().fw.contains("bridges \"nsbr-lan\""));
     assert_eq!(count(&mut after, "endpoints"), 1);
+    // The same bridge MAC both times (none is stored: a network from before pinning gets it too).
+    let bridge_macs = |k: &FakeKernel| -> Vec<Mac> {
+        k.log
+            .iter()
+            .filter_map(|op| match op {
+                KernelOp::CreateBridge { mac, .. } => Some(*mac),
+                _ => None,
+            })
+            .collect()
+    };
+    let lan = Mac::for_bridge(&NetName::new("lan").unwrap());
+    assert_eq!(bridge_macs(before.kernel()), [lan]);
+    assert_eq!(bridge_macs(after.kernel()), [lan]);
 }

@@ -261,6 +261,10 @@ pub struct NetworkCreate {
     /// Inter-container communication on this network (`--icc=false` blocks it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub icc: bool,
+    /// Accept traffic routed from outside straight to the endpoints' addresses (by default
+    /// only published ports, this network and the host itself reach them).
+    #[arg(long)]
+    pub routed: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,11 +6,14 @@ use ipnet::IpNet;
 use nsnet_core::model::{Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName};
 
-/// Lifecycle of a row: `creating` while kernel objects are being made, `ready` after.
+/// Lifecycle of a row: `creating` while kernel objects are being made, `ready` after,
+/// `removing` once a removal has started (its pid and boot id are then the remover's), so a
+/// process killed half-way through either leaves a row `gc` can finish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowState {
     Creating,
     Ready,
+    Removing,
 }
 
 impl RowState {
@@ -18,14 +21,15 @@ impl RowState {
         match self {
             RowState::Creating => "creating",
             RowState::Ready => "ready",
+            RowState::Removing => "removing",
         }
     }
 
     pub(crate) fn parse(s: &str) -> RowState {
-        if s == "ready" {
-            RowState::Ready
-        } else {
-            RowState::Creating
+        match s {
+            "ready" => RowState::Ready,
+            "removing" => RowState::Removing,
+            _ => RowState::Creating,
         }
     }
 }

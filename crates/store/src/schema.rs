@@ -115,6 +115,22 @@ CREATE TABLE topology_objects (
     r#"
 CREATE INDEX endpoints_by_container ON endpoints(container_id);
 "#,
+    // Removals record their intent (state `removing`) before touching the kernel. Only a CHECK
+    // constraint widens, which changes no stored row: edit the table definitions in place
+    // (SQLite's documented procedure for such changes) rather than rebuild tables that other
+    // tables reference.
+    r#"
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, 'CHECK (state IN (''creating'', ''ready''))',
+                          'CHECK (state IN (''creating'', ''ready'', ''removing''))')
+ WHERE type = 'table' AND name IN ('networks', 'endpoints', 'links');
+PRAGMA writable_schema = OFF;
+"#,
+    // Networks that accept traffic routed from outside straight to their endpoints.
+    r#"
+ALTER TABLE networks ADD COLUMN routed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.
@@ -130,7 +146,70 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
     let current = usize::try_from(current).unwrap_or(0);
     for sql in &MIGRATIONS[current.min(MIGRATIONS.len())..] {
         tx.execute_batch(sql)?;
+        if sql.contains("writable_schema") {
+            // Table definitions edited in place: make every connection reparse the schema.
+            let version: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
+            tx.pragma_update(None, "schema_version", version + 1)?;
+        }
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store made before removals recorded their intent takes the `removing` state after
+    /// migrating, keeps its rows, and passes SQLite's integrity check.
+    #[test]
+    fn removing_state_migrates_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("writable_schema"))
+            .unwrap();
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before as i64)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO networks (name, bridge, internal, state, pid, boot_id)
+             VALUES ('n', 'nsbr-n', 0, 'ready', 1, 'b');
+             INSERT INTO endpoints (network, netns, ifname, host_ifname, state, pid, boot_id)
+             VALUES ('n', 'red', 'eth0', 'nsv1', 'ready', 1, 'b');",
+        )
+        .unwrap();
+        let refused = conn.execute("UPDATE endpoints SET state = 'removing'", []);
+        assert!(refused.is_err(), "the old schema refuses 'removing'");
+        // Another connection opened before the migration must see the new definitions too.
+        let other = Connection::open(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        for table in ["networks", "endpoints", "links"] {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(sql.contains("'removing'"), "{table}: {sql}");
+        }
+        other
+            .execute("UPDATE endpoints SET state = 'removing'", [])
+            .unwrap();
+        other
+            .execute("UPDATE networks SET state = 'removing'", [])
+            .unwrap();
+        let bogus = other.execute("UPDATE endpoints SET state = 'gone'", []);
+        assert!(bogus.is_err(), "the CHECK constraint still holds");
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+    }
 }

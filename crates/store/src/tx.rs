@@ -56,9 +56,9 @@ impl<'c> Tx<'c> {
         boot_id: &str,
     ) -> Result<(), StoreError> {
         self.0.execute(
-            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, state, pid, boot_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8)",
-            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, spec.masquerade, spec.icc, pid, boot_id],
+            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, state, pid, boot_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'creating', ?8, ?9)",
+            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, spec.masquerade, spec.icc, spec.routed, pid, boot_id],
         )?;
         for s in &spec.subnets {
             self.0.execute(
@@ -92,6 +92,20 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records that `pid` (of boot `boot_id`) started removing a network; Ok(false) when it
+    /// was not there.
+    pub fn mark_network_removing(
+        &self,
+        name: &NetName,
+        pid: u32,
+        boot_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.0.execute(
+            "UPDATE networks SET state = 'removing', pid = ?2, boot_id = ?3 WHERE name = ?1",
+            params![name.as_str(), pid, boot_id],
+        )? > 0)
+    }
+
     /// Deletes a network and its subnets; Ok(false) when it was not there.
     pub fn delete_network(&self, name: &NetName) -> Result<bool, StoreError> {
         Ok(self
@@ -105,7 +119,7 @@ impl<'c> Tx<'c> {
         let row = self
             .0
             .query_row(
-                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks WHERE name = ?1",
+                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed FROM networks WHERE name = ?1",
                 [name.as_str()],
                 raw_network,
             )
@@ -116,7 +130,7 @@ impl<'c> Tx<'c> {
     /// All networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks ORDER BY name",
+            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed FROM networks ORDER BY name",
         )?;
         let raws = stmt
             .query_map([], raw_network)?
@@ -149,6 +163,7 @@ impl<'c> Tx<'c> {
                 internal: r.internal,
                 masquerade: r.masquerade,
                 icc: r.icc,
+                routed: r.routed,
             },
             state: RowState::parse(&r.state),
             pid: r.pid,
@@ -198,6 +213,20 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records that `pid` (of boot `boot_id`) started removing an endpoint: its addresses and
+    /// ports stay allocated until the row is deleted. Ok(false) when it was not there.
+    pub fn mark_endpoint_removing(
+        &self,
+        id: i64,
+        pid: u32,
+        boot_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.0.execute(
+            "UPDATE endpoints SET state = 'removing', pid = ?2, boot_id = ?3 WHERE id = ?1",
+            params![id, pid, boot_id],
+        )? > 0)
+    }
+
     /// Deletes an endpoint and releases its addresses.
     pub fn delete_endpoint(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self
@@ -240,6 +269,11 @@ impl<'c> Tx<'c> {
             .query_map(params, raw_endpoint)?
             .collect::<Result<Vec<_>, _>>()?;
         raws.into_iter().map(|r| self.finish_endpoint(r)).collect()
+    }
+
+    /// The endpoint with row id `id`, if any.
+    pub fn endpoint_by_id(&self, id: i64) -> Result<Option<EndpointRow>, StoreError> {
+        Ok(self.endpoints_where("id = ?1", [id])?.pop())
     }
 
     /// Endpoints of a network, oldest first.
@@ -342,9 +376,28 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records that `pid` (of boot `boot_id`) started removing a link; Ok(false) when it was
+    /// not there.
+    pub fn mark_link_removing(&self, id: i64, pid: u32, boot_id: &str) -> Result<bool, StoreError> {
+        Ok(self.0.execute(
+            "UPDATE links SET state = 'removing', pid = ?2, boot_id = ?3 WHERE id = ?1",
+            params![id, pid, boot_id],
+        )? > 0)
+    }
+
     /// Deletes a link row.
     pub fn delete_link(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self.0.execute("DELETE FROM links WHERE id = ?1", [id])? > 0)
+    }
+
+    /// The link with row id `id`, if any.
+    pub fn link_by_id(&self, id: i64) -> Result<Option<LinkRow>, StoreError> {
+        let sql = format!("SELECT {LINK_COLS} FROM links WHERE id = ?1");
+        let mut stmt = self.0.prepare_cached(&sql)?;
+        let raws = stmt
+            .query_map([id], raw_link)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(finish_link).next().transpose()
     }
 
     /// All links, oldest first.
@@ -451,6 +504,7 @@ struct RawNetwork {
     created_at: i64,
     masquerade: bool,
     icc: bool,
+    routed: bool,
 }
 
 fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
@@ -465,6 +519,7 @@ fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
         created_at: r.get(7)?,
         masquerade: r.get(8)?,
         icc: r.get(9)?,
+        routed: r.get(10)?,
     })
 }
 

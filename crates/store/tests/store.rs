@@ -129,3 +129,25 @@ fn parallel_connections_allocate_distinct_addresses() {
     let used: BTreeSet<IpAddr> = store.read(|tx| tx.used_addrs(&s.name)).unwrap();
     assert_eq!(used.len(), 200);
 }
+
+#[test]
+fn routed_flag_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut open = spec("open", "10.1.0.0/24");
+    open.set_routed(true).unwrap();
+    let closed = spec("closed", "10.2.0.0/24");
+    store
+        .write(|tx| {
+            tx.insert_network(&open, 1, "b")?;
+            tx.insert_network(&closed, 1, "b")
+        })
+        .unwrap();
+    let nets = store.read(|tx| tx.networks()).unwrap();
+    let routed: Vec<(&str, bool)> = nets
+        .iter()
+        .map(|n| (n.spec.name.as_str(), n.spec.routed))
+        .collect();
+    assert_eq!(routed, [("closed", false), ("open", true)]);
+    assert_eq!(nets[1].spec, open);
+}

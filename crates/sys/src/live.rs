@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 
+use crate::crashpoint::CrashPoints;
 use crate::kernel::{FailKind, IfaceView, Kernel, KernelError, NsView, RouteView};
 use crate::netlink::{BridgeSpec, Netem, NetlinkError, RouteSpec, Rtnl, Shaper, VethSpec};
 use crate::nft::NftSocket;
@@ -26,6 +27,7 @@ pub struct LiveKernel {
     fds: HashMap<String, OwnedFd>,
     host_fd: Option<OwnedFd>,
     nft: Option<NftSocket>,
+    crash: CrashPoints,
 }
 
 fn nl_err(what: &str, err: &NetlinkError) -> KernelError {
@@ -73,9 +75,13 @@ fn open_ns(name: &str) -> Result<OwnedFd, netns::NsError> {
 }
 
 impl LiveKernel {
-    /// A kernel backend for the namespace this process runs in.
+    /// A kernel backend for the namespace this process runs in (with the crash points of
+    /// `NSNET_CRASH_AT`, a test hook).
     pub fn new() -> Self {
-        Self::default()
+        LiveKernel {
+            crash: CrashPoints::from_env(),
+            ..Self::default()
+        }
     }
 
     fn fd(&mut self, ns: &NsRef, what: &str) -> Result<std::os::fd::RawFd, KernelError> {
@@ -177,10 +183,11 @@ impl LiveKernel {
 
     fn apply_op(&mut self, op: &KernelOp, what: &str) -> Result<(), KernelError> {
         match op {
-            KernelOp::CreateBridge { name, mtu } => {
+            KernelOp::CreateBridge { name, mtu, mac } => {
                 let spec = BridgeSpec {
                     name: name.clone(),
                     mtu: *mtu,
+                    mac: Some(mac.0),
                     alias: Some(OWNER_ALIAS.to_string()),
                     up: false,
                 };
@@ -398,14 +405,19 @@ fn mac_string(m: [u8; 6]) -> String {
 impl Kernel for LiveKernel {
     fn apply(&mut self, op: &KernelOp) -> Result<(), KernelError> {
         let what = op.to_string();
+        self.crash.before(&what);
         let res = self.apply_op(op, &what);
+        self.crash.after(&what);
         tracing::debug!(op = %what, ok = res.is_ok(), "kernel op");
         res
     }
 
     fn create_netns(&mut self, name: &str) -> Result<(), KernelError> {
         let what = format!("create netns {name}");
-        netns::create(name).map_err(|e| ns_err(&what, &e))?;
+        self.crash.before(&what);
+        let made = netns::create(name).map_err(|e| ns_err(&what, &e));
+        self.crash.after(&what);
+        made?;
         let ns = NsRef::Named(name.to_string());
         let up = self.apply_op(
             &KernelOp::LinkUp {
@@ -424,7 +436,11 @@ impl Kernel for LiveKernel {
 
     fn delete_netns(&mut self, name: &str) -> Result<bool, KernelError> {
         self.forget(name);
-        netns::delete(name).map_err(|e| ns_err(&format!("delete netns {name}"), &e))
+        let what = format!("delete netns {name}");
+        self.crash.before(&what);
+        let deleted = netns::delete(name).map_err(|e| ns_err(&what, &e));
+        self.crash.after(&what);
+        deleted
     }
 
     fn list_netns(&mut self) -> Result<Vec<String>, KernelError> {
@@ -481,11 +497,19 @@ impl Kernel for LiveKernel {
     }
 
     fn fw_ensure(&mut self) -> Result<(), KernelError> {
-        crate::live_fw::ensure(self.nft_sock("install nsnet firewall tables")?)
+        let what = "install nsnet firewall tables";
+        self.crash.before(what);
+        let made = crate::live_fw::ensure(self.nft_sock(what)?);
+        self.crash.after(what);
+        made
     }
 
     fn fw_remove(&mut self) -> Result<(), KernelError> {
-        crate::live_fw::remove()
+        let what = "remove nsnet firewall tables";
+        self.crash.before(what);
+        let removed = crate::live_fw::remove();
+        self.crash.after(what);
+        removed
     }
 
     fn fw_has(&mut self, elem: &nsnet_core::firewall::FwElem) -> Result<bool, KernelError> {

@@ -137,7 +137,8 @@ pub(crate) fn has(sock: &mut NftSocket, elem: &FwElem, what: &str) -> Result<boo
         .map_err(|e| fw_err(what, &e))
 }
 
-/// Installs the skeleton unless both tables exist.
+/// Installs the skeleton unless both tables exist; upgrades tables an older nsnet installed
+/// in place, elements kept (so its new rules apply to networks made before).
 pub(crate) fn ensure(sock: &mut NftSocket) -> Result<(), KernelError> {
     let what = "install nsnet firewall tables";
     let inet = sock
@@ -147,7 +148,14 @@ pub(crate) fn ensure(sock: &mut NftSocket) -> Result<(), KernelError> {
         .table_exists(firewall::FAMILY_BRIDGE, firewall::TABLE)
         .map_err(|e| fw_err(what, &e))?;
     if inet && bridge {
-        return Ok(());
+        let current = sock
+            .set_exists(firewall::FAMILY_INET, firewall::TABLE, firewall::NEWEST_SET)
+            .map_err(|e| fw_err(what, &e))?;
+        if current {
+            return Ok(());
+        }
+        return nft::run_script(&firewall::upgrade_script())
+            .map_err(|e| fw_err("upgrade nsnet firewall tables", &e));
     }
     // Re-running a skeleton duplicates rules: start from nothing (a half-present pair of
     // tables only happens after someone deleted one; `repair` restores the elements).

@@ -1,6 +1,7 @@
 //! The network configuration on stdin. The reference `bridge` plugin's keys (and host-local's
 //! `ipam`) keep their meaning, so `"type": "bridge"` can become `"type": "nsnet"` in an
-//! existing conflist; nsnet's own keys are `internal`, `icc`, `isolation` and `stateDir`.
+//! existing conflist; nsnet's own keys are `internal`, `icc`, `routed`, `isolation` and
+//! `stateDir`.
 //! `hairpinMode` is always on (a container reaches its own published ports) and needs no key.
 //! Everything is validated here into model values before the engine is opened.
 
@@ -133,6 +134,9 @@ pub struct NetConf {
     pub internal: Option<bool>,
     /// nsnet: inter-container communication on the bridge (default true).
     pub icc: Option<bool>,
+    /// nsnet: accept traffic routed from outside straight to the containers (default false:
+    /// only published ports, the same network and the host reach them).
+    pub routed: Option<bool>,
     /// nsnet: networks are always isolated from each other; only `true` is accepted.
     pub isolation: Option<bool>,
     #[serde(rename = "cni.dev/valid-attachments")]
@@ -329,6 +333,7 @@ impl NetConf {
         let mut spec = NetworkSpec::new(name, bridge, &subnets, &gateways, mtu, internal)?;
         spec.masquerade = self.ip_masq.unwrap_or(false);
         spec.icc = self.icc.unwrap_or(true);
+        spec.set_routed(self.routed.unwrap_or(false))?;
         let mut bounds = Vec::new();
         for (r, s) in ranges.iter().zip(&spec.subnets) {
             if r.range_start.is_none() && r.range_end.is_none() {
@@ -728,5 +733,21 @@ mod tests {
         v["cni.dev/valid-attachments"] = json!([{"containerID": "a", "ifname": "eth0"}]);
         v["cni.dev/attachments"] = json!([{"containerID": "b", "ifname": "eth1"}]);
         assert_eq!(conf(v).valid_attachments().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn routed_key() {
+        assert!(!conf(base()).network().unwrap().spec.routed);
+        let mut v = base();
+        v["routed"] = json!(true);
+        assert!(conf(v.clone()).network().unwrap().spec.routed);
+        v["internal"] = json!(true);
+        let e = conf(v).network().unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG, "{}", e.msg);
+        assert!(
+            e.msg.contains("internal and routed exclude each other"),
+            "{}",
+            e.msg
+        );
     }
 }

@@ -15,13 +15,14 @@ use crate::output::{Table, list, print};
 
 fn detail_table(d: &NetworkDetail) -> String {
     let mut out = format!(
-        "Name:        {}\nBridge:      {}\nMTU:         {}\nInternal:    {}\nMasquerade:  {}\nICC:         {}\nState:       {}\n",
+        "Name:        {}\nBridge:      {}\nMTU:         {}\nInternal:    {}\nMasquerade:  {}\nICC:         {}\nRouted:      {}\nState:       {}\n",
         d.name,
         d.bridge,
         d.mtu.map_or("default".to_string(), |m| m.to_string()),
         d.internal,
         d.masquerade,
         d.icc,
+        d.routed,
         d.state
     );
     let mut t = Table::new(&["SUBNET", "GATEWAY", "USED", "FREE"]);
@@ -89,6 +90,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
             let mut spec = NetworkSpec::new(name, bridge, &subnets, &gateways, c.mtu, c.internal)?;
             spec.masquerade = !c.no_masquerade;
             spec.icc = c.icc;
+            spec.set_routed(c.routed)?;
             let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
             print(format, &detail, detail_table)?;
         }

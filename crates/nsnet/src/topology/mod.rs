@@ -70,6 +70,8 @@ struct NetworkDef {
     #[serde(default = "yes")]
     icc: bool,
     #[serde(default)]
+    routed: bool,
+    #[serde(default)]
     endpoints: BTreeMap<String, Option<EndpointDef>>,
 }
 
@@ -266,6 +268,7 @@ fn validate(ctx: &Ctx<'_>, raw: File) -> Result<Desired, FileError> {
         )?;
         spec.masquerade = def.masquerade;
         spec.icc = def.icc;
+        ctx.at(&p.key("routed"), spec.set_routed(def.routed))?;
         for other in &networks {
             for s in &spec.subnets {
                 if let Some(o) = other

@@ -155,6 +155,7 @@ mod tests {
                 .add_bridge(&BridgeSpec {
                     name: "br-addr".into(),
                     mtu: None,
+                    mac: None,
                     alias: None,
                     up: true,
                 })

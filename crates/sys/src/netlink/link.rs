@@ -23,6 +23,9 @@ pub struct BridgeSpec {
     pub name: String,
     /// MTU; kernel default when `None`.
     pub mtu: Option<u32>,
+    /// The bridge's MAC (IFLA_ADDRESS). Given at create, the kernel keeps it; `None` leaves it
+    /// to the kernel, which then takes the lowest port MAC and changes it as ports come and go.
+    pub mac: Option<[u8; 6]>,
     /// IFLA_IFALIAS, handy for tagging what created the device.
     pub alias: Option<String>,
     /// Bring it up in the same request.
@@ -119,6 +122,9 @@ impl Rtnl {
         msg.attributes.push(LinkAttribute::IfName(b.name.clone()));
         if let Some(mtu) = b.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = b.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
         }
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![NlLinkInfo::Kind(
@@ -419,6 +425,7 @@ mod tests {
         BridgeSpec {
             name: name.into(),
             mtu: Some(1400),
+            mac: None,
             alias: Some("nsnet test".into()),
             up,
         }
@@ -545,6 +552,47 @@ mod tests {
             assert!(rtnl.del_link("br-gone").unwrap());
             assert!(!rtnl.del_link("br-gone").unwrap());
             assert_eq!(rtnl.link_index("br-gone").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn bridge_keeps_a_given_mac_as_ports_come_and_go() {
+        if skip_unless_root() {
+            return;
+        }
+        in_new_netns(|mut rtnl| {
+            // The highest unicast MAC: every port's is lower, so an unpinned bridge takes it.
+            let pinned = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xfe];
+            for (name, mac) in [("br-pin", Some(pinned)), ("br-free", None)] {
+                let br = rtnl
+                    .add_bridge(&BridgeSpec {
+                        mac,
+                        ..bridge(name, true)
+                    })
+                    .unwrap();
+                let port = format!("{name}-p");
+                rtnl.add_veth(&VethSpec {
+                    name: port.clone(),
+                    alias: None,
+                    mtu: None,
+                    master: Some(br),
+                    up: true,
+                    peer_name: format!("{name}-q"),
+                    peer_netns: None,
+                    peer_mac: None,
+                    peer_up: false,
+                })
+                .unwrap();
+                let port_mac = rtnl.link(&port).unwrap().unwrap().mac.unwrap();
+                let with_port = rtnl.link(name).unwrap().unwrap().mac.unwrap();
+                assert!(rtnl.del_link(&port).unwrap());
+                let after = rtnl.link(name).unwrap().unwrap().mac.unwrap();
+                match mac {
+                    Some(m) => assert_eq!((with_port, after), (m, m), "{name}"),
+                    // Unpinned, the kernel follows the port: what nsnet's bridges no longer do.
+                    None => assert_eq!(with_port, port_mac, "{name}"),
+                }
+            }
         });
     }
 

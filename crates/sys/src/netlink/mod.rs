@@ -686,6 +686,7 @@ mod tests {
                 .add_bridge(&BridgeSpec {
                     name: "br-batch".into(),
                     mtu: None,
+                    mac: None,
                     alias: None,
                     up: false,
                 })
@@ -775,6 +776,7 @@ mod tests {
                 .add_bridge(&BridgeSpec {
                     name: "br-many".into(),
                     mtu: None,
+                    mac: None,
                     alias: None,
                     up: true,
                 })
@@ -811,6 +813,7 @@ mod tests {
                 .add_bridge(&BridgeSpec {
                     name: "br-there".into(),
                     mtu: None,
+                    mac: None,
                     alias: None,
                     up: false,
                 })

@@ -202,6 +202,7 @@ mod tests {
                 .add_bridge(&BridgeSpec {
                     name: "br-rt".into(),
                     mtu: None,
+                    mac: None,
                     alias: None,
                     up: true,
                 })
