@@ -1,21 +1,27 @@
 //! Topology files: observe what exists (store, checked against the kernel for drift), diff it
-//! with what the file asks for (pure, in core), and apply the changes through the same
-//! operations the CLI uses, recording which objects the topology created.
+//! with what the file asks for and check the plan against everything that exists (pure, in
+//! core), and apply the changes through the same operations the CLI uses, recording which
+//! objects the topology created. An apply is all or nothing: a conflict found by the check
+//! changes nothing, and a step that fails anyway rolls the machine back to where it was.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use nsnet_core::names::{IfName, NsName};
 use nsnet_core::ops::NsRef;
-use nsnet_core::port::PortSpec;
+use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::Shaping;
 use nsnet_core::topology::{
-    Change, Desired, Kind, LinkEndDef, Observed, ObservedContainer, ObservedEndpoint, ObservedLink,
-    ObservedNetwork, ObservedRoute, RouteDef, diff,
+    Change, Desired, DesiredContainer, Kind, LinkEndDef, LiveNs, LiveRoute, Observed,
+    ObservedContainer, ObservedEndpoint, ObservedLink, ObservedNetwork, ObservedRoute, Prepared,
+    RouteDef, diff, ports_added, preflight, undo,
 };
 use nsnet_sys::kernel::{Kernel, NsView};
 
 use crate::network::ns_ref;
 use crate::{ConnectRequest, Engine, EngineError, LinkRequest, NetworkRequest};
+
+/// Addresses the check allocated, per (network, namespace).
+type Addresses = BTreeMap<(nsnet_core::names::NetName, String), Vec<std::net::IpAddr>>;
 
 fn single(m: &nsnet_core::port::PortMapping) -> PortSpec {
     PortSpec {
@@ -95,6 +101,28 @@ impl<K: Kernel> Engine<K> {
         let mut obs = Observed {
             namespaces: existing,
             owned: owned.into_iter().collect(),
+            live: views
+                .iter()
+                .map(|(ns, v)| {
+                    let live = LiveNs {
+                        interfaces: v.interfaces.iter().map(|i| i.name.clone()).collect(),
+                        addrs: v
+                            .interfaces
+                            .iter()
+                            .flat_map(|i| i.addrs.iter().map(|a| (i.name.clone(), a.addr())))
+                            .collect(),
+                        routes: v
+                            .routes
+                            .iter()
+                            .map(|r| LiveRoute {
+                                dest: r.dest,
+                                dev: r.dev.clone(),
+                            })
+                            .collect(),
+                    };
+                    (ns.clone(), live)
+                })
+                .collect(),
             ..Observed::default()
         };
         for n in networks {
@@ -124,6 +152,7 @@ impl<K: Kernel> Engine<K> {
                 ips: e.ips().collect(),
                 mac: e.mac,
                 ports: ports.into_iter().map(|p| p.mapping).collect(),
+                container: e.container_id.clone(),
                 drift,
             });
         }
@@ -139,7 +168,11 @@ impl<K: Kernel> Engine<K> {
                 (!has_iface(views.get(&x.netns), x.ifname.as_str()))
                     .then(|| format!("{} is missing in netns {}", x.ifname, x.netns))
             });
-            obs.links.push(ObservedLink { a, b, drift });
+            let mtu = views
+                .get(&a.netns)
+                .and_then(|v| v.interfaces.iter().find(|i| i.name == a.ifname.as_str()))
+                .and_then(|i| i.mtu);
+            obs.links.push(ObservedLink { a, b, mtu, drift });
         }
         for r in route_rows {
             let present = views.get(&r.netns).is_some_and(|v| {
@@ -157,8 +190,14 @@ impl<K: Kernel> Engine<K> {
             });
         }
         obs.routes = routes;
+        let envs: BTreeMap<String, Vec<String>> = self
+            .store
+            .read(|tx| tx.containers())?
+            .into_iter()
+            .map(|r| (r.name, r.env))
+            .collect();
         for c in self.container_ls(true)? {
-            let env = self.container_exec_target(&c.name).ok().map(|t| t.env);
+            let env = envs.get(&c.name).cloned();
             let networks = c
                 .networks
                 .iter()
@@ -181,36 +220,132 @@ impl<K: Kernel> Engine<K> {
         Ok(obs)
     }
 
-    /// The changes `apply` would make (nothing is changed).
+    /// The changes `apply` would make, in its order (nothing is changed); a conflict with
+    /// what exists is an error, as it would be for `apply`.
     pub fn topology_plan(&mut self, desired: &Desired) -> Result<Vec<Change>, EngineError> {
         let observed = self.topology_observe(&desired.name)?;
-        Ok(diff(desired, &observed))
+        Ok(self.prepare(desired, &observed)?.changes)
     }
 
-    /// Converges to `desired`; `progress(i, n, change)` is called before each change. Stops at
-    /// the first failure (applying again continues from there).
+    /// Diffs, then checks the plan against the store and the kernel before any change: the
+    /// pure check in core, fed with what only the kernel can answer (listeners on the host
+    /// ports the plan publishes, the commands of the containers it runs).
+    fn prepare(&mut self, desired: &Desired, observed: &Observed) -> Result<Prepared, EngineError> {
+        let changes = diff(desired, observed);
+        let busy: BTreeSet<PortMapping> = ports_added(&changes)
+            .into_iter()
+            .filter(|m| self.kernel.port_busy(m))
+            .collect();
+        for c in &changes {
+            if let Change::RunContainer { container: c, .. } = c {
+                self.check_command(c)
+                    .map_err(|e| EngineError::Conflict(format!("container {}: {e}", c.name)))?;
+            }
+        }
+        preflight(desired, observed, changes, &busy).map_err(EngineError::Conflict)
+    }
+
+    /// What `run` checks before it changes anything: the hostname and the command.
+    fn check_command(&mut self, c: &DesiredContainer) -> Result<(), EngineError> {
+        let hostname = c.hostname.as_deref().unwrap_or(c.name.as_str());
+        nsnet_core::container::check_hostname(hostname)?;
+        let env = nsnet_core::container::environment(hostname, &c.env);
+        let root = c.rootfs.as_deref().unwrap_or("/");
+        let program = c.command.first().map(String::as_str).unwrap_or_default();
+        self.kernel
+            .resolve(
+                std::path::Path::new(root),
+                program,
+                nsnet_core::container::path_of(&env),
+            )
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Converges to `desired`; `progress(i, n, change)` is called before each change. All or
+    /// nothing: nothing changes when the plan conflicts with what exists, and when a change
+    /// fails anyway (the kernel refused it), the changes made before it are undone and what
+    /// it removed is made again, back to the state before the apply.
     pub fn topology_apply(
         &mut self,
         desired: &Desired,
         mut progress: impl FnMut(usize, usize, &Change),
     ) -> Result<Vec<Change>, EngineError> {
-        let changes = self.topology_plan(desired)?;
-        for (i, c) in changes.iter().enumerate() {
-            progress(i + 1, changes.len(), c);
-            self.apply_change(c).map_err(|e| e.during(c.to_string()))?;
-            let (own, disown) = c.ownership();
-            self.store.write(|tx| {
-                if let Some(o) = &own {
-                    tx.own(&desired.name, o)?;
-                }
-                if let Some(o) = &disown {
-                    tx.disown(&desired.name, o)?;
-                }
-                Ok::<_, EngineError>(())
-            })?;
+        let before = self.topology_observe(&desired.name)?;
+        let prepared = self.prepare(desired, &before).map_err(|e| match e {
+            EngineError::Conflict(m) => EngineError::Conflict(format!("{m} (nothing was changed)")),
+            other => other,
+        })?;
+        let n = prepared.changes.len();
+        for (i, c) in prepared.changes.iter().enumerate() {
+            progress(i + 1, n, c);
+            if let Err(err) = self.apply_owned(&desired.name, c, &prepared.addresses) {
+                let what = match self.topology_rollback(&desired.name, &before, c) {
+                    Ok(()) => format!("{c} (change {} of {n}; the apply was rolled back)", i + 1),
+                    Err(undo) => format!(
+                        "{c} (change {} of {n}; rolling the apply back failed too: {undo})",
+                        i + 1
+                    ),
+                };
+                return Err(err.during(what));
+            }
         }
         self.prune_owned(&desired.name)?;
-        Ok(changes)
+        Ok(prepared.changes)
+    }
+
+    /// Applies one change and records what the topology now owns.
+    fn apply_owned(
+        &mut self,
+        name: &str,
+        c: &Change,
+        addresses: &Addresses,
+    ) -> Result<(), EngineError> {
+        self.apply_change(c, addresses)?;
+        let (own, disown) = c.ownership();
+        self.store.write(|tx| {
+            if let Some(o) = &own {
+                tx.own(name, o)?;
+            }
+            if let Some(o) = &disown {
+                tx.disown(name, o)?;
+            }
+            Ok::<_, EngineError>(())
+        })
+    }
+
+    /// Takes the machine back to `before` after a failed apply, and the ownership records
+    /// with it; keeps going past failures and reports them all.
+    fn topology_rollback(
+        &mut self,
+        name: &str,
+        before: &Observed,
+        failed: &Change,
+    ) -> Result<(), EngineError> {
+        let now = self.topology_observe(name)?;
+        let mut errors = Vec::new();
+        for c in undo(before, &now, failed) {
+            if let Err(e) = self.apply_change(&c, &Addresses::new()) {
+                errors.push(format!("{c}: {e}"));
+            }
+        }
+        self.store.write(|tx| {
+            for o in tx.owned(name)? {
+                tx.disown(name, &o)?;
+            }
+            for o in &before.owned {
+                tx.own(name, o)?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Teardown {
+                op: "undo".into(),
+                errors,
+            })
+        }
     }
 
     /// Forgets owned objects that no longer exist: endpoints go with their network or
@@ -269,7 +404,7 @@ impl<K: Kernel> Engine<K> {
         self.topology_apply(&Desired::empty(name), progress)
     }
 
-    fn apply_change(&mut self, c: &Change) -> Result<(), EngineError> {
+    fn apply_change(&mut self, c: &Change, addresses: &Addresses) -> Result<(), EngineError> {
         match c {
             Change::CreateNetns(n) => self.netns_add(&NsName::new(n)?),
             Change::RemoveNetns(n) => gone_ok(self.netns_rm(&NsName::existing(n)?)),
@@ -286,14 +421,17 @@ impl<K: Kernel> Engine<K> {
                 endpoint: e,
                 reason,
             } => {
-                let ns = NsRef::Named(e.netns.to_string());
+                let ns = ns_ref(e.netns.as_str());
                 if reason.is_some() {
                     gone_ok(self.disconnect(&e.network, &ns))?;
                 }
+                let ips = addresses
+                    .get(&(e.network.clone(), e.netns.to_string()))
+                    .unwrap_or(&e.ips);
                 self.connect(ConnectRequest {
                     network: e.network.clone(),
                     netns: ns,
-                    ips: e.ips.clone(),
+                    ips: ips.clone(),
                     mac: e.mac,
                     ifname: e.ifname.clone(),
                     container_id: None,
@@ -364,7 +502,12 @@ impl<K: Kernel> Engine<K> {
                         .iter()
                         .map(|(network, ip)| nsnet_core::container::NetworkArg {
                             network: network.clone(),
-                            ip: *ip,
+                            // One address per network can be asked for: the first subnet's.
+                            ip: ip.or_else(|| {
+                                addresses
+                                    .get(&(network.clone(), c.name.to_string()))
+                                    .and_then(|a| a.first().copied())
+                            }),
                         })
                         .collect(),
                     publish: c.publish.iter().map(single).collect(),

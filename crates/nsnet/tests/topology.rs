@@ -307,3 +307,354 @@ fn containers_in_a_topology_file() {
     s.ok(&["destroy", "-f", &edited]);
     s.assert_clean();
 }
+
+/// The previous apply in the all-or-nothing tests: two networks, a published port, a shaped
+/// link, a route and a container.
+const BEFORE: &str = "name: t
+namespaces: [a, b, c]
+networks:
+  n1:
+    subnets: [10.71.0.0/24]
+    endpoints:
+      a: { ip: [10.71.0.10], publish: [\"8080:80\"] }
+      b: { ip: [10.71.0.11] }
+  n2:
+    subnets: [10.72.0.0/24]
+    endpoints:
+      c: { ip: [10.72.0.10] }
+links:
+  - a: { netns: a, ifname: to-c, addr: 10.73.0.1/30, rate: 100mbit }
+    b: { netns: c, ifname: to-a, addr: 10.73.0.2/30 }
+routes:
+  - { netns: c, dest: 198.51.100.0/24, via: 10.73.0.1 }
+containers:
+  old:
+    command: [sleep, infinity]
+    networks: [\"n1:10.71.0.20\"]
+";
+
+/// Everything a failed apply must leave as it was: store rows, interfaces, addresses and
+/// routes of the sandbox and of every namespace, networks, endpoints, ports, links,
+/// containers (live details such as pids and interface indexes left out).
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    rows: Vec<(&'static str, i64)>,
+    netns: Vec<String>,
+    host: Vec<String>,
+    inside: Vec<String>,
+    networks: Vec<serde_json::Value>,
+    ports: serde_json::Value,
+    links: serde_json::Value,
+    containers: Vec<String>,
+}
+
+/// Lines of `ip -br addr`, `ip route` and `tc qdisc` output, sorted, without what differs
+/// for a re-made interface that is the same to its users (its index, its random link-local
+/// address) and without the operational state a bridge settles into on its own time.
+fn sorted_lines(text: &str) -> Vec<String> {
+    const OPER: [&str; 4] = ["UP", "DOWN", "UNKNOWN", "LOWERLAYERDOWN"];
+    let mut v: Vec<String> = text
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .enumerate()
+                .filter(|(i, w)| !(w.starts_with("fe80::") || (*i == 1 && OPER.contains(w))))
+                .map(|(_, w)| w.split("@if").next().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn snapshot(s: &Sandbox) -> Snapshot {
+    let mut host = sorted_lines(&s.sh("ip", &["-br", "addr"]).stdout);
+    host.extend(sorted_lines(&s.sh("ip", &["route"]).stdout));
+    let netns = s.netns_files();
+    let mut inside = Vec::new();
+    for ns in &netns {
+        inside.push(format!("netns {ns}"));
+        inside.extend(sorted_lines(&s.sh("ip", &["-n", ns, "-br", "addr"]).stdout));
+        inside.extend(sorted_lines(&s.sh("ip", &["-n", ns, "route"]).stdout));
+        inside.extend(sorted_lines(&s.sh("tc", &["-n", ns, "qdisc"]).stdout));
+    }
+    let mut networks = Vec::new();
+    for n in s.json(&["network", "ls"]).as_array().unwrap() {
+        let mut detail = s.json(&["network", "inspect", n["name"].as_str().unwrap()]);
+        for e in detail["endpoints"].as_array_mut().unwrap() {
+            e.as_object_mut().unwrap().remove("id");
+        }
+        networks.push(detail);
+    }
+    let containers = s
+        .json(&["ps", "-a"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {} {} {}",
+                c["name"], c["state"], c["command"], c["networks"], c["ports"]
+            )
+        })
+        .collect();
+    Snapshot {
+        rows: s.rows(),
+        netns,
+        host,
+        inside,
+        networks,
+        ports: s.json(&["port", "ls"]),
+        links: s.json(&["link", "ls"]),
+        containers,
+    }
+}
+
+/// The previous topology works: every path of BEFORE passes traffic.
+fn before_works(s: &Sandbox) {
+    assert!(s.ping("a", "10.71.0.11"), "a -> b on n1");
+    assert!(s.ping("a", "10.73.0.2"), "a -> c over the link");
+    assert!(s.ping("host", "10.72.0.10"), "host -> c on n2");
+    assert!(s.ping("b", "10.71.0.20"), "b -> container old");
+    let srv = s.tcp_server("a", "0.0.0.0:80");
+    assert!(
+        s.tcp_hello("host", "127.0.0.1:8080"),
+        "published port 8080 -> a"
+    );
+    assert!(srv.peer().is_some());
+}
+
+/// A plan the check refuses changes nothing, though the same file also removes objects of
+/// the previous apply: every kind of conflict with what exists, and a repeated key.
+#[test]
+fn an_apply_that_fails_its_checks_changes_nothing() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    let v1 = write(&s, "before.yaml", BEFORE);
+    s.ok(&["apply", "-f", &v1]);
+    // Objects the topology does not own.
+    s.ok(&["network", "create", "other", "--subnet", "10.90.0.0/16"]);
+    s.ok(&["netns", "add", "z"]);
+    s.ok(&["network", "connect", "other", "z", "--publish", "9090:80"]);
+    s.ok(&["network", "connect", "n1", "z", "--ip", "10.71.0.30"]);
+    s.ok(&["run", "-d", "--name", "web", "--", "sleep", "infinity"]);
+    for cmd in [
+        "ip link add dummy-x type veth peer name dummy-y",
+        "ip addr add 10.91.0.1/24 dev dummy-x",
+        "ip link set dummy-y up",
+        "ip link set dummy-x up",
+        "ip link add br-taken type bridge",
+        "ip -n a link add to-d type veth peer name to-d2",
+    ] {
+        let w: Vec<&str> = cmd.split(' ').collect();
+        assert_eq!(s.sh(w[0], &w[1..]).code, 0, "{cmd}");
+    }
+    // The next file drops c, n2, the link, the route and the container, and adds d on n3.
+    let base = "name: t
+namespaces: [a, b, d]
+networks:
+  n1:
+    subnets: [10.71.0.0/24]
+    endpoints:
+      a: { ip: [10.71.0.10], publish: [\"8080:80\"] }
+      b: { ip: [10.71.0.11] }
+  n3:
+    subnets: [10.74.0.0/24]
+    endpoints:
+      d: {}
+";
+    let with_b = |b: &str| base.replace("b: { ip: [10.71.0.11] }", b);
+    type Setup = Option<(&'static [&'static str], &'static [&'static str])>;
+    let cases: Vec<(String, &str, Setup)> = vec![
+        (
+            base.replace("10.74.0.0/24", "10.90.1.0/24"),
+            "network n3: subnet 10.90.1.0/24 overlaps subnet 10.90.0.0/16 of network other",
+            None,
+        ),
+        (
+            base.replace("10.74.0.0/24", "10.91.0.0/24"),
+            "network n3: subnet 10.91.0.0/24 overlaps route 10.91.0.0/24 already on the host (dev dummy-x)",
+            None,
+        ),
+        (
+            base.replace(
+                "subnets: [10.74.0.0/24]",
+                "subnets: [10.74.0.0/24]\n    bridge: br-taken",
+            ),
+            "network n3: bridge br-taken already exists on the host",
+            None,
+        ),
+        (
+            with_b("b: { ip: [10.71.0.11], publish: [\"9090:80\"] }"),
+            "host port 9090/tcp is already published (9090:80/tcp, netns z on network other)",
+            None,
+        ),
+        (
+            with_b("b: { ip: [10.71.0.11], publish: [\"9191:80\"] }"),
+            "host port 9191/tcp is already in use on the host",
+            None,
+        ),
+        (
+            with_b("b: { ip: [10.71.0.11] }\n      d: { ip: [10.71.0.30] }"),
+            "endpoint d on network n1: address 10.71.0.30 is already used by netns z on network n1",
+            None,
+        ),
+        (
+            base.replace("[a, b, d]", "[a, b, d, web]")
+                .replace("      d: {}\n", "      d: {}\n      web: {}\n"),
+            "namespace web: container web already has a network namespace of that name",
+            None,
+        ),
+        (
+            format!(
+                "{base}links:\n  - a: {{ netns: a, ifname: to-d }}\n    b: {{ netns: d, ifname: to-a }}\n"
+            ),
+            "interface to-d already exists in netns a",
+            None,
+        ),
+        (
+            base.to_string(),
+            "network n2: netns z is connected to it and was not connected by topology t",
+            Some((
+                &["network", "connect", "n2", "z"],
+                &["network", "disconnect", "n2", "z"],
+            )),
+        ),
+        (
+            format!("{base}containers:\n  z:\n    command: [sleep, infinity]\n"),
+            "container z: netns z already exists",
+            None,
+        ),
+        (
+            format!("{base}  other:\n    subnets: [10.95.0.0/24]\n"),
+            "network other: it exists and was not made by topology t",
+            None,
+        ),
+        (
+            format!("{base}containers:\n  x:\n    command: [no-such-command-here]\n"),
+            "container x: ",
+            None,
+        ),
+        (
+            base.replace("  n3:\n", "  n3:\n    subnets: [10.77.0.0/24]\n  n3:\n"),
+            "key \"n3\" is given twice",
+            None,
+        ),
+    ];
+    let before = snapshot(&s);
+    for (i, (text, needle, setup)) in cases.iter().enumerate() {
+        let file = write(&s, &format!("v2-{i}.yaml"), text);
+        if let Some((up, _)) = setup {
+            s.ok(up);
+        }
+        // A listener on the host holds 9191 while the apply runs.
+        let (stop, listening) = std::sync::mpsc::channel::<()>();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let listener = s.in_ns("host", move || {
+            let l = std::net::TcpListener::bind("0.0.0.0:9191").unwrap();
+            ready.send(()).unwrap();
+            let _ = listening.recv();
+            drop(l);
+        });
+        is_ready.recv().unwrap();
+        let snap = if setup.is_some() {
+            snapshot(&s)
+        } else {
+            before.clone()
+        };
+        let err = s.fails(1, &["apply", "-f", &file], &[needle]);
+        eprintln!("case {i}: {}", err.trim());
+        if !needle.contains("given twice") {
+            assert!(err.contains("(nothing was changed)"), "{err}");
+            s.fails(1, &["plan", "-f", &file], &[needle]);
+        }
+        stop.send(()).unwrap();
+        listener.join().unwrap();
+        assert_eq!(snapshot(&s), snap, "case {i} ({needle}) changed something");
+        if let Some((_, down)) = setup {
+            s.ok(down);
+        }
+        assert!(plan(&s, &v1).is_empty(), "case {i}: {:?}", plan(&s, &v1));
+    }
+    before_works(&s);
+    // The same file without the conflicts applies.
+    let ok = write(&s, "v2.yaml", base);
+    s.ok(&["apply", "-f", &ok]);
+    assert!(plan(&s, &ok).is_empty());
+    assert!(s.ping("a", "10.71.0.11"));
+}
+
+/// A step the kernel refuses part-way (the last: a container whose command cannot be
+/// executed), after the apply removed a namespace, a network, a link, a route, a published
+/// port and a container of the previous apply and created others: everything is undone and
+/// remade, proven by traffic and a plan with no changes against the previous file.
+#[test]
+fn an_apply_that_fails_part_way_is_rolled_back() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    let v1 = write(&s, "before.yaml", BEFORE);
+    s.ok(&["apply", "-f", &v1]);
+    before_works(&s);
+    let before = snapshot(&s);
+    // Executable, but its interpreter does not exist: execve fails, only when the container
+    // starts.
+    let bad = s.state_dir().join("bad.sh");
+    std::fs::write(&bad, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The port moves from a to b and the new container takes old's address: the removals
+    // must come first, so the failure comes after all of them.
+    let v2 = format!(
+        "name: t
+namespaces: [a, b, d]
+networks:
+  n1:
+    subnets: [10.71.0.0/24]
+    endpoints:
+      a: {{ ip: [10.71.0.10] }}
+      b: {{ ip: [10.71.0.11], publish: [\"8080:80\"] }}
+      d: {{}}
+  n3:
+    subnets: [10.74.0.0/24]
+    endpoints:
+      d: {{}}
+links:
+  - a: {{ netns: a, ifname: to-b, addr: 10.75.0.1/30 }}
+    b: {{ netns: b, ifname: to-a, addr: 10.75.0.2/30 }}
+containers:
+  bad:
+    command: [{}]
+    networks: [\"n1:10.71.0.20\"]
+",
+        bad.display()
+    );
+    let v2 = write(&s, "after.yaml", &v2);
+    let steps = plan(&s, &v2);
+    assert_eq!(steps[0], "- container old", "{steps:?}");
+    assert!(
+        steps.last().unwrap().starts_with("+ container bad"),
+        "{steps:?}"
+    );
+    let err = s.fails(
+        1,
+        &["apply", "-f", &v2],
+        &[
+            "+ container bad",
+            "the apply was rolled back",
+            "bad.sh",
+            "No such file",
+        ],
+    );
+    eprintln!("{}", err.trim());
+    assert!(!err.contains("failed too"), "{err}");
+    assert_eq!(snapshot(&s), before);
+    assert!(plan(&s, &v1).is_empty(), "{:?}", plan(&s, &v1));
+    before_works(&s);
+    // And the previous file still owns what it made: destroy leaves nothing.
+    s.ok(&["destroy", "-f", &v1]);
+    s.assert_clean();
+}

@@ -663,12 +663,14 @@ mod tests {
                 ips: vec![format!("10.0.0.{}", i + 2).parse().unwrap()],
                 mac: None,
                 ports: vec![],
+                container: None,
                 drift: None,
             })
             .collect();
         o.links = vec![ObservedLink {
             a: end("red", "veth-blue", Some(50_000)),
             b: end("blue", "veth-red", None),
+            mtu: None,
             drift: None,
         }];
         o.routes = vec![ObservedRoute {

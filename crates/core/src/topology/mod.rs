@@ -3,10 +3,14 @@
 //! job; observing and applying are the engine's. Everything here is pure.
 
 mod diff;
+mod preflight;
+mod undo;
 
 pub use diff::{Change, diff};
+pub use preflight::{Prepared, ports_added, preflight};
+pub use undo::undo;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -106,7 +110,7 @@ pub struct ObservedContainer {
     pub running: bool,
     pub command: Vec<String>,
     pub hostname: String,
-    /// The environment given with `--env` (None when it cannot be read: not running).
+    /// The environment the command started with (None when it cannot be read).
     pub env: Option<Vec<String>>,
     pub rootfs: Option<String>,
     /// Networks in order with the addresses the container got.
@@ -123,6 +127,8 @@ pub struct ObservedEndpoint {
     pub ips: Vec<IpAddr>,
     pub mac: Option<Mac>,
     pub ports: Vec<PortMapping>,
+    /// The container or CNI attachment the endpoint belongs to, if any.
+    pub container: Option<String>,
     /// Why the endpoint is broken (its veth was deleted by hand...), if it is.
     pub drift: Option<String>,
 }
@@ -132,6 +138,8 @@ pub struct ObservedEndpoint {
 pub struct ObservedLink {
     pub a: LinkEndDef,
     pub b: LinkEndDef,
+    /// The MTU of the A end, as the kernel reports it.
+    pub mtu: Option<u32>,
     pub drift: Option<String>,
 }
 
@@ -160,6 +168,25 @@ pub struct Observed {
     pub routes: Vec<ObservedRoute>,
     pub containers: Vec<ObservedContainer>,
     pub owned: BTreeSet<Owned>,
+    /// Live interfaces and routes of the host (`host`) and of every namespace that exists,
+    /// nsnet's and anyone else's: what the kernel will refuse to create twice.
+    pub live: BTreeMap<String, LiveNs>,
+}
+
+/// What the kernel shows in one namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveNs {
+    pub interfaces: BTreeSet<String>,
+    /// Addresses, with the interface holding each.
+    pub addrs: BTreeSet<(String, IpAddr)>,
+    pub routes: Vec<LiveRoute>,
+}
+
+/// A live route: its destination and output interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRoute {
+    pub dest: IpNet,
+    pub dev: Option<String>,
 }
 
 /// Kinds of objects a topology owns.

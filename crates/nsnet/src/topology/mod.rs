@@ -3,6 +3,7 @@
 //! from an invalid file.
 
 mod locate;
+mod unique;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -171,7 +172,7 @@ pub fn load(path: &FsPath) -> Result<Desired, FileError> {
 
 /// Parses and validates topology text (`file` names it in errors).
 pub fn parse(file: &str, src: &str) -> Result<Desired, FileError> {
-    let raw: File = serde_norway::from_str(src).map_err(|e| FileError {
+    let yaml_error = |e: serde_norway::Error| FileError {
         file: file.to_string(),
         line: e.location().map(|l| l.line()),
         field: String::new(),
@@ -181,7 +182,10 @@ pub fn parse(file: &str, src: &str) -> Result<Desired, FileError> {
             .next()
             .unwrap_or_default()
             .to_string(),
-    })?;
+    };
+    // First pass: a repeated key anywhere is an error (not last-wins), at the key's line.
+    serde_norway::from_str::<unique::NoDuplicates>(src).map_err(yaml_error)?;
+    let raw: File = serde_norway::from_str(src).map_err(yaml_error)?;
     let ctx = Ctx {
         file: file.to_string(),
         src,
@@ -560,6 +564,64 @@ mod tests {
         )))
         .unwrap();
         assert_eq!(d.networks.len(), 2);
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_with_its_line_at_every_level() {
+        let cases = [
+            (
+                "name: t\nnamespaces: [red]\nname: u\n",
+                "t.yaml:3: ",
+                "\"name\"",
+            ),
+            (
+                "name: t\nnetworks:\n  lan: { subnets: [10.0.0.0/24] }\n  lan: { subnets: [10.1.0.0/24] }\n",
+                "t.yaml:4: networks: ",
+                "\"lan\"",
+            ),
+            (
+                "name: t\nnetworks:\n  lan:\n    subnets: [10.0.0.0/24]\n    internal: true\n    internal: false\n",
+                "t.yaml:6: networks.lan: ",
+                "\"internal\"",
+            ),
+            (
+                "name: t\nnamespaces: [red]\nnetworks:\n  lan:\n    subnets: [10.0.0.0/24]\n    endpoints:\n      red: { ip: [10.0.0.4] }\n      red: { ip: [10.0.0.5] }\n",
+                "t.yaml:8: networks.lan.endpoints: ",
+                "\"red\"",
+            ),
+            (
+                "name: t\nnamespaces: [red]\nnetworks:\n  lan:\n    subnets: [10.0.0.0/24]\n    endpoints:\n      red:\n        ip: [10.0.0.4]\n        ip: [10.0.0.5]\n",
+                "t.yaml:9: networks.lan.endpoints.red: ",
+                "\"ip\"",
+            ),
+            (
+                "name: t\nnamespaces: [a, b]\nlinks:\n  - a: { netns: a, delay: 5ms, delay: 9ms }\n    b: { netns: b }\n",
+                "t.yaml:4: links[0].a: ",
+                "\"delay\"",
+            ),
+            (
+                "name: t\nnamespaces: [a]\nroutes:\n  - netns: a\n    dest: 10.0.0.0/8\n    via: 10.0.0.1\n    dest: 10.9.0.0/16\n",
+                "t.yaml:7: routes[0]: ",
+                "\"dest\"",
+            ),
+            (
+                "name: t\ncontainers:\n  api: { command: [sleep, infinity] }\n  api: { command: [sleep, '1'] }\n",
+                "t.yaml:4: containers: ",
+                "\"api\"",
+            ),
+            (
+                "name: t\nnetworks:\n  lan: { subnets: [10.0.0.0/24] }\ncontainers:\n  api:\n    command: [sleep, infinity]\n    env: [A=1]\n    env: [A=2]\n",
+                "t.yaml:8: containers.api: ",
+                "\"env\"",
+            ),
+        ];
+        for (src, prefix, key) in cases {
+            let e = err(src);
+            assert!(
+                e.starts_with(prefix) && e.contains(&format!("key {key} is given twice")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
