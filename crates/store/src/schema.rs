@@ -115,6 +115,11 @@ CREATE TABLE topology_objects (
     r#"
 CREATE INDEX endpoints_by_container ON endpoints(container_id);
 "#,
+    // A network a CNI ADD created belongs to its configuration: it goes with its last
+    // attachment, and a changed definition replaces it while nothing is attached.
+    r#"
+ALTER TABLE networks ADD COLUMN cni_owned INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.

@@ -105,7 +105,7 @@ impl<'c> Tx<'c> {
         let row = self
             .0
             .query_row(
-                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks WHERE name = ?1",
+                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, cni_owned FROM networks WHERE name = ?1",
                 [name.as_str()],
                 raw_network,
             )
@@ -116,7 +116,7 @@ impl<'c> Tx<'c> {
     /// All networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc FROM networks ORDER BY name",
+            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, cni_owned FROM networks ORDER BY name",
         )?;
         let raws = stmt
             .query_map([], raw_network)?
@@ -150,11 +150,40 @@ impl<'c> Tx<'c> {
                 masquerade: r.masquerade,
                 icc: r.icc,
             },
+            cni_owned: r.cni_owned,
             state: RowState::parse(&r.state),
             pid: r.pid,
             boot_id: r.boot_id,
             created_at: r.created_at,
         })
+    }
+
+    /// Records that a CNI ADD created the network (its configuration owns it).
+    pub fn set_network_cni_owned(&self, name: &NetName) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE networks SET cni_owned = 1 WHERE name = ?1",
+            [name.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Takes a network out of use for removal by process `pid`: back to `creating`, so other
+    /// processes wait for it to be gone and `gc` finishes the removal if `pid` dies.
+    pub fn claim_network(&self, name: &NetName, pid: u32, boot_id: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE networks SET state = 'creating', pid = ?2, boot_id = ?3 WHERE name = ?1",
+            params![name.as_str(), pid, boot_id],
+        )?;
+        Ok(())
+    }
+
+    /// Whether any endpoint (in any state) is attached to a network.
+    pub fn network_in_use(&self, name: &NetName) -> Result<bool, StoreError> {
+        Ok(self.0.query_row(
+            "SELECT EXISTS (SELECT 1 FROM endpoints WHERE network = ?1)",
+            [name.as_str()],
+            |r| r.get(0),
+        )?)
     }
 
     // ---- endpoints and addresses ----
@@ -451,6 +480,7 @@ struct RawNetwork {
     created_at: i64,
     masquerade: bool,
     icc: bool,
+    cni_owned: bool,
 }
 
 fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
@@ -465,6 +495,7 @@ fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
         created_at: r.get(7)?,
         masquerade: r.get(8)?,
         icc: r.get(9)?,
+        cni_owned: r.get(10)?,
     })
 }
 
