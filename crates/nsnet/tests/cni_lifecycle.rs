@@ -217,3 +217,40 @@ fn the_state_directory_comes_from_the_configuration_not_the_environment() {
     );
     assert_nothing_left(&s);
 }
+
+#[test]
+fn an_unused_network_no_del_removed_gives_way_to_a_new_one() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    let d = Driver::new(&s);
+    let a = Conflist::single("1.0.0", plugin("a", "10.233.0.0/24"));
+    let ns = netns(&s, "c1");
+    d.add(&a, &Runtime::new("ctr1", &ns)).unwrap();
+    // The namespace went behind nsnet's back and `nsnet gc` collected the attachment: no
+    // DEL will come, and network a stays, empty.
+    assert_eq!(s.sh("ip", &["netns", "del", "c1"]).code, 0);
+    s.ok(&["gc"]);
+    assert_eq!((count(&s, "endpoints"), count(&s, "networks")), (0, 1));
+    // A new network with a's subnet takes its place; one made with the CLI would not.
+    let b = Conflist::single("1.0.0", plugin("b", "10.233.0.0/24"));
+    let ns = netns(&s, "c2");
+    let rt = Runtime::new("ctr2", &ns);
+    let res = d.add(&b, &rt).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res["ips"][0]["address"], "10.233.0.2/24");
+    assert!(!s.host_links().contains(&"cni-a".to_string()), "cni-a left");
+    assert!(s.ping("c2", "10.233.0.1"));
+    s.ok(&["network", "create", "cli", "--subnet", "10.234.0.0/24"]);
+    let c = Conflist::single("1.0.0", plugin("c", "10.234.0.0/24"));
+    let ns3 = netns(&s, "c3");
+    let e = d.add(&c, &Runtime::new("ctr3", &ns3)).unwrap_err();
+    assert!(
+        e.msg
+            .contains("overlaps subnet 10.234.0.0/24 of network cli"),
+        "{e}"
+    );
+    d.del(&b, &rt, Some(&res)).unwrap();
+    s.ok(&["network", "rm", "cli"]);
+    assert_nothing_left(&s);
+}
