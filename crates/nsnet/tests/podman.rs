@@ -203,7 +203,12 @@ fn podman_rounds_with_networks_that_come_and_go() {
     let p = Podman::new(&s);
     // Pairs of rounds: `network create` of a new network with the subnet the previous pair
     // used; then the same conflist edited in place (other subnet and bridge); `network rm`.
-    for round in 0..12 {
+    // NSNET_PODMAN_ROUNDS runs more (a stress run).
+    let rounds: usize = std::env::var("NSNET_PODMAN_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    for round in 0..rounds {
         let net = format!("net{}", round / 2);
         let subnet = if round % 2 == 0 {
             p.network_create(&net, "10.231.0.0/24");
