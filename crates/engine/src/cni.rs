@@ -311,7 +311,17 @@ impl<K: Kernel> Engine<K> {
                 && n.boot_id == boot
                 && n.pid != pid
                 && kernel.process_alive(n.pid);
-            if !n.cni_owned || busy || tx.network_in_use(name)? {
+            if !n.cni_owned || busy {
+                return Ok(None);
+            }
+            if n.state == RowState::Ready && n.boot_id != boot {
+                // Not used since a reboot: its endpoints died with the old kernel (the first
+                // connect would drop their rows too), so they do not keep it.
+                for e in tx.endpoints_of_network(name)? {
+                    tx.delete_endpoint(e.id)?;
+                }
+            }
+            if tx.network_in_use(name)? {
                 return Ok(None);
             }
             tx.claim_network(name, pid, &boot)?;

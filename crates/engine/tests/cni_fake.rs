@@ -479,3 +479,22 @@ fn a_removal_cut_short_is_finished_by_the_next_add() {
     assert!(e.cni_release(&lan.name).unwrap());
     assert!(networks(e).is_empty());
 }
+
+#[test]
+fn after_a_reboot_dead_attachments_do_not_keep_a_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let lan = spec("lan", "10.8.0.0/24");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut before = Engine::new(store, FakeKernel::default(), 4242, "boot-a".into());
+        attach(&mut before, &lan, "a").unwrap();
+    }
+    // Rebooted: the veth and the bridge are gone, the rows stay; the configuration changed.
+    let store = Store::open(dir.path()).unwrap();
+    let mut e = Engine::new(store, FakeKernel::default(), 4343, "boot-b".into());
+    let new = spec("lan", "10.9.0.0/24");
+    let ep = attach(&mut e, &new, "b").unwrap();
+    assert_eq!(ep.addrs[0].to_string(), "10.9.0.2/24");
+    assert!(e.cni_endpoint(&key("lan", "a")).unwrap().is_none());
+    assert_eq!(count(&mut e, "endpoints"), 1);
+}
