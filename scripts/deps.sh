@@ -5,9 +5,15 @@
 # test sandboxes; nftables: the firewall backend; gcc: builds the bundled SQLite;
 # containernetworking-plugins: the reference CNI plugins (portmap, bridge, host-local) that the
 # CNI tests chain with and compare against; procps: `ps` inside containers in tests;
-# busybox-static: the --rootfs test builds a root from it (skipped without it).
+# busybox-static: the --rootfs test builds a root from it, and the engine tests their images;
+# podman, conmon, catatonit, runc: podman 4 with its CNI backend driving nsnet (tests/podman.rs);
+# containerd (ctr, shim): `ctr run --cni` driving nsnet (tests/containerd.rs). Both engines run
+# only inside the tests' sandboxes, with private roots and configuration. Listing
+# containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
+# are not installed; no service is started (see below).
 set -euo pipefail
-pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static "$@")
+pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
+  podman conmon catatonit runc containerd "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,6 +21,14 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # containerd's and podman's maintainer scripts would start their services where an init
+  # system runs: policy-rc.d's 101 ("not allowed") keeps them stopped during the install.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

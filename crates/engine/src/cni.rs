@@ -11,18 +11,19 @@ use ipnet::IpNet;
 use nsnet_core::CoreError;
 use nsnet_core::firewall::{self, FwElem, FwKey};
 use nsnet_core::ipam::Range;
-use nsnet_core::model::{Mac, NetworkSpec};
+use nsnet_core::model::{Mac, NetworkSpec, overlaps};
 use nsnet_core::names::{IfName, NetName};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::plan::EndpointLayout;
 use nsnet_core::port::PortSpec;
-use nsnet_store::{EndpointRow, RowState};
+use nsnet_store::{EndpointRow, NetworkRow, RowState};
 use nsnet_sys::kernel::{IfaceView, Kernel};
 use serde::Serialize;
 
+use crate::apply::teardown;
 use crate::network::{endpoint_firewall, endpoint_view, ns_key, primary_in};
 use crate::views::EndpointView;
-use crate::{ConnectRequest, Engine, EngineError, NetworkRequest};
+use crate::{ConnectRequest, Engine, EngineError};
 
 /// How long an ADD waits for another process that is creating the same network.
 const NETWORK_WAIT: Duration = Duration::from_secs(30);
@@ -132,8 +133,9 @@ pub struct CniGcReport {
     pub errors: Vec<String>,
 }
 
-/// Refuses a configuration whose definition of an existing network differs from the store's.
-fn same_definition(stored: &NetworkSpec, wanted: &NetworkSpec) -> Result<(), EngineError> {
+/// How a configuration's definition of a network differs from the stored one, one entry per
+/// difference ("mtu default (configuration: 1400)"); empty when they agree.
+fn definition_diffs(stored: &NetworkSpec, wanted: &NetworkSpec) -> Vec<String> {
     let subnets = |s: &NetworkSpec| {
         let mut v: Vec<String> = s
             .subnets
@@ -173,6 +175,17 @@ fn same_definition(stored: &NetworkSpec, wanted: &NetworkSpec) -> Result<(), Eng
         stored.routed.to_string(),
         wanted.routed.to_string(),
     );
+    diffs
+}
+
+/// Refuses a configuration whose definition of an existing network differs from the store's;
+/// `remedy` says how the stored one can go.
+fn same_definition(
+    stored: &NetworkSpec,
+    wanted: &NetworkSpec,
+    remedy: &str,
+) -> Result<(), EngineError> {
+    let diffs = definition_diffs(stored, wanted);
     if diffs.is_empty() {
         return Ok(());
     }
@@ -180,13 +193,35 @@ fn same_definition(stored: &NetworkSpec, wanted: &NetworkSpec) -> Result<(), Eng
         what: "network configuration",
         value: wanted.name.to_string(),
         reason: format!(
-            "network {} already exists with {}; make the configuration match, or remove the network once nothing is attached (nsnet network rm {})",
+            "network {} already exists with {}; {remedy}",
             wanted.name,
             diffs.join(", "),
-            wanted.name
         ),
     }
     .into())
+}
+
+/// The remedy for a definition that differs from the stored network `n`.
+fn remedy(n: &NetworkRow) -> String {
+    if n.cni_owned {
+        format!(
+            "it takes the new definition once nothing is attached to it (`nsnet network inspect {}` lists what is)",
+            n.spec.name
+        )
+    } else {
+        format!(
+            "make the configuration match, or remove the network once nothing is attached (nsnet network rm {})",
+            n.spec.name
+        )
+    }
+}
+
+/// Whether two networks could not exist side by side (same bridge, or overlapping subnets).
+fn clashes(a: &NetworkSpec, b: &NetworkSpec) -> bool {
+    a.bridge == b.bridge
+        || a.subnets
+            .iter()
+            .any(|x| b.subnets.iter().any(|y| overlaps(&x.cidr, &y.cidr)))
 }
 
 fn iface<'a>(ifaces: &'a [IfaceView], name: &str) -> Option<&'a IfaceView> {
@@ -195,39 +230,122 @@ fn iface<'a>(ifaces: &'a [IfaceView], name: &str) -> Option<&'a IfaceView> {
 
 impl<K: Kernel> Engine<K> {
     /// Makes sure the network exists as `spec` defines it: creates it on first use (waiting
-    /// while another process creates it), else refuses a different definition.
+    /// while another process creates or removes it), replaces a network the configuration owns
+    /// whose definition changed while nothing is attached, and removes unused networks the
+    /// configurations own that are in the way (same bridge, overlapping subnets). Refuses a
+    /// different definition of a network with attachments or created by the CLI.
     pub fn cni_network(&mut self, spec: &NetworkSpec) -> Result<(), EngineError> {
         let deadline = Instant::now() + NETWORK_WAIT;
         let mut collected = false;
         loop {
             match self.store.read(|tx| tx.network(&spec.name))? {
-                None => match self.network_create(NetworkRequest { spec: spec.clone() }) {
-                    Ok(_) => return Ok(()),
-                    // Another ADD created it first: look again.
-                    Err(EngineError::Exists { .. }) => continue,
-                    Err(err) => return Err(err),
-                },
-                Some(n) if n.state == RowState::Ready => return same_definition(&n.spec, spec),
+                None => {
+                    self.clear_way_for(spec)?;
+                    match self.create_network(spec.clone(), true) {
+                        Ok(_) => return Ok(()),
+                        // Another ADD created it first: look again.
+                        Err(EngineError::Exists { .. }) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Some(n) if n.state == RowState::Ready => {
+                    if definition_diffs(&n.spec, spec).is_empty() {
+                        return Ok(());
+                    }
+                    // The configuration changed: the new definition wins while nothing is
+                    // attached (the old network goes, the next round creates the new one).
+                    if !(n.cni_owned && self.cni_release(&spec.name)?) {
+                        return same_definition(&n.spec, spec, &remedy(&n));
+                    }
+                }
                 Some(n) => {
                     let orphaned = n.boot_id != self.boot_id || !self.kernel.process_alive(n.pid);
                     if orphaned && !collected {
-                        // Its creator died half-way: undo that, then create it afresh.
+                        // Its creator (or remover) died half-way: undo that, then go on.
                         self.gc()?;
                         collected = true;
                         continue;
                     }
-                    if Instant::now() > deadline {
-                        return Err(EngineError::Conflict(format!(
-                            "network {} is still being created by process {} after {}s; run `nsnet gc` if that process is stuck",
-                            spec.name,
-                            n.pid,
-                            NETWORK_WAIT.as_secs()
-                        )));
-                    }
                     std::thread::sleep(NETWORK_POLL);
                 }
             }
+            if Instant::now() > deadline {
+                return Err(EngineError::Conflict(format!(
+                    "network {} is still being created or removed by another process after {}s; run `nsnet gc` if that process is stuck",
+                    spec.name,
+                    NETWORK_WAIT.as_secs()
+                )));
+            }
         }
+    }
+
+    /// Removes the networks configurations own that stand in the way of `spec` and have
+    /// nothing attached: a runtime that deleted network A and defined B with A's subnet
+    /// never sends A another DEL.
+    fn clear_way_for(&mut self, spec: &NetworkSpec) -> Result<(), EngineError> {
+        let in_way: Vec<NetName> = self.store.read(|tx| {
+            Ok::<_, EngineError>(
+                tx.networks()?
+                    .into_iter()
+                    .filter(|n| n.cni_owned && n.spec.name != spec.name && clashes(&n.spec, spec))
+                    .map(|n| n.spec.name)
+                    .collect(),
+            )
+        })?;
+        for name in in_way {
+            // One with attachments stays, and creation names the clash.
+            self.cni_release(&name)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a network a CNI configuration owns once nothing is attached to it: bridge,
+    /// firewall elements, row. Ok(false) when it stays (attachments, created by the CLI, or
+    /// another live process is creating or removing it). The decision is taken under the
+    /// store's write lock and marks the row in flux first, so an ADD racing with the removal
+    /// either attached before (and the network stays) or waits and creates it anew; if this
+    /// process dies half-way, `gc` (or the next ADD) finishes the removal.
+    pub fn cni_release(&mut self, name: &NetName) -> Result<bool, EngineError> {
+        let (pid, boot) = (self.pid, self.boot_id.clone());
+        let kernel = &mut self.kernel;
+        let claimed = self.store.write(|tx| {
+            let Some(n) = tx.network(name)? else {
+                return Ok::<_, EngineError>(None);
+            };
+            let busy = n.state != RowState::Ready
+                && n.boot_id == boot
+                && n.pid != pid
+                && kernel.process_alive(n.pid);
+            if !n.cni_owned || busy {
+                return Ok(None);
+            }
+            if n.state == RowState::Ready && n.boot_id != boot {
+                // Not used since a reboot: its endpoints died with the old kernel (the first
+                // connect would drop their rows too), so they do not keep it.
+                for e in tx.endpoints_of_network(name)? {
+                    tx.delete_endpoint(e.id)?;
+                }
+            }
+            if tx.network_in_use(name)? {
+                return Ok(None);
+            }
+            tx.mark_network_removing(name, pid, &boot)?;
+            Ok(Some(n.spec))
+        })?;
+        let Some(spec) = claimed else {
+            return Ok(false);
+        };
+        // The tables stay when the last network goes (unlike `network rm`): removing and
+        // reinstalling them would run `nft` on every container's ADD and DEL.
+        let errors = teardown(&mut self.kernel, &nsnet_core::plan::remove_network(&spec));
+        if !errors.is_empty() {
+            return Err(EngineError::Teardown {
+                op: format!("remove network {name} after its last attachment"),
+                errors,
+            });
+        }
+        self.store.write(|tx| tx.delete_network(name))?;
+        Ok(true)
     }
 
     /// The attachment `key` names, if any.
@@ -262,7 +380,27 @@ impl<K: Kernel> Engine<K> {
     }
 
     fn cni_add_inner(&mut self, req: &CniAdd, key: &CniKey) -> Result<EndpointView, EngineError> {
-        self.cni_network(&req.spec)?;
+        let deadline = Instant::now() + NETWORK_WAIT;
+        loop {
+            self.cni_network(&req.spec)?;
+            match self.attach(req, key) {
+                Ok(view) => return Ok(view),
+                Err(err) => {
+                    // The network's last other attachment left and took the network with it
+                    // between our look and the connect: start over (the connect undid itself).
+                    let gone = self
+                        .store
+                        .read(|tx| tx.network(&req.spec.name))?
+                        .is_none_or(|n| n.state != RowState::Ready);
+                    if !gone || Instant::now() > deadline {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+
+    fn attach(&mut self, req: &CniAdd, key: &CniKey) -> Result<EndpointView, EngineError> {
         if let Some(e) = self.cni_endpoint(key)? {
             return Err(EngineError::Conflict(format!(
                 "{key} is already attached (in netns {}, addresses {}); DEL it first",
@@ -368,7 +506,7 @@ impl<K: Kernel> Engine<K> {
             .store
             .read(|tx| tx.network(&spec.name))?
             .ok_or_else(|| EngineError::not_found("network", &spec.name))?;
-        same_definition(&net.spec, spec)?;
+        same_definition(&net.spec, spec, &remedy(&net))?;
         let ep = self
             .cni_endpoint(key)?
             .ok_or_else(|| EngineError::not_found("attachment of", key))?;

@@ -97,7 +97,15 @@ impl<K: Kernel> Engine<K> {
     /// Creates a network: bridge, gateway addresses, up. Refuses names, bridges and subnets
     /// that clash with another nsnet network or a route already on the host.
     pub fn network_create(&mut self, req: NetworkRequest) -> Result<NetworkDetail, EngineError> {
-        let spec = req.spec;
+        self.create_network(req.spec, false)
+    }
+
+    /// `network_create`, recording whether a CNI configuration owns the network.
+    pub(crate) fn create_network(
+        &mut self,
+        spec: NetworkSpec,
+        cni_owned: bool,
+    ) -> Result<NetworkDetail, EngineError> {
         let what = format!("create network {}", spec.name);
         let host_routes = self.kernel.view(&NsRef::Host)?.routes;
         let (pid, boot) = (self.pid, self.boot_id.clone());
@@ -156,6 +164,9 @@ impl<K: Kernel> Engine<K> {
                 }
             }
             tx.insert_network(&spec, pid, &boot)?;
+            if cni_owned {
+                tx.set_network_cni_owned(&spec.name)?;
+            }
             // Under the write lock: two processes never install the skeleton twice.
             kernel.fw_ensure()?;
             Ok(())

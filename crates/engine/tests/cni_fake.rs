@@ -110,7 +110,10 @@ fn first_add_creates_the_network_and_later_ones_must_match_it() {
         msg.contains("network lan already exists with mtu default (configuration: 1400), ipMasq true (configuration: false)"),
         "{msg}"
     );
-    assert!(msg.contains("nsnet network rm lan"), "{msg}");
+    assert!(
+        msg.contains("it takes the new definition once nothing is attached to it"),
+        "{msg}"
+    );
     // The same attachment twice.
     let err = attach(e, &lan, "a").unwrap_err().to_string();
     assert!(
@@ -316,4 +319,182 @@ fn a_network_left_half_created_by_a_dead_process_is_redone() {
     attach(e, &lan, "a").unwrap();
     let row = e.store().read(|tx| tx.network(&lan.name)).unwrap().unwrap();
     assert_eq!(row.pid, 4242);
+}
+
+fn networks(e: &mut Engine<FakeKernel>) -> Vec<String> {
+    e.store()
+        .read(|tx| tx.networks())
+        .unwrap()
+        .into_iter()
+        .map(|n| n.spec.name.to_string())
+        .collect()
+}
+
+#[test]
+fn a_network_the_configuration_created_goes_with_its_last_attachment() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let lan = spec("lan", "10.8.0.0/24");
+    let a = add(e, &lan, "a");
+    e.cni_add(&a).unwrap();
+    attach(e, &lan, "b").unwrap();
+    assert!(e.cni_del(&key("lan", "a")).unwrap());
+    assert!(!e.cni_release(&lan.name).unwrap(), "b is still attached");
+    assert!(e.cni_del(&key("lan", "b")).unwrap());
+    assert!(e.cni_release(&lan.name).unwrap());
+    assert!(networks(e).is_empty());
+    assert!(e.kernel().links_in("host").is_empty(), "bridge left");
+    assert!(e.kernel().fw.is_empty(), "{:?}", e.kernel().fw);
+    // Nothing left to release; the next ADD creates it again.
+    assert!(!e.cni_release(&lan.name).unwrap());
+    e.cni_add(&a).unwrap();
+    assert_eq!(networks(e), ["lan"]);
+    // A CLI endpoint on it keeps it.
+    e.netns_add(&NsName::new("cli").unwrap()).unwrap();
+    e.connect(ConnectRequest {
+        network: lan.name.clone(),
+        netns: NsRef::Named("cli".into()),
+        ips: vec![],
+        mac: None,
+        ifname: None,
+        container_id: None,
+        publish: vec![],
+    })
+    .unwrap();
+    e.cni_del(&key("lan", "a")).unwrap();
+    assert!(!e.cni_release(&lan.name).unwrap());
+    assert_eq!(networks(e), ["lan"]);
+}
+
+#[test]
+fn networks_made_with_the_cli_are_never_released() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let lan = spec("lan", "10.8.0.0/24");
+    e.network_create(nsnet_engine::NetworkRequest { spec: lan.clone() })
+        .unwrap();
+    attach(e, &lan, "a").unwrap();
+    e.cni_del(&key("lan", "a")).unwrap();
+    assert!(!e.cni_release(&lan.name).unwrap());
+    assert_eq!(networks(e), ["lan"]);
+    // Nor replaced by another definition, nor cleared out of another network's way.
+    let err = attach(e, &spec("lan", "10.9.0.0/24"), "b")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nsnet network rm lan"), "{err}");
+    let err = attach(e, &spec("other", "10.8.0.0/25"), "c")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("overlaps subnet 10.8.0.0/24 of network lan"),
+        "{err}"
+    );
+    assert_eq!(networks(e), ["lan"]);
+}
+
+#[test]
+fn a_new_network_takes_the_subnet_or_bridge_of_an_unused_one() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    // `podman network rm a; podman network create b --subnet <a's>`: no DEL ever comes for
+    // a network whose attachments went without one (or before nsnet released networks).
+    let a = spec("a", "10.231.0.0/24");
+    attach(e, &a, "x").unwrap();
+    e.cni_del(&key("a", "x")).unwrap();
+    let b = spec("b", "10.231.0.0/24");
+    let ep = attach(e, &b, "y").unwrap();
+    assert_eq!(ep.addrs[0].to_string(), "10.231.0.2/24");
+    assert_eq!(networks(e), ["b"]);
+    assert_eq!(e.kernel().links_in("host").len(), 2, "nsbr-b and y's veth");
+    // Same bridge name, other subnet.
+    e.cni_del(&key("b", "y")).unwrap();
+    let mut c = spec("c", "10.232.0.0/24");
+    c.bridge = b.bridge.clone();
+    attach(e, &c, "z").unwrap();
+    assert_eq!(networks(e), ["c"]);
+    // One that still has an attachment stays, and the clash is named.
+    let d = spec("d", "10.232.0.0/16");
+    let err = attach(e, &d, "w").unwrap_err().to_string();
+    assert!(
+        err.contains("overlaps subnet 10.232.0.0/24 of network c"),
+        "{err}"
+    );
+    assert_eq!(networks(e), ["c"]);
+}
+
+#[test]
+fn a_changed_definition_replaces_the_network_once_nothing_is_attached() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let old = spec("lan", "10.8.0.0/24");
+    attach(e, &old, "a").unwrap();
+    let new = spec("lan", "10.9.0.0/24");
+    let err = attach(e, &new, "b").unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "subnets 10.8.0.0/24 (gateway 10.8.0.1) (configuration: 10.9.0.0/24 (gateway 10.9.0.1))"
+        ) && err.contains("it takes the new definition once nothing is attached to it"),
+        "{err}"
+    );
+    e.cni_del(&key("lan", "a")).unwrap();
+    let ep = attach(e, &new, "b").unwrap();
+    assert_eq!(ep.addrs[0].to_string(), "10.9.0.2/24");
+    let row = e.store().read(|tx| tx.network(&new.name)).unwrap().unwrap();
+    assert_eq!(row.spec, new);
+    assert!(row.cni_owned);
+    let ops: Vec<String> = e.kernel().log.iter().map(ToString::to_string).collect();
+    assert!(
+        ops.iter()
+            .any(|o| o == "add address 10.9.0.1/24 to nsbr-lan in netns host"),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn a_removal_cut_short_is_finished_by_the_next_add() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let lan = spec("lan", "10.8.0.0/24");
+    attach(e, &lan, "a").unwrap();
+    e.cni_del(&key("lan", "a")).unwrap();
+    // A DEL that claimed the network and died before removing it.
+    e.store()
+        .write(|tx| tx.mark_network_removing(&lan.name, 777, "boot-a"))
+        .unwrap();
+    // While its remover lives, the network is not ours to release.
+    assert!(!e.cni_release(&lan.name).unwrap());
+    e.kernel().dead_pids.insert(777);
+    let ep = attach(e, &lan, "b").unwrap();
+    assert_eq!(ep.addrs[0].to_string(), "10.8.0.2/24");
+    let row = e.store().read(|tx| tx.network(&lan.name)).unwrap().unwrap();
+    assert_eq!((row.pid, row.cni_owned), (4242, true));
+    // A release whose teardown fails leaves the claim for the next one.
+    e.cni_del(&key("lan", "b")).unwrap();
+    e.kernel().fail_on = Some("delete nsbr-lan".into());
+    let err = e.cni_release(&lan.name).unwrap_err().to_string();
+    assert!(
+        err.contains("remove network lan after its last attachment"),
+        "{err}"
+    );
+    assert!(e.cni_release(&lan.name).unwrap());
+    assert!(networks(e).is_empty());
+}
+
+#[test]
+fn after_a_reboot_dead_attachments_do_not_keep_a_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let lan = spec("lan", "10.8.0.0/24");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut before = Engine::new(store, FakeKernel::default(), 4242, "boot-a".into());
+        attach(&mut before, &lan, "a").unwrap();
+    }
+    // Rebooted: the veth and the bridge are gone, the rows stay; the configuration changed.
+    let store = Store::open(dir.path()).unwrap();
+    let mut e = Engine::new(store, FakeKernel::default(), 4343, "boot-b".into());
+    let new = spec("lan", "10.9.0.0/24");
+    let ep = attach(&mut e, &new, "b").unwrap();
+    assert_eq!(ep.addrs[0].to_string(), "10.9.0.2/24");
+    assert!(e.cni_endpoint(&key("lan", "a")).unwrap().is_none());
+    assert_eq!(count(&mut e, "endpoints"), 1);
 }

@@ -38,6 +38,9 @@ impl RowState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkRow {
     pub spec: NetworkSpec,
+    /// Created by a CNI ADD: removed with its last attachment, replaced when its
+    /// configuration changes while nothing is attached.
+    pub cni_owned: bool,
     pub state: RowState,
     pub pid: u32,
     pub boot_id: String,

@@ -136,6 +136,11 @@ ALTER TABLE networks ADD COLUMN routed INTEGER NOT NULL DEFAULT 0;
     r#"
 CREATE INDEX endpoints_by_mac ON endpoints(network, mac);
 "#,
+    // A network a CNI ADD created belongs to its configuration: it goes with its last
+    // attachment, and a changed definition replaces it while nothing is attached.
+    r#"
+ALTER TABLE networks ADD COLUMN cni_owned INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema to the latest version inside one transaction.

@@ -119,7 +119,7 @@ impl<'c> Tx<'c> {
         let row = self
             .0
             .query_row(
-                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed FROM networks WHERE name = ?1",
+                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned FROM networks WHERE name = ?1",
                 [name.as_str()],
                 raw_network,
             )
@@ -130,7 +130,7 @@ impl<'c> Tx<'c> {
     /// All networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed FROM networks ORDER BY name",
+            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned FROM networks ORDER BY name",
         )?;
         let raws = stmt
             .query_map([], raw_network)?
@@ -165,11 +165,30 @@ impl<'c> Tx<'c> {
                 icc: r.icc,
                 routed: r.routed,
             },
+            cni_owned: r.cni_owned,
             state: RowState::parse(&r.state),
             pid: r.pid,
             boot_id: r.boot_id,
             created_at: r.created_at,
         })
+    }
+
+    /// Records that a CNI ADD created the network (its configuration owns it).
+    pub fn set_network_cni_owned(&self, name: &NetName) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE networks SET cni_owned = 1 WHERE name = ?1",
+            [name.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Whether any endpoint (in any state) is attached to a network.
+    pub fn network_in_use(&self, name: &NetName) -> Result<bool, StoreError> {
+        Ok(self.0.query_row(
+            "SELECT EXISTS (SELECT 1 FROM endpoints WHERE network = ?1)",
+            [name.as_str()],
+            |r| r.get(0),
+        )?)
     }
 
     // ---- endpoints and addresses ----
@@ -518,6 +537,7 @@ struct RawNetwork {
     masquerade: bool,
     icc: bool,
     routed: bool,
+    cni_owned: bool,
 }
 
 fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
@@ -533,6 +553,7 @@ fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
         masquerade: r.get(8)?,
         icc: r.get(9)?,
         routed: r.get(10)?,
+        cni_owned: r.get(11)?,
     })
 }
 

@@ -295,6 +295,9 @@ pub fn nsnet_chain(nsnet: &Path, versions: &[String], net: Net, state_dir: &Path
             "hairpinMode": true,
             "ipam": ipam(net, None),
             "capabilities": {"portMappings": true},
+            // A CNI plugin's state directory is a configuration key: nsnet refuses an
+            // NSNET_STATE_DIR that disagrees with it (runtimes drop the environment on DEL).
+            "stateDir": state_dir,
         }),
     }];
     let dir = nsnet
@@ -385,6 +388,7 @@ mod tests {
         );
         assert!(chain.cni_path.starts_with("/x:"));
         assert_eq!(chain.env[0].1, "/run/s");
+        assert_eq!(chain.plugins[0].conf["stateDir"], "/run/s");
         let old = nsnet_chain(
             Path::new("/x/nsnet"),
             &["0.4.0".into()],

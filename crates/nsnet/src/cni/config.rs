@@ -108,7 +108,7 @@ pub struct Basics {
     pub cni_version: Option<String>,
     pub cni_versions: Option<Vec<String>>,
     pub name: Option<String>,
-    /// nsnet: the state directory (default `NSNET_STATE_DIR`, else /var/lib/nsnet).
+    /// nsnet: the state directory (default /var/lib/nsnet).
     pub state_dir: Option<PathBuf>,
 }
 
@@ -228,12 +228,43 @@ impl Basics {
         Ok(NetName::new(name)?)
     }
 
-    /// The state directory: `stateDir`, else `NSNET_STATE_DIR`, else the default.
-    pub fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .or_else(|| std::env::var_os("NSNET_STATE_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(nsnet_store::DEFAULT_STATE_DIR))
+    /// The state directory: `stateDir`, else the default; never the environment. Runtimes
+    /// cache the configuration for DEL but not their environment, and some run DEL from
+    /// another process (podman's `container cleanup`, started by conmon with only PATH): a
+    /// directory taken from the environment would send that DEL to another store, where it
+    /// finds nothing, and the attachment would outlive it.
+    pub fn state_dir(&self) -> Result<PathBuf, CniError> {
+        match &self.state_dir {
+            Some(d) if !d.is_absolute() => Err(invalid(format!(
+                "stateDir {}: give an absolute path (a relative one depends on the runtime's working directory)",
+                d.display()
+            ))),
+            Some(d) => Ok(d.clone()),
+            None => Ok(PathBuf::from(nsnet_store::DEFAULT_STATE_DIR)),
+        }
+    }
+
+    /// Refuses `NSNET_STATE_DIR` (`env`, the variable's value) when it names another
+    /// directory than the configuration: the CLI honours it, a CNI plugin cannot (see
+    /// `state_dir`), and following it silently would split attachments across stores.
+    pub fn env_agrees(&self, env: Option<&std::ffi::OsStr>) -> Result<(), CniError> {
+        let dir = self.state_dir()?;
+        match env.filter(|v| !v.is_empty()).map(PathBuf::from) {
+            Some(e) if e != dir => Err(CniError::new(
+                code::INVALID_ENV,
+                format!(
+                    "NSNET_STATE_DIR={} differs from the state directory of the network configuration ({}{}): runtimes do not pass their environment to every call (podman runs DEL from its cleanup process without it), so give the directory as \"stateDir\" in the configuration",
+                    e.display(),
+                    dir.display(),
+                    if self.state_dir.is_none() {
+                        ", the default"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -528,6 +559,37 @@ mod tests {
                 "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]]
             }
         })
+    }
+
+    #[test]
+    fn the_state_dir_comes_from_the_configuration_only() {
+        let b = |v: Value| Basics::from_json(&v).unwrap();
+        let none = b(json!({"name": "n"}));
+        assert_eq!(none.state_dir().unwrap(), PathBuf::from("/var/lib/nsnet"));
+        none.env_agrees(None).unwrap();
+        none.env_agrees(Some("".as_ref())).unwrap();
+        none.env_agrees(Some("/var/lib/nsnet/".as_ref())).unwrap();
+        let e = none.env_agrees(Some("/tmp/s".as_ref())).unwrap_err();
+        assert_eq!(e.code, code::INVALID_ENV);
+        assert!(
+            e.msg.starts_with("NSNET_STATE_DIR=/tmp/s differs from the state directory of the network configuration (/var/lib/nsnet, the default)")
+                && e.msg.contains("\"stateDir\""),
+            "{}",
+            e.msg
+        );
+        let set = b(json!({"name": "n", "stateDir": "/tmp/s"}));
+        assert_eq!(set.state_dir().unwrap(), PathBuf::from("/tmp/s"));
+        set.env_agrees(Some("/tmp/s".as_ref())).unwrap();
+        set.env_agrees(None).unwrap();
+        assert!(set.env_agrees(Some("/tmp/t".as_ref())).is_err());
+        let rel = b(json!({"name": "n", "stateDir": "state"}));
+        let e = rel.state_dir().unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG);
+        assert!(
+            e.msg.contains("stateDir state: give an absolute path"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]

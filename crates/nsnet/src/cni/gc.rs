@@ -1,5 +1,6 @@
 //! GC: remove every attachment of the network (made for a container) that is not in
-//! `cni.dev/valid-attachments`, releasing its addresses, firewall elements and links.
+//! `cni.dev/valid-attachments`, releasing its addresses, firewall elements and links, and the
+//! network itself when the configuration created it and nothing is left attached.
 
 use super::config::NetConf;
 use super::error::{CniError, code};
@@ -24,6 +25,8 @@ pub fn run(conf: &NetConf, version: Version) -> Result<(), CniError> {
         tracing::info!(network = %name, attachment = %r, "CNI GC removed");
     }
     if report.errors.is_empty() {
+        // A network the configuration created goes with its last attachment.
+        engine.cni_release(&name)?;
         Ok(())
     } else {
         Err(CniError::new(

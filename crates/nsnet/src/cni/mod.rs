@@ -32,10 +32,26 @@ pub fn invoked() -> bool {
     std::env::var_os("CNI_COMMAND").is_some()
 }
 
-/// Opens the engine on the configuration's state directory.
+/// Opens the engine on the configuration's state directory, refusing an environment that
+/// names another one.
 fn open(basics: &Basics) -> Result<Engine<LiveKernel>, CniError> {
-    let dir = basics.state_dir();
-    let store = Store::open(&dir).map_err(|e| {
+    basics.env_agrees(std::env::var_os("NSNET_STATE_DIR").as_deref())?;
+    open_dir(&basics.state_dir()?)
+}
+
+/// Opens the engine for DEL: on the configuration's state directory whatever the
+/// environment says (a DEL must reach the store its ADD used), and only when a store is
+/// there (no store, no attachment: DEL creates none). None when there is none.
+fn open_for_del(basics: &Basics) -> Result<Option<Engine<LiveKernel>>, CniError> {
+    let dir = basics.state_dir()?;
+    if !dir.join(nsnet_store::DB_FILE).exists() {
+        return Ok(None);
+    }
+    open_dir(&dir).map(Some)
+}
+
+fn open_dir(dir: &std::path::Path) -> Result<Engine<LiveKernel>, CniError> {
+    let store = Store::open(dir).map_err(|e| {
         CniError::new(
             code::IO_FAILURE,
             format!("open nsnet state in {}: {e}", dir.display()),

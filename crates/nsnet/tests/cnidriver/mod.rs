@@ -172,6 +172,16 @@ impl<'a> Driver<'a> {
         Driver { sandbox, dir }
     }
 
+    /// The state directory nsnet's configurations name: the sandbox's, or (run directly
+    /// inside one) the one `NSNET_STATE_DIR` gives this process.
+    pub fn state_dir(&self) -> String {
+        match self.sandbox {
+            Some(s) => s.state_dir().display().to_string(),
+            None => std::env::var("NSNET_STATE_DIR")
+                .expect("a driver run directly needs NSNET_STATE_DIR (the sandbox's)"),
+        }
+    }
+
     /// CNI_PATH.
     pub fn cni_path(&self) -> String {
         format!("{}:{REFERENCE_DIR}", self.dir.path().display())
@@ -187,6 +197,16 @@ impl<'a> Driver<'a> {
 
     /// Runs a plugin binary with this environment and stdin.
     pub fn raw(&self, kind: &str, env: &[(&str, &str)], stdin: &[u8]) -> Raw {
+        let mut cmd = self.command(kind);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.run(cmd, stdin)
+    }
+
+    /// The command that runs plugin `kind` (in the sandbox, with CNI_PATH), for a caller
+    /// that shapes the environment itself.
+    pub fn command(&self, kind: &str) -> Command {
         let path = self.find(kind);
         let mut cmd = match self.sandbox {
             Some(s) => s.command(path.to_str().unwrap(), &[]),
@@ -196,9 +216,11 @@ impl<'a> Driver<'a> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        cmd
+    }
+
+    /// Runs a plugin command with `stdin`.
+    pub fn run(&self, mut cmd: Command, stdin: &[u8]) -> Raw {
         let mut child = cmd.spawn().unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         let out = child.wait_with_output().unwrap();
@@ -249,6 +271,11 @@ impl<'a> Driver<'a> {
         extra: &Map<String, Value>,
     ) -> Result<Option<Value>, CniFailure> {
         let mut conf = Self::plugin_config(list, plugin, rt, prev);
+        // nsnet's state directory is a configuration key (a plugin cannot rely on the
+        // runtime's environment): the sandbox's, as an administrator would write it.
+        if conf["type"] == "nsnet" && conf.get("stateDir").is_none() {
+            conf["stateDir"] = json!(self.state_dir());
+        }
         for (k, v) in extra {
             conf[k] = v.clone();
         }

@@ -49,11 +49,25 @@ impl Run {
 impl Sandbox {
     /// Starts a sandbox and waits until its mounts are in place.
     pub fn new() -> Sandbox {
-        // /etc/netns must exist to be covered by the sandbox's tmpfs (iproute2 creates it too).
-        std::fs::create_dir_all("/etc/netns").unwrap();
-        let script = "mount -t tmpfs nsnet-test /run && mkdir -p /run/netns && \
-                      mount -t tmpfs nsnet-test /etc/netns && ip link set lo up && \
-                      echo ready && exec sleep 3600";
+        Sandbox::with_private(&[])
+    }
+
+    /// A sandbox that also hides each of `dirs` behind its own empty tmpfs, for programs
+    /// with fixed paths (a runtime's /var/lib, /etc/cni, /opt/cni/bin, /dev/shm): what they
+    /// write there stays in the sandbox and dies with it.
+    pub fn with_private(dirs: &[&str]) -> Sandbox {
+        // Mount points must exist to be covered (iproute2 creates /etc/netns too).
+        let mut script = String::from(
+            "mount -t tmpfs nsnet-test /run && mkdir -p /run/netns && \
+             mount -t tmpfs nsnet-test /etc/netns && ip link set lo up && ",
+        );
+        for d in std::iter::once(&"/etc/netns").chain(dirs) {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        for d in dirs {
+            script.push_str(&format!("mount -t tmpfs nsnet-test {d} && "));
+        }
+        script.push_str("echo ready && exec sleep 3600");
         let mut holder = Command::new("unshare")
             .args([
                 "--net",
@@ -63,7 +77,7 @@ impl Sandbox {
                 "--",
                 "sh",
                 "-c",
-                script,
+                &script,
             ])
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
@@ -83,6 +97,11 @@ impl Sandbox {
     /// The state directory (outside the sandbox, so the test can open the store).
     pub fn state_dir(&self) -> &Path {
         self.state.path()
+    }
+
+    /// The holder's pid: its namespaces are the sandbox's.
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
     }
 
     /// A command run inside the sandbox.
