@@ -11,6 +11,7 @@ pub mod ops;
 pub mod plan;
 pub mod port;
 pub mod shaping;
+pub mod switch;
 pub mod topology;
 
 pub use error::CoreError;

@@ -9,6 +9,7 @@ use crate::firewall::{self, FwChange, FwElem};
 use crate::model::{Mac, NetworkSpec};
 use crate::names::IfName;
 use crate::ops::{KernelOp, NsRef, VethEnd};
+use crate::switch;
 
 /// The loopback interface every namespace gets up.
 pub const LOOPBACK: &str = "lo";
@@ -31,41 +32,10 @@ fn fw_del(elems: Vec<FwElem>) -> Option<KernelOp> {
     (!elems.is_empty()).then(|| KernelOp::Firewall(elems.into_iter().map(FwChange::Del).collect()))
 }
 
-/// Bridge with its pinned MAC, gateway addresses, up; forwarding on for networks that route beyond themselves;
-/// `route_localnet` so the host's 127.0.0.1 reaches published ports; firewall elements.
+/// The network's switch (see `switch`); forwarding on for networks that route beyond
+/// themselves; the network's firewall elements.
 pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
-    let bridge = spec.bridge.to_string();
-    let mut ops = vec![KernelOp::CreateBridge {
-        name: bridge.clone(),
-        mtu: spec.mtu,
-        mac: spec.bridge_mac(),
-    }];
-    if has_ipv6(spec) {
-        // Before the bridge goes up: a tentative link-local address would hold back neighbour
-        // solicitations, and so the first packets to every endpoint, for a second.
-        ops.push(sysctl(&format!("net/ipv6/conf/{bridge}/accept_dad"), "0"));
-    } else {
-        // No IPv6 on an IPv4-only network's bridge: every port added or removed is a link
-        // change on which the kernel resends the bridge's MLD reports and reruns DAD, flooded
-        // to every port (through br_netfilter): setup would grow with the number of endpoints.
-        ops.push(sysctl(&format!("net/ipv6/conf/{bridge}/disable_ipv6"), "1"));
-    }
-    ops.extend(spec.subnets.iter().map(|s| KernelOp::AddAddr {
-        ns: NsRef::Host,
-        ifname: bridge.clone(),
-        addr: s.gateway_cidr(),
-    }));
-    ops.push(KernelOp::LinkUp {
-        ns: NsRef::Host,
-        ifname: bridge.clone(),
-    });
-    if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
-        // Slash form: bridge names may contain dots.
-        ops.push(sysctl(
-            &format!("net/ipv4/conf/{bridge}/route_localnet"),
-            "1",
-        ));
-    }
+    let mut ops = switch::of(spec).create(spec);
     if !spec.internal {
         if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
             ops.push(sysctl("net.ipv4.ip_forward", "1"));
@@ -90,15 +60,12 @@ fn sysctl(key: &str, value: &str) -> KernelOp {
     }
 }
 
-/// Firewall elements out, then the bridge (which takes its addresses and ports with it).
+/// Firewall elements out, then the switch (which takes its addresses and ports with it).
 pub fn remove_network(spec: &NetworkSpec) -> Vec<KernelOp> {
     let mut ops: Vec<KernelOp> = fw_del(firewall::network_elements(spec))
         .into_iter()
         .collect();
-    ops.push(KernelOp::DeleteLink {
-        ns: NsRef::Host,
-        ifname: spec.bridge.to_string(),
-    });
+    ops.extend(switch::of(spec).remove(spec));
     ops
 }
 
@@ -114,11 +81,12 @@ pub struct EndpointLayout {
     pub default_via: Vec<IpAddr>,
 }
 
-/// A veth with its host end on the network's bridge (hairpin on) and its peer made directly
+/// A veth with its host end a port of the network's switch and its peer made directly
 /// in the namespace, then loopback up, the addresses, the default routes, and the firewall
 /// elements (`fw`: the endpoint's own and its published ports') in one transaction.
 pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<KernelOp> {
     let ifname = ep.ifname.to_string();
+    let switch = switch::of(net);
     let mut ops = Vec::new();
     if has_ipv6(net) {
         // Interfaces created from now on in the namespace skip DAD and router advertisements:
@@ -131,38 +99,34 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<K
             });
         }
     }
-    ops.extend([
-        KernelOp::CreateVeth {
-            a: VethEnd {
-                ns: NsRef::Host,
-                name: ep.host_ifname.to_string(),
-                mac: None,
-                master: Some(net.bridge.to_string()),
-                // A bridge port is L2-only: IPv6 on it would only add per-port routes that the
-                // kernel walks on every link event of the host.
-                ipv6: false,
-            },
-            b: VethEnd {
-                ns: ep.ns.clone(),
-                name: ifname.clone(),
-                mac: ep.mac,
-                master: None,
-                // On an IPv4-only network the container's end has no IPv6 (Docker does the
-                // same): else its link-local address's DAD, MLD reports and router
-                // solicitations are flooded by the bridge to every other container, and setup
-                // grows with the number of endpoints on the network (about 3x at 1000).
-                ipv6: has_ipv6(net),
-            },
-            mtu: net.mtu,
+    ops.push(KernelOp::CreateVeth {
+        a: VethEnd {
+            ns: NsRef::Host,
+            name: ep.host_ifname.to_string(),
+            mac: None,
+            master: switch.port_master(net),
+            // A switch port is L2-only: IPv6 on it would only add per-port routes that the
+            // kernel walks on every link event of the host.
+            ipv6: false,
         },
-        KernelOp::Hairpin {
-            ifname: ep.host_ifname.to_string(),
-        },
-        KernelOp::LinkUp {
+        b: VethEnd {
             ns: ep.ns.clone(),
-            ifname: LOOPBACK.to_string(),
+            name: ifname.clone(),
+            mac: ep.mac,
+            master: None,
+            // On an IPv4-only network the container's end has no IPv6 (Docker does the
+            // same): else its link-local address's DAD, MLD reports and router
+            // solicitations are flooded by the switch to every other container, and setup
+            // grows with the number of endpoints on the network (about 3x at 1000).
+            ipv6: has_ipv6(net),
         },
-    ]);
+        mtu: net.mtu,
+    });
+    ops.extend(switch.attach(net, ep.host_ifname.as_str()));
+    ops.push(KernelOp::LinkUp {
+        ns: ep.ns.clone(),
+        ifname: LOOPBACK.to_string(),
+    });
     ops.extend(ep.addrs.iter().map(|a| KernelOp::AddAddr {
         ns: ep.ns.clone(),
         ifname: ifname.clone(),

@@ -1,0 +1,115 @@
+//! A network's virtual switch, as kernel operations: the seam a second switch (Open vSwitch)
+//! or an overlay port plugs into. Everything a switch does for a network — exist with the
+//! gateway addresses, take an endpoint's host end as a port, let it go, disappear — is asked
+//! of a `Switch`; the rest of a plan (namespaces, addresses in containers, routes, sysctls of
+//! the host, firewall elements) is the same whichever switch carries the frames.
+
+use crate::model::NetworkSpec;
+use crate::ops::{KernelOp, NsRef};
+
+/// A switch driver: pure, it only says which kernel operations do its work.
+pub trait Switch {
+    /// What `inspect` calls it ("bridge").
+    fn kind(&self) -> &'static str;
+    /// The switch with its gateway addresses, up, ready for ports.
+    fn create(&self, spec: &NetworkSpec) -> Vec<KernelOp>;
+    /// The switch gone (its addresses and ports with it).
+    fn remove(&self, spec: &NetworkSpec) -> Vec<KernelOp>;
+    /// The device an endpoint's host end is enslaved to when it is created, if the switch
+    /// takes ports that way (a Linux bridge does; one message, no extra round trip).
+    fn port_master(&self, spec: &NetworkSpec) -> Option<String>;
+    /// Operations once the host end `port` exists.
+    fn attach(&self, spec: &NetworkSpec, port: &str) -> Vec<KernelOp>;
+    /// Operations before the host end `port` is deleted.
+    fn detach(&self, spec: &NetworkSpec, port: &str) -> Vec<KernelOp>;
+}
+
+/// The switch of a network. Today every network has a Linux bridge.
+pub fn of(_spec: &NetworkSpec) -> &'static dyn Switch {
+    &LinuxBridge
+}
+
+/// The Linux bridge: the seed's `ip link add v-net-0 type bridge`.
+pub struct LinuxBridge;
+
+fn host_sysctl(key: String, value: &str) -> KernelOp {
+    KernelOp::Sysctl {
+        ns: NsRef::Host,
+        key,
+        value: value.to_string(),
+    }
+}
+
+impl Switch for LinuxBridge {
+    fn kind(&self) -> &'static str {
+        "bridge"
+    }
+
+    /// The bridge with its pinned MAC, IPv6 set up before it goes up, the gateway addresses,
+    /// up, and `route_localnet` so the host's 127.0.0.1 reaches published ports.
+    fn create(&self, spec: &NetworkSpec) -> Vec<KernelOp> {
+        let bridge = spec.bridge.to_string();
+        let mut ops = vec![KernelOp::CreateBridge {
+            name: bridge.clone(),
+            mtu: spec.mtu,
+            mac: spec.bridge_mac(),
+        }];
+        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6()) {
+            // Before the bridge goes up: a tentative link-local address would hold back
+            // neighbour solicitations, and so the first packets to every endpoint, for a second.
+            ops.push(host_sysctl(
+                format!("net/ipv6/conf/{bridge}/accept_dad"),
+                "0",
+            ));
+        } else {
+            // No IPv6 on an IPv4-only network's bridge: every port added or removed is a link
+            // change on which the kernel resends the bridge's MLD reports and reruns DAD,
+            // flooded to every port (through br_netfilter): setup would grow with the number
+            // of endpoints.
+            ops.push(host_sysctl(
+                format!("net/ipv6/conf/{bridge}/disable_ipv6"),
+                "1",
+            ));
+        }
+        ops.extend(spec.subnets.iter().map(|s| KernelOp::AddAddr {
+            ns: NsRef::Host,
+            ifname: bridge.clone(),
+            addr: s.gateway_cidr(),
+        }));
+        ops.push(KernelOp::LinkUp {
+            ns: NsRef::Host,
+            ifname: bridge.clone(),
+        });
+        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
+            // Slash form: bridge names may contain dots.
+            ops.push(host_sysctl(
+                format!("net/ipv4/conf/{bridge}/route_localnet"),
+                "1",
+            ));
+        }
+        ops
+    }
+
+    fn remove(&self, spec: &NetworkSpec) -> Vec<KernelOp> {
+        vec![KernelOp::DeleteLink {
+            ns: NsRef::Host,
+            ifname: spec.bridge.to_string(),
+        }]
+    }
+
+    fn port_master(&self, spec: &NetworkSpec) -> Option<String> {
+        Some(spec.bridge.to_string())
+    }
+
+    /// Hairpin mode, so a container reaches its own published ports through the host.
+    fn attach(&self, _spec: &NetworkSpec, port: &str) -> Vec<KernelOp> {
+        vec![KernelOp::Hairpin {
+            ifname: port.to_string(),
+        }]
+    }
+
+    /// Nothing: deleting the veth takes the port off the bridge.
+    fn detach(&self, _spec: &NetworkSpec, _port: &str) -> Vec<KernelOp> {
+        Vec::new()
+    }
+}
