@@ -152,13 +152,16 @@ pub struct DisconnectPlan {
     pub promote: Vec<KernelOp>,
 }
 
-/// Plans a disconnect; `promote` names the endpoint that becomes primary and its gateways.
+/// Plans a disconnect from `net`; `promote` names the endpoint that becomes primary and its
+/// gateways.
 pub fn disconnect(
+    net: &NetworkSpec,
     host_ifname: &IfName,
     fw: Vec<FwElem>,
     promote: Option<(&NsRef, &IfName, &[IpAddr])>,
 ) -> DisconnectPlan {
     let mut release: Vec<KernelOp> = fw_del(fw).into_iter().collect();
+    release.extend(switch::of(net).detach(net, host_ifname.as_str()));
     release.push(KernelOp::DeleteLink {
         ns: NsRef::Host,
         ifname: host_ifname.to_string(),
@@ -368,7 +371,17 @@ mod tests {
         let ns = NsRef::Named("red".into());
         let eth1 = IfName::new("eth1").unwrap();
         let gws = ["10.1.0.1".parse().unwrap()];
+        let net = NetworkSpec::new(
+            crate::names::NetName::new("lan").unwrap(),
+            IfName::new("nsbr-lan").unwrap(),
+            &["10.1.0.0/24".parse().unwrap()],
+            &[],
+            None,
+            false,
+        )
+        .unwrap();
         let plan = disconnect(
+            &net,
             &IfName::new("nsv0123").unwrap(),
             vec![],
             Some((&ns, &eth1, &gws)),

@@ -3,20 +3,34 @@
 use nsnet_core::ops::KernelOp;
 use nsnet_sys::kernel::{FailKind, Kernel, KernelError};
 
+/// Which operation of a plan failed, and why: callers decide on the operation's kind, never
+/// on the wording of its message.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    /// Index of the failed operation in the plan.
+    pub op: usize,
+    pub err: KernelError,
+}
+
 /// Applies `ops` in order. On the first failure, undoes the applied ones in reverse and returns
 /// the failure (undo errors are logged: the original error is what the user needs).
-pub(crate) fn apply_all(kernel: &mut impl Kernel, ops: &[KernelOp]) -> Result<(), KernelError> {
+pub(crate) fn apply_ops(kernel: &mut impl Kernel, ops: &[KernelOp]) -> Result<(), Failed> {
     let mut undo = Vec::with_capacity(ops.len());
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
         match kernel.apply(op) {
             Ok(()) => undo.extend(op.inverse()),
             Err(err) => {
                 rollback(kernel, &undo);
-                return Err(err);
+                return Err(Failed { op: i, err });
             }
         }
     }
     Ok(())
+}
+
+/// `apply_ops` when the caller needs only the error.
+pub(crate) fn apply_all(kernel: &mut impl Kernel, ops: &[KernelOp]) -> Result<(), KernelError> {
+    apply_ops(kernel, ops).map_err(|f| f.err)
 }
 
 /// Runs undo operations newest first, logging failures.

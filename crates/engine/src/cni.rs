@@ -13,8 +13,7 @@ use nsnet_core::firewall::{self, FwElem, FwKey};
 use nsnet_core::ipam::Range;
 use nsnet_core::model::{Mac, NetworkSpec, overlaps};
 use nsnet_core::names::{IfName, NetName};
-use nsnet_core::ops::{KernelOp, NsRef};
-use nsnet_core::plan::EndpointLayout;
+use nsnet_core::ops::NsRef;
 use nsnet_core::port::PortSpec;
 use nsnet_store::{EndpointRow, NetworkRow, RowState};
 use nsnet_sys::kernel::{IfaceView, Kernel};
@@ -44,22 +43,6 @@ pub(crate) struct ConnectPolicy {
     pub routes: Option<Vec<CniRoute>>,
     /// Allocation windows, at most one per subnet.
     pub ranges: Vec<Range>,
-}
-
-impl ConnectPolicy {
-    /// The route operations for an endpoint laid out as `ep`.
-    pub(crate) fn route_ops(&self, ep: &EndpointLayout) -> Vec<KernelOp> {
-        self.routes
-            .iter()
-            .flatten()
-            .map(|r| KernelOp::AddRoute {
-                ns: ep.ns.clone(),
-                dest: r.dest,
-                via: Some(r.via),
-                dev: Some(ep.ifname.to_string()),
-            })
-            .collect()
-    }
 }
 
 /// Which attachment: CNI's key is the container id and the interface name, on one network.

@@ -1,6 +1,7 @@
 //! Engine errors: each names the object and what went wrong.
 
 use nsnet_core::CoreError;
+use nsnet_core::endpoint::ConnectConflict;
 use nsnet_store::StoreError;
 use nsnet_sys::kernel::KernelError;
 
@@ -9,6 +10,8 @@ use nsnet_sys::kernel::KernelError;
 pub enum EngineError {
     #[error(transparent)]
     Invalid(#[from] CoreError),
+    #[error(transparent)]
+    Connect(#[from] ConnectConflict),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -4,21 +4,29 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use nsnet_core::endpoint::{self, ConnectFacts, ConnectPlan, NsEndpoint, RoutePolicy, StaticRoute};
 use nsnet_core::firewall;
 use nsnet_core::model::{Mac, NetworkSpec, overlaps};
-use nsnet_core::names::{IfName, NetName, host_veth};
-use nsnet_core::ops::NsRef;
-use nsnet_core::plan::{self, EndpointLayout};
-use nsnet_core::port::PortSpec;
+use nsnet_core::names::{IfName, NetName};
+use nsnet_core::ops::{KernelOp, NsRef};
+use nsnet_core::plan;
+use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::{CoreError, ipam};
 use nsnet_store::{EndpointRow, NetworkRow, NewEndpoint, RowState, StoreError, Tx};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
-use crate::apply::apply_all;
+use crate::apply::{apply_all, apply_ops};
 use crate::cni::ConnectPolicy;
 use crate::primary::primary;
 use crate::views::{EndpointView, NetworkDetail, NetworkSummary};
 use crate::{Engine, EngineError};
+
+/// A connect recorded in the store, to apply.
+struct Recorded {
+    id: i64,
+    plan: ConnectPlan,
+    primary: bool,
+}
 
 /// `network create`, validated.
 #[derive(Debug, Clone)]
@@ -257,7 +265,9 @@ impl<K: Kernel> Engine<K> {
             .map_err(|e| e.during(what))
     }
 
-    /// `connect` with the allocation ranges and routes a face asks for (CNI).
+    /// `connect` with the allocation ranges and routes a face asks for (CNI). One write
+    /// transaction records the endpoint (decided by the pure planner from the facts it
+    /// loads), the kernel work follows, and a second marks it ready.
     pub(crate) fn connect_with(
         &mut self,
         req: &ConnectRequest,
@@ -266,12 +276,74 @@ impl<K: Kernel> Engine<K> {
         if !self.kernel.netns_exists(&req.netns) {
             return Err(EngineError::not_found("netns", &req.netns));
         }
-        self.revive_network(&req.network)?;
+        let routes = match &policy.routes {
+            None => RoutePolicy::Primary,
+            Some(rs) => RoutePolicy::Explicit(
+                rs.iter()
+                    .map(|r| StaticRoute {
+                        dest: r.dest,
+                        via: r.via,
+                    })
+                    .collect(),
+            ),
+        };
+        let mappings = crate::ports::expand(&req.publish);
+        let recorded = match self.record_connect(req, policy, &routes, &mappings)? {
+            Some(recorded) => recorded,
+            None => {
+                // The network's kernel objects died with an earlier boot: remake them, then
+                // record against the revived network.
+                self.revive_network(&req.network)?;
+                self.record_connect(req, policy, &routes, &mappings)?
+                    .ok_or_else(|| {
+                        EngineError::Conflict(format!(
+                            "network {} was revived by another boot meanwhile",
+                            req.network
+                        ))
+                    })?
+            }
+        };
+        let Recorded { id, plan, primary } = recorded;
+        if let Err(failed) = apply_ops(&mut self.kernel, &plan.ops) {
+            self.store.write(|tx| tx.delete_endpoint(id))?;
+            let veth = matches!(plan.ops[failed.op], KernelOp::CreateVeth { .. });
+            if veth && failed.err.kind == FailKind::Exists {
+                return Err(EngineError::Conflict(format!(
+                    "interface {} already exists in netns {}, or host interface {} exists (run `nsnet gc`)",
+                    plan.layout.ifname, req.netns, plan.layout.host_ifname
+                )));
+            }
+            return Err(failed.err.into());
+        }
+        self.store.write(|tx| tx.set_endpoint_ready(id))?;
+        let l = plan.layout;
+        Ok(EndpointView {
+            network: req.network.to_string(),
+            netns: ns_key(&req.netns),
+            ifname: l.ifname.to_string(),
+            host_ifname: l.host_ifname.to_string(),
+            mac: l.mac.map(|m| m.to_string()),
+            addrs: l.addrs,
+            primary,
+            state: RowState::Ready.name().to_string(),
+            container_id: req.container_id.clone(),
+            ports: mappings,
+        })
+    }
+
+    /// The one write transaction of a connect: loads the facts, asks the planner, records the
+    /// endpoint (`creating`) and its ports. None when the network is from an earlier boot.
+    fn record_connect(
+        &mut self,
+        req: &ConnectRequest,
+        policy: &ConnectPolicy,
+        routes: &RoutePolicy,
+        mappings: &[PortMapping],
+    ) -> Result<Option<Recorded>, EngineError> {
         let netns = ns_key(&req.netns);
         let (pid, boot) = (self.pid, self.boot_id.clone());
-        let mappings = crate::ports::expand(&req.publish);
         let kernel = &mut self.kernel;
-        let (net, row, id, default_via) = self.store.write(|tx| {
+        self.store.write(|tx| {
             let net = load_network(tx, &req.network)?;
             if net.state != RowState::Ready {
                 return Err(EngineError::Conflict(format!(
@@ -284,52 +356,47 @@ impl<K: Kernel> Engine<K> {
                     }
                 )));
             }
-            let in_ns = tx.endpoints_in_netns(&netns)?;
-            if let Some(e) = in_ns.iter().find(|e| e.network == req.network) {
-                return Err(EngineError::Conflict(format!(
-                    "netns {netns} is already connected to network {} as {}",
-                    req.network, e.ifname
-                )));
+            if net.boot_id != boot {
+                return Ok(None);
             }
-            let ifname = match &req.ifname {
-                Some(i) => {
-                    if let Some(e) = in_ns.iter().find(|e| e.ifname == *i) {
-                        return Err(EngineError::Conflict(format!(
-                            "interface {i} in netns {netns} is already used by network {}",
-                            e.network
-                        )));
-                    }
-                    i.clone()
-                }
-                None => next_ifname(&in_ns),
-            };
+            let mut in_ns = Vec::new();
+            for e in tx.endpoints_in_netns(&netns)? {
+                let internal = match tx.network(&e.network)? {
+                    Some(n) => n.spec.internal,
+                    None => false,
+                };
+                in_ns.push(NsEndpoint {
+                    network: e.network,
+                    ifname: e.ifname,
+                    internal,
+                });
+            }
+            let ifname = endpoint::interface(&netns, &req.network, &in_ns, req.ifname.as_ref())?;
             let addrs = allocate(tx, &net.spec, &req.ips, &policy.ranges)?;
             let mac = crate::mac::endpoint_mac(tx, &net.spec.name, req.mac, &addrs)?;
-            let becomes_primary =
-                policy.routes.is_none() && !net.spec.internal && primary_in(tx, &in_ns)?.is_none();
-            let default_via: Vec<IpAddr> = if becomes_primary {
-                net.spec
-                    .subnets
-                    .iter()
-                    .filter(|s| addrs.iter().any(|a| s.cidr.contains(&a.addr())))
-                    .map(|s| s.gateway)
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let ips: Vec<IpAddr> = addrs.iter().map(IpNet::addr).collect();
+            crate::ports::check_new(tx, kernel, &net.spec, &ips, &netns, mappings)?;
+            let plan = endpoint::plan_connect(&ConnectFacts {
+                net: &net.spec,
+                ns: req.netns.clone(),
+                in_ns: &in_ns,
+                ifname,
+                addrs,
+                mac,
+                routes,
+                publish: mappings,
+            });
             let new = NewEndpoint {
                 network: req.network.clone(),
                 netns: netns.clone(),
-                host_ifname: host_veth(&req.network, &netns, &ifname),
-                ifname,
-                mac,
-                addrs,
+                host_ifname: plan.layout.host_ifname.clone(),
+                ifname: plan.layout.ifname.clone(),
+                mac: plan.layout.mac,
+                addrs: plan.layout.addrs.clone(),
                 container_id: req.container_id.clone(),
                 pid,
                 boot_id: boot.clone(),
             };
-            let ips: Vec<IpAddr> = new.addrs.iter().map(IpNet::addr).collect();
-            crate::ports::check_new(tx, kernel, &net.spec, &ips, &netns, &mappings)?;
             let id = tx.insert_endpoint(&new).map_err(|e| {
                 if e.is_conflict() {
                     EngineError::Conflict(format!(
@@ -340,55 +407,11 @@ impl<K: Kernel> Engine<K> {
                     e.into()
                 }
             })?;
-            tx.insert_ports(id, &mappings)?;
-            Ok((net, new, id, default_via))
-        })?;
-        let layout = EndpointLayout {
-            ns: req.netns.clone(),
-            ifname: row.ifname.clone(),
-            host_ifname: row.host_ifname.clone(),
-            mac: row.mac,
-            addrs: row.addrs.clone(),
-            default_via,
-        };
-        let stored = EndpointRow {
-            id,
-            network: row.network.clone(),
-            netns: netns.clone(),
-            ifname: row.ifname.clone(),
-            host_ifname: row.host_ifname.clone(),
-            mac: row.mac,
-            addrs: row.addrs.clone(),
-            container_id: row.container_id.clone(),
-            state: RowState::Creating,
-            pid,
-            boot_id: boot.clone(),
-            created_at: 0,
-        };
-        let mut fw = firewall::endpoint_elements(&net.spec, row.host_ifname.as_str());
-        fw.extend(crate::ports::elements(&stored, &mappings));
-        let mut ops = plan::connect(&net.spec, &layout, fw);
-        ops.extend(policy.route_ops(&layout));
-        if let Err(err) = apply_all(&mut self.kernel, &ops) {
-            self.store.write(|tx| tx.delete_endpoint(id))?;
-            if err.kind == FailKind::Exists && err.what.starts_with("create veth") {
-                return Err(EngineError::Conflict(format!(
-                    "interface {} already exists in netns {} (choose another with --ifname), or host interface {} exists (run `nsnet gc`)",
-                    row.ifname, netns, row.host_ifname
-                )));
-            }
-            return Err(err.into());
-        }
-        self.store.write(|tx| tx.set_endpoint_ready(id))?;
-        let view = self.store.read(|tx| {
-            let in_ns = tx.endpoints_in_netns(&netns)?;
-            let e = in_ns
-                .iter()
-                .find(|e| e.id == id)
-                .ok_or_else(|| EngineError::not_found("endpoint", &netns))?;
-            Ok::<_, EngineError>(endpoint_view(tx, e, primary_in(tx, &in_ns)?)?)
-        })?;
-        Ok(view)
+            tx.insert_ports(id, mappings)?;
+            // The primary rule as `inspect` applies it, whatever routes the face asked for.
+            let primary = !net.spec.internal && !in_ns.iter().any(|e| !e.internal);
+            Ok(Some(Recorded { id, plan, primary }))
+        })
     }
 
     /// After a reboot a network's bridge and firewall elements are gone while its definition
@@ -446,14 +469,6 @@ pub(crate) fn endpoint_firewall(
         .collect();
     fw.extend(crate::ports::elements(ep, &ports));
     Ok(fw)
-}
-
-/// `eth0`, `eth1`, ...: the lowest not used by another endpoint of the namespace.
-fn next_ifname(in_ns: &[EndpointRow]) -> IfName {
-    (0..)
-        .map(|i| IfName::new(&format!("eth{i}")).expect("valid"))
-        .find(|n| !in_ns.iter().any(|e| e.ifname == *n))
-        .expect("a free name exists")
 }
 
 /// One address per subnet: the requested one in that subnet, else the lowest free.

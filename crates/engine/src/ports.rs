@@ -1,11 +1,11 @@
 //! Published ports: DNAT map elements towards an endpoint, conflict-checked in the store and
 //! against the host's listeners, one firewall transaction per change.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use nsnet_core::endpoint;
 use nsnet_core::firewall::{self, FwChange, FwElem};
 use nsnet_core::model::NetworkSpec;
 use nsnet_core::ops::{KernelOp, NsRef};
@@ -52,44 +52,8 @@ pub(crate) fn check_new(
     netns: &str,
     mappings: &[PortMapping],
 ) -> Result<(), EngineError> {
-    if mappings.is_empty() {
-        return Ok(());
-    }
-    if net.internal {
-        return Err(EngineError::Conflict(format!(
-            "network {} is internal: its endpoints cannot publish ports",
-            net.name
-        )));
-    }
-    let mut seen = BTreeSet::new();
+    endpoint::check_mappings(net, netns, addrs, mappings)?;
     for m in mappings {
-        if let Some(IpAddr::V6(ip)) = m.host_ip
-            && ip.is_loopback()
-        {
-            return Err(EngineError::Conflict(format!(
-                "cannot publish {m}: the kernel never routes ::1 to another host; use 127.0.0.1, another host address, or every address"
-            )));
-        }
-        if !addrs
-            .iter()
-            .any(|a| m.host_ip.is_none_or(|h| h.is_ipv4() == a.is_ipv4()))
-        {
-            return Err(EngineError::Conflict(format!(
-                "cannot publish {m}: netns {netns} has no {} address on network {}",
-                if m.host_ip.is_some_and(|h| h.is_ipv6()) {
-                    "IPv6"
-                } else {
-                    "IPv4"
-                },
-                net.name
-            )));
-        }
-        let key = (m.proto, m.host_port, m.host_ip);
-        if !seen.insert(key) {
-            return Err(EngineError::Conflict(format!(
-                "host port {m} is given twice"
-            )));
-        }
         if let Some(other) = tx.port_conflict(m)? {
             return Err(EngineError::Conflict(format!(
                 "host port {}/{} is already published ({}, endpoint {})",

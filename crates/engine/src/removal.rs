@@ -131,12 +131,16 @@ impl<K: Kernel> Engine<K> {
     /// The kernel side, then the row, of an endpoint this process marked `removing`.
     fn finish_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<(), EngineError> {
         let ns = ns_ref(&ep.netns);
-        let (fw, next) = self.store.read(|tx| {
+        let (net, fw, next) = self.store.read(|tx| {
+            let net = tx
+                .network(&ep.network)?
+                .ok_or_else(|| EngineError::not_found("network", &ep.network))?;
             let fw = endpoint_firewall(tx, ep)?;
             let next = if promote { next_primary(tx, ep)? } else { None };
-            Ok::<_, EngineError>((fw, next))
+            Ok::<_, EngineError>((net, fw, next))
         })?;
         let plan = plan::disconnect(
+            &net.spec,
             &ep.host_ifname,
             fw,
             next.as_ref().map(|(i, g)| (&ns, i, g.as_slice())),

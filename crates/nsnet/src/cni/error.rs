@@ -87,6 +87,8 @@ fn engine_code(e: &EngineError) -> u32 {
             code::NO_ADDRESS
         }
         EngineError::Invalid(_) => code::INVALID_CONFIG,
+        EngineError::Connect(c) if c.is_invalid_request() => code::INVALID_CONFIG,
+        EngineError::Connect(_) => code::CONFLICT,
         EngineError::Store(_) => code::IO_FAILURE,
         EngineError::NotFound { .. } => code::UNKNOWN_CONTAINER,
         EngineError::Exists { .. } | EngineError::Conflict(_) => code::CONFLICT,
