@@ -3,6 +3,7 @@
 //! ratios and the targets. Needs root; touches nothing outside the sandbox.
 
 mod dataplane;
+mod longlife;
 mod parallel;
 mod ports;
 mod report;
@@ -70,9 +71,21 @@ struct Args {
     /// `port add`/`port rm` pairs timed at each of those counts.
     #[arg(long, default_value_t = 31)]
     port_probes: usize,
+    /// Operations of the long-life mix (0 skips it).
+    #[arg(long, default_value_t = 10_000, global = true)]
+    long_life: usize,
     /// Also write the report (Markdown) to this file.
-    #[arg(long)]
+    #[arg(long, global = true)]
     out: Option<PathBuf>,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+/// Parts of the benchmark that run alone.
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// Only the long-life mix: --long-life operations through nsnet's CLI and CNI face.
+    LongLife,
 }
 
 /// Where each subject's containers live: a /16 of its own.
@@ -211,12 +224,42 @@ fn main() {
     }
 }
 
+/// The long-life section (empty when `ops` is 0).
+fn long_life(nsnet: &Path, ops: usize) -> Result<String> {
+    if ops == 0 {
+        return Ok(String::new());
+    }
+    eprintln!("== nsnet CLI and CNI: long life, {ops} mixed operations");
+    let dir = Sandbox::dir("longlife")?;
+    let nsnet = nsnet.to_path_buf();
+    let r = in_fresh_netns(move || longlife::run(&nsnet, &dir, ops))?;
+    Ok(longlife::render(&r))
+}
+
+/// Writes the report to stdout and to `out`.
+fn emit(text: &str, out: Option<&Path>) -> Result<()> {
+    println!("{text}");
+    if let Some(out) = out {
+        std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
+    }
+    Ok(())
+}
+
 fn real_main(args: Args) -> Result<()> {
     let nsnet = nsnet_path(args.nsnet.clone())?;
     // Before the sandbox hides /var/lib (where dpkg keeps its package list).
     let machine = machine();
     // While single-threaded: unshare the network and mount namespaces.
     let sandbox = Sandbox::enter()?;
+    if let Some(Mode::LongLife) = args.mode {
+        let section = long_life(&nsnet, args.long_life)?;
+        let text = format!(
+            "## nsnet-bench long-life\n\n{machine}- load average at end: {}\n\n{section}",
+            loadavg()
+        );
+        drop(sandbox);
+        return emit(&text, args.out.as_deref());
+    }
     let mut results = Results {
         checkpoints: args.checkpoints.clone(),
         probes: args.probes,
@@ -292,6 +335,7 @@ fn real_main(args: Args) -> Result<()> {
             in_fresh_netns(move || ports::run(&nsnet, dir.join("state"), &counts, probes))?;
         ports_section = ports::render(&points, args.port_probes);
     }
+    let long_life_section = long_life(&nsnet, args.long_life)?;
     if let Some(p) = netavark::find() {
         results.notes.push(format!(
             "{}; DNS off; addresses passed as static IPs (podman's IPAM is not part of netavark).",
@@ -305,16 +349,13 @@ fn real_main(args: Args) -> Result<()> {
             .into(),
     );
     let text = format!(
-        "## nsnet-bench\n\n{}- load average at end: {}\n\n{}\n{}",
+        "## nsnet-bench\n\n{}- load average at end: {}\n\n{}\n{}\n{}",
         machine,
         loadavg(),
         report::render(&results),
-        ports_section
+        ports_section,
+        long_life_section
     );
-    println!("{text}");
     drop(sandbox);
-    if let Some(out) = &args.out {
-        std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
-    }
-    Ok(())
+    emit(&text, args.out.as_deref())
 }

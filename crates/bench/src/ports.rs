@@ -35,8 +35,9 @@ impl Cli {
     }
 }
 
-/// In the current (fresh) network namespace: one endpoint, published ports grown to each of
-/// `counts` (ascending), and at each `probes` timed `port add` + `port rm` of one more port.
+/// In the current (fresh) network namespace: one endpoint, published ports grown one command
+/// at a time to each of `counts` (ascending), and at each `probes` timed `port add` +
+/// `port rm` of one more port.
 pub fn run(
     nsnet: &Path,
     state: PathBuf,
@@ -54,15 +55,12 @@ pub fn run(
     let mut published = 0usize;
     let mut out = Vec::new();
     for &count in counts {
-        if count > published {
-            let (first, last) = (20_000 + published, 20_000 + count - 1);
-            cli.timed(&[
-                "port",
-                "add",
-                "pweb",
-                &format!("{first}-{last}:{first}-{last}"),
-            ])?;
-            published = count;
+        // One `port add` process per port, as users and engines publish them: a store whose
+        // cost grows with its history (not only with its size) shows here.
+        while published < count {
+            let port = 20_000 + published;
+            cli.timed(&["port", "add", "pweb", &format!("{port}:{port}")])?;
+            published += 1;
         }
         let (mut adds, mut rms) = (Vec::new(), Vec::new());
         for i in 0..probes {

@@ -495,11 +495,11 @@ fn allocate(
             .into());
         }
     }
-    let used = tx.used_addrs(&spec.name)?;
     let mut out = Vec::with_capacity(spec.subnets.len());
     for s in &spec.subnets {
         let range = ranges.iter().find(|r| s.cidr.contains(&r.start));
         let mut mine = requested.iter().filter(|ip| s.cidr.contains(*ip));
+        // Index lookups only: the cost does not grow with the addresses the network holds.
         let ip = match (mine.next(), mine.next()) {
             (Some(_), Some(_)) => {
                 return Err(EngineError::Conflict(format!(
@@ -507,8 +507,15 @@ fn allocate(
                     s.cidr, spec.name
                 )));
             }
-            (Some(ip), None) => ipam::request_in(&spec.name, s, &used, *ip, range)?,
-            (None, _) => ipam::allocate_in(&spec.name, s, &used, range)?,
+            (Some(ip), None) => {
+                let in_use = tx.addr_in_use(&spec.name, *ip)?;
+                ipam::request_in(&spec.name, s, *ip, range, in_use)?
+            }
+            (None, _) => {
+                let from = ipam::search_start(&spec.name, s, range)?;
+                let free = tx.lowest_free(&spec.name, &s.cidr, from)?;
+                ipam::allocated(&spec.name, s, range, free)?
+            }
         };
         out.push(IpNet::new(ip, s.cidr.prefix_len()).expect("prefix of a valid subnet"));
     }

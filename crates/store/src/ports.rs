@@ -108,10 +108,18 @@ impl Tx<'_> {
 
     /// Published ports, of one endpoint or of all.
     pub fn ports(&self, endpoint: Option<i64>) -> Result<Vec<PortRow>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT endpoint, proto, host_ip, host_port, container_port FROM ports
-             WHERE ?1 IS NULL OR endpoint = ?1 ORDER BY proto, host_port, host_ip",
-        )?;
+        // Two statements: one with `?1 IS NULL OR endpoint = ?1` scans every port even for
+        // one endpoint (an OR with a parameter test cannot use the index).
+        let mut stmt = self.0.prepare_cached(match endpoint {
+            Some(_) => {
+                "SELECT endpoint, proto, host_ip, host_port, container_port FROM ports
+                 WHERE endpoint = ?1 ORDER BY proto, host_port, host_ip"
+            }
+            None => {
+                "SELECT endpoint, proto, host_ip, host_port, container_port FROM ports
+                 WHERE ?1 IS NULL ORDER BY proto, host_port, host_ip"
+            }
+        })?;
         let raws = stmt
             .query_map([endpoint], |r| {
                 Ok((

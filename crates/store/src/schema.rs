@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE networks (
     name       TEXT PRIMARY KEY,
@@ -141,7 +141,74 @@ CREATE INDEX endpoints_by_mac ON endpoints(network, mac);
     r#"
 ALTER TABLE networks ADD COLUMN cni_owned INTEGER NOT NULL DEFAULT 0;
 "#,
+    IPAM_EXTENTS,
 ];
+
+/// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address
+/// also records its subnet and its ordinal there, and the free ordinals of every subnet are
+/// kept as disjoint extents, which triggers update whenever an address row comes or goes
+/// (also through ON DELETE CASCADE), whichever statement removes it. Finding the lowest free
+/// ordinal is then one or two index lookups. Rows of stores made before are filled in by
+/// `crate::ipam::backfill` in the same transaction.
+pub(crate) const IPAM_EXTENTS: &str = r#"
+ALTER TABLE addresses ADD COLUMN subnet TEXT;
+ALTER TABLE addresses ADD COLUMN ordinal INTEGER;
+CREATE TABLE ipam_free (
+    network TEXT NOT NULL,
+    subnet  TEXT NOT NULL,
+    lo      INTEGER NOT NULL,
+    hi      INTEGER NOT NULL,
+    PRIMARY KEY (network, subnet, lo),
+    FOREIGN KEY (network, subnet) REFERENCES subnets(network, cidr) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+-- An address taken: the extent holding it keeps the part below it, the part above becomes an
+-- extent of its own. (max(lo) <= x finds the one extent that can hold x with one index seek.)
+CREATE TRIGGER ipam_take AFTER INSERT ON addresses WHEN NEW.ordinal IS NOT NULL
+BEGIN
+    INSERT INTO ipam_free (network, subnet, lo, hi)
+    SELECT network, subnet, NEW.ordinal + 1, hi FROM ipam_free
+     WHERE network = NEW.network AND subnet = NEW.subnet AND hi > NEW.ordinal
+       AND lo = (SELECT max(lo) FROM ipam_free
+                  WHERE network = NEW.network AND subnet = NEW.subnet AND lo <= NEW.ordinal);
+    DELETE FROM ipam_free
+     WHERE network = NEW.network AND subnet = NEW.subnet AND lo = NEW.ordinal;
+    UPDATE ipam_free SET hi = NEW.ordinal - 1
+     WHERE network = NEW.network AND subnet = NEW.subnet AND hi >= NEW.ordinal
+       AND lo = (SELECT max(lo) FROM ipam_free
+                  WHERE network = NEW.network AND subnet = NEW.subnet AND lo < NEW.ordinal);
+END;
+-- An address released (unless its subnet went, or it is free already): a one-address extent,
+-- merged with the extents just above and just below it.
+CREATE TRIGGER ipam_release AFTER DELETE ON addresses
+WHEN OLD.ordinal IS NOT NULL
+ AND EXISTS (SELECT 1 FROM subnets WHERE network = OLD.network AND cidr = OLD.subnet)
+ AND NOT EXISTS (SELECT 1 FROM ipam_free
+                  WHERE network = OLD.network AND subnet = OLD.subnet AND hi >= OLD.ordinal
+                    AND lo = (SELECT max(lo) FROM ipam_free
+                               WHERE network = OLD.network AND subnet = OLD.subnet
+                                 AND lo <= OLD.ordinal))
+BEGIN
+    INSERT INTO ipam_free (network, subnet, lo, hi)
+    VALUES (OLD.network, OLD.subnet, OLD.ordinal,
+            coalesce((SELECT hi FROM ipam_free WHERE network = OLD.network
+                       AND subnet = OLD.subnet AND lo = OLD.ordinal + 1), OLD.ordinal));
+    DELETE FROM ipam_free
+     WHERE network = OLD.network AND subnet = OLD.subnet AND lo = OLD.ordinal + 1;
+    UPDATE ipam_free
+       SET hi = (SELECT hi FROM ipam_free WHERE network = OLD.network
+                  AND subnet = OLD.subnet AND lo = OLD.ordinal)
+     WHERE network = OLD.network AND subnet = OLD.subnet AND hi = OLD.ordinal - 1
+       AND lo = (SELECT max(lo) FROM ipam_free
+                  WHERE network = OLD.network AND subnet = OLD.subnet AND lo < OLD.ordinal);
+    DELETE FROM ipam_free
+     WHERE network = OLD.network AND subnet = OLD.subnet AND lo = OLD.ordinal
+       AND EXISTS (SELECT 1 FROM ipam_free
+                    WHERE network = OLD.network AND subnet = OLD.subnet AND hi >= OLD.ordinal
+                      AND lo = (SELECT max(lo) FROM ipam_free
+                                 WHERE network = OLD.network AND subnet = OLD.subnet
+                                   AND lo < OLD.ordinal));
+END;
+"#;
 
 /// Brings the schema to the latest version inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
@@ -160,6 +227,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
             // Table definitions edited in place: make every connection reparse the schema.
             let version: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
             tx.pragma_update(None, "schema_version", version + 1)?;
+        }
+        if *sql == IPAM_EXTENTS {
+            crate::ipam::backfill(&tx)?;
         }
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;

@@ -69,6 +69,7 @@ impl<'c> Tx<'c> {
                     s.gateway.to_string()
                 ],
             )?;
+            crate::ipam::insert_extents(&self.0, spec.name.as_str(), s, &BTreeSet::new())?;
         }
         Ok(())
     }
@@ -211,15 +212,21 @@ impl<'c> Tx<'c> {
             ],
         )?;
         let id = self.0.last_insert_rowid();
+        // The subnet and ordinal let the `ipam_take` trigger take the address from the free
+        // extents.
         let mut stmt = self.0.prepare_cached(
-            "INSERT INTO addresses (network, ip, prefix, endpoint) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO addresses (network, ip, prefix, endpoint, subnet, ordinal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for a in &e.addrs {
+            let (subnet, ordinal) = crate::ipam::placement(a);
             stmt.execute(params![
                 e.network.as_str(),
                 a.addr().to_string(),
                 a.prefix_len(),
-                id
+                id,
+                subnet,
+                ordinal
             ])?;
         }
         Ok(id)
@@ -246,24 +253,13 @@ impl<'c> Tx<'c> {
         )? > 0)
     }
 
-    /// Deletes an endpoint and releases its addresses.
+    /// Deletes an endpoint and releases its addresses (to the free extents, by trigger) and
+    /// its ports.
     pub fn delete_endpoint(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self
             .0
             .execute("DELETE FROM endpoints WHERE id = ?1", [id])?
             > 0)
-    }
-
-    /// Addresses allocated in a network.
-    pub fn used_addrs(&self, network: &NetName) -> Result<BTreeSet<IpAddr>, StoreError> {
-        let mut stmt = self
-            .0
-            .prepare_cached("SELECT ip FROM addresses WHERE network = ?1")?;
-        let ips = stmt
-            .query_map([network.as_str()], |r| r.get::<_, String>(0))?
-            .map(|ip| parse("address", &ip?))
-            .collect::<Result<BTreeSet<IpAddr>, StoreError>>()?;
-        Ok(ips)
     }
 
     /// Number of addresses allocated in a network per subnet (by containment).
@@ -442,13 +438,14 @@ impl<'c> Tx<'c> {
         raws.into_iter().map(finish_link).collect()
     }
 
-    /// Links with an end in `netns`.
+    /// Links with an end in `netns` (through the indexes of both ends, not a scan).
     pub fn links_in_netns(&self, netns: &str) -> Result<Vec<LinkRow>, StoreError> {
-        Ok(self
-            .links()?
-            .into_iter()
-            .filter(|l| l.a.netns == netns || l.b.netns == netns)
-            .collect())
+        let sql = format!("SELECT {LINK_COLS} FROM links WHERE ns_a = ?1 OR ns_b = ?1 ORDER BY id");
+        let mut stmt = self.0.prepare_cached(&sql)?;
+        let raws = stmt
+            .query_map([netns], raw_link)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(finish_link).collect()
     }
 
     // ---- routes ----
@@ -513,6 +510,7 @@ impl<'c> Tx<'c> {
             "links",
             "routes",
             "ports",
+            "ipam_free",
             "containers",
             "topology_objects",
         ] {

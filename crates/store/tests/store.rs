@@ -112,8 +112,10 @@ fn parallel_connections_allocate_distinct_addresses() {
                 for i in 0..25 {
                     store
                         .write(|tx| {
-                            let used = tx.used_addrs(&s.name)?;
-                            let ip = ipam::allocate(&s.name, &s.subnets[0], &used).unwrap();
+                            let sub = &s.subnets[0];
+                            let from = ipam::search_start(&s.name, sub, None).unwrap();
+                            let free = tx.lowest_free(&s.name, &sub.cidr, from)?;
+                            let ip = ipam::allocated(&s.name, sub, None, free).unwrap();
                             let addr = format!("{ip}/16");
                             tx.insert_endpoint(&endpoint(&s.name, &format!("w{w}-{i}"), &addr))
                         })
@@ -126,8 +128,19 @@ fn parallel_connections_allocate_distinct_addresses() {
         w.join().unwrap();
     }
     let mut store = Store::open(dir.path()).unwrap();
-    let used: BTreeSet<IpAddr> = store.read(|tx| tx.used_addrs(&s.name)).unwrap();
+    let used: BTreeSet<IpAddr> = store
+        .read(|tx| tx.endpoints())
+        .unwrap()
+        .iter()
+        .flat_map(|e| e.ips().collect::<Vec<_>>())
+        .collect();
     assert_eq!(used.len(), 200);
+    // The free extents are what is left: 10.9.0.202 onwards.
+    let free = store
+        .read(|tx| tx.free_extents(&s.name, &s.subnets[0].cidr))
+        .unwrap();
+    assert_eq!(free.len(), 1);
+    assert_eq!((free[0].lo, free[0].hi), (202, 65534));
 }
 
 #[test]

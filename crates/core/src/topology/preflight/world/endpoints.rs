@@ -149,7 +149,7 @@ impl World<'_> {
                 (None, _) => {
                     let mut taken: BTreeSet<IpAddr> = users.keys().copied().collect();
                     taken.extend(self.reserved.get(a.network).into_iter().flatten());
-                    ipam::allocate(&spec.name, s, &taken).map_err(|e| format!("{who}: {e}"))?
+                    ipam::lowest_free(&spec.name, s, &taken).map_err(|e| format!("{who}: {e}"))?
                 }
             };
             ips.push(ip);
