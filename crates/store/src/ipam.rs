@@ -180,13 +180,9 @@ mod tests {
     #[test]
     fn stores_from_before_extents_are_backfilled() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join(crate::DB_FILE)).unwrap();
+        let mut conn = Connection::open(dir.path().join(crate::DB_FILE)).unwrap();
         let before = MIGRATIONS.iter().position(|m| *m == IPAM_EXTENTS).unwrap();
-        for sql in &MIGRATIONS[..before] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", before as i64)
-            .unwrap();
+        crate::schema::migrate_to(&mut conn, before).unwrap();
         conn.execute_batch(
             "INSERT INTO networks (name, bridge, internal, state, pid, boot_id)
              VALUES ('n', 'nsbr-n', 0, 'ready', 1, 'b');

@@ -212,19 +212,26 @@ END;
 
 /// Brings the schema to the latest version inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Brings the schema to version `target` (tests start from older versions this way).
+pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), rusqlite::Error> {
+    let target = target.min(MIGRATIONS.len());
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let current = usize::try_from(current).unwrap_or(0);
-    if current >= MIGRATIONS.len() {
+    if current >= target {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Another process may have migrated while we waited for the lock.
     let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let current = usize::try_from(current).unwrap_or(0);
-    for sql in &MIGRATIONS[current.min(MIGRATIONS.len())..] {
+    for sql in MIGRATIONS.get(current..target).unwrap_or_default() {
         tx.execute_batch(sql)?;
         if sql.contains("writable_schema") {
-            // Table definitions edited in place: make every connection reparse the schema.
+            // Table definitions edited in place: make every connection (this one included,
+            // before its next ALTER TABLE) reparse the schema.
             let version: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
             tx.pragma_update(None, "schema_version", version + 1)?;
         }
@@ -232,7 +239,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
             crate::ipam::backfill(&tx)?;
         }
     }
-    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.pragma_update(None, "user_version", target as i64)?;
     tx.commit()
 }
 
@@ -252,11 +259,7 @@ mod tests {
             .iter()
             .position(|m| m.contains("writable_schema"))
             .unwrap();
-        for sql in &MIGRATIONS[..before] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", before as i64)
-            .unwrap();
+        migrate_to(&mut conn, before).unwrap();
         conn.execute_batch(
             "INSERT INTO networks (name, bridge, internal, state, pid, boot_id)
              VALUES ('n', 'nsbr-n', 0, 'ready', 1, 'b');
