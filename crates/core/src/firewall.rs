@@ -301,6 +301,7 @@ pub fn port_elements(m: &PortMapping, addrs: &[IpAddr]) -> Vec<FwElem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::NetworkSpecBuilder;
     use crate::names::{IfName, NetName};
 
     #[test]
@@ -339,17 +340,13 @@ mod tests {
     }
 
     fn spec() -> NetworkSpec {
-        let mut s = NetworkSpec::new(
-            NetName::new("lan").unwrap(),
-            IfName::new("nsbr-lan").unwrap(),
-            &["10.0.0.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
-        s.icc = false;
-        s
+        lan().icc(false).build().unwrap()
+    }
+
+    fn lan() -> NetworkSpecBuilder {
+        NetworkSpec::builder(NetName::new("lan").unwrap())
+            .bridge(IfName::new("nsbr-lan").unwrap())
+            .subnets(["10.0.0.0/24".parse().unwrap()])
     }
 
     #[test]
@@ -371,16 +368,14 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(ep, ["noicc_ports \"nsv1\""]);
-        let mut internal = spec();
-        internal.internal = true;
+        let internal = lan().icc(false).internal(true).build().unwrap();
         let els: Vec<String> = network_elements(&internal)
             .iter()
             .map(ToString::to_string)
             .collect();
         assert!(els.contains(&"internal_bridges \"nsbr-lan\"".to_string()));
         assert!(!els.iter().any(|e| e.starts_with("masq")));
-        let mut routed = spec();
-        routed.set_routed(true).unwrap();
+        let routed = lan().icc(false).routed(true).build().unwrap();
         let els: Vec<String> = network_elements(&routed)
             .iter()
             .map(ToString::to_string)

@@ -579,15 +579,10 @@ mod tests {
 
     fn spec(name: &str, cidr: &str) -> NetworkSpec {
         let n = NetName::new(name).unwrap();
-        NetworkSpec::new(
-            n.clone(),
-            crate::names::default_bridge(&n),
-            &[cidr.parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap()
+        NetworkSpec::builder(n)
+            .subnets([cidr.parse().unwrap()])
+            .build()
+            .unwrap()
     }
 
     fn ep(net: &str, ns: &str) -> DesiredEndpoint {

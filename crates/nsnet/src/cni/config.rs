@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use nsnet_core::ipam::Range;
 use nsnet_core::model::{Mac, NetworkSpec, first_host, parse_cidr, parse_ip};
-use nsnet_core::names::{IfName, NetName, default_bridge};
+use nsnet_core::names::{IfName, NetName};
 use nsnet_core::plan::default_dest;
 use nsnet_core::port::{PortSpec, Proto};
 use nsnet_engine::CniRoute;
@@ -295,10 +295,7 @@ impl NetConf {
                 "false is not supported: nsnet always isolates its networks from each other; remove isolation or set it to true",
             ));
         }
-        let bridge = match &self.bridge {
-            Some(b) => IfName::new(b)?,
-            None => default_bridge(&name),
-        };
+        let bridge = self.bridge.as_deref().map(IfName::new).transpose()?;
         let ipam = self.ipam.as_ref().ok_or_else(|| {
             invalid(
                 "the network configuration has no \"ipam\": give ipam.ranges, e.g. [[{\"subnet\": \"10.88.0.0/16\"}]]",
@@ -359,12 +356,18 @@ impl NetConf {
             .filter_map(|r| r.gateway.as_deref())
             .map(|g| parse_ip("gateway", g))
             .collect::<Result<Vec<_>, _>>()?;
-        let internal = self.internal.unwrap_or(false);
-        let mtu = self.mtu.filter(|m| *m != 0);
-        let mut spec = NetworkSpec::new(name, bridge, &subnets, &gateways, mtu, internal)?;
-        spec.masquerade = self.ip_masq.unwrap_or(false);
-        spec.icc = self.icc.unwrap_or(true);
-        spec.set_routed(self.routed.unwrap_or(false))?;
+        let spec = NetworkSpec::builder(name)
+            .subnets(subnets)
+            .gateways(gateways)
+            .bridge(bridge)
+            // 0 is how CNI configurations say "the default".
+            .mtu(self.mtu.filter(|m| *m != 0))
+            .internal(self.internal.unwrap_or(false))
+            // Off unless asked, as in the reference bridge plugin.
+            .masquerade(self.ip_masq.unwrap_or(false))
+            .icc(self.icc.unwrap_or(true))
+            .routed(self.routed.unwrap_or(false))
+            .build()?;
         let mut bounds = Vec::new();
         for (r, s) in ranges.iter().zip(&spec.subnets) {
             if r.range_start.is_none() && r.range_end.is_none() {

@@ -11,7 +11,7 @@ use std::path::Path as FsPath;
 
 use nsnet_core::CoreError;
 use nsnet_core::model::{Mac, NetworkSpec, overlaps, parse_cidr, parse_ip};
-use nsnet_core::names::{HOST, IfName, NetName, NsName, default_bridge, link_end};
+use nsnet_core::names::{HOST, IfName, NetName, NsName, link_end};
 use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::{Shaping, parse_duration, parse_loss, parse_rate};
 use nsnet_core::topology::{
@@ -215,6 +215,19 @@ fn ns_ref(
     Ok(name.to_string())
 }
 
+/// The key of a network definition that a refusal of the whole definition points at.
+fn spec_field(e: &CoreError, no_subnets: bool) -> &'static str {
+    match e {
+        CoreError::GatewayOutside { .. } => "gateways",
+        CoreError::InvalidValue { what: "mtu", .. } => "mtu",
+        // Refused as a whole: for want of subnets, or for being internal and routed.
+        CoreError::InvalidValue {
+            what: "network", ..
+        } if !no_subnets => "routed",
+        _ => "subnets",
+    }
+}
+
 fn validate(ctx: &Ctx<'_>, raw: File) -> Result<Desired, FileError> {
     let root = Path::default();
     ctx.at(&root.key("name"), NetName::new(&raw.name))?;
@@ -252,23 +265,20 @@ fn validate(ctx: &Ctx<'_>, raw: File) -> Result<Desired, FileError> {
             gateways.push(ctx.at(&p.key("gateways").index(i), parse_ip("gateway", g))?);
         }
         let bridge = match &def.bridge {
-            Some(b) => ctx.at(&p.key("bridge"), IfName::new(b))?,
-            None => default_bridge(&net_name),
+            Some(b) => Some(ctx.at(&p.key("bridge"), IfName::new(b))?),
+            None => None,
         };
-        let mut spec = ctx.at(
-            &p.key("subnets"),
-            NetworkSpec::new(
-                net_name.clone(),
-                bridge,
-                &subnets,
-                &gateways,
-                def.mtu,
-                def.internal,
-            ),
-        )?;
-        spec.masquerade = def.masquerade;
-        spec.icc = def.icc;
-        ctx.at(&p.key("routed"), spec.set_routed(def.routed))?;
+        let spec = NetworkSpec::builder(net_name.clone())
+            .subnets(subnets)
+            .gateways(gateways)
+            .bridge(bridge)
+            .mtu(def.mtu)
+            .internal(def.internal)
+            .masquerade(def.masquerade)
+            .icc(def.icc)
+            .routed(def.routed)
+            .build();
+        let spec = spec.map_err(|e| ctx.err(&p.key(spec_field(&e, def.subnets.is_empty())), e))?;
         for other in &networks {
             for s in &spec.subnets {
                 if let Some(o) = other
