@@ -241,9 +241,12 @@ mod tests {
 
     fn net(name: &str, subnets: &[&str], internal: bool) -> NetworkSpec {
         let n = NetName::new(name).unwrap();
-        let bridge = crate::names::default_bridge(&n);
         let subnets: Vec<IpNet> = subnets.iter().map(|s| s.parse().unwrap()).collect();
-        NetworkSpec::new(n, bridge, &subnets, &[], None, internal).unwrap()
+        NetworkSpec::builder(n)
+            .subnets(subnets)
+            .internal(internal)
+            .build()
+            .unwrap()
     }
 
     fn have(network: &str, ifname: &str, internal: bool) -> NsEndpoint {

@@ -240,18 +240,16 @@ mod tests {
     use crate::names::NetName;
 
     fn net(internal: bool) -> NetworkSpec {
-        NetworkSpec::new(
-            NetName::new("vnet").unwrap(),
-            IfName::new("v-net-0").unwrap(),
-            &[
+        NetworkSpec::builder(NetName::new("vnet").unwrap())
+            .bridge(IfName::new("v-net-0").unwrap())
+            .subnets([
                 "192.168.15.0/24".parse().unwrap(),
                 "fd00:15::/64".parse().unwrap(),
-            ],
-            &["192.168.15.5".parse().unwrap()],
-            None,
-            internal,
-        )
-        .unwrap()
+            ])
+            .gateways(["192.168.15.5".parse().unwrap()])
+            .internal(internal)
+            .build()
+            .unwrap()
     }
 
     fn render(ops: &[KernelOp]) -> Vec<String> {
@@ -316,15 +314,11 @@ mod tests {
 
     #[test]
     fn ipv4_only_bridge_has_no_ipv6() {
-        let v4 = NetworkSpec::new(
-            NetName::new("v4").unwrap(),
-            IfName::new("nsbr-v4").unwrap(),
-            &["192.168.15.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
+        let v4 = NetworkSpec::builder(NetName::new("v4").unwrap())
+            .bridge(IfName::new("nsbr-v4").unwrap())
+            .subnets(["192.168.15.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
         let ops = render(&create_network(&v4));
         assert_eq!(ops[0], "create bridge nsbr-v4");
         assert_eq!(
@@ -344,15 +338,11 @@ mod tests {
             addrs: vec!["192.168.15.2/24".parse().unwrap()],
             default_via: vec![],
         };
-        let v4 = NetworkSpec::new(
-            NetName::new("v4").unwrap(),
-            IfName::new("nsbr-v4").unwrap(),
-            &["192.168.15.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
+        let v4 = NetworkSpec::builder(NetName::new("v4").unwrap())
+            .bridge(IfName::new("nsbr-v4").unwrap())
+            .subnets(["192.168.15.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
         for (net, want) in [(v4, false), (net(false), true)] {
             let ops = connect(&net, &ep, vec![]);
             let Some(KernelOp::CreateVeth { a, b, .. }) = ops
@@ -371,15 +361,11 @@ mod tests {
         let ns = NsRef::Named("red".into());
         let eth1 = IfName::new("eth1").unwrap();
         let gws = ["10.1.0.1".parse().unwrap()];
-        let net = NetworkSpec::new(
-            crate::names::NetName::new("lan").unwrap(),
-            IfName::new("nsbr-lan").unwrap(),
-            &["10.1.0.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
+        let net = NetworkSpec::builder(crate::names::NetName::new("lan").unwrap())
+            .bridge(IfName::new("nsbr-lan").unwrap())
+            .subnets(["10.1.0.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
         let plan = disconnect(
             &net,
             &IfName::new("nsv0123").unwrap(),

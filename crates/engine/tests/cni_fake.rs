@@ -4,7 +4,7 @@
 
 use nsnet_core::ipam::Range;
 use nsnet_core::model::NetworkSpec;
-use nsnet_core::names::{IfName, NetName, NsName, default_bridge};
+use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_engine::{CniAdd, CniKey, CniRoute, CniStatus, ConnectRequest, Engine, EngineError};
 use nsnet_store::Store;
@@ -27,15 +27,10 @@ fn fixture() -> Fixture {
 
 fn spec(name: &str, cidr: &str) -> NetworkSpec {
     let n = NetName::new(name).unwrap();
-    NetworkSpec::new(
-        n.clone(),
-        default_bridge(&n),
-        &[cidr.parse().unwrap()],
-        &[],
-        None,
-        false,
-    )
-    .unwrap()
+    NetworkSpec::builder(n)
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn add(e: &mut Engine<FakeKernel>, s: &NetworkSpec, id: &str) -> CniAdd {
@@ -97,9 +92,12 @@ fn first_add_creates_the_network_and_later_ones_must_match_it() {
     assert_eq!(count(e, "networks"), 1);
     let b = attach(e, &lan, "b").unwrap();
     assert_eq!(b.addrs[0].to_string(), "10.8.0.3/24");
-    let mut other = lan.clone();
-    other.masquerade = false;
-    other.mtu = Some(1400);
+    let other = NetworkSpec::builder(lan.name.clone())
+        .subnets(lan.subnets.iter().map(|s| s.cidr))
+        .masquerade(false)
+        .mtu(1400)
+        .build()
+        .unwrap();
     let err = attach(e, &other, "c").unwrap_err();
     assert!(matches!(
         err,

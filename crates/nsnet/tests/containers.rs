@@ -426,7 +426,11 @@ fn stop_rm_and_gc_leave_nothing() {
     s.ok(&["rm", "s1"]);
 
     // A command that ignores SIGTERM is killed after --time.
-    run("s2", "8082:80", &["sh", "-c", "trap '' TERM; echo trapped; sleep 300"]);
+    run(
+        "s2",
+        "8082:80",
+        &["sh", "-c", "trap '' TERM; echo trapped; sleep 300"],
+    );
     // `run -d` returns once the command runs, maybe before its shell installed the trap.
     let ready = Instant::now() + Duration::from_secs(5);
     while !s.ok(&["logs", "s2"]).contains("trapped") {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use nsnet_core::model::{Mac, NetworkSpec, Subnet};
+use nsnet_core::model::{Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
@@ -148,23 +148,29 @@ impl<'c> Tx<'c> {
             })?
             .map(|x| {
                 let (cidr, gw) = x?;
-                Ok(Subnet {
-                    cidr: parse("subnet", &cidr)?,
-                    gateway: parse("gateway", &gw)?,
-                })
+                Ok((
+                    parse::<IpNet>("subnet", &cidr)?,
+                    parse::<IpAddr>("gateway", &gw)?,
+                ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let name = parse_name("network name", r.name, NetName::new)?;
+        let spec = NetworkSpec::builder(name.clone())
+            .bridge(parse_name("bridge name", r.bridge, IfName::new)?)
+            .subnets(subnets.iter().map(|(cidr, _)| *cidr))
+            .gateways(subnets.iter().map(|(_, gateway)| *gateway))
+            .mtu(r.mtu)
+            .internal(r.internal)
+            .masquerade(r.masquerade)
+            .icc(r.icc)
+            .routed(r.routed)
+            .restore()
+            .map_err(|_| StoreError::Corrupt {
+                what: "network subnets",
+                value: name.to_string(),
+            })?;
         Ok(NetworkRow {
-            spec: NetworkSpec {
-                name: parse_name("network name", r.name, NetName::new)?,
-                bridge: parse_name("bridge name", r.bridge, IfName::new)?,
-                subnets,
-                mtu: r.mtu,
-                internal: r.internal,
-                masquerade: r.masquerade,
-                icc: r.icc,
-                routed: r.routed,
-            },
+            spec,
             cni_owned: r.cni_owned,
             state: RowState::parse(&r.state),
             pid: r.pid,

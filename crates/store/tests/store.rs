@@ -11,8 +11,10 @@ use nsnet_store::{NewEndpoint, RouteRow, RowState, Store, StoreError};
 
 fn spec(name: &str, cidr: &str) -> NetworkSpec {
     let n = NetName::new(name).unwrap();
-    let bridge = nsnet_core::names::default_bridge(&n);
-    NetworkSpec::new(n, bridge, &[cidr.parse().unwrap()], &[], None, false).unwrap()
+    NetworkSpec::builder(n)
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn endpoint(net: &NetName, ns: &str, addr: &str) -> NewEndpoint {
@@ -134,8 +136,11 @@ fn parallel_connections_allocate_distinct_addresses() {
 fn routed_flag_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
-    let mut open = spec("open", "10.1.0.0/24");
-    open.set_routed(true).unwrap();
+    let open = NetworkSpec::builder(NetName::new("open").unwrap())
+        .subnets(["10.1.0.0/24".parse().unwrap()])
+        .routed(true)
+        .build()
+        .unwrap();
     let closed = spec("closed", "10.2.0.0/24");
     store
         .write(|tx| {
