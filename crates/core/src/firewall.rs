@@ -232,7 +232,7 @@ fn ifname(family: u8, set: &str, name: &str) -> FwElem {
 
 /// Elements a network contributes: its bridge in every set its options call for.
 pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
-    let br = spec.bridge.as_str();
+    let br = spec.bridge().as_str();
     let mut out = vec![
         ifname(FAMILY_INET, SET_BRIDGES, br),
         FwElem {
@@ -242,13 +242,13 @@ pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
             data: None,
         },
     ];
-    if spec.masquerade && !spec.internal {
+    if spec.masquerade() && !spec.internal() {
         out.push(ifname(FAMILY_INET, SET_MASQ, br));
     }
-    if spec.internal {
+    if spec.internal() {
         out.push(ifname(FAMILY_INET, SET_INTERNAL, br));
     }
-    if spec.routed && !spec.internal {
+    if spec.routed() && !spec.internal() {
         out.push(ifname(FAMILY_INET, SET_ROUTED, br));
     }
     out
@@ -256,7 +256,7 @@ pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
 
 /// Elements an endpoint contributes: its host port in `noicc_ports` when icc is off.
 pub fn endpoint_elements(spec: &NetworkSpec, host_ifname: &str) -> Vec<FwElem> {
-    if spec.icc {
+    if spec.icc() {
         Vec::new()
     } else {
         vec![ifname(FAMILY_BRIDGE, SET_NOICC, host_ifname)]

@@ -145,21 +145,19 @@ impl Subnet {
     }
 }
 
-/// A validated network definition (what `network create` asks for).
+/// A validated network definition (what `network create` asks for). Made by
+/// [`NetworkSpec::builder`] only, so every value is one that passed all the checks; read through
+/// the getters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkSpec {
-    pub name: NetName,
-    pub bridge: IfName,
-    pub subnets: Vec<Subnet>,
-    pub mtu: Option<u32>,
-    pub internal: bool,
-    /// Masquerade traffic leaving for anything outside nsnet's networks (default on).
-    pub masquerade: bool,
-    /// Inter-container communication on this network's bridge (default on).
-    pub icc: bool,
-    /// Accept traffic routed straight to the endpoints' addresses from outside the host (default
-    /// off: only published ports, the same network and the host itself reach them).
-    pub routed: bool,
+    name: NetName,
+    bridge: IfName,
+    subnets: Vec<Subnet>,
+    mtu: Option<u32>,
+    internal: bool,
+    masquerade: bool,
+    icc: bool,
+    routed: bool,
 }
 
 impl NetworkSpec {
@@ -176,6 +174,45 @@ impl NetworkSpec {
             routed: false,
             name,
         }
+    }
+
+    pub fn name(&self) -> &NetName {
+        &self.name
+    }
+
+    pub fn bridge(&self) -> &IfName {
+        &self.bridge
+    }
+
+    /// Each subnet with its gateway, in the order given.
+    pub fn subnets(&self) -> &[Subnet] {
+        &self.subnets
+    }
+
+    /// The MTU of the bridge and its endpoints; `None` leaves the kernel's.
+    pub fn mtu(&self) -> Option<u32> {
+        self.mtu
+    }
+
+    /// No way in or out of the host.
+    pub fn internal(&self) -> bool {
+        self.internal
+    }
+
+    /// Masquerade traffic leaving for anything outside nsnet's networks.
+    pub fn masquerade(&self) -> bool {
+        self.masquerade
+    }
+
+    /// Inter-container communication on this network's bridge.
+    pub fn icc(&self) -> bool {
+        self.icc
+    }
+
+    /// Accept traffic routed straight to the endpoints' addresses from outside the host (else
+    /// only published ports, the same network and the host itself reach them).
+    pub fn routed(&self) -> bool {
+        self.routed
     }
 
     /// The bridge's own MAC (see [`Mac::for_bridge`]).

@@ -36,11 +36,11 @@ fn fw_del(elems: Vec<FwElem>) -> Option<KernelOp> {
 /// themselves; the network's firewall elements.
 pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
     let mut ops = switch::of(spec).create(spec);
-    if !spec.internal {
-        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
+    if !spec.internal() {
+        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv4()) {
             ops.push(sysctl("net.ipv4.ip_forward", "1"));
         }
-        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6()) {
+        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6()) {
             ops.push(sysctl("net.ipv6.conf.all.forwarding", "1"));
         }
     }
@@ -49,7 +49,7 @@ pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
 }
 
 fn has_ipv6(spec: &NetworkSpec) -> bool {
-    spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6())
+    spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6())
 }
 
 fn sysctl(key: &str, value: &str) -> KernelOp {
@@ -120,7 +120,7 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<K
             // grows with the number of endpoints on the network (about 3x at 1000).
             ipv6: has_ipv6(net),
         },
-        mtu: net.mtu,
+        mtu: net.mtu(),
     });
     ops.extend(switch.attach(net, ep.host_ifname.as_str()));
     ops.push(KernelOp::LinkUp {
@@ -352,7 +352,7 @@ mod tests {
                 panic!("no veth in {ops:?}");
             };
             assert!(!a.ipv6, "the host end is a bridge port");
-            assert_eq!(b.ipv6, want, "container end on {}", net.name);
+            assert_eq!(b.ipv6, want, "container end on {}", net.name());
         }
     }
 

@@ -58,13 +58,13 @@ impl<'c> Tx<'c> {
         self.0.execute(
             "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, state, pid, boot_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'creating', ?8, ?9)",
-            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, spec.masquerade, spec.icc, spec.routed, pid, boot_id],
+            params![spec.name().as_str(), spec.bridge().as_str(), spec.mtu(), spec.internal(), spec.masquerade(), spec.icc(), spec.routed(), pid, boot_id],
         )?;
-        for s in &spec.subnets {
+        for s in spec.subnets() {
             self.0.execute(
                 "INSERT INTO subnets (network, cidr, gateway) VALUES (?1, ?2, ?3)",
                 params![
-                    spec.name.as_str(),
+                    spec.name().as_str(),
                     s.cidr.to_string(),
                     s.gateway.to_string()
                 ],

@@ -40,8 +40,8 @@ fn network_and_endpoint_round_trip() {
     store
         .write(|tx| {
             tx.insert_network(&s, 7, "boot")?;
-            tx.set_network_ready(&s.name)?;
-            let id = tx.insert_endpoint(&endpoint(&s.name, "red", "192.168.15.2/24"))?;
+            tx.set_network_ready(s.name())?;
+            let id = tx.insert_endpoint(&endpoint(s.name(), "red", "192.168.15.2/24"))?;
             tx.set_endpoint_ready(id)?;
             tx.insert_route(&RouteRow {
                 netns: "red".into(),
@@ -54,7 +54,7 @@ fn network_and_endpoint_round_trip() {
     let (net, eps, routes) = store
         .read(|tx| {
             Ok::<_, StoreError>((
-                tx.network(&s.name)?.unwrap(),
+                tx.network(s.name())?.unwrap(),
                 tx.endpoints_in_netns("red")?,
                 tx.routes_in_netns("red")?,
             ))
@@ -83,12 +83,12 @@ fn duplicate_address_is_a_conflict_and_rolls_back() {
     let s = spec("lan", "10.0.0.0/24");
     store.write(|tx| tx.insert_network(&s, 1, "b")).unwrap();
     store
-        .write(|tx| tx.insert_endpoint(&endpoint(&s.name, "a", "10.0.0.2/24")))
+        .write(|tx| tx.insert_endpoint(&endpoint(s.name(), "a", "10.0.0.2/24")))
         .unwrap();
     let err = store
         .write(|tx| {
-            tx.insert_endpoint(&endpoint(&s.name, "b", "10.0.0.3/24"))?;
-            tx.insert_endpoint(&endpoint(&s.name, "c", "10.0.0.2/24"))
+            tx.insert_endpoint(&endpoint(s.name(), "b", "10.0.0.3/24"))?;
+            tx.insert_endpoint(&endpoint(s.name(), "c", "10.0.0.2/24"))
         })
         .unwrap_err();
     assert!(err.is_conflict(), "{err}");
@@ -114,10 +114,10 @@ fn parallel_connections_allocate_distinct_addresses() {
                 for i in 0..25 {
                     store
                         .write(|tx| {
-                            let used = tx.used_addrs(&s.name)?;
-                            let ip = ipam::allocate(&s.name, &s.subnets[0], &used).unwrap();
+                            let used = tx.used_addrs(s.name())?;
+                            let ip = ipam::allocate(s.name(), &s.subnets()[0], &used).unwrap();
                             let addr = format!("{ip}/16");
-                            tx.insert_endpoint(&endpoint(&s.name, &format!("w{w}-{i}"), &addr))
+                            tx.insert_endpoint(&endpoint(s.name(), &format!("w{w}-{i}"), &addr))
                         })
                         .unwrap();
                 }
@@ -128,7 +128,7 @@ fn parallel_connections_allocate_distinct_addresses() {
         w.join().unwrap();
     }
     let mut store = Store::open(dir.path()).unwrap();
-    let used: BTreeSet<IpAddr> = store.read(|tx| tx.used_addrs(&s.name)).unwrap();
+    let used: BTreeSet<IpAddr> = store.read(|tx| tx.used_addrs(s.name())).unwrap();
     assert_eq!(used.len(), 200);
 }
 
@@ -151,7 +151,7 @@ fn routed_flag_round_trips() {
     let nets = store.read(|tx| tx.networks()).unwrap();
     let routed: Vec<(&str, bool)> = nets
         .iter()
-        .map(|n| (n.spec.name.as_str(), n.spec.routed))
+        .map(|n| (n.spec.name().as_str(), n.spec.routed()))
         .collect();
     assert_eq!(routed, [("closed", false), ("open", true)]);
     assert_eq!(nets[1].spec, open);

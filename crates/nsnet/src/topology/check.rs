@@ -120,10 +120,10 @@ fn networks(
     for (name, def) in defs {
         let spec = network(ctx, name, def)?;
         for other in &networks {
-            for s in &spec.subnets {
+            for s in spec.subnets() {
                 if let Some(o) = other
                     .spec
-                    .subnets
+                    .subnets()
                     .iter()
                     .find(|o| overlaps(&o.cidr, &s.cidr))
                 {
@@ -131,17 +131,20 @@ fn networks(
                         &def.subnets.at,
                         format!(
                             "subnet {} overlaps {} of network {}",
-                            s.cidr, o.cidr, other.spec.name
+                            s.cidr,
+                            o.cidr,
+                            other.spec.name()
                         ),
                     ));
                 }
             }
-            if other.spec.bridge == spec.bridge {
+            if other.spec.bridge() == spec.bridge() {
                 return Err(ctx.err(
                     &name.at,
                     format!(
                         "bridge {} is also used by network {}",
-                        spec.bridge, other.spec.name
+                        spec.bridge(),
+                        other.spec.name()
                     ),
                 ));
             }
@@ -217,7 +220,7 @@ fn endpoint(
         publish.extend(ctx.at(&text.at, text.parse::<PortSpec>())?.mappings());
     }
     Ok(DesiredEndpoint {
-        network: spec.name.clone(),
+        network: spec.name().clone(),
         netns,
         ips,
         mac,
@@ -229,12 +232,12 @@ fn endpoint(
 /// Whether `ip` may be given to an endpoint of the network.
 fn host_in(ctx: &Ctx<'_>, at: &Spot, spec: &NetworkSpec, ip: IpAddr) -> Result<(), FileError> {
     match spec.subnet_of(ip) {
-        Some(s) => ctx.at(at, s.check_host(&spec.name, ip)),
+        Some(s) => ctx.at(at, s.check_host(spec.name(), ip)),
         None => Err(ctx.err(
             at,
             format!(
                 "address {ip} is outside the subnets of network {}",
-                spec.name
+                spec.name()
             ),
         )),
     }
@@ -370,7 +373,7 @@ fn container(
     let mut nets = Vec::new();
     for n in c.networks.iter() {
         let arg = ctx.at(&n.at, n.parse::<NetworkArg>())?;
-        let Some(net) = networks.iter().find(|d| d.spec.name == arg.network) else {
+        let Some(net) = networks.iter().find(|d| *d.spec.name() == arg.network) else {
             return Err(ctx.err(
                 &n.at,
                 format!("network {} is not declared under `networks`", arg.network),

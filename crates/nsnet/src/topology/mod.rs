@@ -100,7 +100,7 @@ mod tests {
         .unwrap();
         assert_eq!(d.name, "seed");
         assert_eq!(
-            d.networks[0].spec.subnets[0].gateway.to_string(),
+            d.networks[0].spec.subnets()[0].gateway.to_string(),
             "192.168.15.5"
         );
         assert!(
@@ -307,8 +307,8 @@ mod tests {
         )
         .unwrap();
         let lan = &d.networks[0];
-        assert_eq!(lan.spec.bridge.as_str(), "nsbr-lan");
-        assert_eq!(lan.spec.mtu, None);
+        assert_eq!(lan.spec.bridge().as_str(), "nsbr-lan");
+        assert_eq!(lan.spec.mtu(), None);
         assert_eq!(lan.endpoints.len(), 2);
         assert!(
             lan.endpoints

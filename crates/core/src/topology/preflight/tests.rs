@@ -71,15 +71,15 @@ impl World {
 
     fn network(mut self, spec: NetworkSpec, owned: bool) -> Self {
         let host = self.o.live.get_mut("host").unwrap();
-        host.interfaces.insert(spec.bridge.to_string());
+        host.interfaces.insert(spec.bridge().to_string());
         host.routes.push(LiveRoute {
-            dest: spec.subnets[0].cidr,
-            dev: Some(spec.bridge.to_string()),
+            dest: spec.subnets()[0].cidr,
+            dev: Some(spec.bridge().to_string()),
         });
         if owned {
             self.o
                 .owned
-                .insert(Owned::new(Kind::Network, spec.name.to_string()));
+                .insert(Owned::new(Kind::Network, spec.name().to_string()));
         }
         self.o.networks.push(ObservedNetwork { spec, drift: None });
         self
