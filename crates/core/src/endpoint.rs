@@ -128,9 +128,9 @@ pub fn check_mappings(
     if mappings.is_empty() {
         return Ok(());
     }
-    if net.internal {
+    if net.internal() {
         return Err(ConnectConflict::InternalPublish {
-            network: net.name.clone(),
+            network: net.name().clone(),
         });
     }
     let mut seen = BTreeSet::new();
@@ -147,7 +147,7 @@ pub fn check_mappings(
             return Err(ConnectConflict::NoAddressOfFamily {
                 mapping: *m,
                 netns: netns.to_string(),
-                network: net.name.clone(),
+                network: net.name().clone(),
                 family: if m.host_ip.is_some_and(|h| h.is_ipv6()) {
                     "IPv6"
                 } else {
@@ -202,9 +202,9 @@ pub fn plan_connect(f: &ConnectFacts<'_>) -> ConnectPlan {
     let netns = f.ns.to_string();
     let primary_taken = f.in_ns.iter().any(|e| !e.internal);
     let default_via: Vec<IpAddr> = match f.routes {
-        RoutePolicy::Primary if !f.net.internal && !primary_taken => f
+        RoutePolicy::Primary if !f.net.internal() && !primary_taken => f
             .net
-            .subnets
+            .subnets()
             .iter()
             .filter(|s| f.addrs.iter().any(|a| s.cidr.contains(&a.addr())))
             .map(|s| s.gateway)
@@ -213,7 +213,7 @@ pub fn plan_connect(f: &ConnectFacts<'_>) -> ConnectPlan {
     };
     let layout = EndpointLayout {
         ns: f.ns.clone(),
-        host_ifname: host_veth(&f.net.name, &netns, &f.ifname),
+        host_ifname: host_veth(f.net.name(), &netns, &f.ifname),
         ifname: f.ifname.clone(),
         mac: f.mac,
         addrs: f.addrs.clone(),
@@ -241,9 +241,12 @@ mod tests {
 
     fn net(name: &str, subnets: &[&str], internal: bool) -> NetworkSpec {
         let n = NetName::new(name).unwrap();
-        let bridge = crate::names::default_bridge(&n);
         let subnets: Vec<IpNet> = subnets.iter().map(|s| s.parse().unwrap()).collect();
-        NetworkSpec::new(n, bridge, &subnets, &[], None, internal).unwrap()
+        NetworkSpec::builder(n)
+            .subnets(subnets)
+            .internal(internal)
+            .build()
+            .unwrap()
     }
 
     fn have(network: &str, ifname: &str, internal: bool) -> NsEndpoint {

@@ -232,7 +232,7 @@ fn ifname(family: u8, set: &str, name: &str) -> FwElem {
 
 /// Elements a network contributes: its bridge in every set its options call for.
 pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
-    let br = spec.bridge.as_str();
+    let br = spec.bridge().as_str();
     let mut out = vec![
         ifname(FAMILY_INET, SET_BRIDGES, br),
         FwElem {
@@ -242,13 +242,13 @@ pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
             data: None,
         },
     ];
-    if spec.masquerade && !spec.internal {
+    if spec.masquerade() && !spec.internal() {
         out.push(ifname(FAMILY_INET, SET_MASQ, br));
     }
-    if spec.internal {
+    if spec.internal() {
         out.push(ifname(FAMILY_INET, SET_INTERNAL, br));
     }
-    if spec.routed && !spec.internal {
+    if spec.routed() && !spec.internal() {
         out.push(ifname(FAMILY_INET, SET_ROUTED, br));
     }
     out
@@ -256,7 +256,7 @@ pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
 
 /// Elements an endpoint contributes: its host port in `noicc_ports` when icc is off.
 pub fn endpoint_elements(spec: &NetworkSpec, host_ifname: &str) -> Vec<FwElem> {
-    if spec.icc {
+    if spec.icc() {
         Vec::new()
     } else {
         vec![ifname(FAMILY_BRIDGE, SET_NOICC, host_ifname)]
@@ -301,6 +301,7 @@ pub fn port_elements(m: &PortMapping, addrs: &[IpAddr]) -> Vec<FwElem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::NetworkSpecBuilder;
     use crate::names::{IfName, NetName};
 
     #[test]
@@ -339,17 +340,13 @@ mod tests {
     }
 
     fn spec() -> NetworkSpec {
-        let mut s = NetworkSpec::new(
-            NetName::new("lan").unwrap(),
-            IfName::new("nsbr-lan").unwrap(),
-            &["10.0.0.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
-        s.icc = false;
-        s
+        lan().icc(false).build().unwrap()
+    }
+
+    fn lan() -> NetworkSpecBuilder {
+        NetworkSpec::builder(NetName::new("lan").unwrap())
+            .bridge(IfName::new("nsbr-lan").unwrap())
+            .subnets(["10.0.0.0/24".parse().unwrap()])
     }
 
     #[test]
@@ -371,16 +368,14 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(ep, ["noicc_ports \"nsv1\""]);
-        let mut internal = spec();
-        internal.internal = true;
+        let internal = lan().icc(false).internal(true).build().unwrap();
         let els: Vec<String> = network_elements(&internal)
             .iter()
             .map(ToString::to_string)
             .collect();
         assert!(els.contains(&"internal_bridges \"nsbr-lan\"".to_string()));
         assert!(!els.iter().any(|e| e.starts_with("masq")));
-        let mut routed = spec();
-        routed.set_routed(true).unwrap();
+        let routed = lan().icc(false).routed(true).build().unwrap();
         let els: Vec<String> = network_elements(&routed)
             .iter()
             .map(ToString::to_string)

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::names::{IfName, NetName};
+use crate::names::{IfName, NetName, default_bridge};
 
 /// Largest MTU accepted for a network or link (the kernel's ETH_MAX_MTU).
 pub const MTU_MAX: u32 = 65_535;
@@ -145,35 +145,168 @@ impl Subnet {
     }
 }
 
-/// A validated network definition (what `network create` asks for).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A validated network definition (what `network create` asks for). Made by
+/// [`NetworkSpec::builder`] only, so every value is one that passed all the checks; read through
+/// the getters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkSpec {
-    pub name: NetName,
-    pub bridge: IfName,
-    pub subnets: Vec<Subnet>,
-    pub mtu: Option<u32>,
-    pub internal: bool,
-    /// Masquerade traffic leaving for anything outside nsnet's networks (default on).
-    pub masquerade: bool,
-    /// Inter-container communication on this network's bridge (default on).
-    pub icc: bool,
-    /// Accept traffic routed straight to the endpoints' addresses from outside the host (default
-    /// off: only published ports, the same network and the host itself reach them).
-    #[serde(default)]
-    pub routed: bool,
+    name: NetName,
+    bridge: IfName,
+    subnets: Vec<Subnet>,
+    mtu: Option<u32>,
+    internal: bool,
+    masquerade: bool,
+    icc: bool,
+    routed: bool,
 }
 
 impl NetworkSpec {
-    /// Validates subnets (host bits clear, room for hosts, no overlap between them), assigns
-    /// gateways (each `--gateway` to the subnet containing it, else the first host) and the MTU.
-    pub fn new(
-        name: NetName,
-        bridge: IfName,
-        subnets: &[IpNet],
-        gateways: &[IpAddr],
-        mtu: Option<u32>,
-        internal: bool,
-    ) -> Result<Self, CoreError> {
+    /// Starts a network definition; [`NetworkSpecBuilder::build`] validates all of it at once.
+    pub fn builder(name: NetName) -> NetworkSpecBuilder {
+        NetworkSpecBuilder {
+            bridge: None,
+            subnets: Vec::new(),
+            gateways: Vec::new(),
+            mtu: None,
+            internal: false,
+            masquerade: true,
+            icc: true,
+            routed: false,
+            name,
+        }
+    }
+
+    pub fn name(&self) -> &NetName {
+        &self.name
+    }
+
+    pub fn bridge(&self) -> &IfName {
+        &self.bridge
+    }
+
+    /// Each subnet with its gateway, in the order given.
+    pub fn subnets(&self) -> &[Subnet] {
+        &self.subnets
+    }
+
+    /// The MTU of the bridge and its endpoints; `None` leaves the kernel's.
+    pub fn mtu(&self) -> Option<u32> {
+        self.mtu
+    }
+
+    /// No way in or out of the host.
+    pub fn internal(&self) -> bool {
+        self.internal
+    }
+
+    /// Masquerade traffic leaving for anything outside nsnet's networks.
+    pub fn masquerade(&self) -> bool {
+        self.masquerade
+    }
+
+    /// Inter-container communication on this network's bridge.
+    pub fn icc(&self) -> bool {
+        self.icc
+    }
+
+    /// Accept traffic routed straight to the endpoints' addresses from outside the host (else
+    /// only published ports, the same network and the host itself reach them).
+    pub fn routed(&self) -> bool {
+        self.routed
+    }
+
+    /// The bridge's own MAC (see [`Mac::for_bridge`]).
+    pub fn bridge_mac(&self) -> Mac {
+        Mac::for_bridge(&self.name)
+    }
+
+    /// The subnet that contains `ip`, if any.
+    pub fn subnet_of(&self, ip: IpAddr) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.cidr.contains(&ip))
+    }
+}
+
+/// A network definition being put together by a face (CLI flags, CNI configuration, topology
+/// file). Nothing is checked until [`build`](Self::build), which checks everything, so the order
+/// of the calls does not matter and no face can end up with a half-validated definition.
+#[derive(Debug, Clone)]
+pub struct NetworkSpecBuilder {
+    name: NetName,
+    bridge: Option<IfName>,
+    subnets: Vec<IpNet>,
+    gateways: Vec<IpAddr>,
+    mtu: Option<u32>,
+    internal: bool,
+    masquerade: bool,
+    icc: bool,
+    routed: bool,
+}
+
+impl NetworkSpecBuilder {
+    /// The subnets, in order (the first of each family is where defaults come from); at least one.
+    pub fn subnets(mut self, subnets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.subnets = subnets.into_iter().collect();
+        self
+    }
+
+    /// Explicit gateways, each inside one subnet; a subnet without one gets its first host.
+    pub fn gateways(mut self, gateways: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.gateways = gateways.into_iter().collect();
+        self
+    }
+
+    /// The bridge's name; `None` (the default) means [`default_bridge`] of the network's name.
+    pub fn bridge(mut self, bridge: impl Into<Option<IfName>>) -> Self {
+        self.bridge = bridge.into();
+        self
+    }
+
+    /// The MTU of the bridge and its endpoints; `None` (the default) leaves the kernel's.
+    pub fn mtu(mut self, mtu: impl Into<Option<u32>>) -> Self {
+        self.mtu = mtu.into();
+        self
+    }
+
+    /// No way in or out of the host (default off).
+    pub fn internal(mut self, internal: bool) -> Self {
+        self.internal = internal;
+        self
+    }
+
+    /// Masquerade traffic leaving for anything outside nsnet's networks (default on).
+    pub fn masquerade(mut self, masquerade: bool) -> Self {
+        self.masquerade = masquerade;
+        self
+    }
+
+    /// Inter-container communication on the bridge (default on).
+    pub fn icc(mut self, icc: bool) -> Self {
+        self.icc = icc;
+        self
+    }
+
+    /// Accept traffic routed straight to the endpoints from outside the host (default off).
+    pub fn routed(mut self, routed: bool) -> Self {
+        self.routed = routed;
+        self
+    }
+
+    /// Checks the whole definition: subnets (present, not special-use, host bits clear, room
+    /// for hosts, no overlap between them), gateways (each inside exactly one subnet, at most
+    /// one per subnet, neither its network nor its broadcast address), the MTU against the
+    /// address families, and that internal and routed are not both asked for.
+    pub fn build(self) -> Result<NetworkSpec, CoreError> {
+        let Self {
+            name,
+            bridge,
+            subnets,
+            gateways,
+            mtu,
+            internal,
+            masquerade,
+            icc,
+            routed,
+        } = self;
         if subnets.is_empty() {
             return Err(CoreError::InvalidValue {
                 what: "network",
@@ -218,17 +351,17 @@ impl NetworkSpec {
                 ));
             }
         }
-        for g in gateways {
+        for g in &gateways {
             if !subnets.iter().any(|s| s.contains(g)) {
                 return Err(CoreError::GatewayOutside {
                     network: name.to_string(),
                     gateway: *g,
-                    subnets: join(subnets),
+                    subnets: join(&subnets),
                 });
             }
         }
         let mut out = Vec::with_capacity(subnets.len());
-        for s in subnets {
+        for s in &subnets {
             let mut mine = gateways.iter().filter(|g| s.contains(*g));
             let gateway = match (mine.next(), mine.next()) {
                 (Some(_), Some(_)) => {
@@ -237,7 +370,6 @@ impl NetworkSpec {
                 (Some(g), None) => *g,
                 (None, _) => first_host(s),
             };
-            let subnet = Subnet { cidr: *s, gateway };
             if gateway == s.network()
                 || (s.prefix_len() < s.max_prefix_len()
                     && s.addr().is_ipv4()
@@ -248,47 +380,68 @@ impl NetworkSpec {
                     format!("gateway {gateway} is the network or broadcast address"),
                 ));
             }
-            out.push(subnet);
+            out.push(Subnet { cidr: *s, gateway });
         }
         if let Some(m) = mtu {
             check_mtu(m, subnets.iter().any(|s| s.addr().is_ipv6()))?;
         }
-        Ok(Self {
+        check_routed(&name, internal, routed)?;
+        Ok(NetworkSpec {
+            bridge: bridge.unwrap_or_else(|| default_bridge(&name)),
             name,
-            bridge,
             subnets: out,
             mtu,
             internal,
-            masquerade: true,
-            icc: true,
-            routed: false,
+            masquerade,
+            icc,
+            routed,
         })
     }
 
-    /// Sets `routed`; an internal network accepts nothing from outside, so it cannot be routed.
-    pub fn set_routed(&mut self, routed: bool) -> Result<(), CoreError> {
-        if routed && self.internal {
-            return Err(CoreError::InvalidValue {
-                what: "network",
-                value: self.name.to_string(),
-                reason:
-                    "internal and routed exclude each other: nothing enters an internal network"
-                        .to_string(),
+    /// A definition as the store recorded it, each subnet with its recorded gateway, not
+    /// judged again: a network recorded before a rule tightened (special-use subnets, the
+    /// IPv6 MTU floor) must still load, to be inspected and removed. Faces call
+    /// [`build`](Self::build). Fails only on a subnet without a gateway inside it, which no
+    /// build records.
+    pub fn restore(self) -> Result<NetworkSpec, CoreError> {
+        let mut out = Vec::with_capacity(self.subnets.len());
+        for s in &self.subnets {
+            let Some(gateway) = self.gateways.iter().find(|g| s.contains(*g)) else {
+                return Err(CoreError::Subnet {
+                    network: self.name.to_string(),
+                    subnet: *s,
+                    reason: "has no recorded gateway".to_string(),
+                });
+            };
+            out.push(Subnet {
+                cidr: *s,
+                gateway: *gateway,
             });
         }
-        self.routed = routed;
-        Ok(())
+        Ok(NetworkSpec {
+            bridge: self.bridge.unwrap_or_else(|| default_bridge(&self.name)),
+            name: self.name,
+            subnets: out,
+            mtu: self.mtu,
+            internal: self.internal,
+            masquerade: self.masquerade,
+            icc: self.icc,
+            routed: self.routed,
+        })
     }
+}
 
-    /// The bridge's own MAC (see [`Mac::for_bridge`]).
-    pub fn bridge_mac(&self) -> Mac {
-        Mac::for_bridge(&self.name)
+/// An internal network accepts nothing from outside, so it cannot be routed.
+fn check_routed(name: &NetName, internal: bool, routed: bool) -> Result<(), CoreError> {
+    if routed && internal {
+        return Err(CoreError::InvalidValue {
+            what: "network",
+            value: name.to_string(),
+            reason: "internal and routed exclude each other: nothing enters an internal network"
+                .to_string(),
+        });
     }
-
-    /// The subnet that contains `ip`, if any.
-    pub fn subnet_of(&self, ip: IpAddr) -> Option<&Subnet> {
-        self.subnets.iter().find(|s| s.cidr.contains(&ip))
-    }
+    Ok(())
 }
 
 /// Whether two networks share any address.
@@ -401,17 +554,138 @@ mod tests {
     }
 
     fn spec(subnets: &[&str], gws: &[&str]) -> Result<NetworkSpec, CoreError> {
-        let name = NetName::new("n1").unwrap();
-        let subnets: Vec<IpNet> = subnets.iter().map(|s| net(s)).collect();
-        let gws: Vec<IpAddr> = gws.iter().map(|g| g.parse().unwrap()).collect();
-        NetworkSpec::new(
-            name,
-            IfName::new("br0").unwrap(),
-            &subnets,
-            &gws,
-            None,
-            false,
-        )
+        NetworkSpec::builder(NetName::new("n1").unwrap())
+            .subnets(subnets.iter().map(|s| net(s)))
+            .gateways(gws.iter().map(|g| g.parse().unwrap()))
+            .build()
+    }
+
+    fn err(b: NetworkSpecBuilder) -> String {
+        b.build().unwrap_err().to_string()
+    }
+
+    fn v4() -> NetworkSpecBuilder {
+        NetworkSpec::builder(NetName::new("n1").unwrap()).subnets([net("10.0.0.0/24")])
+    }
+
+    #[test]
+    fn builder_defaults() {
+        let s = v4().build().unwrap();
+        assert_eq!(s.name.as_str(), "n1");
+        assert_eq!(s.bridge, default_bridge(&s.name));
+        assert_eq!(
+            s.subnets,
+            [Subnet {
+                cidr: net("10.0.0.0/24"),
+                gateway: "10.0.0.1".parse().unwrap()
+            }]
+        );
+        assert_eq!(s.mtu, None);
+        assert!(!s.internal && s.masquerade && s.icc && !s.routed);
+        let s = v4()
+            .bridge(IfName::new("br-x").unwrap())
+            .mtu(1400)
+            .internal(true)
+            .masquerade(false)
+            .icc(false)
+            .build()
+            .unwrap();
+        assert_eq!(s.bridge.as_str(), "br-x");
+        assert_eq!(s.mtu, Some(1400));
+        assert!(s.internal && !s.masquerade && !s.icc && !s.routed);
+        // `None` means the default again, so a face can pass an optional flag straight on.
+        let s = v4().bridge(None).mtu(None).routed(true).build().unwrap();
+        assert_eq!(s.bridge, default_bridge(&s.name));
+        assert_eq!(s.mtu, None);
+        assert!(s.routed);
+    }
+
+    #[test]
+    fn builder_refuses_every_invalid_definition() {
+        let b = NetworkSpec::builder(NetName::new("n1").unwrap());
+        let cases: [(NetworkSpecBuilder, &str); 12] = [
+            (
+                b.clone(),
+                "invalid network \"n1\": needs at least one --subnet (IPv4 and/or IPv6 CIDR)",
+            ),
+            (
+                b.clone().subnets([net("127.0.0.0/24")]),
+                "subnet 127.0.0.0/24 of network n1: overlaps 127.0.0.0/8 (loopback",
+            ),
+            (
+                b.clone().subnets([net("10.0.0.7/24")]),
+                "subnet 10.0.0.7/24 of network n1: host bits are set; did you mean 10.0.0.0/24?",
+            ),
+            (
+                b.clone().subnets([net("10.0.0.0/31")]),
+                "subnet 10.0.0.0/31 of network n1: prefix is too long to hold a gateway and endpoints (at most /30)",
+            ),
+            (
+                b.clone().subnets([net("fd00::/127")]),
+                "subnet fd00::/127 of network n1: prefix is too long to hold a gateway and endpoints (at most /126)",
+            ),
+            (
+                b.clone().subnets([net("10.0.0.0/8"), net("10.1.0.0/16")]),
+                "subnet 10.1.0.0/16 of network n1: overlaps subnet 10.0.0.0/8 of the same network",
+            ),
+            (
+                v4().gateways(["10.9.0.1".parse().unwrap()]),
+                "gateway 10.9.0.1 of network n1 is not inside any of its subnets (10.0.0.0/24)",
+            ),
+            (
+                v4().gateways(["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()]),
+                "subnet 10.0.0.0/24 of network n1: has more than one --gateway",
+            ),
+            (
+                v4().gateways(["10.0.0.0".parse().unwrap()]),
+                "subnet 10.0.0.0/24 of network n1: gateway 10.0.0.0 is the network or broadcast address",
+            ),
+            (
+                v4().gateways(["10.0.0.255".parse().unwrap()]),
+                "subnet 10.0.0.0/24 of network n1: gateway 10.0.0.255 is the network or broadcast address",
+            ),
+            (v4().mtu(67), "invalid mtu \"67\": allowed: 68-65535"),
+            (
+                v4().subnets([net("10.0.0.0/24"), net("fd00::/64")])
+                    .mtu(1279),
+                "invalid mtu \"1279\": allowed: 1280-65535 (IPv6 needs at least 1280)",
+            ),
+        ];
+        for (b, want) in cases {
+            let e = err(b);
+            assert!(e.starts_with(want), "{e}\nwanted: {want}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_definition_is_restored_as_recorded() {
+        // Refused today (a special-use subnet, an MTU below IPv6's floor, internal and routed),
+        // but the store must still load what an earlier version recorded.
+        let b = NetworkSpec::builder(NetName::new("old").unwrap())
+            .bridge(IfName::new("br-old").unwrap())
+            .subnets([net("127.0.0.0/24"), net("fd00::/64")])
+            .gateways(["fd00::fe".parse().unwrap(), "127.0.0.9".parse().unwrap()])
+            .mtu(1000)
+            .internal(true)
+            .routed(true)
+            .masquerade(false)
+            .icc(false);
+        assert!(b.clone().build().is_err());
+        let s = b.restore().unwrap();
+        assert_eq!(s.bridge.as_str(), "br-old");
+        let pairs: Vec<String> = s
+            .subnets
+            .iter()
+            .map(|s| format!("{} {}", s.cidr, s.gateway))
+            .collect();
+        assert_eq!(pairs, ["127.0.0.0/24 127.0.0.9", "fd00::/64 fd00::fe"]);
+        assert_eq!(s.mtu, Some(1000));
+        assert!(s.internal && s.routed && !s.masquerade && !s.icc);
+        let e = v4().restore().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "subnet 10.0.0.0/24 of network n1: has no recorded gateway"
+        );
     }
 
     #[test]
@@ -419,74 +693,40 @@ mod tests {
         let s = spec(&["192.168.15.0/24", "fd00:15::/64"], &[]).unwrap();
         assert_eq!(s.subnets[0].gateway.to_string(), "192.168.15.1");
         assert_eq!(s.subnets[1].gateway.to_string(), "fd00:15::1");
-        assert_eq!(s.subnets[0].gateway_cidr().to_string(), "192.168.15.1/24");
-    }
-
-    #[test]
-    fn explicit_gateway_goes_to_its_subnet() {
-        let s = spec(&["192.168.15.0/24"], &["192.168.15.5"]).unwrap();
-        assert_eq!(s.subnets[0].gateway.to_string(), "192.168.15.5");
-    }
-
-    #[test]
-    fn bad_networks_are_refused_with_reasons() {
-        let e = spec(&["192.168.15.0/24"], &["10.0.0.1"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("10.0.0.1") && e.contains("192.168.15.0/24"),
-            "{e}"
-        );
-        let e = spec(&["192.168.15.7/24"], &[]).unwrap_err().to_string();
-        assert!(e.contains("did you mean 192.168.15.0/24"), "{e}");
-        let e = spec(&["10.0.0.0/8", "10.1.0.0/16"], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("overlaps"), "{e}");
-        assert!(spec(&["10.0.0.0/31"], &[]).is_err());
-        assert!(spec(&[], &[]).is_err());
-        assert!(spec(&["192.168.15.0/24"], &["192.168.15.255"]).is_err());
-        assert!(spec(&["192.168.15.0/24"], &["192.168.15.2", "192.168.15.3"]).is_err());
+        // An explicit gateway goes to the subnet that contains it, whatever the order.
+        let s = spec(
+            &["192.168.15.0/24", "fd00:15::/64"],
+            &["fd00:15::fe", "192.168.15.254"],
+        )
+        .unwrap();
+        assert_eq!(s.subnets[0].gateway.to_string(), "192.168.15.254");
+        assert_eq!(s.subnets[1].gateway.to_string(), "fd00:15::fe");
     }
 
     #[test]
     fn internal_networks_cannot_be_routed() {
-        let mut s = spec(&["10.0.0.0/24"], &[]).unwrap();
-        s.set_routed(true).unwrap();
-        assert!(s.routed);
-        let mut internal = NetworkSpec::new(
-            NetName::new("in").unwrap(),
-            IfName::new("br0").unwrap(),
-            &[net("10.0.0.0/24")],
-            &[],
-            None,
-            true,
-        )
-        .unwrap();
-        let e = internal.set_routed(true).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "invalid network \"in\": internal and routed exclude each other: nothing enters an internal network"
-        );
-        assert!(!internal.routed);
-        internal.set_routed(false).unwrap();
+        assert!(v4().routed(true).build().unwrap().routed);
+        let want = "invalid network \"n1\": internal and routed exclude each other: nothing enters an internal network";
+        // Checked at build, whichever was said first.
+        assert_eq!(err(v4().internal(true).routed(true)), want);
+        assert_eq!(err(v4().routed(true).internal(true)), want);
+        assert!(v4().internal(true).routed(false).build().is_ok());
     }
 
     #[test]
     fn mtu_bounds() {
-        let name = NetName::new("n1").unwrap();
-        let br = IfName::new("br0").unwrap();
-        let v4 = [net("10.0.0.0/24")];
-        assert!(NetworkSpec::new(name.clone(), br.clone(), &v4, &[], Some(9000), false).is_ok());
-        assert!(NetworkSpec::new(name.clone(), br.clone(), &v4, &[], Some(68), false).is_ok());
-        assert!(NetworkSpec::new(name.clone(), br.clone(), &v4, &[], Some(67), false).is_err());
-        let v6 = [net("fd00::/64")];
-        assert!(NetworkSpec::new(name.clone(), br.clone(), &v6, &[], Some(1280), false).is_ok());
-        let e = NetworkSpec::new(name, br, &v6, &[], Some(1279), false).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid mtu \"1279\": allowed: 1280-65535 (IPv6 needs at least 1280)"
-        );
+        for (subnet, mtu, ok) in [
+            ("10.0.0.0/24", 9000, true),
+            ("10.0.0.0/24", 68, true),
+            ("10.0.0.0/24", 65_535, true),
+            ("10.0.0.0/24", 67, false),
+            ("10.0.0.0/24", 65_536, false),
+            ("fd00::/64", 1280, true),
+            ("fd00::/64", 1279, false),
+        ] {
+            let r = v4().subnets([net(subnet)]).mtu(mtu).build();
+            assert_eq!(r.is_ok(), ok, "{subnet} mtu {mtu}: {r:?}");
+        }
         assert!(check_mtu(65_535, true).is_ok());
         assert!(check_mtu(65_536, false).is_err());
         assert_eq!(

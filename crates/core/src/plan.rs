@@ -36,11 +36,11 @@ fn fw_del(elems: Vec<FwElem>) -> Option<KernelOp> {
 /// themselves; the network's firewall elements.
 pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
     let mut ops = switch::of(spec).create(spec);
-    if !spec.internal {
-        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
+    if !spec.internal() {
+        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv4()) {
             ops.push(sysctl("net.ipv4.ip_forward", "1"));
         }
-        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6()) {
+        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6()) {
             ops.push(sysctl("net.ipv6.conf.all.forwarding", "1"));
         }
     }
@@ -49,7 +49,7 @@ pub fn create_network(spec: &NetworkSpec) -> Vec<KernelOp> {
 }
 
 fn has_ipv6(spec: &NetworkSpec) -> bool {
-    spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6())
+    spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6())
 }
 
 fn sysctl(key: &str, value: &str) -> KernelOp {
@@ -120,7 +120,7 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<K
             // grows with the number of endpoints on the network (about 3x at 1000).
             ipv6: has_ipv6(net),
         },
-        mtu: net.mtu,
+        mtu: net.mtu(),
     });
     ops.extend(switch.attach(net, ep.host_ifname.as_str()));
     ops.push(KernelOp::LinkUp {
@@ -240,18 +240,16 @@ mod tests {
     use crate::names::NetName;
 
     fn net(internal: bool) -> NetworkSpec {
-        NetworkSpec::new(
-            NetName::new("vnet").unwrap(),
-            IfName::new("v-net-0").unwrap(),
-            &[
+        NetworkSpec::builder(NetName::new("vnet").unwrap())
+            .bridge(IfName::new("v-net-0").unwrap())
+            .subnets([
                 "192.168.15.0/24".parse().unwrap(),
                 "fd00:15::/64".parse().unwrap(),
-            ],
-            &["192.168.15.5".parse().unwrap()],
-            None,
-            internal,
-        )
-        .unwrap()
+            ])
+            .gateways(["192.168.15.5".parse().unwrap()])
+            .internal(internal)
+            .build()
+            .unwrap()
     }
 
     fn render(ops: &[KernelOp]) -> Vec<String> {
@@ -316,15 +314,11 @@ mod tests {
 
     #[test]
     fn ipv4_only_bridge_has_no_ipv6() {
-        let v4 = NetworkSpec::new(
-            NetName::new("v4").unwrap(),
-            IfName::new("nsbr-v4").unwrap(),
-            &["192.168.15.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
+        let v4 = NetworkSpec::builder(NetName::new("v4").unwrap())
+            .bridge(IfName::new("nsbr-v4").unwrap())
+            .subnets(["192.168.15.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
         let ops = render(&create_network(&v4));
         assert_eq!(ops[0], "create bridge nsbr-v4");
         assert_eq!(
@@ -344,15 +338,11 @@ mod tests {
             addrs: vec!["192.168.15.2/24".parse().unwrap()],
             default_via: vec![],
         };
-        let v4 = NetworkSpec::new(
-            NetName::new("v4").unwrap(),
-            IfName::new("nsbr-v4").unwrap(),
-            &["192.168.15.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
+        let v4 = NetworkSpec::builder(NetName::new("v4").unwrap())
+            .bridge(IfName::new("nsbr-v4").unwrap())
+            .subnets(["192.168.15.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
         for (net, want) in [(v4, false), (net(false), true)] {
             let ops = connect(&net, &ep, vec![]);
             let Some(KernelOp::CreateVeth { a, b, .. }) = ops
@@ -362,7 +352,7 @@ mod tests {
                 panic!("no veth in {ops:?}");
             };
             assert!(!a.ipv6, "the host end is a bridge port");
-            assert_eq!(b.ipv6, want, "container end on {}", net.name);
+            assert_eq!(b.ipv6, want, "container end on {}", net.name());
         }
     }
 
@@ -371,15 +361,11 @@ mod tests {
         let ns = NsRef::Named("red".into());
         let eth1 = IfName::new("eth1").unwrap();
         let gws = ["10.1.0.1".parse().unwrap()];
-        let net = NetworkSpec::new(
-            crate::names::NetName::new("lan").unwrap(),
-            IfName::new("nsbr-lan").unwrap(),
-            &["10.1.0.0/24".parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap();
+        let net = NetworkSpec::builder(crate::names::NetName::new("lan").unwrap())
+            .bridge(IfName::new("nsbr-lan").unwrap())
+            .subnets(["10.1.0.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
         let plan = disconnect(
             &net,
             &IfName::new("nsv0123").unwrap(),

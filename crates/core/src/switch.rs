@@ -48,13 +48,13 @@ impl Switch for LinuxBridge {
     /// The bridge with its pinned MAC, IPv6 set up before it goes up, the gateway addresses,
     /// up, and `route_localnet` so the host's 127.0.0.1 reaches published ports.
     fn create(&self, spec: &NetworkSpec) -> Vec<KernelOp> {
-        let bridge = spec.bridge.to_string();
+        let bridge = spec.bridge().to_string();
         let mut ops = vec![KernelOp::CreateBridge {
             name: bridge.clone(),
-            mtu: spec.mtu,
+            mtu: spec.mtu(),
             mac: spec.bridge_mac(),
         }];
-        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv6()) {
+        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6()) {
             // Before the bridge goes up: a tentative link-local address would hold back
             // neighbour solicitations, and so the first packets to every endpoint, for a second.
             ops.push(host_sysctl(
@@ -71,7 +71,7 @@ impl Switch for LinuxBridge {
                 "1",
             ));
         }
-        ops.extend(spec.subnets.iter().map(|s| KernelOp::AddAddr {
+        ops.extend(spec.subnets().iter().map(|s| KernelOp::AddAddr {
             ns: NsRef::Host,
             ifname: bridge.clone(),
             addr: s.gateway_cidr(),
@@ -80,7 +80,7 @@ impl Switch for LinuxBridge {
             ns: NsRef::Host,
             ifname: bridge.clone(),
         });
-        if spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4()) {
+        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv4()) {
             // Slash form: bridge names may contain dots.
             ops.push(host_sysctl(
                 format!("net/ipv4/conf/{bridge}/route_localnet"),
@@ -93,12 +93,12 @@ impl Switch for LinuxBridge {
     fn remove(&self, spec: &NetworkSpec) -> Vec<KernelOp> {
         vec![KernelOp::DeleteLink {
             ns: NsRef::Host,
-            ifname: spec.bridge.to_string(),
+            ifname: spec.bridge().to_string(),
         }]
     }
 
     fn port_master(&self, spec: &NetworkSpec) -> Option<String> {
-        Some(spec.bridge.to_string())
+        Some(spec.bridge().to_string())
     }
 
     /// Hairpin mode, so a container reaches its own published ports through the host.

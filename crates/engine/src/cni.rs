@@ -85,7 +85,7 @@ impl CniAdd {
     /// The attachment this ADD makes.
     pub fn key(&self) -> CniKey {
         CniKey {
-            network: self.spec.name.clone(),
+            network: self.spec.name().clone(),
             container_id: self.container_id.clone(),
             ifname: self.ifname.clone(),
         }
@@ -121,7 +121,7 @@ pub struct CniGcReport {
 fn definition_diffs(stored: &NetworkSpec, wanted: &NetworkSpec) -> Vec<String> {
     let subnets = |s: &NetworkSpec| {
         let mut v: Vec<String> = s
-            .subnets
+            .subnets()
             .iter()
             .map(|s| format!("{} (gateway {})", s.cidr, s.gateway))
             .collect();
@@ -137,26 +137,26 @@ fn definition_diffs(stored: &NetworkSpec, wanted: &NetworkSpec) -> Vec<String> {
     };
     differ(
         "bridge",
-        stored.bridge.to_string(),
-        wanted.bridge.to_string(),
+        stored.bridge().to_string(),
+        wanted.bridge().to_string(),
     );
     differ("subnets", subnets(stored), subnets(wanted));
-    differ("mtu", mtu(stored.mtu), mtu(wanted.mtu));
+    differ("mtu", mtu(stored.mtu()), mtu(wanted.mtu()));
     differ(
         "internal",
-        stored.internal.to_string(),
-        wanted.internal.to_string(),
+        stored.internal().to_string(),
+        wanted.internal().to_string(),
     );
     differ(
         "ipMasq",
-        stored.masquerade.to_string(),
-        wanted.masquerade.to_string(),
+        stored.masquerade().to_string(),
+        wanted.masquerade().to_string(),
     );
-    differ("icc", stored.icc.to_string(), wanted.icc.to_string());
+    differ("icc", stored.icc().to_string(), wanted.icc().to_string());
     differ(
         "routed",
-        stored.routed.to_string(),
-        wanted.routed.to_string(),
+        stored.routed().to_string(),
+        wanted.routed().to_string(),
     );
     diffs
 }
@@ -174,10 +174,10 @@ fn same_definition(
     }
     Err(CoreError::InvalidValue {
         what: "network configuration",
-        value: wanted.name.to_string(),
+        value: wanted.name().to_string(),
         reason: format!(
             "network {} already exists with {}; {remedy}",
-            wanted.name,
+            wanted.name(),
             diffs.join(", "),
         ),
     }
@@ -189,22 +189,22 @@ fn remedy(n: &NetworkRow) -> String {
     if n.cni_owned {
         format!(
             "it takes the new definition once nothing is attached to it (`nsnet network inspect {}` lists what is)",
-            n.spec.name
+            n.spec.name()
         )
     } else {
         format!(
             "make the configuration match, or remove the network once nothing is attached (nsnet network rm {})",
-            n.spec.name
+            n.spec.name()
         )
     }
 }
 
 /// Whether two networks could not exist side by side (same bridge, or overlapping subnets).
 fn clashes(a: &NetworkSpec, b: &NetworkSpec) -> bool {
-    a.bridge == b.bridge
-        || a.subnets
+    a.bridge() == b.bridge()
+        || a.subnets()
             .iter()
-            .any(|x| b.subnets.iter().any(|y| overlaps(&x.cidr, &y.cidr)))
+            .any(|x| b.subnets().iter().any(|y| overlaps(&x.cidr, &y.cidr)))
 }
 
 fn iface<'a>(ifaces: &'a [IfaceView], name: &str) -> Option<&'a IfaceView> {
@@ -221,7 +221,7 @@ impl<K: Kernel> Engine<K> {
         let deadline = Instant::now() + NETWORK_WAIT;
         let mut collected = false;
         loop {
-            match self.store.read(|tx| tx.network(&spec.name))? {
+            match self.store.read(|tx| tx.network(spec.name()))? {
                 None => {
                     self.clear_way_for(spec)?;
                     match self.create_network(spec.clone(), true) {
@@ -237,7 +237,7 @@ impl<K: Kernel> Engine<K> {
                     }
                     // The configuration changed: the new definition wins while nothing is
                     // attached (the old network goes, the next round creates the new one).
-                    if !(n.cni_owned && self.cni_release(&spec.name)?) {
+                    if !(n.cni_owned && self.cni_release(spec.name())?) {
                         return same_definition(&n.spec, spec, &remedy(&n));
                     }
                 }
@@ -255,7 +255,7 @@ impl<K: Kernel> Engine<K> {
             if Instant::now() > deadline {
                 return Err(EngineError::Conflict(format!(
                     "network {} is still being created or removed by another process after {}s; run `nsnet gc` if that process is stuck",
-                    spec.name,
+                    spec.name(),
                     NETWORK_WAIT.as_secs()
                 )));
             }
@@ -270,8 +270,10 @@ impl<K: Kernel> Engine<K> {
             Ok::<_, EngineError>(
                 tx.networks()?
                     .into_iter()
-                    .filter(|n| n.cni_owned && n.spec.name != spec.name && clashes(&n.spec, spec))
-                    .map(|n| n.spec.name)
+                    .filter(|n| {
+                        n.cni_owned && n.spec.name() != spec.name() && clashes(&n.spec, spec)
+                    })
+                    .map(|n| n.spec.name().clone())
                     .collect(),
             )
         })?;
@@ -373,7 +375,7 @@ impl<K: Kernel> Engine<K> {
                     // between our look and the connect: start over (the connect undid itself).
                     let gone = self
                         .store
-                        .read(|tx| tx.network(&req.spec.name))?
+                        .read(|tx| tx.network(req.spec.name()))?
                         .is_none_or(|n| n.state != RowState::Ready);
                     if !gone || Instant::now() > deadline {
                         return Err(err);
@@ -396,7 +398,7 @@ impl<K: Kernel> Engine<K> {
             )));
         }
         let connect = ConnectRequest {
-            network: req.spec.name.clone(),
+            network: req.spec.name().clone(),
             netns: req.netns.clone(),
             ips: req.ips.clone(),
             mac: req.mac,
@@ -487,8 +489,8 @@ impl<K: Kernel> Engine<K> {
     ) -> Result<CheckReport, EngineError> {
         let net = self
             .store
-            .read(|tx| tx.network(&spec.name))?
-            .ok_or_else(|| EngineError::not_found("network", &spec.name))?;
+            .read(|tx| tx.network(spec.name()))?
+            .ok_or_else(|| EngineError::not_found("network", spec.name()))?;
         same_definition(&net.spec, spec, &remedy(&net))?;
         let ep = self
             .cni_endpoint(key)?
@@ -504,14 +506,14 @@ impl<K: Kernel> Engine<K> {
             problems.push("the attachment is still being created".to_string());
         }
         let host = self.kernel.view(&NsRef::Host)?;
-        let bridge = net.spec.bridge.as_str();
+        let bridge = net.spec.bridge().as_str();
         match iface(&host.interfaces, bridge) {
             None => problems.push(format!("bridge {bridge} is missing")),
             Some(b) => {
                 if !b.up {
                     problems.push(format!("bridge {bridge} is down"));
                 }
-                for s in &net.spec.subnets {
+                for s in net.spec.subnets() {
                     if !b.addrs.contains(&s.gateway_cidr()) {
                         problems.push(format!(
                             "bridge {bridge} lacks gateway address {}",

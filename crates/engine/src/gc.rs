@@ -43,8 +43,8 @@ impl<K: Kernel> Engine<K> {
         // Networks being removed go whole: their endpoints with them.
         for n in &networks {
             if n.state == RowState::Removing && self.owner_gone(n.pid, &n.boot_id) {
-                match self.remove_network(&n.spec.name, true) {
-                    Ok(()) => report.networks.push(n.spec.name.to_string()),
+                match self.remove_network(n.spec.name(), true) {
+                    Ok(()) => report.networks.push(n.spec.name().to_string()),
                     Err(err) => report.errors.push(err.to_string()),
                 }
             }
@@ -80,8 +80,8 @@ impl<K: Kernel> Engine<K> {
         }
         for n in networks {
             if n.state == RowState::Creating && self.owner_gone(n.pid, &n.boot_id) {
-                match self.remove_network(&n.spec.name, true) {
-                    Ok(()) => report.networks.push(n.spec.name.to_string()),
+                match self.remove_network(n.spec.name(), true) {
+                    Ok(()) => report.networks.push(n.spec.name().to_string()),
                     Err(err) => report.errors.push(err.to_string()),
                 }
             }
@@ -111,7 +111,7 @@ impl<K: Kernel> Engine<K> {
                     continue;
                 }
                 wanted.extend(firewall::network_elements(&n.spec));
-                for e in tx.endpoints_of_network(&n.spec.name)? {
+                for e in tx.endpoints_of_network(n.spec.name())? {
                     if e.state == RowState::Ready {
                         wanted.extend(endpoint_firewall(tx, &e)?);
                     }

@@ -94,7 +94,7 @@ pub(crate) fn primary_in(
 ) -> Result<Option<i64>, StoreError> {
     let mut internal = BTreeSet::new();
     for e in endpoints {
-        if tx.network(&e.network)?.is_some_and(|n| n.spec.internal) {
+        if tx.network(&e.network)?.is_some_and(|n| n.spec.internal()) {
             internal.insert(e.id);
         }
     }
@@ -114,50 +114,52 @@ impl<K: Kernel> Engine<K> {
         spec: NetworkSpec,
         cni_owned: bool,
     ) -> Result<NetworkDetail, EngineError> {
-        let what = format!("create network {}", spec.name);
+        let what = format!("create network {}", spec.name());
         let host_routes = self.kernel.view(&NsRef::Host)?.routes;
         let (pid, boot) = (self.pid, self.boot_id.clone());
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
-            if tx.network(&spec.name)?.is_some() {
+            if tx.network(spec.name())?.is_some() {
                 return Err(EngineError::Exists {
                     kind: "network",
-                    name: spec.name.to_string(),
+                    name: spec.name().to_string(),
                 });
             }
             for other in tx.networks()? {
-                if other.spec.bridge == spec.bridge {
+                if other.spec.bridge() == spec.bridge() {
                     return Err(EngineError::Conflict(format!(
                         "bridge {} is already used by network {}",
-                        spec.bridge, other.spec.name
+                        spec.bridge(),
+                        other.spec.name()
                     )));
                 }
-                for s in &spec.subnets {
+                for s in spec.subnets() {
                     if let Some(o) = other
                         .spec
-                        .subnets
+                        .subnets()
                         .iter()
                         .find(|o| overlaps(&o.cidr, &s.cidr))
                     {
                         return Err(CoreError::Subnet {
-                            network: spec.name.to_string(),
+                            network: spec.name().to_string(),
                             subnet: s.cidr,
                             reason: format!(
                                 "overlaps subnet {} of network {}",
-                                o.cidr, other.spec.name
+                                o.cidr,
+                                other.spec.name()
                             ),
                         }
                         .into());
                     }
                 }
             }
-            for s in &spec.subnets {
+            for s in spec.subnets() {
                 if let Some(r) = host_routes
                     .iter()
                     .find(|r| r.dest.prefix_len() > 0 && overlaps(&r.dest, &s.cidr))
                 {
                     return Err(CoreError::Subnet {
-                        network: spec.name.to_string(),
+                        network: spec.name().to_string(),
                         subnet: s.cidr,
                         reason: format!(
                             "overlaps route {} already on the host{}",
@@ -173,26 +175,26 @@ impl<K: Kernel> Engine<K> {
             }
             tx.insert_network(&spec, pid, &boot)?;
             if cni_owned {
-                tx.set_network_cni_owned(&spec.name)?;
+                tx.set_network_cni_owned(spec.name())?;
             }
             // Under the write lock: two processes never install the skeleton twice.
             kernel.fw_ensure()?;
             Ok(())
         })?;
         if let Err(err) = apply_all(&mut self.kernel, &plan::create_network(&spec)) {
-            let _ = self.store.write(|tx| tx.delete_network(&spec.name));
+            let _ = self.store.write(|tx| tx.delete_network(spec.name()));
             let err = if err.kind == FailKind::Exists {
                 EngineError::Conflict(format!(
                     "bridge {} already exists on the host (choose another with --bridge)",
-                    spec.bridge
+                    spec.bridge()
                 ))
             } else {
                 err.into()
             };
             return Err(err.during(what));
         }
-        self.store.write(|tx| tx.set_network_ready(&spec.name))?;
-        self.network_inspect(&spec.name)
+        self.store.write(|tx| tx.set_network_ready(spec.name()))?;
+        self.network_inspect(spec.name())
     }
 
     /// All networks.
@@ -202,11 +204,11 @@ impl<K: Kernel> Engine<K> {
                 .into_iter()
                 .map(|n| {
                     Ok(NetworkSummary {
-                        endpoints: tx.endpoints_of_network(&n.spec.name)?.len(),
-                        name: n.spec.name.to_string(),
-                        bridge: n.spec.bridge.to_string(),
-                        subnets: n.spec.subnets.iter().map(|s| s.cidr).collect(),
-                        internal: n.spec.internal,
+                        endpoints: tx.endpoints_of_network(n.spec.name())?.len(),
+                        name: n.spec.name().to_string(),
+                        bridge: n.spec.bridge().to_string(),
+                        subnets: n.spec.subnets().iter().map(|s| s.cidr).collect(),
+                        internal: n.spec.internal(),
                     })
                 })
                 .collect()
@@ -225,7 +227,7 @@ impl<K: Kernel> Engine<K> {
             }
             let usage = n
                 .spec
-                .subnets
+                .subnets()
                 .iter()
                 .map(|s| {
                     let used = endpoints
@@ -237,14 +239,14 @@ impl<K: Kernel> Engine<K> {
                 })
                 .collect();
             Ok(NetworkDetail {
-                name: n.spec.name.to_string(),
-                bridge: n.spec.bridge.to_string(),
-                subnets: n.spec.subnets.clone(),
-                mtu: n.spec.mtu,
-                internal: n.spec.internal,
-                masquerade: n.spec.masquerade,
-                icc: n.spec.icc,
-                routed: n.spec.routed,
+                name: n.spec.name().to_string(),
+                bridge: n.spec.bridge().to_string(),
+                subnets: n.spec.subnets().to_vec(),
+                mtu: n.spec.mtu(),
+                internal: n.spec.internal(),
+                masquerade: n.spec.masquerade(),
+                icc: n.spec.icc(),
+                routed: n.spec.routed(),
                 state: n.state.name().to_string(),
                 endpoints: views,
                 usage,
@@ -362,7 +364,7 @@ impl<K: Kernel> Engine<K> {
             let mut in_ns = Vec::new();
             for e in tx.endpoints_in_netns(&netns)? {
                 let internal = match tx.network(&e.network)? {
-                    Some(n) => n.spec.internal,
+                    Some(n) => n.spec.internal(),
                     None => false,
                 };
                 in_ns.push(NsEndpoint {
@@ -373,7 +375,7 @@ impl<K: Kernel> Engine<K> {
             }
             let ifname = endpoint::interface(&netns, &req.network, &in_ns, req.ifname.as_ref())?;
             let addrs = allocate(tx, &net.spec, &req.ips, &policy.ranges)?;
-            let mac = crate::mac::endpoint_mac(tx, &net.spec.name, req.mac, &addrs)?;
+            let mac = crate::mac::endpoint_mac(tx, net.spec.name(), req.mac, &addrs)?;
             let ips: Vec<IpAddr> = addrs.iter().map(IpNet::addr).collect();
             crate::ports::check_new(tx, kernel, &net.spec, &ips, &netns, mappings)?;
             let plan = endpoint::plan_connect(&ConnectFacts {
@@ -409,7 +411,7 @@ impl<K: Kernel> Engine<K> {
             })?;
             tx.insert_ports(id, mappings)?;
             // The primary rule as `inspect` applies it, whatever routes the face asked for.
-            let primary = !net.spec.internal && !in_ns.iter().any(|e| !e.internal);
+            let primary = !net.spec.internal() && !in_ns.iter().any(|e| !e.internal);
             Ok(Some(Recorded { id, plan, primary }))
         })
     }
@@ -481,11 +483,11 @@ fn allocate(
     for ip in requested {
         if spec.subnet_of(*ip).is_none() {
             return Err(CoreError::Address {
-                network: spec.name.to_string(),
+                network: spec.name().to_string(),
                 ip: *ip,
                 reason: format!(
                     "is outside the network's subnets ({})",
-                    spec.subnets
+                    spec.subnets()
                         .iter()
                         .map(|s| s.cidr.to_string())
                         .collect::<Vec<_>>()
@@ -495,8 +497,8 @@ fn allocate(
             .into());
         }
     }
-    let mut out = Vec::with_capacity(spec.subnets.len());
-    for s in &spec.subnets {
+    let mut out = Vec::with_capacity(spec.subnets().len());
+    for s in spec.subnets() {
         let range = ranges.iter().find(|r| s.cidr.contains(&r.start));
         let mut mine = requested.iter().filter(|ip| s.cidr.contains(*ip));
         // Index lookups only: the cost does not grow with the addresses the network holds.
@@ -504,17 +506,18 @@ fn allocate(
             (Some(_), Some(_)) => {
                 return Err(EngineError::Conflict(format!(
                     "more than one --ip requested in subnet {} of network {}",
-                    s.cidr, spec.name
+                    s.cidr,
+                    spec.name()
                 )));
             }
             (Some(ip), None) => {
-                let in_use = tx.addr_in_use(&spec.name, *ip)?;
-                ipam::request_in(&spec.name, s, *ip, range, in_use)?
+                let in_use = tx.addr_in_use(spec.name(), *ip)?;
+                ipam::request_in(spec.name(), s, *ip, range, in_use)?
             }
             (None, _) => {
-                let from = ipam::search_start(&spec.name, s, range)?;
-                let free = tx.lowest_free(&spec.name, &s.cidr, from)?;
-                ipam::allocated(&spec.name, s, range, free)?
+                let from = ipam::search_start(spec.name(), s, range)?;
+                let free = tx.lowest_free(spec.name(), &s.cidr, from)?;
+                ipam::allocated(spec.name(), s, range, free)?
             }
         };
         out.push(IpNet::new(ip, s.cidr.prefix_len()).expect("prefix of a valid subnet"));

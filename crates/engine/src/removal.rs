@@ -276,7 +276,7 @@ fn next_primary(
     };
     let gws = net
         .spec
-        .subnets
+        .subnets()
         .iter()
         .filter(|s| next.ips().any(|ip| s.cidr.contains(&ip)))
         .map(|s| s.gateway)

@@ -44,7 +44,7 @@ impl<K: Kernel> Engine<K> {
                         .into_iter()
                         .filter(|op| matches!(op, KernelOp::Sysctl { .. })),
                 );
-                for e in tx.endpoints_of_network(&n.spec.name)? {
+                for e in tx.endpoints_of_network(n.spec.name())? {
                     if e.state == RowState::Removing {
                         continue;
                     }

@@ -126,8 +126,8 @@ impl<K: Kernel> Engine<K> {
             ..Observed::default()
         };
         for n in networks {
-            let drift = (!has_iface(host, n.spec.bridge.as_str()))
-                .then(|| format!("bridge {} is missing", n.spec.bridge));
+            let drift = (!has_iface(host, n.spec.bridge().as_str()))
+                .then(|| format!("bridge {} is missing", n.spec.bridge()));
             obs.networks.push(ObservedNetwork {
                 spec: n.spec,
                 drift,
@@ -361,7 +361,7 @@ impl<K: Kernel> Engine<K> {
             let networks: BTreeSet<String> = tx
                 .networks()?
                 .into_iter()
-                .map(|n| n.spec.name.to_string())
+                .map(|n| n.spec.name().to_string())
                 .collect();
             let endpoints: BTreeSet<String> = tx
                 .endpoints()?
@@ -412,7 +412,7 @@ impl<K: Kernel> Engine<K> {
                 .network_create(NetworkRequest { spec: spec.clone() })
                 .map(drop),
             Change::ReplaceNetwork { spec, .. } => {
-                gone_ok(self.network_rm(&spec.name, true))?;
+                gone_ok(self.network_rm(spec.name(), true))?;
                 self.network_create(NetworkRequest { spec: spec.clone() })
                     .map(drop)
             }

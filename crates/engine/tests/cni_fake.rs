@@ -4,7 +4,7 @@
 
 use nsnet_core::ipam::Range;
 use nsnet_core::model::NetworkSpec;
-use nsnet_core::names::{IfName, NetName, NsName, default_bridge};
+use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_engine::{CniAdd, CniKey, CniRoute, CniStatus, ConnectRequest, Engine, EngineError};
 use nsnet_store::Store;
@@ -27,22 +27,17 @@ fn fixture() -> Fixture {
 
 fn spec(name: &str, cidr: &str) -> NetworkSpec {
     let n = NetName::new(name).unwrap();
-    NetworkSpec::new(
-        n.clone(),
-        default_bridge(&n),
-        &[cidr.parse().unwrap()],
-        &[],
-        None,
-        false,
-    )
-    .unwrap()
+    NetworkSpec::builder(n)
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn add(e: &mut Engine<FakeKernel>, s: &NetworkSpec, id: &str) -> CniAdd {
     let path = format!("/run/netns/{id}");
     // Already there when the same container is added twice.
     let _ = e.kernel().create_netns(&path);
-    let gw = s.subnets[0].gateway;
+    let gw = s.subnets()[0].gateway;
     CniAdd {
         spec: s.clone(),
         container_id: id.to_string(),
@@ -97,9 +92,12 @@ fn first_add_creates_the_network_and_later_ones_must_match_it() {
     assert_eq!(count(e, "networks"), 1);
     let b = attach(e, &lan, "b").unwrap();
     assert_eq!(b.addrs[0].to_string(), "10.8.0.3/24");
-    let mut other = lan.clone();
-    other.masquerade = false;
-    other.mtu = Some(1400);
+    let other = NetworkSpec::builder(lan.name().clone())
+        .subnets(lan.subnets().iter().map(|s| s.cidr))
+        .masquerade(false)
+        .mtu(1400)
+        .build()
+        .unwrap();
     let err = attach(e, &other, "c").unwrap_err();
     assert!(matches!(
         err,
@@ -135,8 +133,8 @@ fn routes_come_from_the_configuration_and_ranges_bound_allocation() {
     });
     req.ranges = vec![
         Range::new(
-            &lan.name,
-            &lan.subnets[0],
+            lan.name(),
+            &lan.subnets()[0],
             "10.8.0.100".parse().unwrap(),
             "10.8.0.101".parse().unwrap(),
         )
@@ -232,7 +230,7 @@ fn gc_keeps_valid_attachments_and_cli_endpoints() {
     }
     e.netns_add(&NsName::new("cli").unwrap()).unwrap();
     e.connect(ConnectRequest {
-        network: lan.name.clone(),
+        network: lan.name().clone(),
         netns: NsRef::Named("cli".into()),
         ips: vec![],
         mac: None,
@@ -243,7 +241,7 @@ fn gc_keeps_valid_attachments_and_cli_endpoints() {
     .unwrap();
     let report = e
         .cni_gc(
-            &lan.name,
+            lan.name(),
             &[("a".into(), "eth0".into()), ("c".into(), "eth0".into())],
         )
         .unwrap();
@@ -252,7 +250,7 @@ fn gc_keeps_valid_attachments_and_cli_endpoints() {
     assert!(e.cni_endpoint(&key("lan", "b")).unwrap().is_none());
     assert!(e.cni_endpoint(&key("lan", "a")).unwrap().is_some());
     assert_eq!(count(e, "endpoints"), 3);
-    let report = e.cni_gc(&lan.name, &[]).unwrap();
+    let report = e.cni_gc(lan.name(), &[]).unwrap();
     assert_eq!(report.removed.len(), 2);
     assert_eq!(count(e, "endpoints"), 1, "the CLI's endpoint stays");
     assert!(e.cni_endpoints("a").unwrap().is_empty());
@@ -263,10 +261,10 @@ fn check_and_status_report_missing_firewall_elements() {
     let mut f = fixture();
     let e = &mut f.engine;
     let lan = spec("lan", "10.8.0.0/24");
-    assert_eq!(e.cni_status(&lan.name).unwrap(), CniStatus::Ready);
+    assert_eq!(e.cni_status(lan.name()).unwrap(), CniStatus::Ready);
     let req = add(e, &lan, "a");
     e.cni_add(&req).unwrap();
-    assert_eq!(e.cni_status(&lan.name).unwrap(), CniStatus::Ready);
+    assert_eq!(e.cni_status(lan.name()).unwrap(), CniStatus::Ready);
     let report = e
         .cni_check(&lan, &key("lan", "a"), &req.netns, &req.routes)
         .unwrap();
@@ -289,7 +287,7 @@ fn check_and_status_report_missing_firewall_elements() {
         report.problems
     );
     assert!(matches!(
-        e.cni_status(&lan.name).unwrap(),
+        e.cni_status(lan.name()).unwrap(),
         CniStatus::Degraded(m) if m.contains("nsnet repair")
     ));
     let err = e
@@ -317,7 +315,11 @@ fn a_network_left_half_created_by_a_dead_process_is_redone() {
         .unwrap();
     e.kernel().dead_pids.insert(777);
     attach(e, &lan, "a").unwrap();
-    let row = e.store().read(|tx| tx.network(&lan.name)).unwrap().unwrap();
+    let row = e
+        .store()
+        .read(|tx| tx.network(lan.name()))
+        .unwrap()
+        .unwrap();
     assert_eq!(row.pid, 4242);
 }
 
@@ -326,7 +328,7 @@ fn networks(e: &mut Engine<FakeKernel>) -> Vec<String> {
         .read(|tx| tx.networks())
         .unwrap()
         .into_iter()
-        .map(|n| n.spec.name.to_string())
+        .map(|n| n.spec.name().to_string())
         .collect()
 }
 
@@ -339,20 +341,20 @@ fn a_network_the_configuration_created_goes_with_its_last_attachment() {
     e.cni_add(&a).unwrap();
     attach(e, &lan, "b").unwrap();
     assert!(e.cni_del(&key("lan", "a")).unwrap());
-    assert!(!e.cni_release(&lan.name).unwrap(), "b is still attached");
+    assert!(!e.cni_release(lan.name()).unwrap(), "b is still attached");
     assert!(e.cni_del(&key("lan", "b")).unwrap());
-    assert!(e.cni_release(&lan.name).unwrap());
+    assert!(e.cni_release(lan.name()).unwrap());
     assert!(networks(e).is_empty());
     assert!(e.kernel().links_in("host").is_empty(), "bridge left");
     assert!(e.kernel().fw.is_empty(), "{:?}", e.kernel().fw);
     // Nothing left to release; the next ADD creates it again.
-    assert!(!e.cni_release(&lan.name).unwrap());
+    assert!(!e.cni_release(lan.name()).unwrap());
     e.cni_add(&a).unwrap();
     assert_eq!(networks(e), ["lan"]);
     // A CLI endpoint on it keeps it.
     e.netns_add(&NsName::new("cli").unwrap()).unwrap();
     e.connect(ConnectRequest {
-        network: lan.name.clone(),
+        network: lan.name().clone(),
         netns: NsRef::Named("cli".into()),
         ips: vec![],
         mac: None,
@@ -362,7 +364,7 @@ fn a_network_the_configuration_created_goes_with_its_last_attachment() {
     })
     .unwrap();
     e.cni_del(&key("lan", "a")).unwrap();
-    assert!(!e.cni_release(&lan.name).unwrap());
+    assert!(!e.cni_release(lan.name()).unwrap());
     assert_eq!(networks(e), ["lan"]);
 }
 
@@ -375,7 +377,7 @@ fn networks_made_with_the_cli_are_never_released() {
         .unwrap();
     attach(e, &lan, "a").unwrap();
     e.cni_del(&key("lan", "a")).unwrap();
-    assert!(!e.cni_release(&lan.name).unwrap());
+    assert!(!e.cni_release(lan.name()).unwrap());
     assert_eq!(networks(e), ["lan"]);
     // Nor replaced by another definition, nor cleared out of another network's way.
     let err = attach(e, &spec("lan", "10.9.0.0/24"), "b")
@@ -408,8 +410,11 @@ fn a_new_network_takes_the_subnet_or_bridge_of_an_unused_one() {
     assert_eq!(e.kernel().links_in("host").len(), 2, "nsbr-b and y's veth");
     // Same bridge name, other subnet.
     e.cni_del(&key("b", "y")).unwrap();
-    let mut c = spec("c", "10.232.0.0/24");
-    c.bridge = b.bridge.clone();
+    let c = NetworkSpec::builder(NetName::new("c").unwrap())
+        .subnets(["10.232.0.0/24".parse().unwrap()])
+        .bridge(b.bridge().clone())
+        .build()
+        .unwrap();
     attach(e, &c, "z").unwrap();
     assert_eq!(networks(e), ["c"]);
     // One that still has an attachment stays, and the clash is named.
@@ -439,7 +444,11 @@ fn a_changed_definition_replaces_the_network_once_nothing_is_attached() {
     e.cni_del(&key("lan", "a")).unwrap();
     let ep = attach(e, &new, "b").unwrap();
     assert_eq!(ep.addrs[0].to_string(), "10.9.0.2/24");
-    let row = e.store().read(|tx| tx.network(&new.name)).unwrap().unwrap();
+    let row = e
+        .store()
+        .read(|tx| tx.network(new.name()))
+        .unwrap()
+        .unwrap();
     assert_eq!(row.spec, new);
     assert!(row.cni_owned);
     let ops: Vec<String> = e.kernel().log.iter().map(ToString::to_string).collect();
@@ -459,24 +468,28 @@ fn a_removal_cut_short_is_finished_by_the_next_add() {
     e.cni_del(&key("lan", "a")).unwrap();
     // A DEL that claimed the network and died before removing it.
     e.store()
-        .write(|tx| tx.mark_network_removing(&lan.name, 777, "boot-a"))
+        .write(|tx| tx.mark_network_removing(lan.name(), 777, "boot-a"))
         .unwrap();
     // While its remover lives, the network is not ours to release.
-    assert!(!e.cni_release(&lan.name).unwrap());
+    assert!(!e.cni_release(lan.name()).unwrap());
     e.kernel().dead_pids.insert(777);
     let ep = attach(e, &lan, "b").unwrap();
     assert_eq!(ep.addrs[0].to_string(), "10.8.0.2/24");
-    let row = e.store().read(|tx| tx.network(&lan.name)).unwrap().unwrap();
+    let row = e
+        .store()
+        .read(|tx| tx.network(lan.name()))
+        .unwrap()
+        .unwrap();
     assert_eq!((row.pid, row.cni_owned), (4242, true));
     // A release whose teardown fails leaves the claim for the next one.
     e.cni_del(&key("lan", "b")).unwrap();
     e.kernel().fail_on = Some("delete nsbr-lan".into());
-    let err = e.cni_release(&lan.name).unwrap_err().to_string();
+    let err = e.cni_release(lan.name()).unwrap_err().to_string();
     assert!(
         err.contains("remove network lan after its last attachment"),
         "{err}"
     );
-    assert!(e.cni_release(&lan.name).unwrap());
+    assert!(e.cni_release(lan.name()).unwrap());
     assert!(networks(e).is_empty());
 }
 

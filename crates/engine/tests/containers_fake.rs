@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nsnet_core::container::NetworkArg;
 use nsnet_core::model::NetworkSpec;
-use nsnet_core::names::{NetName, NsName, default_bridge};
+use nsnet_core::names::{NetName, NsName};
 use nsnet_engine::{Engine, NetworkRequest, RunRequest};
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
@@ -20,15 +20,10 @@ fn fixture() -> Fixture {
     let store = Store::open(dir.path()).unwrap();
     let mut engine = Engine::new(store, FakeKernel::default(), 4242, "boot-a".into());
     let n = NetName::new("lan").unwrap();
-    let spec = NetworkSpec::new(
-        n.clone(),
-        default_bridge(&n),
-        &["10.5.0.0/24".parse().unwrap()],
-        &[],
-        None,
-        false,
-    )
-    .unwrap();
+    let spec = NetworkSpec::builder(n)
+        .subnets(["10.5.0.0/24".parse().unwrap()])
+        .build()
+        .unwrap();
     engine.network_create(NetworkRequest { spec }).unwrap();
     Fixture { engine, dir }
 }

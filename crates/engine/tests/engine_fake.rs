@@ -2,7 +2,7 @@
 //! without root.
 
 use nsnet_core::model::{Mac, NetworkSpec};
-use nsnet_core::names::{IfName, NetName, NsName, default_bridge};
+use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortSpec;
 use nsnet_engine::{ConnectRequest, Engine, EngineError, LinkRequest, NetworkRequest};
@@ -26,15 +26,11 @@ fn fixture() -> Fixture {
 fn net(name: &str, cidr: &str, internal: bool) -> NetworkRequest {
     let n = NetName::new(name).unwrap();
     NetworkRequest {
-        spec: NetworkSpec::new(
-            n.clone(),
-            default_bridge(&n),
-            &[cidr.parse().unwrap()],
-            &[],
-            None,
-            internal,
-        )
-        .unwrap(),
+        spec: NetworkSpec::builder(n)
+            .subnets([cidr.parse().unwrap()])
+            .internal(internal)
+            .build()
+            .unwrap(),
     }
 }
 
@@ -404,8 +400,13 @@ fn internal_networks_cannot_publish_and_icc_off_adds_port_elements() {
     let mut req = connect("int", "red");
     req.publish = specs(&["8080:80"]);
     assert!(e.connect(req).unwrap_err().to_string().contains("internal"));
-    let mut quiet = net("quiet", "10.2.0.0/24", false);
-    quiet.spec.icc = false;
+    let quiet = NetworkRequest {
+        spec: NetworkSpec::builder(NetName::new("quiet").unwrap())
+            .subnets(["10.2.0.0/24".parse().unwrap()])
+            .icc(false)
+            .build()
+            .unwrap(),
+    };
     e.network_create(quiet).unwrap();
     let ep = e.connect(connect("quiet", "red")).unwrap();
     assert!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use nsnet_core::model::NetworkSpec;
-use nsnet_core::names::{IfName, NetName, NsName, default_bridge};
+use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::Shaping;
 use nsnet_core::topology::{
@@ -30,15 +30,10 @@ fn fixture() -> Fixture {
 
 fn spec(name: &str, cidr: &str) -> NetworkSpec {
     let n = NetName::new(name).unwrap();
-    NetworkSpec::new(
-        n.clone(),
-        default_bridge(&n),
-        &[cidr.parse().unwrap()],
-        &[],
-        None,
-        false,
-    )
-    .unwrap()
+    NetworkSpec::builder(n)
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn port(p: &str) -> PortMapping {

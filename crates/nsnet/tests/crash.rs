@@ -284,7 +284,7 @@ fn audit(s: &Sandbox) -> Vec<String> {
         .unwrap();
     for n in &networks {
         if n.state != RowState::Ready {
-            problems.push(format!("network {} is {}", n.spec.name, n.state.name()));
+            problems.push(format!("network {} is {}", n.spec.name(), n.state.name()));
         }
     }
     for e in &endpoints {
@@ -303,13 +303,13 @@ fn audit(s: &Sandbox) -> Vec<String> {
     let mut expected: BTreeMap<String, Option<String>> = BTreeMap::new();
     expected.insert("lo".into(), None);
     for n in &networks {
-        expected.insert(n.spec.bridge.to_string(), None);
+        expected.insert(n.spec.bridge().to_string(), None);
     }
     for e in &endpoints {
         let bridge = networks
             .iter()
-            .find(|n| n.spec.name == e.network)
-            .map(|n| n.spec.bridge.to_string());
+            .find(|n| *n.spec.name() == e.network)
+            .map(|n| n.spec.bridge().to_string());
         expected.insert(e.host_ifname.to_string(), bridge);
     }
     for l in &link_rows {
@@ -390,7 +390,7 @@ fn audit(s: &Sandbox) -> Vec<String> {
         let Some(primary) = mine.iter().find(|e| {
             networks
                 .iter()
-                .any(|n| n.spec.name == e.network && !n.spec.internal)
+                .any(|n| *n.spec.name() == e.network && !n.spec.internal())
         }) else {
             continue;
         };
@@ -417,7 +417,7 @@ fn audit(s: &Sandbox) -> Vec<String> {
     let mut elems = Vec::new();
     for n in &networks {
         elems.extend(firewall::network_elements(&n.spec));
-        for e in endpoints.iter().filter(|e| e.network == n.spec.name) {
+        for e in endpoints.iter().filter(|e| e.network == *n.spec.name()) {
             elems.extend(firewall::endpoint_elements(&n.spec, e.host_ifname.as_str()));
             let ips: Vec<_> = e.ips().collect();
             for p in ports.iter().filter(|p| p.endpoint == e.id) {
@@ -535,7 +535,7 @@ fn teardown(s: &Sandbox) {
     let mut store = Store::open(s.state_dir()).unwrap();
     let networks = store.read(|tx| tx.networks()).unwrap();
     for n in networks {
-        s.ok(&["network", "rm", n.spec.name.as_str(), "--force"]);
+        s.ok(&["network", "rm", n.spec.name().as_str(), "--force"]);
     }
     s.assert_clean();
     let left: usize = fw_counts(s).unwrap_or_default().values().sum();

@@ -154,7 +154,7 @@ fn seed_topology_lifecycle_with_drift_repair() {
     s.fails(
         1,
         &["apply", "-f", &bad],
-        &["bad.yaml:11: networks.v-net-0.subnets[0]: invalid subnet"],
+        &["bad.yaml:11:15: networks.v-net-0.subnets[0]: invalid subnet"],
     );
     assert_eq!(s.rows(), before);
 

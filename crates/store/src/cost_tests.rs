@@ -15,9 +15,10 @@ use rusqlite::ffi;
 use crate::{LinkEndRow, NewEndpoint, NewLink, Store, StoreError, Tx};
 
 fn network(name: &str, cidr: &str) -> NetworkSpec {
-    let n = NetName::new(name).unwrap();
-    let bridge = nsnet_core::names::default_bridge(&n);
-    NetworkSpec::new(n, bridge, &[cidr.parse().unwrap()], &[], None, false).unwrap()
+    NetworkSpec::builder(NetName::new(name).unwrap())
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn endpoint(net: &NetName, ns: &str, addr: IpNet) -> NewEndpoint {
@@ -46,10 +47,10 @@ fn tcp(host_port: u16) -> PortMapping {
 
 /// The lowest free address of the network's only subnet, as the engine allocates it.
 fn allocate(tx: &Tx<'_>, spec: &NetworkSpec) -> Result<IpNet, StoreError> {
-    let s = &spec.subnets[0];
-    let from = ipam::search_start(&spec.name, s, None).unwrap();
-    let free = tx.lowest_free(&spec.name, &s.cidr, from)?;
-    let ip = ipam::allocated(&spec.name, s, None, free).unwrap();
+    let s = &spec.subnets()[0];
+    let from = ipam::search_start(spec.name(), s, None).unwrap();
+    let free = tx.lowest_free(spec.name(), &s.cidr, from)?;
+    let ip = ipam::allocated(spec.name(), s, None, free).unwrap();
     Ok(IpNet::new(ip, s.cidr.prefix_len()).unwrap())
 }
 
@@ -72,7 +73,7 @@ fn wal_and_database_stay_bounded_over_5000_short_lived_writes() {
         .write(|tx| {
             tx.insert_network(&spec, 1, "b")?;
             let addr = allocate(tx, &spec)?;
-            tx.insert_endpoint(&endpoint(&spec.name, "web", addr))
+            tx.insert_endpoint(&endpoint(spec.name(), "web", addr))
         })
         .unwrap();
     let wal = dir.path().join("state.db-wal");
@@ -92,7 +93,7 @@ fn wal_and_database_stay_bounded_over_5000_short_lived_writes() {
             .write(|tx| match i % 4 {
                 0 => {
                     let addr = allocate(tx, &spec)?;
-                    let id = tx.insert_endpoint(&endpoint(&spec.name, &format!("c{i}"), addr))?;
+                    let id = tx.insert_endpoint(&endpoint(spec.name(), &format!("c{i}"), addr))?;
                     tx.set_endpoint_ready(id)?;
                     tx.insert_ports(id, &[tcp(port)])?;
                     live.push_back(id);
@@ -157,7 +158,7 @@ fn pages_per_operation(n: u16) -> Vec<(&'static str, i64)> {
             let mut ids = Vec::new();
             for i in 0..n {
                 let addr = allocate(tx, &spec)?;
-                let id = tx.insert_endpoint(&endpoint(&spec.name, &format!("ns{i}"), addr))?;
+                let id = tx.insert_endpoint(&endpoint(spec.name(), &format!("ns{i}"), addr))?;
                 tx.insert_ports(id, &[tcp(10_000 + i)])?;
                 let end = |ns: String| LinkEndRow {
                     netns: ns,
@@ -210,7 +211,7 @@ fn pages_per_operation(n: u16) -> Vec<(&'static str, i64)> {
             "connect with a port, then disconnect",
             Box::new(move |tx| {
                 let addr = allocate(tx, &spec)?;
-                let id = tx.insert_endpoint(&endpoint(&spec.name, "probe", addr))?;
+                let id = tx.insert_endpoint(&endpoint(spec.name(), "probe", addr))?;
                 tx.insert_ports(id, &[tcp(40_000)])?;
                 tx.delete_endpoint(id).map(drop)
             }),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use nsnet_core::model::{Mac, NetworkSpec, Subnet};
+use nsnet_core::model::{Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
@@ -58,18 +58,18 @@ impl<'c> Tx<'c> {
         self.0.execute(
             "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, state, pid, boot_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'creating', ?8, ?9)",
-            params![spec.name.as_str(), spec.bridge.as_str(), spec.mtu, spec.internal, spec.masquerade, spec.icc, spec.routed, pid, boot_id],
+            params![spec.name().as_str(), spec.bridge().as_str(), spec.mtu(), spec.internal(), spec.masquerade(), spec.icc(), spec.routed(), pid, boot_id],
         )?;
-        for s in &spec.subnets {
+        for s in spec.subnets() {
             self.0.execute(
                 "INSERT INTO subnets (network, cidr, gateway) VALUES (?1, ?2, ?3)",
                 params![
-                    spec.name.as_str(),
+                    spec.name().as_str(),
                     s.cidr.to_string(),
                     s.gateway.to_string()
                 ],
             )?;
-            crate::ipam::insert_extents(&self.0, spec.name.as_str(), s, &BTreeSet::new())?;
+            crate::ipam::insert_extents(&self.0, spec.name().as_str(), s, &BTreeSet::new())?;
         }
         Ok(())
     }
@@ -149,23 +149,29 @@ impl<'c> Tx<'c> {
             })?
             .map(|x| {
                 let (cidr, gw) = x?;
-                Ok(Subnet {
-                    cidr: parse("subnet", &cidr)?,
-                    gateway: parse("gateway", &gw)?,
-                })
+                Ok((
+                    parse::<IpNet>("subnet", &cidr)?,
+                    parse::<IpAddr>("gateway", &gw)?,
+                ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let name = parse_name("network name", r.name, NetName::new)?;
+        let spec = NetworkSpec::builder(name.clone())
+            .bridge(parse_name("bridge name", r.bridge, IfName::new)?)
+            .subnets(subnets.iter().map(|(cidr, _)| *cidr))
+            .gateways(subnets.iter().map(|(_, gateway)| *gateway))
+            .mtu(r.mtu)
+            .internal(r.internal)
+            .masquerade(r.masquerade)
+            .icc(r.icc)
+            .routed(r.routed)
+            .restore()
+            .map_err(|_| StoreError::Corrupt {
+                what: "network subnets",
+                value: name.to_string(),
+            })?;
         Ok(NetworkRow {
-            spec: NetworkSpec {
-                name: parse_name("network name", r.name, NetName::new)?,
-                bridge: parse_name("bridge name", r.bridge, IfName::new)?,
-                subnets,
-                mtu: r.mtu,
-                internal: r.internal,
-                masquerade: r.masquerade,
-                icc: r.icc,
-                routed: r.routed,
-            },
+            spec,
             cni_owned: r.cni_owned,
             state: RowState::parse(&r.state),
             pid: r.pid,

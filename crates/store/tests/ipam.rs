@@ -10,21 +10,15 @@ use nsnet_core::names::{IfName, NetName, host_veth};
 use nsnet_store::{NewEndpoint, Store, StoreError, Tx};
 
 fn dual_stack(name: &str) -> NetworkSpec {
-    let n = NetName::new(name).unwrap();
-    let bridge = nsnet_core::names::default_bridge(&n);
     // The IPv4 gateway in the middle of the subnet splits its free addresses in two.
-    NetworkSpec::new(
-        n,
-        bridge,
-        &[
+    NetworkSpec::builder(NetName::new(name).unwrap())
+        .subnets([
             "10.7.0.0/26".parse().unwrap(),
             "fd00:7::/64".parse().unwrap(),
-        ],
-        &["10.7.0.30".parse().unwrap()],
-        None,
-        false,
-    )
-    .unwrap()
+        ])
+        .gateways(["10.7.0.30".parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn endpoint(net: &NetName, ns: &str, addrs: Vec<ipnet::IpNet>) -> NewEndpoint {
@@ -46,13 +40,13 @@ fn endpoint(net: &NetName, ns: &str, addrs: Vec<ipnet::IpNet>) -> NewEndpoint {
 fn allocate(tx: &Tx<'_>, spec: &NetworkSpec, s: &Subnet, want: Option<IpAddr>) -> Option<IpAddr> {
     match want {
         Some(ip) => {
-            let in_use = tx.addr_in_use(&spec.name, ip).unwrap();
-            ipam::request_in(&spec.name, s, ip, None, in_use).ok()
+            let in_use = tx.addr_in_use(spec.name(), ip).unwrap();
+            ipam::request_in(spec.name(), s, ip, None, in_use).ok()
         }
         None => {
-            let from = ipam::search_start(&spec.name, s, None).unwrap();
-            let free = tx.lowest_free(&spec.name, &s.cidr, from).unwrap();
-            ipam::allocated(&spec.name, s, None, free).ok()
+            let from = ipam::search_start(spec.name(), s, None).unwrap();
+            let free = tx.lowest_free(spec.name(), &s.cidr, from).unwrap();
+            ipam::allocated(spec.name(), s, None, free).ok()
         }
     }
 }
@@ -90,15 +84,15 @@ fn extents_follow_allocations_requests_and_releases() {
         } else {
             // Now and then an address asked for by name, free or not, anywhere in the subnet.
             let want4 = (dice.roll(4) == 0).then(|| {
-                ipam::offset(&spec.subnets[0].cidr, 1 + u128::from(dice.roll(62))).unwrap()
+                ipam::offset(&spec.subnets()[0].cidr, 1 + u128::from(dice.roll(62))).unwrap()
             });
             let want6 = (dice.roll(4) == 0).then(|| {
-                ipam::offset(&spec.subnets[1].cidr, 2 + u128::from(dice.roll(80))).unwrap()
+                ipam::offset(&spec.subnets()[1].cidr, 2 + u128::from(dice.roll(80))).unwrap()
             });
             let got = store
                 .write(|tx| {
-                    let v4 = allocate(tx, &spec, &spec.subnets[0], want4);
-                    let v6 = allocate(tx, &spec, &spec.subnets[1], want6);
+                    let v4 = allocate(tx, &spec, &spec.subnets()[0], want4);
+                    let v6 = allocate(tx, &spec, &spec.subnets()[1], want6);
                     let (Some(v4), Some(v6)) = (v4, v6) else {
                         return Ok::<_, StoreError>(None);
                     };
@@ -107,7 +101,7 @@ fn extents_follow_allocations_requests_and_releases() {
                         ipnet::IpNet::new(v6, 64).unwrap(),
                     ];
                     let id =
-                        tx.insert_endpoint(&endpoint(&spec.name, &format!("n{step}"), addrs))?;
+                        tx.insert_endpoint(&endpoint(spec.name(), &format!("n{step}"), addrs))?;
                     Ok(Some((id, vec![v4, v6])))
                 })
                 .unwrap();
@@ -115,14 +109,14 @@ fn extents_follow_allocations_requests_and_releases() {
                 live.insert(id, ips);
             }
         }
-        for s in &spec.subnets {
+        for s in spec.subnets() {
             let used: BTreeSet<u64> = live
                 .values()
                 .flatten()
                 .filter_map(|ip| ipam::ordinal(&s.cidr, *ip))
                 .collect();
             let stored = store
-                .read(|tx| tx.free_extents(&spec.name, &s.cidr))
+                .read(|tx| tx.free_extents(spec.name(), &s.cidr))
                 .unwrap();
             assert_eq!(
                 stored,
@@ -143,11 +137,11 @@ fn lowest_free_starts_where_asked() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
     let spec = dual_stack("lan");
-    let v4 = &spec.subnets[0];
+    let v4 = &spec.subnets()[0];
     store.write(|tx| tx.insert_network(&spec, 1, "b")).unwrap();
     let free = |store: &mut Store, from| {
         store
-            .read(|tx| tx.lowest_free(&spec.name, &v4.cidr, from))
+            .read(|tx| tx.lowest_free(spec.name(), &v4.cidr, from))
             .unwrap()
     };
     // Free: 1-29 and 31-62 (30 is the gateway, 63 the broadcast).
@@ -168,7 +162,7 @@ fn extents_go_with_their_network() {
     let id = store
         .write(|tx| {
             tx.insert_endpoint(&endpoint(
-                &spec.name,
+                spec.name(),
                 "a",
                 vec!["10.7.0.1/26".parse().unwrap()],
             ))
@@ -177,7 +171,7 @@ fn extents_go_with_their_network() {
     store
         .write(|tx| {
             tx.delete_endpoint(id)?;
-            tx.delete_network(&spec.name)
+            tx.delete_network(spec.name())
         })
         .unwrap();
     let counts = store.read(|tx| tx.row_counts()).unwrap();

@@ -11,8 +11,10 @@ use nsnet_store::{NewEndpoint, RouteRow, RowState, Store, StoreError};
 
 fn spec(name: &str, cidr: &str) -> NetworkSpec {
     let n = NetName::new(name).unwrap();
-    let bridge = nsnet_core::names::default_bridge(&n);
-    NetworkSpec::new(n, bridge, &[cidr.parse().unwrap()], &[], None, false).unwrap()
+    NetworkSpec::builder(n)
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn endpoint(net: &NetName, ns: &str, addr: &str) -> NewEndpoint {
@@ -38,8 +40,8 @@ fn network_and_endpoint_round_trip() {
     store
         .write(|tx| {
             tx.insert_network(&s, 7, "boot")?;
-            tx.set_network_ready(&s.name)?;
-            let id = tx.insert_endpoint(&endpoint(&s.name, "red", "192.168.15.2/24"))?;
+            tx.set_network_ready(s.name())?;
+            let id = tx.insert_endpoint(&endpoint(s.name(), "red", "192.168.15.2/24"))?;
             tx.set_endpoint_ready(id)?;
             tx.insert_route(&RouteRow {
                 netns: "red".into(),
@@ -52,7 +54,7 @@ fn network_and_endpoint_round_trip() {
     let (net, eps, routes) = store
         .read(|tx| {
             Ok::<_, StoreError>((
-                tx.network(&s.name)?.unwrap(),
+                tx.network(s.name())?.unwrap(),
                 tx.endpoints_in_netns("red")?,
                 tx.routes_in_netns("red")?,
             ))
@@ -81,12 +83,12 @@ fn duplicate_address_is_a_conflict_and_rolls_back() {
     let s = spec("lan", "10.0.0.0/24");
     store.write(|tx| tx.insert_network(&s, 1, "b")).unwrap();
     store
-        .write(|tx| tx.insert_endpoint(&endpoint(&s.name, "a", "10.0.0.2/24")))
+        .write(|tx| tx.insert_endpoint(&endpoint(s.name(), "a", "10.0.0.2/24")))
         .unwrap();
     let err = store
         .write(|tx| {
-            tx.insert_endpoint(&endpoint(&s.name, "b", "10.0.0.3/24"))?;
-            tx.insert_endpoint(&endpoint(&s.name, "c", "10.0.0.2/24"))
+            tx.insert_endpoint(&endpoint(s.name(), "b", "10.0.0.3/24"))?;
+            tx.insert_endpoint(&endpoint(s.name(), "c", "10.0.0.2/24"))
         })
         .unwrap_err();
     assert!(err.is_conflict(), "{err}");
@@ -112,12 +114,12 @@ fn parallel_connections_allocate_distinct_addresses() {
                 for i in 0..25 {
                     store
                         .write(|tx| {
-                            let sub = &s.subnets[0];
-                            let from = ipam::search_start(&s.name, sub, None).unwrap();
-                            let free = tx.lowest_free(&s.name, &sub.cidr, from)?;
-                            let ip = ipam::allocated(&s.name, sub, None, free).unwrap();
+                            let sub = &s.subnets()[0];
+                            let from = ipam::search_start(s.name(), sub, None).unwrap();
+                            let free = tx.lowest_free(s.name(), &sub.cidr, from)?;
+                            let ip = ipam::allocated(s.name(), sub, None, free).unwrap();
                             let addr = format!("{ip}/16");
-                            tx.insert_endpoint(&endpoint(&s.name, &format!("w{w}-{i}"), &addr))
+                            tx.insert_endpoint(&endpoint(s.name(), &format!("w{w}-{i}"), &addr))
                         })
                         .unwrap();
                 }
@@ -137,7 +139,7 @@ fn parallel_connections_allocate_distinct_addresses() {
     assert_eq!(used.len(), 200);
     // The free extents are what is left: 10.9.0.202 onwards.
     let free = store
-        .read(|tx| tx.free_extents(&s.name, &s.subnets[0].cidr))
+        .read(|tx| tx.free_extents(s.name(), &s.subnets()[0].cidr))
         .unwrap();
     assert_eq!(free.len(), 1);
     assert_eq!((free[0].lo, free[0].hi), (202, 65534));
@@ -147,8 +149,11 @@ fn parallel_connections_allocate_distinct_addresses() {
 fn routed_flag_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
-    let mut open = spec("open", "10.1.0.0/24");
-    open.set_routed(true).unwrap();
+    let open = NetworkSpec::builder(NetName::new("open").unwrap())
+        .subnets(["10.1.0.0/24".parse().unwrap()])
+        .routed(true)
+        .build()
+        .unwrap();
     let closed = spec("closed", "10.2.0.0/24");
     store
         .write(|tx| {
@@ -159,7 +164,7 @@ fn routed_flag_round_trips() {
     let nets = store.read(|tx| tx.networks()).unwrap();
     let routed: Vec<(&str, bool)> = nets
         .iter()
-        .map(|n| (n.spec.name.as_str(), n.spec.routed))
+        .map(|n| (n.spec.name().as_str(), n.spec.routed()))
         .collect();
     assert_eq!(routed, [("closed", false), ("open", true)]);
     assert_eq!(nets[1].spec, open);

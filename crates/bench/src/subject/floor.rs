@@ -131,14 +131,11 @@ impl Subject for Floor {
             "1",
         )?;
         // The same ruleset nsnet installs, with this bridge's elements (masquerade etc.).
-        let spec = nsnet_core::model::NetworkSpec::new(
-            nsnet_core::names::NetName::new("floor")?,
-            nsnet_core::names::IfName::new(BRIDGE)?,
-            &[self.net.cidr().parse()?],
-            &[],
-            None,
-            false,
-        )?;
+        let spec =
+            nsnet_core::model::NetworkSpec::builder(nsnet_core::names::NetName::new("floor")?)
+                .bridge(nsnet_core::names::IfName::new(BRIDGE)?)
+                .subnets([self.net.cidr().parse()?])
+                .build()?;
         let script = format!(
             "{}{}",
             firewall::skeleton(),

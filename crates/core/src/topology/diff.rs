@@ -123,7 +123,7 @@ impl Change {
             Change::CreateNetns(n) => (Some(Owned::new(Kind::Netns, n.clone())), None),
             Change::RemoveNetns(n) => (None, Some(Owned::new(Kind::Netns, n.clone()))),
             Change::CreateNetwork(s) | Change::ReplaceNetwork { spec: s, .. } => {
-                (Some(Owned::new(Kind::Network, s.name.to_string())), None)
+                (Some(Owned::new(Kind::Network, s.name().to_string())), None)
             }
             Change::RemoveNetwork(n) => (None, Some(Owned::new(Kind::Network, n.to_string()))),
             Change::Connect { endpoint: e, .. } => (
@@ -184,12 +184,12 @@ impl fmt::Display for Change {
             Change::RemoveNetwork(n) => write!(f, "- network {n}"),
             Change::RemoveNetns(n) => write!(f, "- netns {n}"),
             Change::CreateNetns(n) => write!(f, "+ netns {n}"),
-            Change::CreateNetwork(s) => write!(f, "+ network {} ({})", s.name, describe(s)),
+            Change::CreateNetwork(s) => write!(f, "+ network {} ({})", s.name(), describe(s)),
             Change::ReplaceNetwork { spec, reason } => {
                 write!(
                     f,
                     "~ network {} ({}): replace, {reason}",
-                    spec.name,
+                    spec.name(),
                     describe(spec)
                 )
             }
@@ -254,11 +254,11 @@ impl fmt::Display for Change {
 
 fn describe(s: &NetworkSpec) -> String {
     let subnets: Vec<String> = s
-        .subnets
+        .subnets()
         .iter()
         .map(|x| format!("{} gw {}", x.cidr, x.gateway))
         .collect();
-    format!("{}, bridge {}", subnets.join(", "), s.bridge)
+    format!("{}, bridge {}", subnets.join(", "), s.bridge())
 }
 
 /// Why an observed endpoint does not satisfy a desired one, if it does not.
@@ -341,7 +341,7 @@ pub fn diff(desired: &Desired, observed: &Observed) -> Vec<Change> {
         match observed
             .networks
             .iter()
-            .find(|o| o.spec.name == d.spec.name)
+            .find(|o| o.spec.name() == d.spec.name())
         {
             None => network_changes.push(Change::CreateNetwork(d.spec.clone())),
             Some(o) => {
@@ -353,7 +353,7 @@ pub fn diff(desired: &Desired, observed: &Observed) -> Vec<Change> {
                     None
                 };
                 if let Some(reason) = reason {
-                    replaced.push(&d.spec.name);
+                    replaced.push(d.spec.name());
                     network_changes.push(Change::ReplaceNetwork {
                         spec: d.spec.clone(),
                         reason,
@@ -364,9 +364,12 @@ pub fn diff(desired: &Desired, observed: &Observed) -> Vec<Change> {
     }
     let mut network_removals = Vec::new();
     for o in &observed.networks {
-        let wanted = desired.networks.iter().any(|d| d.spec.name == o.spec.name);
-        if !wanted && owns(Kind::Network, o.spec.name.as_str()) {
-            network_removals.push(Change::RemoveNetwork(o.spec.name.clone()));
+        let wanted = desired
+            .networks
+            .iter()
+            .any(|d| d.spec.name() == o.spec.name());
+        if !wanted && owns(Kind::Network, o.spec.name().as_str()) {
+            network_removals.push(Change::RemoveNetwork(o.spec.name().clone()));
         }
     }
     let network_goes = |n: &NetName| {
@@ -374,7 +377,7 @@ pub fn diff(desired: &Desired, observed: &Observed) -> Vec<Change> {
             || network_removals
                 .iter()
                 .any(|c| matches!(c, Change::RemoveNetwork(r) if r == n))
-            || !observed.networks.iter().any(|o| o.spec.name == *n)
+            || !observed.networks.iter().any(|o| *o.spec.name() == *n)
     };
     // Endpoints and their ports.
     let mut endpoint_removals = Vec::new();
@@ -579,15 +582,10 @@ mod tests {
 
     fn spec(name: &str, cidr: &str) -> NetworkSpec {
         let n = NetName::new(name).unwrap();
-        NetworkSpec::new(
-            n.clone(),
-            crate::names::default_bridge(&n),
-            &[cidr.parse().unwrap()],
-            &[],
-            None,
-            false,
-        )
-        .unwrap()
+        NetworkSpec::builder(n)
+            .subnets([cidr.parse().unwrap()])
+            .build()
+            .unwrap()
     }
 
     fn ep(net: &str, ns: &str) -> DesiredEndpoint {

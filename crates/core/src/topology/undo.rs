@@ -3,8 +3,7 @@
 //! what the apply created (it owns it) is removed, what it removed or changed is made again
 //! from the definition observed before.
 
-use crate::model::NetworkSpec;
-use crate::names::NsName;
+use crate::names::{NetName, NsName};
 
 use super::{
     Change, Desired, DesiredContainer, DesiredEndpoint, DesiredLink, DesiredNetwork, Kind,
@@ -43,7 +42,7 @@ fn as_desired(o: &Observed) -> Desired {
             endpoints: o
                 .endpoints
                 .iter()
-                .filter(|e| e.network == n.spec.name && e.container.is_none())
+                .filter(|e| e.network == *n.spec.name() && e.container.is_none())
                 .filter_map(|e| {
                     Some(DesiredEndpoint {
                         network: e.network.clone(),
@@ -143,18 +142,21 @@ fn unsettle(now: &mut Observed, failed: &Change) {
             }
         }
     };
-    match failed {
-        Change::RemoveNetwork(n)
-        | Change::ReplaceNetwork {
-            spec: NetworkSpec { name: n, .. },
-            ..
-        } => {
-            endpoint(n.as_str(), None);
-            for o in &mut now.networks {
-                if o.spec.name == *n {
-                    o.drift = Some(WHY.into());
-                }
+    let mut network = |n: &NetName| {
+        for o in &mut now.networks {
+            if o.spec.name() == n {
+                o.drift = Some(WHY.into());
             }
+        }
+    };
+    match failed {
+        Change::RemoveNetwork(n) => {
+            endpoint(n.as_str(), None);
+            network(n);
+        }
+        Change::ReplaceNetwork { spec, .. } => {
+            endpoint(spec.name().as_str(), None);
+            network(spec.name());
         }
         Change::Disconnect { network, netns } => endpoint(network.as_str(), Some(netns)),
         Change::Connect { endpoint: e, .. } => endpoint(e.network.as_str(), Some(e.netns.as_str())),

@@ -34,7 +34,11 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         .as_ref()
         .map(CniResult::from_json)
         .transpose()?;
-    let has_v4 = network.spec.subnets.iter().any(|s| s.cidr.addr().is_ipv4());
+    let has_v4 = network
+        .spec
+        .subnets()
+        .iter()
+        .any(|s| s.cidr.addr().is_ipv4());
     let mac = req
         .mac
         .or_else(|| (!has_v4).then(|| derived_mac(&env.container_id, ifname.as_str())));
@@ -65,12 +69,12 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
 /// The result of one attachment: interfaces bridge, host veth, container interface (as the
 /// bridge plugin lists them), one IP per subnet on the container interface, the routes.
 fn result(network: &Network, ep: &EndpointView, netns: &str, conf: &NetConf) -> CniResult {
-    let mtu = network.spec.mtu;
+    let mtu = network.spec.mtu();
     let gateway = |ip: IpAddr| network.spec.subnet_of(ip).map(|s| s.gateway);
     CniResult {
         interfaces: vec![
             Interface {
-                name: network.spec.bridge.to_string(),
+                name: network.spec.bridge().to_string(),
                 mac: None,
                 mtu,
                 sandbox: None,

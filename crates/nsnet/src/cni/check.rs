@@ -36,7 +36,7 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<(), CniErro
     let ifname = env.ifname.clone().expect("CHECK has CNI_IFNAME");
     let netns = env.netns.clone().expect("CHECK has CNI_NETNS");
     let key = CniKey {
-        network: network.spec.name.clone(),
+        network: network.spec.name().clone(),
         container_id: env.container_id.clone(),
         ifname: ifname.clone(),
     };

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use nsnet_core::ipam::Range;
 use nsnet_core::model::{Mac, NetworkSpec, first_host, parse_cidr, parse_ip};
-use nsnet_core::names::{IfName, NetName, default_bridge};
+use nsnet_core::names::{IfName, NetName};
 use nsnet_core::plan::default_dest;
 use nsnet_core::port::{PortSpec, Proto};
 use nsnet_engine::CniRoute;
@@ -295,10 +295,7 @@ impl NetConf {
                 "false is not supported: nsnet always isolates its networks from each other; remove isolation or set it to true",
             ));
         }
-        let bridge = match &self.bridge {
-            Some(b) => IfName::new(b)?,
-            None => default_bridge(&name),
-        };
+        let bridge = self.bridge.as_deref().map(IfName::new).transpose()?;
         let ipam = self.ipam.as_ref().ok_or_else(|| {
             invalid(
                 "the network configuration has no \"ipam\": give ipam.ranges, e.g. [[{\"subnet\": \"10.88.0.0/16\"}]]",
@@ -359,14 +356,20 @@ impl NetConf {
             .filter_map(|r| r.gateway.as_deref())
             .map(|g| parse_ip("gateway", g))
             .collect::<Result<Vec<_>, _>>()?;
-        let internal = self.internal.unwrap_or(false);
-        let mtu = self.mtu.filter(|m| *m != 0);
-        let mut spec = NetworkSpec::new(name, bridge, &subnets, &gateways, mtu, internal)?;
-        spec.masquerade = self.ip_masq.unwrap_or(false);
-        spec.icc = self.icc.unwrap_or(true);
-        spec.set_routed(self.routed.unwrap_or(false))?;
+        let spec = NetworkSpec::builder(name)
+            .subnets(subnets)
+            .gateways(gateways)
+            .bridge(bridge)
+            // 0 is how CNI configurations say "the default".
+            .mtu(self.mtu.filter(|m| *m != 0))
+            .internal(self.internal.unwrap_or(false))
+            // Off unless asked, as in the reference bridge plugin.
+            .masquerade(self.ip_masq.unwrap_or(false))
+            .icc(self.icc.unwrap_or(true))
+            .routed(self.routed.unwrap_or(false))
+            .build()?;
         let mut bounds = Vec::new();
-        for (r, s) in ranges.iter().zip(&spec.subnets) {
+        for (r, s) in ranges.iter().zip(spec.subnets()) {
             if r.range_start.is_none() && r.range_end.is_none() {
                 continue;
             }
@@ -378,7 +381,7 @@ impl NetConf {
                 Some(a) => parse_ip("rangeEnd", a)?,
                 None => last_host(&s.cidr),
             };
-            bounds.push(Range::new(&spec.name, s, start, end)?);
+            bounds.push(Range::new(spec.name(), s, start, end)?);
         }
         let routes = self.routes(&spec, ipam)?;
         Ok(Network {
@@ -408,14 +411,14 @@ impl NetConf {
             let via = match &r.gw {
                 Some(g) => parse_ip("route gw", g)?,
                 None => spec
-                    .subnets
+                    .subnets()
                     .iter()
                     .find(|s| s.cidr.addr().is_ipv4() == dest.addr().is_ipv4())
                     .map(|s| s.gateway)
                     .ok_or_else(|| {
                         invalid(format!(
                             "route dst {dest}: network {} has no {} subnet to route it through",
-                            spec.name,
+                            spec.name(),
                             if dest.addr().is_ipv4() {
                                 "IPv4"
                             } else {
@@ -427,7 +430,7 @@ impl NetConf {
             if via.is_ipv4() != dest.addr().is_ipv4() || spec.subnet_of(via).is_none() {
                 return Err(invalid(format!(
                     "route dst {dest} gw {via}: the gateway must be an address of the same family inside the network's subnets ({})",
-                    spec.subnets
+                    spec.subnets()
                         .iter()
                         .map(|s| s.cidr.to_string())
                         .collect::<Vec<_>>()
@@ -437,19 +440,20 @@ impl NetConf {
             push(CniRoute { dest, via });
         }
         if self.is_default_gateway == Some(true) {
-            for s in &spec.subnets {
+            for s in spec.subnets() {
                 push(CniRoute {
                     dest: default_dest(s.gateway),
                     via: s.gateway,
                 });
             }
         }
-        if spec.internal
+        if spec.internal()
             && let Some(r) = out.iter().find(|r| r.dest.prefix_len() == 0)
         {
             return Err(invalid(format!(
                 "network {} is internal: it cannot have the default route {} (isDefaultGateway or ipam.routes)",
-                spec.name, r.dest
+                spec.name(),
+                r.dest
             )));
         }
         Ok(out)
@@ -595,10 +599,10 @@ mod tests {
     #[test]
     fn podman_default_network() {
         let n = conf(base()).network().unwrap();
-        assert_eq!(n.spec.name.as_str(), "podman");
-        assert_eq!(n.spec.bridge.as_str(), "cni-podman0");
-        assert_eq!(n.spec.subnets[0].cidr.to_string(), "10.88.0.0/16");
-        assert!(n.spec.masquerade && n.spec.icc && !n.spec.internal);
+        assert_eq!(n.spec.name().as_str(), "podman");
+        assert_eq!(n.spec.bridge().as_str(), "cni-podman0");
+        assert_eq!(n.spec.subnets()[0].cidr.to_string(), "10.88.0.0/16");
+        assert!(n.spec.masquerade() && n.spec.icc() && !n.spec.internal());
         assert!(n.ranges.is_empty());
         assert_eq!(
             n.routes,
@@ -619,13 +623,13 @@ mod tests {
         }))
         .network()
         .unwrap();
-        assert_eq!(n.spec.bridge.as_str(), "nsbr-lan");
+        assert_eq!(n.spec.bridge().as_str(), "nsbr-lan");
         assert!(
-            !n.spec.masquerade,
+            !n.spec.masquerade(),
             "ipMasq defaults to false, as in the bridge plugin"
         );
-        assert!(!n.spec.icc);
-        assert_eq!(n.spec.mtu, Some(1400));
+        assert!(!n.spec.icc());
+        assert_eq!(n.spec.mtu(), Some(1400));
         assert_eq!(n.ranges[0].start.to_string(), "10.1.0.100");
         let routes: Vec<String> = n
             .routes
@@ -648,7 +652,7 @@ mod tests {
         }))
         .network()
         .unwrap();
-        assert_eq!(n.spec.subnets.len(), 2);
+        assert_eq!(n.spec.subnets().len(), 2);
         assert_eq!(n.ranges.len(), 1);
         assert_eq!(n.ranges[0].end.to_string(), "10.2.0.254");
         assert_eq!(n.routes[1].via.to_string(), "fd00:2::1");
@@ -799,10 +803,10 @@ mod tests {
 
     #[test]
     fn routed_key() {
-        assert!(!conf(base()).network().unwrap().spec.routed);
+        assert!(!conf(base()).network().unwrap().spec.routed());
         let mut v = base();
         v["routed"] = json!(true);
-        assert!(conf(v.clone()).network().unwrap().spec.routed);
+        assert!(conf(v.clone()).network().unwrap().spec.routed());
         v["internal"] = json!(true);
         let e = conf(v).network().unwrap_err();
         assert_eq!(e.code, code::INVALID_CONFIG, "{}", e.msg);

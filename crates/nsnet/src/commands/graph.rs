@@ -24,9 +24,12 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
         s.insert("host".into());
         s
     });
-    let wanted_net: Option<BTreeSet<String>> = only
-        .as_ref()
-        .map(|d| d.networks.iter().map(|n| n.spec.name.to_string()).collect());
+    let wanted_net: Option<BTreeSet<String>> = only.as_ref().map(|d| {
+        d.networks
+            .iter()
+            .map(|n| n.spec.name().to_string())
+            .collect()
+    });
     let ns_ok = |n: &str| wanted_ns.as_ref().is_none_or(|w| w.contains(n));
     let net_ok = |n: &str| wanted_net.as_ref().is_none_or(|w| w.contains(n));
 

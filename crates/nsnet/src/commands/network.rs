@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use nsnet_core::model::{NetworkSpec, parse_cidr, parse_ip};
-use nsnet_core::names::{IfName, NetName, default_bridge};
+use nsnet_core::names::{IfName, NetName};
 use nsnet_engine::views::{EndpointView, NetworkDetail};
 use nsnet_engine::{ConnectRequest, NetworkRequest};
 
@@ -83,14 +83,17 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 .iter()
                 .map(|g| parse_ip("gateway", g))
                 .collect::<Result<Vec<_>, _>>()?;
-            let bridge = match &c.bridge {
-                Some(b) => IfName::new(b)?,
-                None => default_bridge(&name),
-            };
-            let mut spec = NetworkSpec::new(name, bridge, &subnets, &gateways, c.mtu, c.internal)?;
-            spec.masquerade = !c.no_masquerade;
-            spec.icc = c.icc;
-            spec.set_routed(c.routed)?;
+            let bridge = c.bridge.as_deref().map(IfName::new).transpose()?;
+            let spec = NetworkSpec::builder(name)
+                .subnets(subnets)
+                .gateways(gateways)
+                .bridge(bridge)
+                .mtu(c.mtu)
+                .internal(c.internal)
+                .masquerade(!c.no_masquerade)
+                .icc(c.icc)
+                .routed(c.routed)
+                .build()?;
             let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
             print(format, &detail, detail_table)?;
         }

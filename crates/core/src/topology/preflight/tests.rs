@@ -3,7 +3,7 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::model::NetworkSpec;
-use crate::names::{IfName, NsName, default_bridge};
+use crate::names::{IfName, NsName};
 use crate::topology::{
     DesiredEndpoint, DesiredNetwork, Kind, LiveNs, LiveRoute, ObservedContainer, ObservedEndpoint,
     ObservedNetwork, Owned, diff, endpoint_key, undo,
@@ -11,15 +11,10 @@ use crate::topology::{
 
 fn spec(name: &str, cidr: &str) -> NetworkSpec {
     let n = NetName::new(name).unwrap();
-    NetworkSpec::new(
-        n.clone(),
-        default_bridge(&n),
-        &[cidr.parse().unwrap()],
-        &[],
-        None,
-        false,
-    )
-    .unwrap()
+    NetworkSpec::builder(n)
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
 }
 
 fn ep(net: &str, ns: &str, ips: &[&str]) -> DesiredEndpoint {
@@ -76,15 +71,15 @@ impl World {
 
     fn network(mut self, spec: NetworkSpec, owned: bool) -> Self {
         let host = self.o.live.get_mut("host").unwrap();
-        host.interfaces.insert(spec.bridge.to_string());
+        host.interfaces.insert(spec.bridge().to_string());
         host.routes.push(LiveRoute {
-            dest: spec.subnets[0].cidr,
-            dev: Some(spec.bridge.to_string()),
+            dest: spec.subnets()[0].cidr,
+            dev: Some(spec.bridge().to_string()),
         });
         if owned {
             self.o
                 .owned
-                .insert(Owned::new(Kind::Network, spec.name.to_string()));
+                .insert(Owned::new(Kind::Network, spec.name().to_string()));
         }
         self.o.networks.push(ObservedNetwork { spec, drift: None });
         self

@@ -21,18 +21,18 @@ impl World<'_> {
                 && self
                     .networks
                     .iter()
-                    .any(|n| n.name == e.network && !n.internal)
+                    .any(|n| *n.name() == e.network && !n.internal())
         })
     }
 
     /// Default routes of a namespace's primary endpoint (what `connect` installs).
     pub(super) fn default_routes(&mut self, i: usize) {
         let e = self.endpoints[i].clone();
-        let Some(spec) = self.networks.iter().find(|n| n.name == e.network) else {
+        let Some(spec) = self.networks.iter().find(|n| *n.name() == e.network) else {
             return;
         };
         let dests: Vec<IpNet> = spec
-            .subnets
+            .subnets()
             .iter()
             .filter(|s| e.ips.iter().any(|ip| s.cidr.contains(ip)))
             .map(|s| crate::plan::default_dest(s.gateway))
@@ -71,7 +71,12 @@ impl World<'_> {
         if !self.namespaces.contains(a.netns) {
             return Err(format!("{who}: netns {} does not exist", a.netns));
         }
-        let Some(spec) = self.networks.iter().find(|n| n.name == *a.network).cloned() else {
+        let Some(spec) = self
+            .networks
+            .iter()
+            .find(|n| *n.name() == *a.network)
+            .cloned()
+        else {
             return Err(format!("{who}: network {} does not exist", a.network));
         };
         let in_ns: Vec<&Ep> = self
@@ -114,7 +119,7 @@ impl World<'_> {
         if let Some(ip) = a.ips.iter().find(|ip| spec.subnet_of(**ip).is_none()) {
             return Err(format!(
                 "{who}: address {ip} is outside the subnets of network {}",
-                spec.name
+                spec.name()
             ));
         }
         // Addresses: the requested ones, then one per remaining subnet around every address
@@ -126,7 +131,7 @@ impl World<'_> {
             .flat_map(|e| e.ips.iter().map(move |ip| (*ip, e.netns.as_str())))
             .collect();
         let mut ips = Vec::new();
-        for s in &spec.subnets {
+        for s in spec.subnets() {
             let mut mine = a.ips.iter().filter(|ip| s.cidr.contains(*ip));
             let ip = match (mine.next(), mine.next()) {
                 (Some(_), Some(_)) => {
@@ -136,12 +141,12 @@ impl World<'_> {
                     ));
                 }
                 (Some(ip), None) => {
-                    s.check_host(&spec.name, *ip)
+                    s.check_host(spec.name(), *ip)
                         .map_err(|e| format!("{who}: {e}"))?;
                     if let Some(user) = users.get(ip) {
                         return Err(format!(
                             "{who}: address {ip} is already used by netns {user} on network {}",
-                            spec.name
+                            spec.name()
                         ));
                     }
                     *ip
@@ -149,7 +154,7 @@ impl World<'_> {
                 (None, _) => {
                     let mut taken: BTreeSet<IpAddr> = users.keys().copied().collect();
                     taken.extend(self.reserved.get(a.network).into_iter().flatten());
-                    ipam::lowest_free(&spec.name, s, &taken).map_err(|e| format!("{who}: {e}"))?
+                    ipam::lowest_free(spec.name(), s, &taken).map_err(|e| format!("{who}: {e}"))?
                 }
             };
             ips.push(ip);
@@ -168,14 +173,15 @@ impl World<'_> {
         {
             return Err(format!(
                 "{who}: mac {m} is already used by netns {} on network {}",
-                e.netns, spec.name
+                e.netns,
+                spec.name()
             ));
         }
         self.check_ports(who, &spec, &ips, a.publish)?;
         self.outcome
             .ifnames
             .insert((a.network.clone(), a.netns.to_string()), ifname.clone());
-        let becomes_primary = !spec.internal && self.primary_of(a.netns).is_none();
+        let becomes_primary = !spec.internal() && self.primary_of(a.netns).is_none();
         self.endpoints.push(Ep {
             network: a.network.clone(),
             netns: a.netns.to_string(),
@@ -188,7 +194,7 @@ impl World<'_> {
         self.iface(HOST).interfaces.insert(host_ifname.to_string());
         let live = self.iface(a.netns);
         live.interfaces.insert(ifname.clone());
-        for s in &spec.subnets {
+        for s in spec.subnets() {
             live.routes.push(LiveRoute {
                 dest: s.cidr,
                 dev: Some(ifname.clone()),
@@ -236,10 +242,10 @@ impl World<'_> {
         if ports.is_empty() {
             return Ok(());
         }
-        if spec.internal {
+        if spec.internal() {
             return Err(format!(
                 "{who}: network {} is internal: its endpoints cannot publish ports",
-                spec.name
+                spec.name()
             ));
         }
         let mut seen = BTreeSet::new();
@@ -257,7 +263,7 @@ impl World<'_> {
             {
                 return Err(format!(
                     "{who}: cannot publish {m}: no address of that family on network {}",
-                    spec.name
+                    spec.name()
                 ));
             }
             // Traffic to an address the host does not hold never arrives.
@@ -308,7 +314,7 @@ impl World<'_> {
         let spec = self
             .networks
             .iter()
-            .find(|n| n.name == e.network)
+            .find(|n| *n.name() == e.network)
             .cloned()
             .ok_or_else(|| format!("{who}: network {} does not exist", e.network))?;
         self.check_ports(&who, &spec, &e.ips, ports)?;

@@ -186,10 +186,10 @@ impl<'a> World<'a> {
             }
             Change::CreateNetwork(spec) => self.create_network(spec),
             Change::ReplaceNetwork { spec, reason } => {
-                let what = format!("network {}", spec.name);
-                self.not_theirs(Kind::Network, spec.name.as_str(), &what, reason)?;
-                self.foreign_on_network(&spec.name)?;
-                self.drop_network(&spec.name);
+                let what = format!("network {}", spec.name());
+                self.not_theirs(Kind::Network, spec.name().as_str(), &what, reason)?;
+                self.foreign_on_network(spec.name())?;
+                self.drop_network(spec.name());
                 self.create_network(spec)
             }
             Change::RemoveNetwork(n) => {

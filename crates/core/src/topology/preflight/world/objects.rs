@@ -10,28 +10,31 @@ use super::{Attach, World};
 
 impl World<'_> {
     pub(super) fn create_network(&mut self, spec: &NetworkSpec) -> Result<(), String> {
-        let who = format!("network {}", spec.name);
-        if self.networks.iter().any(|n| n.name == spec.name) {
+        let who = format!("network {}", spec.name());
+        if self.networks.iter().any(|n| n.name() == spec.name()) {
             return Err(format!("{who}: it already exists"));
         }
         for other in &self.networks {
-            if other.bridge == spec.bridge {
+            if other.bridge() == spec.bridge() {
                 return Err(format!(
                     "{who}: bridge {} is already used by network {}",
-                    spec.bridge, other.name
+                    spec.bridge(),
+                    other.name()
                 ));
             }
-            for s in &spec.subnets {
-                if let Some(o) = other.subnets.iter().find(|o| overlaps(&o.cidr, &s.cidr)) {
+            for s in spec.subnets() {
+                if let Some(o) = other.subnets().iter().find(|o| overlaps(&o.cidr, &s.cidr)) {
                     return Err(format!(
                         "{who}: subnet {} overlaps subnet {} of network {}",
-                        s.cidr, o.cidr, other.name
+                        s.cidr,
+                        o.cidr,
+                        other.name()
                     ));
                 }
             }
         }
         let host = self.iface(HOST);
-        for s in &spec.subnets {
+        for s in spec.subnets() {
             if let Some(r) = host
                 .routes
                 .iter()
@@ -48,18 +51,18 @@ impl World<'_> {
                 ));
             }
         }
-        if host.interfaces.contains(spec.bridge.as_str()) {
+        if host.interfaces.contains(spec.bridge().as_str()) {
             return Err(format!(
                 "{who}: bridge {} already exists on the host (choose another `bridge`)",
-                spec.bridge
+                spec.bridge()
             ));
         }
-        host.interfaces.insert(spec.bridge.to_string());
-        for s in &spec.subnets {
-            host.addrs.insert((spec.bridge.to_string(), s.gateway));
+        host.interfaces.insert(spec.bridge().to_string());
+        for s in spec.subnets() {
+            host.addrs.insert((spec.bridge().to_string(), s.gateway));
             host.routes.push(LiveRoute {
                 dest: s.cidr,
-                dev: Some(spec.bridge.to_string()),
+                dev: Some(spec.bridge().to_string()),
             });
         }
         self.networks.push(spec.clone());
@@ -76,9 +79,9 @@ impl World<'_> {
         for ns in on {
             self.drop_endpoint(name, &ns);
         }
-        if let Some(i) = self.networks.iter().position(|n| n.name == *name) {
+        if let Some(i) = self.networks.iter().position(|n| *n.name() == *name) {
             let spec = self.networks.remove(i);
-            self.drop_iface(HOST, spec.bridge.as_str());
+            self.drop_iface(HOST, spec.bridge().as_str());
         }
     }
 
@@ -195,7 +198,7 @@ impl World<'_> {
             ));
         }
         for (n, _) in &c.networks {
-            if !self.networks.iter().any(|s| s.name == *n) {
+            if !self.networks.iter().any(|s| *s.name() == *n) {
                 return Err(format!("{who}: network {n} does not exist"));
             }
         }
