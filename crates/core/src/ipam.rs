@@ -193,10 +193,9 @@ pub fn request_in(
         });
     }
     if used.contains(&ip) {
-        return Err(CoreError::Address {
+        return Err(CoreError::AddressTaken {
             network: network.to_string(),
             ip,
-            reason: "is already in use".to_string(),
         });
     }
     Ok(ip)

@@ -426,7 +426,11 @@ fn stop_rm_and_gc_leave_nothing() {
     s.ok(&["rm", "s1"]);
 
     // A command that ignores SIGTERM is killed after --time.
-    run("s2", "8082:80", &["sh", "-c", "trap '' TERM; echo trapped; sleep 300"]);
+    run(
+        "s2",
+        "8082:80",
+        &["sh", "-c", "trap '' TERM; echo trapped; sleep 300"],
+    );
     // `run -d` returns once the command runs, maybe before its shell installed the trap.
     let ready = Instant::now() + Duration::from_secs(5);
     while !s.ok(&["logs", "s2"]).contains("trapped") {
@@ -590,7 +594,7 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
         (
             1,
             &["run", "-p", "8080:80", "--", "true"],
-            "--publish needs a --network",
+            "published ports need a network to publish on: give one with --network",
         ),
         (
             1,

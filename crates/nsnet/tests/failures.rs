@@ -879,3 +879,56 @@ fn wrapped_refusals_state_their_cause_once() {
     }
     s.assert_clean();
 }
+
+/// The engine says what is in the way; the CLI names the flag that gets past it.
+#[test]
+fn the_cli_names_its_own_flags() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.ok(&["netns", "add", "a"]);
+    s.ok(&["netns", "add", "b"]);
+    s.ok(&["network", "create", "lan", "--subnet", "10.6.0.0/24"]);
+    s.ok(&["network", "connect", "lan", "a", "--ifname", "eth3"]);
+    s.ok(&["network", "create", "wan", "--subnet", "10.7.0.0/24"]);
+    s.ok(&["network", "connect", "wan", "b"]);
+    assert_eq!(
+        s.sh("ip", &["link", "add", "br-mine", "type", "bridge"])
+            .code,
+        0
+    );
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["network", "rm", "lan"],
+            &["network lan still has 1 endpoint(s) (a); disconnect them or use --force"],
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "n2",
+                "--subnet",
+                "10.8.0.0/24",
+                "--bridge",
+                "br-mine",
+            ],
+            &["bridge br-mine already exists on the host (choose another with --bridge)"],
+        ),
+        (
+            &["network", "connect", "wan", "a", "--ifname", "eth3"],
+            &[
+                "interface eth3 in netns a is already used by network lan (choose another with --ifname)",
+            ],
+        ),
+    ];
+    for (args, needles) in cases {
+        let err = s.fails(1, args, needles);
+        once(&err);
+    }
+    assert_eq!(s.sh("ip", &["link", "del", "br-mine"]).code, 0);
+    s.ok(&["netns", "rm", "a", "b"]);
+    s.ok(&["network", "rm", "lan"]);
+    s.ok(&["network", "rm", "wan"]);
+    s.assert_clean();
+}
