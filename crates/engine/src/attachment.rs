@@ -79,7 +79,7 @@ fn key_of(e: &EndpointRow) -> Option<OwnerKey> {
 
 impl<K: Kernel> Engine<K> {
     /// The row of the attachment `key` names on `network`, if any.
-    fn attachment_row(
+    pub(crate) fn attachment_row(
         &mut self,
         network: &NetName,
         key: &OwnerKey,

@@ -286,15 +286,14 @@ impl<K: Kernel> Engine<K> {
         if !self.kernel.netns_exists(&req.netns) {
             return Err(EngineError::not_found("netns", &req.netns));
         }
-        let routes = &policy.routes;
         let mappings = crate::ports::expand(&req.publish);
-        let recorded = match self.record_connect(req, policy, routes, &mappings)? {
+        let recorded = match self.record_connect(req, policy, &mappings)? {
             Some(recorded) => recorded,
             None => {
                 // The network's kernel objects died with an earlier boot: remake them, then
                 // record against the revived network.
                 self.revive_network(&req.network)?;
-                self.record_connect(req, policy, routes, &mappings)?
+                self.record_connect(req, policy, &mappings)?
                     .ok_or_else(|| Conflict::NetworkRevived {
                         network: req.network.clone(),
                     })?
@@ -336,7 +335,6 @@ impl<K: Kernel> Engine<K> {
         &mut self,
         req: &ConnectRequest,
         policy: &ConnectPolicy,
-        routes: &RoutePolicy,
         mappings: &[PortMapping],
     ) -> Result<Option<Recorded>, EngineError> {
         let netns = ns_key(&req.netns);
@@ -378,7 +376,7 @@ impl<K: Kernel> Engine<K> {
                 ifname,
                 addrs,
                 mac,
-                routes,
+                routes: &policy.routes,
                 publish: mappings,
             });
             let new = NewEndpoint {

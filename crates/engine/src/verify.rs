@@ -213,18 +213,12 @@ impl<K: Kernel> Engine<K> {
                 Ok((ep, ns.clone()))
             }
             Which::Owner { key, netns } => {
-                let rows = self
-                    .store
-                    .read(|tx| tx.endpoints_of_container(&key.owner_id))?;
-                let ep = rows
-                    .into_iter()
-                    .find(|e| e.network == req.network && e.ifname == key.ifname)
-                    .ok_or_else(|| {
-                        EngineError::not_found(
-                            "attachment of",
-                            format!("{key} on network {}", req.network),
-                        )
-                    })?;
+                let ep = self.attachment_row(&req.network, key)?.ok_or_else(|| {
+                    EngineError::not_found(
+                        "attachment of",
+                        format!("{key} on network {}", req.network),
+                    )
+                })?;
                 Ok((ep, netns.clone()))
             }
         }
