@@ -37,6 +37,9 @@ pub enum CoreError {
         ip: IpAddr,
         reason: String,
     },
+    /// A requested address another endpoint holds: a conflict, not a bad request.
+    #[error("address {ip} for network {network}: is already in use")]
+    AddressTaken { network: String, ip: IpAddr },
     #[error("network {network} has no free address left in {subnet}")]
     SubnetFull { network: String, subnet: IpNet },
     #[error("network {network} has no free address left in range {start}-{end} of {subnet}")]

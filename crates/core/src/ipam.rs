@@ -263,10 +263,9 @@ pub fn request_in(
         });
     }
     if in_use {
-        return Err(CoreError::Address {
+        return Err(CoreError::AddressTaken {
             network: network.to_string(),
             ip,
-            reason: "is already in use".to_string(),
         });
     }
     Ok(ip)

@@ -19,6 +19,7 @@ use nsnet_sys::kernel::{FailKind, Kernel, KernelError};
 use nsnet_sys::process::{ContainerSpec, LOG_FILE, ProcessError, Spawned};
 use serde::Serialize;
 
+use crate::conflict::Conflict;
 use crate::{ConnectRequest, Engine, EngineError};
 
 /// Directory (under the state directory) holding one directory per container.
@@ -95,7 +96,7 @@ impl From<ProcessError> for EngineError {
             ProcessError::Sys { op, source } => {
                 EngineError::Kernel(KernelError::new(op, FailKind::Other, source.to_string()))
             }
-            other => EngineError::Conflict(other.to_string()),
+            other => EngineError::Refused(other.to_string()),
         }
     }
 }
@@ -151,21 +152,17 @@ impl<K: Kernel> Engine<K> {
         let hostname = req.hostname.clone().unwrap_or_else(|| name.clone());
         model::check_hostname(&hostname)?;
         if req.command.is_empty() {
-            return Err(EngineError::Conflict(
-                "run needs a command: nsnet run [OPTIONS] -- CMD ARGS...".into(),
-            ));
+            return Err(Conflict::NoCommand.into());
         }
         if !req.publish.is_empty() && req.networks.is_empty() {
-            return Err(EngineError::Conflict(
-                "--publish needs a --network to publish on".into(),
-            ));
+            return Err(Conflict::PublishWithoutNetwork.into());
         }
         let mut seen = BTreeSet::new();
         if let Some(dup) = req.networks.iter().find(|n| !seen.insert(&n.network)) {
-            return Err(EngineError::Conflict(format!(
-                "network {} is given twice",
-                dup.network
-            )));
+            return Err(Conflict::NetworkTwice {
+                network: dup.network.clone(),
+            }
+            .into());
         }
         let env = model::environment(&hostname, &req.env);
         let root = req.rootfs.as_deref().unwrap_or(Path::new("/"));
@@ -173,8 +170,8 @@ impl<K: Kernel> Engine<K> {
             .kernel
             .resolve(root, &req.command[0], model::path_of(&env))
             .map_err(|e| match (&e, &req.rootfs) {
-                (ProcessError::CommandNotFound { .. }, _) => EngineError::Conflict(e.to_string()),
-                (_, Some(dir)) => EngineError::Conflict(format!("rootfs {}: {e}", dir.display())),
+                (ProcessError::CommandNotFound { .. }, _) => EngineError::Refused(e.to_string()),
+                (_, Some(dir)) => EngineError::Refused(format!("rootfs {}: {e}", dir.display())),
                 _ => e.into(),
             })?;
         let new = NewContainer {
@@ -196,18 +193,17 @@ impl<K: Kernel> Engine<K> {
                 });
             }
             if kernel.netns_exists(&container_ref(&name)) {
-                return Err(EngineError::Conflict(format!(
-                    "netns {name} already exists: a container's network namespace takes its name; choose another --name"
-                )));
+                return Err(Conflict::NetnsTaken { name: name.clone() }.into());
             }
             for n in &req.networks {
                 match tx.network(&n.network)? {
                     None => return Err(EngineError::not_found("network", &n.network)),
                     Some(row) if row.state != RowState::Ready => {
-                        return Err(EngineError::Conflict(format!(
-                            "network {} is still being created",
-                            n.network
-                        )));
+                        return Err(Conflict::NetworkInFlux {
+                            network: n.network.clone(),
+                            removing: row.state == RowState::Removing,
+                        }
+                        .into());
                     }
                     Some(_) => {}
                 }
@@ -352,7 +348,7 @@ impl<K: Kernel> Engine<K> {
                 start,
                 env: row.env,
             }),
-            _ => Err(EngineError::Conflict(format!(
+            _ => Err(EngineError::Refused(format!(
                 "container {name} is not running"
             ))),
         }
@@ -362,7 +358,7 @@ impl<K: Kernel> Engine<K> {
     pub fn container_log(&mut self, name: &str) -> Result<PathBuf, EngineError> {
         let row = self.store.read(|tx| load(tx, name))?;
         if !row.detached {
-            return Err(EngineError::Conflict(format!(
+            return Err(EngineError::Refused(format!(
                 "container {name} ran in the foreground: its output went to the terminal, not to a log"
             )));
         }

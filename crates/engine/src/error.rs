@@ -2,6 +2,8 @@
 
 use nsnet_core::CoreError;
 use nsnet_core::endpoint::ConnectConflict;
+
+use crate::conflict::{Conflict, Hint, connect_hint};
 use nsnet_store::StoreError;
 use nsnet_sys::kernel::KernelError;
 
@@ -20,8 +22,12 @@ pub enum EngineError {
     NotFound { kind: &'static str, name: String },
     #[error("{kind} {name} already exists")]
     Exists { kind: &'static str, name: String },
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// A refusal worded for people, that no face needs to tell apart from others (a
+    /// container's state, a topology plan that clashes with what exists).
     #[error("{0}")]
-    Conflict(String),
+    Refused(String),
     /// An error with the operation it happened in. Its message carries the inner one, so the
     /// inner error is deliberately not its `source()`: a chain printer (anyhow's `{:#}`)
     /// would state the cause twice (field named `cause`, not `source`, for that reason).
@@ -37,6 +43,16 @@ impl EngineError {
         EngineError::Context {
             op: op.into(),
             cause: Box::new(self),
+        }
+    }
+
+    /// What would get past the refusal at the bottom of this error, for the face to word.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            EngineError::Context { cause, .. } => cause.hint(),
+            EngineError::Conflict(c) => c.hint(),
+            EngineError::Connect(c) => connect_hint(c),
+            _ => None,
         }
     }
 
@@ -68,12 +84,16 @@ mod tests {
 
     #[test]
     fn wrapped_errors_state_their_cause_once() {
-        let e = EngineError::Conflict("netns a is already connected to network good".into())
-            .during("connect netns a to network good")
-            .during("apply topology t");
+        let e = EngineError::from(ConnectConflict::AlreadyConnected {
+            netns: "a".into(),
+            network: nsnet_core::names::NetName::new("good").unwrap(),
+            ifname: nsnet_core::names::IfName::new("eth0").unwrap(),
+        })
+        .during("connect netns a to network good")
+        .during("apply topology t");
         assert_eq!(
             chain(&e),
-            "apply topology t: connect netns a to network good: netns a is already connected to network good"
+            "apply topology t: connect netns a to network good: netns a is already connected to network good as eth0"
         );
         let e = EngineError::from(KernelError::new(
             "create veth x",

@@ -3,8 +3,10 @@
 //! everything and leave no row, link or address behind.
 
 mod apply;
-mod cni;
+mod attachment;
+mod conflict;
 mod container;
+mod ensure;
 mod error;
 mod gc;
 mod link;
@@ -17,10 +19,13 @@ mod removal;
 mod repair;
 mod route;
 mod topology;
+mod verify;
 pub mod views;
 
-pub use cni::{CheckReport, CniAdd, CniGcReport, CniKey, CniRoute, CniStatus};
+pub use attachment::{AttachRequest, AttachmentGc, Detached, OwnerKey};
+pub use conflict::{Conflict, Hint};
 pub use container::{ContainerNet, ContainerView, ExecTarget, RunRequest};
+pub use ensure::{Difference, Ensured, Mismatch, Property};
 pub use error::EngineError;
 pub use gc::GcReport;
 pub use link::LinkRequest;
@@ -28,6 +33,7 @@ pub use network::{ConnectRequest, NetworkRequest};
 pub use ports::PortView;
 pub use repair::RepairReport;
 pub use route::route_dest;
+pub use verify::{FirewallHealth, Problem, Verified, VerifyRequest, Which};
 
 use nsnet_store::Store;
 use nsnet_sys::kernel::Kernel;

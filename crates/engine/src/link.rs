@@ -9,6 +9,7 @@ use nsnet_store::{LinkEndRow, LinkRow, NewLink};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
 use crate::apply::apply_all;
+use crate::conflict::Conflict;
 use crate::network::ns_key;
 use crate::views::LinkView;
 use crate::{Engine, EngineError};
@@ -51,9 +52,7 @@ impl<K: Kernel> Engine<K> {
     fn link_add_inner(&mut self, req: LinkRequest) -> Result<LinkView, EngineError> {
         nsnet_core::model::check_link(req.addr_a, req.addr_b, req.mtu)?;
         if req.a == req.b {
-            return Err(EngineError::Conflict(
-                "both ends are in the same namespace; a link joins two different namespaces".into(),
-            ));
+            return Err(Conflict::LinkToItself.into());
         }
         for ns in [&req.a, &req.b] {
             if !self.kernel.netns_exists(ns) {
@@ -81,10 +80,10 @@ impl<K: Kernel> Engine<K> {
                         .iter()
                         .any(|e| e.ifname == end.ifname)
                 {
-                    return Err(EngineError::Conflict(format!(
-                        "interface {} in netns {} is already used by nsnet",
-                        end.ifname, end.netns
-                    )));
+                    return Err(EngineError::from(Conflict::InterfaceUsed {
+                        ifname: end.ifname.clone(),
+                        netns: end.netns.clone(),
+                    }));
                 }
             }
             Ok(tx.insert_link(&NewLink {
@@ -110,10 +109,13 @@ impl<K: Kernel> Engine<K> {
         if let Err(err) = apply_all(&mut self.kernel, &ops) {
             self.store.write(|tx| tx.delete_link(id))?;
             if err.kind == FailKind::Exists && err.what.starts_with("create veth") {
-                return Err(EngineError::Conflict(format!(
-                    "interface {} in netns {} or {} in netns {} already exists",
-                    a.ifname, a.netns, b.ifname, b.netns
-                )));
+                return Err(Conflict::LinkInterfaceExists {
+                    ifname_a: a.ifname.clone(),
+                    netns_a: a.netns.clone(),
+                    ifname_b: b.ifname.clone(),
+                    netns_b: b.netns.clone(),
+                }
+                .into());
             }
             return Err(err.into());
         }
@@ -166,14 +168,12 @@ impl<K: Kernel> Engine<K> {
                 ),
             }),
             [one] => self.remove_link(one.id),
-            many => Err(EngineError::Conflict(format!(
-                "{} links join netns {ka} and netns {kb} ({}); pick one with --ifname",
-                many.len(),
-                many.iter()
-                    .map(|l| l.a.ifname.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
+            many => Err(Conflict::SeveralLinks {
+                a: ka,
+                b: kb,
+                ifnames: many.iter().map(|l| l.a.ifname.to_string()).collect(),
+            }
+            .into()),
         }
     }
 

@@ -9,6 +9,7 @@ use nsnet_core::names::{NetName, stable_hash};
 use nsnet_store::Tx;
 
 use crate::EngineError;
+use crate::conflict::Conflict;
 
 /// The requested MAC, refused when another endpoint of `network` has it; else the one derived
 /// from the endpoint's IPv4 address, or (when someone asked for that one before) another
@@ -21,9 +22,12 @@ pub(crate) fn endpoint_mac(
 ) -> Result<Option<Mac>, EngineError> {
     if let Some(mac) = requested {
         if let Some(netns) = tx.netns_with_mac(network, mac)? {
-            return Err(EngineError::Conflict(format!(
-                "MAC {mac} is already used by netns {netns} on network {network} (a switch cannot deliver to two interfaces with one MAC); choose another, or let nsnet derive one"
-            )));
+            return Err(Conflict::MacTaken {
+                mac,
+                netns,
+                network: network.clone(),
+            }
+            .into());
         }
         return Ok(Some(mac));
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use nsnet_core::endpoint::{self, ConnectFacts, ConnectPlan, NsEndpoint, RoutePolicy, StaticRoute};
+use nsnet_core::endpoint::{self, ConnectFacts, ConnectPlan, NsEndpoint, RoutePolicy};
 use nsnet_core::firewall;
 use nsnet_core::model::{Mac, NetworkSpec, overlaps};
 use nsnet_core::names::{IfName, NetName};
@@ -16,7 +16,7 @@ use nsnet_store::{EndpointRow, NetworkRow, NewEndpoint, RowState, StoreError, Tx
 use nsnet_sys::kernel::{FailKind, Kernel};
 
 use crate::apply::{apply_all, apply_ops};
-use crate::cni::ConnectPolicy;
+use crate::conflict::Conflict;
 use crate::primary::primary;
 use crate::views::{EndpointView, NetworkDetail, NetworkSummary};
 use crate::{Engine, EngineError};
@@ -26,6 +26,15 @@ struct Recorded {
     id: i64,
     plan: ConnectPlan,
     primary: bool,
+}
+
+/// How a connect differs from the CLI's; the default is the CLI's behaviour.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectPolicy {
+    /// The routes the endpoint gets.
+    pub routes: RoutePolicy,
+    /// Allocation windows, at most one per subnet.
+    pub ranges: Vec<ipam::Range>,
 }
 
 /// `network create`, validated.
@@ -108,11 +117,11 @@ impl<K: Kernel> Engine<K> {
         self.create_network(req.spec, false)
     }
 
-    /// `network_create`, recording whether a CNI configuration owns the network.
+    /// `network_create`, recording whether a configuration owns the network (see `ensure`).
     pub(crate) fn create_network(
         &mut self,
         spec: NetworkSpec,
-        cni_owned: bool,
+        owned_by_config: bool,
     ) -> Result<NetworkDetail, EngineError> {
         let what = format!("create network {}", spec.name());
         let host_routes = self.kernel.view(&NsRef::Host)?.routes;
@@ -127,11 +136,11 @@ impl<K: Kernel> Engine<K> {
             }
             for other in tx.networks()? {
                 if other.spec.bridge() == spec.bridge() {
-                    return Err(EngineError::Conflict(format!(
-                        "bridge {} is already used by network {}",
-                        spec.bridge(),
-                        other.spec.name()
-                    )));
+                    return Err(Conflict::BridgeUsed {
+                        bridge: spec.bridge().clone(),
+                        network: other.spec.name().clone(),
+                    }
+                    .into());
                 }
                 for s in spec.subnets() {
                     if let Some(o) = other
@@ -174,7 +183,7 @@ impl<K: Kernel> Engine<K> {
                 }
             }
             tx.insert_network(&spec, pid, &boot)?;
-            if cni_owned {
+            if owned_by_config {
                 tx.set_network_cni_owned(spec.name())?;
             }
             // Under the write lock: two processes never install the skeleton twice.
@@ -183,11 +192,11 @@ impl<K: Kernel> Engine<K> {
         })?;
         if let Err(err) = apply_all(&mut self.kernel, &plan::create_network(&spec)) {
             let _ = self.store.write(|tx| tx.delete_network(spec.name()));
-            let err = if err.kind == FailKind::Exists {
-                EngineError::Conflict(format!(
-                    "bridge {} already exists on the host (choose another with --bridge)",
-                    spec.bridge()
-                ))
+            let err: EngineError = if err.kind == FailKind::Exists {
+                Conflict::BridgeOnHost {
+                    bridge: spec.bridge().clone(),
+                }
+                .into()
             } else {
                 err.into()
             };
@@ -267,7 +276,7 @@ impl<K: Kernel> Engine<K> {
             .map_err(|e| e.during(what))
     }
 
-    /// `connect` with the allocation ranges and routes a face asks for (CNI). One write
+    /// `connect` with the allocation ranges and routes an attachment asks for. One write
     /// transaction records the endpoint (decided by the pure planner from the facts it
     /// loads), the kernel work follows, and a second marks it ready.
     pub(crate) fn connect_with(
@@ -278,30 +287,16 @@ impl<K: Kernel> Engine<K> {
         if !self.kernel.netns_exists(&req.netns) {
             return Err(EngineError::not_found("netns", &req.netns));
         }
-        let routes = match &policy.routes {
-            None => RoutePolicy::Primary,
-            Some(rs) => RoutePolicy::Explicit(
-                rs.iter()
-                    .map(|r| StaticRoute {
-                        dest: r.dest,
-                        via: r.via,
-                    })
-                    .collect(),
-            ),
-        };
         let mappings = crate::ports::expand(&req.publish);
-        let recorded = match self.record_connect(req, policy, &routes, &mappings)? {
+        let recorded = match self.record_connect(req, policy, &mappings)? {
             Some(recorded) => recorded,
             None => {
                 // The network's kernel objects died with an earlier boot: remake them, then
                 // record against the revived network.
                 self.revive_network(&req.network)?;
-                self.record_connect(req, policy, &routes, &mappings)?
-                    .ok_or_else(|| {
-                        EngineError::Conflict(format!(
-                            "network {} was revived by another boot meanwhile",
-                            req.network
-                        ))
+                self.record_connect(req, policy, &mappings)?
+                    .ok_or_else(|| Conflict::NetworkRevived {
+                        network: req.network.clone(),
                     })?
             }
         };
@@ -310,10 +305,12 @@ impl<K: Kernel> Engine<K> {
             self.store.write(|tx| tx.delete_endpoint(id))?;
             let veth = matches!(plan.ops[failed.op], KernelOp::CreateVeth { .. });
             if veth && failed.err.kind == FailKind::Exists {
-                return Err(EngineError::Conflict(format!(
-                    "interface {} already exists in netns {}, or host interface {} exists (run `nsnet gc`)",
-                    plan.layout.ifname, req.netns, plan.layout.host_ifname
-                )));
+                return Err(Conflict::InterfaceExists {
+                    ifname: plan.layout.ifname,
+                    netns: ns_key(&req.netns),
+                    host_ifname: plan.layout.host_ifname,
+                }
+                .into());
             }
             return Err(failed.err.into());
         }
@@ -339,7 +336,6 @@ impl<K: Kernel> Engine<K> {
         &mut self,
         req: &ConnectRequest,
         policy: &ConnectPolicy,
-        routes: &RoutePolicy,
         mappings: &[PortMapping],
     ) -> Result<Option<Recorded>, EngineError> {
         let netns = ns_key(&req.netns);
@@ -348,15 +344,11 @@ impl<K: Kernel> Engine<K> {
         self.store.write(|tx| {
             let net = load_network(tx, &req.network)?;
             if net.state != RowState::Ready {
-                return Err(EngineError::Conflict(format!(
-                    "network {} is being {}",
-                    req.network,
-                    if net.state == RowState::Removing {
-                        "removed"
-                    } else {
-                        "created"
-                    }
-                )));
+                return Err(Conflict::NetworkInFlux {
+                    network: req.network.clone(),
+                    removing: net.state == RowState::Removing,
+                }
+                .into());
             }
             if net.boot_id != boot {
                 return Ok(None);
@@ -385,7 +377,7 @@ impl<K: Kernel> Engine<K> {
                 ifname,
                 addrs,
                 mac,
-                routes,
+                routes: &policy.routes,
                 publish: mappings,
             });
             let new = NewEndpoint {
@@ -401,10 +393,10 @@ impl<K: Kernel> Engine<K> {
             };
             let id = tx.insert_endpoint(&new).map_err(|e| {
                 if e.is_conflict() {
-                    EngineError::Conflict(format!(
-                        "another endpoint took interface {} or an address concurrently: {e}",
-                        new.ifname
-                    ))
+                    EngineError::from(Conflict::TakenConcurrently {
+                        ifname: new.ifname.clone(),
+                        cause: e.to_string(),
+                    })
                 } else {
                     e.into()
                 }
@@ -504,11 +496,11 @@ fn allocate(
         // Index lookups only: the cost does not grow with the addresses the network holds.
         let ip = match (mine.next(), mine.next()) {
             (Some(_), Some(_)) => {
-                return Err(EngineError::Conflict(format!(
-                    "more than one --ip requested in subnet {} of network {}",
-                    s.cidr,
-                    spec.name()
-                )));
+                return Err(Conflict::AddressesInOneSubnet {
+                    subnet: s.cidr,
+                    network: spec.name().clone(),
+                }
+                .into());
             }
             (Some(ip), None) => {
                 let in_use = tx.addr_in_use(spec.name(), *ip)?;

@@ -14,6 +14,7 @@ use nsnet_store::{EndpointRow, PortRow, Tx};
 use nsnet_sys::kernel::{FailKind, Kernel};
 use serde::Serialize;
 
+use crate::conflict::Conflict;
 use crate::network::{ns_key, primary_in};
 use crate::{Engine, EngineError};
 
@@ -55,10 +56,12 @@ pub(crate) fn check_new(
     endpoint::check_mappings(net, netns, addrs, mappings)?;
     for m in mappings {
         if let Some(other) = tx.port_conflict(m)? {
-            return Err(EngineError::Conflict(format!(
-                "host port {}/{} is already published ({}, endpoint {})",
-                m.host_port, m.proto, other.mapping, other.endpoint
-            )));
+            return Err(Conflict::PortPublished {
+                mapping: *m,
+                other: other.mapping,
+                endpoint: other.endpoint,
+            }
+            .into());
         }
         if let Some(ip) = m.host_ip
             && !ip.is_loopback()
@@ -67,10 +70,11 @@ pub(crate) fn check_new(
             return Err(not_held(kernel, m, ip));
         }
         if kernel.port_busy(m) {
-            return Err(EngineError::Conflict(format!(
-                "host port {}/{} is already in use on the host (a server listens on it)",
-                m.host_port, m.proto
-            )));
+            return Err(Conflict::PortListened {
+                port: m.host_port,
+                proto: m.proto,
+            }
+            .into());
         }
     }
     Ok(())
@@ -99,9 +103,12 @@ fn not_held(kernel: &mut impl Kernel, m: &PortMapping, ip: IpAddr) -> EngineErro
         n if n > 8 => format!("it holds {}, ...", choices[..8].join(", ")),
         _ => format!("it holds {}", choices.join(", ")),
     };
-    EngineError::Conflict(format!(
-        "cannot publish {m}: the host holds no address {ip} ({holds}); assign it to a host interface first, or publish on every address"
-    ))
+    Conflict::AddressNotHeld {
+        mapping: *m,
+        ip,
+        holds,
+    }
+    .into()
 }
 
 fn family(ip: IpAddr) -> &'static str {
@@ -123,9 +130,10 @@ impl<K: Kernel> Engine<K> {
             .or(eps.first())
             .cloned()
             .ok_or_else(|| {
-                EngineError::Conflict(format!(
-                    "netns {netns} is not connected to any network: connect it before publishing ports"
-                ))
+                Conflict::NotConnected {
+                    netns: netns.to_string(),
+                }
+                .into()
             })
     }
 
@@ -163,11 +171,11 @@ impl<K: Kernel> Engine<K> {
         if let Err(e) = self.kernel.apply(&op) {
             self.store.write(|tx| tx.delete_ports(ep.id, &mappings))?;
             return Err(match e.kind {
-                FailKind::Exists => EngineError::Conflict(format!(
-                    "a host port of {} is already published: {}",
-                    list(&mappings),
-                    e.cause
-                )),
+                FailKind::Exists => Conflict::PortsPublished {
+                    mappings: mappings.clone(),
+                    cause: e.cause,
+                }
+                .into(),
                 _ => e.into(),
             });
         }
@@ -245,11 +253,4 @@ impl<K: Kernel> Engine<K> {
             Ok(out)
         })
     }
-}
-
-fn list(ms: &[PortMapping]) -> String {
-    ms.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

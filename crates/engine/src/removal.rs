@@ -16,6 +16,7 @@ use nsnet_store::{EndpointRow, LinkRow, RowState, Tx};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
 use crate::apply::teardown;
+use crate::conflict::Conflict;
 use crate::network::{endpoint_firewall, ns_ref, primary_in};
 use crate::{Engine, EngineError};
 
@@ -103,10 +104,12 @@ impl<K: Kernel> Engine<K> {
                 Claim::Mine(row) => return Ok(Some(row)),
                 Claim::Gone => return Ok(None),
                 Claim::Busy(pid) if Instant::now() > deadline => {
-                    return Err(EngineError::Conflict(format!(
-                        "{what} is still held by process {pid} after {}s; run `nsnet gc` if that process is stuck",
-                        WAIT.as_secs()
-                    )));
+                    return Err(Conflict::Held {
+                        what: what.to_string(),
+                        pid,
+                        secs: WAIT.as_secs(),
+                    }
+                    .into());
                 }
                 Claim::Busy(_) => std::thread::sleep(POLL),
             }
@@ -218,12 +221,11 @@ impl<K: Kernel> Engine<K> {
                 let endpoints = tx.endpoints_of_network(name)?;
                 // A network already being removed is finished whatever `force` says.
                 if !endpoints.is_empty() && !force && n.state != RowState::Removing {
-                    let list: Vec<String> = endpoints.iter().map(|e| e.netns.clone()).collect();
-                    return Err(EngineError::Conflict(format!(
-                        "network {name} still has {} endpoint(s) ({}); disconnect them or use --force",
-                        endpoints.len(),
-                        list.join(", ")
-                    )));
+                    return Err(Conflict::NetworkInUse {
+                        network: name.clone(),
+                        netns: endpoints.into_iter().map(|e| e.netns).collect(),
+                    }
+                    .into());
                 }
                 Ok(Some(n))
             },

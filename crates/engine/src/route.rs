@@ -8,6 +8,7 @@ use nsnet_core::plan::default_dest;
 use nsnet_store::RouteRow;
 use nsnet_sys::kernel::{FailKind, Kernel};
 
+use crate::conflict::Conflict;
 use crate::network::ns_key;
 use crate::views::{RouteAdded, RouteEntry};
 use crate::{Engine, EngineError};
@@ -30,9 +31,7 @@ impl<K: Kernel> Engine<K> {
     ) -> Result<RouteAdded, EngineError> {
         let key = ns_key(ns);
         if dest.addr().is_ipv4() != via.is_ipv4() {
-            return Err(EngineError::Conflict(format!(
-                "route {dest} via {via}: destination and gateway must be the same IP version"
-            )));
+            return Err(Conflict::RouteFamilies { dest, via }.into());
         }
         if dest.trunc() != dest {
             return Err(nsnet_core::CoreError::InvalidValue {
@@ -54,7 +53,10 @@ impl<K: Kernel> Engine<K> {
             })
             .map_err(|e| {
                 if e.is_conflict() {
-                    EngineError::Conflict(format!("route {dest} already exists in netns {key}"))
+                    EngineError::from(Conflict::RouteRecorded {
+                        dest,
+                        netns: key.clone(),
+                    })
                 } else {
                     e.into()
                 }
@@ -66,9 +68,10 @@ impl<K: Kernel> Engine<K> {
                 dev: None,
             };
             kernel.apply(&op).map_err(|e| match e.kind {
-                FailKind::Exists => EngineError::Conflict(format!(
-                    "route {dest} already exists in netns {key} (remove it first)"
-                )),
+                FailKind::Exists => EngineError::from(Conflict::RouteInKernel {
+                    dest,
+                    netns: key.clone(),
+                }),
                 _ => e.into(),
             })
         })?;

@@ -239,10 +239,10 @@ impl<K: Kernel> Engine<K> {
         for c in &changes {
             if let Change::RunContainer { container: c, .. } = c {
                 self.check_command(c)
-                    .map_err(|e| EngineError::Conflict(format!("container {}: {e}", c.name)))?;
+                    .map_err(|e| EngineError::Refused(format!("container {}: {e}", c.name)))?;
             }
         }
-        preflight(desired, observed, changes, &busy).map_err(EngineError::Conflict)
+        preflight(desired, observed, changes, &busy).map_err(EngineError::Refused)
     }
 
     /// What `run` checks before it changes anything: the hostname and the command.
@@ -258,7 +258,7 @@ impl<K: Kernel> Engine<K> {
                 program,
                 nsnet_core::container::path_of(&env),
             )
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
         Ok(())
     }
 
@@ -273,7 +273,7 @@ impl<K: Kernel> Engine<K> {
     ) -> Result<Vec<Change>, EngineError> {
         let before = self.topology_observe(&desired.name)?;
         let prepared = self.prepare(desired, &before).map_err(|e| match e {
-            EngineError::Conflict(m) => EngineError::Conflict(format!("{m} (nothing was changed)")),
+            EngineError::Refused(m) => EngineError::Refused(format!("{m} (nothing was changed)")),
             other => other,
         })?;
         let n = prepared.changes.len();

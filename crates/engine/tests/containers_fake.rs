@@ -123,11 +123,12 @@ fn bad_runs_change_nothing() {
         ),
         (req("x", &[], "nope"), "command \"nope\" not found"),
         (no_cmd, "run needs a command"),
-        (publish_alone, "--publish needs a --network"),
+        (publish_alone, "published ports need a network"),
     ];
     for (r, want) in cases {
         let err = e.container_run(r).unwrap_err().to_string();
         assert!(err.contains(want), "{err:?} lacks {want:?}");
+        assert!(!err.contains("--"), "a CLI flag in the engine's {err:?}");
         assert_eq!(
             (rows(e), e.kernel().log.len(), e.kernel().netns.clone()),
             before,

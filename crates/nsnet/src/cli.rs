@@ -63,6 +63,10 @@ pub enum Command {
     Inspect {
         /// Namespace name, or "host".
         netns: String,
+        /// Check each endpoint of the namespace against what nsnet made (bridge, veth,
+        /// addresses, MAC, default routes, firewall elements); exit 1 when anything differs.
+        #[arg(long)]
+        check: bool,
     },
     /// Remove leftovers of interrupted operations, of namespaces deleted by hand, and
     /// containers that exited.

@@ -5,6 +5,7 @@ mod cli;
 mod cni;
 mod commands;
 mod context;
+mod hint;
 mod output;
 mod sandbox;
 mod topology;
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", hint::cli_line(&err));
             ExitCode::from(1)
         }
     }

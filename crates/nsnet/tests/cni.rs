@@ -646,15 +646,101 @@ fn malformed_configs_and_environments_get_the_right_codes() {
     ];
     let res3 = d.add(&list, &rt3).unwrap();
     assert_eq!(res3["ips"][0]["address"], "10.50.0.77/24");
-    // The address is taken now.
+    // The address is taken now: a conflict, not a bad configuration.
     let ns4 = netns(&s, "c4");
     let mut rt4 = Runtime::new("ctr4", &ns4);
     rt4.args = vec![("IP".into(), "10.50.0.77".into())];
     let e = d.add(&list, &rt4).unwrap_err();
-    assert_eq!(e.code, 7, "{e}");
+    assert_eq!(e.code, 101, "{e}");
     assert!(e.msg.contains("already in use"), "{}", e.msg);
     d.del(&list, &rt, Some(&res)).unwrap();
     d.del(&list, &rt3, Some(&res3)).unwrap();
+    finish(&s, &[]);
+}
+
+/// Invalid requests (whatever exists) get 7; requests in conflict with something that exists
+/// (an address, host port, interface or attachment taken) get 101. Engine messages name no
+/// CLI flag. Each refusal leaves the attachments as they were.
+#[test]
+fn invalid_requests_get_7_and_conflicts_get_101() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    let d = Driver::new(&s);
+    let mut p = plugin("lan", "10.52.0.0/24");
+    p["capabilities"] = json!({"portMappings": true, "ips": true});
+    let list = Conflist::single("1.0.0", p.clone());
+    let mut internal = plugin("int", "10.53.0.0/24");
+    internal["capabilities"] = json!({"portMappings": true});
+    internal["internal"] = json!(true);
+    internal["ipam"]["routes"] = json!([]);
+    let internal = Conflist::single("1.0.0", internal);
+    let first_ns = netns(&s, "c1");
+    let first = Runtime::new("ctr1", &first_ns)
+        .cap("ips", json!(["10.52.0.50/24"]))
+        .cap(
+            "portMappings",
+            json!([{"hostPort": 8080, "containerPort": 80}]),
+        );
+    let res = d.add(&list, &first).unwrap_or_else(|e| panic!("{e}"));
+    let ns = netns(&s, "c2");
+    let rt = || Runtime::new("ctr2", &ns);
+    let ports = |v: Value| rt().cap("portMappings", v);
+    let cases: Vec<(&Conflist, Runtime, i64, &str)> = vec![
+        (
+            &internal,
+            ports(json!([{"hostPort": 8081, "containerPort": 80}])),
+            7,
+            "is internal",
+        ),
+        (
+            &list,
+            ports(json!([
+                {"hostPort": 8082, "containerPort": 80},
+                {"hostPort": 8082, "containerPort": 81}
+            ])),
+            7,
+            "given twice",
+        ),
+        (
+            &list,
+            rt().cap("ips", json!(["10.52.0.5/24", "10.52.0.6/24"])),
+            7,
+            "more than one address",
+        ),
+        (
+            &list,
+            ports(json!([{"hostPort": 8083, "containerPort": 80, "hostIP": "192.0.2.1"}])),
+            7,
+            "the host holds no address 192.0.2.1",
+        ),
+        (
+            &list,
+            rt().cap("ips", json!(["10.52.0.50/24"])),
+            101,
+            "10.52.0.50 for network lan: is already in use",
+        ),
+        (
+            &list,
+            ports(json!([{"hostPort": 8080, "containerPort": 80}])),
+            101,
+            "host port 8080/tcp is already published",
+        ),
+        (&list, first.clone(), 101, "already attached"),
+    ];
+    for (list, rt, code, needle) in cases {
+        let e = d.add(list, &rt).unwrap_err();
+        assert_eq!(e.code, code, "{needle}: {e}");
+        assert!(e.msg.contains(needle), "{needle:?} not in {:?}", e.msg);
+        assert!(!e.msg.contains("--"), "a CLI flag in {:?}", e.msg);
+        assert_eq!(count(&s, "endpoints"), 1, "{needle}");
+        // What a runtime does after a failed ADD.
+        if rt.container_id != "ctr1" {
+            d.del(list, &rt, None).unwrap();
+        }
+    }
+    d.del(&list, &first, Some(&res)).unwrap();
     finish(&s, &[]);
 }
 

@@ -594,7 +594,7 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
         (
             1,
             &["run", "-p", "8080:80", "--", "true"],
-            "--publish needs a --network",
+            "published ports need a network to publish on: give one with --network",
         ),
         (
             1,

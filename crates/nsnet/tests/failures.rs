@@ -879,3 +879,155 @@ fn wrapped_refusals_state_their_cause_once() {
     }
     s.assert_clean();
 }
+
+/// The engine says what is in the way; the CLI names the flag that gets past it.
+#[test]
+fn the_cli_names_its_own_flags() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.ok(&["netns", "add", "a"]);
+    s.ok(&["netns", "add", "b"]);
+    s.ok(&["network", "create", "lan", "--subnet", "10.6.0.0/24"]);
+    s.ok(&["network", "connect", "lan", "a", "--ifname", "eth3"]);
+    s.ok(&["network", "create", "wan", "--subnet", "10.7.0.0/24"]);
+    s.ok(&["network", "connect", "wan", "b"]);
+    assert_eq!(
+        s.sh("ip", &["link", "add", "br-mine", "type", "bridge"])
+            .code,
+        0
+    );
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["network", "rm", "lan"],
+            &["network lan still has 1 endpoint(s) (a); disconnect them or use --force"],
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "n2",
+                "--subnet",
+                "10.8.0.0/24",
+                "--bridge",
+                "br-mine",
+            ],
+            &["bridge br-mine already exists on the host (choose another with --bridge)"],
+        ),
+        (
+            &["network", "connect", "wan", "a", "--ifname", "eth3"],
+            &[
+                "interface eth3 in netns a is already used by network lan (choose another with --ifname)",
+            ],
+        ),
+    ];
+    for (args, needles) in cases {
+        let err = s.fails(1, args, needles);
+        once(&err);
+    }
+    assert_eq!(s.sh("ip", &["link", "del", "br-mine"]).code, 0);
+    s.ok(&["netns", "rm", "a", "b"]);
+    s.ok(&["network", "rm", "lan"]);
+    s.ok(&["network", "rm", "wan"]);
+    s.assert_clean();
+}
+
+/// `inspect --check` verifies each endpoint of a namespace against what nsnet made and names
+/// what differs: the default routes of the primary endpoint only, addresses, the bridge, the
+/// firewall elements. Exit 1 when anything does.
+#[test]
+fn inspect_check_names_what_differs() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.ok(&["netns", "add", "red"]);
+    s.ok(&["network", "create", "lan", "--subnet", "10.9.0.0/24"]);
+    s.ok(&["network", "create", "wan", "--subnet", "10.10.0.0/24"]);
+    s.ok(&["network", "connect", "lan", "red", "--publish", "8080:80"]);
+    // Not primary: no default route is expected of it.
+    s.ok(&["network", "connect", "wan", "red"]);
+    let out = s.ok(&["inspect", "red", "--check"]);
+    assert!(out.contains("2 endpoint(s), no problems"), "{out}");
+    let checked = |needles: &[&str]| {
+        let r = s.nsnet(&["inspect", "red", "--check"]);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        for n in needles {
+            assert!(r.stdout.contains(n), "{n:?} not in {}", r.stdout);
+        }
+        assert!(r.stderr.contains("problem(s) in netns red"), "{}", r.stderr);
+        r.stdout
+    };
+    assert_eq!(
+        s.sh("ip", &["-n", "red", "route", "del", "default"]).code,
+        0
+    );
+    let out = checked(&["lan       eth0        route 0.0.0.0/0 via 10.9.0.1 dev eth0 is missing"]);
+    assert!(!out.contains("wan"), "{out}");
+    assert_eq!(
+        s.sh(
+            "ip",
+            &["-n", "red", "addr", "del", "10.10.0.2/24", "dev", "eth1"]
+        )
+        .code,
+        0
+    );
+    checked(&["address 10.10.0.2/24 is missing on eth1"]);
+    assert_eq!(s.sh("ip", &["link", "set", "nsbr-lan", "down"]).code, 0);
+    checked(&["bridge nsbr-lan is down"]);
+    assert_eq!(s.sh("nft", &["flush", "ruleset"]).code, 0);
+    let r = s.nsnet(&["inspect", "red", "--check", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let found: Value = serde_json::from_str(&r.stdout).unwrap();
+    let lan = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["network"] == "lan")
+        .unwrap();
+    let problems: Vec<&str> = lan["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        problems.contains(&"firewall element bridges \"nsbr-lan\" is missing"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("firewall element pf_any4")),
+        "the published port's element: {problems:?}"
+    );
+    s.ok(&["repair"]);
+    assert_eq!(s.sh("ip", &["link", "set", "nsbr-lan", "up"]).code, 0);
+    checked(&["route 0.0.0.0/0 via 10.9.0.1 dev eth0 is missing"]);
+    // Back as nsnet made it (the primary's default route, wan's address): healthy again.
+    assert_eq!(
+        s.sh(
+            "ip",
+            &["-n", "red", "addr", "add", "10.10.0.2/24", "dev", "eth1"]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        s.sh(
+            "ip",
+            &[
+                "-n", "red", "route", "add", "default", "via", "10.9.0.1", "dev", "eth0"
+            ]
+        )
+        .code,
+        0
+    );
+    let out = s.ok(&["inspect", "red", "--check"]);
+    assert!(out.contains("2 endpoint(s), no problems"), "{out}");
+    s.ok(&["netns", "rm", "red"]);
+    s.ok(&["network", "rm", "lan"]);
+    s.ok(&["network", "rm", "wan"]);
+    s.assert_clean();
+}

@@ -7,6 +7,7 @@ use nsnet_core::names::{NetName, NsName};
 use nsnet_sys::kernel::Kernel;
 
 use super::{ContainerView, Live, load};
+use crate::conflict::Conflict;
 use crate::{Engine, EngineError, GcReport};
 
 /// How long to wait for a container's init to vanish after SIGKILL.
@@ -90,7 +91,7 @@ impl<K: Kernel> Engine<K> {
         }
         self.kernel.signal(pid, start, libc_sig::KILL)?;
         if !self.wait_gone(pid, start, KILL_WAIT) {
-            return Err(EngineError::Conflict(format!(
+            return Err(EngineError::Refused(format!(
                 "container {name}: its init (pid {pid}) is still there {}s after SIGKILL",
                 KILL_WAIT.as_secs()
             )));
@@ -128,9 +129,10 @@ impl<K: Kernel> Engine<K> {
             Live::Creating => return Err(being_created(name, row.pid)),
             Live::Running(pid, start) => {
                 if !force {
-                    return Err(EngineError::Conflict(format!(
-                        "container {name} is running: stop it first, or use rm -f"
-                    )));
+                    return Err(Conflict::ContainerRunning {
+                        name: name.to_string(),
+                    }
+                    .into());
                 }
                 self.terminate(name, pid, start, Duration::ZERO)?;
             }
@@ -181,7 +183,7 @@ impl<K: Kernel> Engine<K> {
 }
 
 fn being_created(name: &str, pid: u32) -> EngineError {
-    EngineError::Conflict(format!(
+    EngineError::Refused(format!(
         "container {name} is still being created (by nsnet process {pid})"
     ))
 }

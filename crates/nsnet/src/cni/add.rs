@@ -3,11 +3,12 @@
 
 use std::net::IpAddr;
 
+use nsnet_core::endpoint::RoutePolicy;
 use nsnet_core::model::Mac;
 use nsnet_core::names::stable_hash;
 use nsnet_core::ops::NsRef;
-use nsnet_engine::CniAdd;
 use nsnet_engine::views::EndpointView;
+use nsnet_engine::{AttachRequest, OwnerKey};
 use serde_json::Value;
 
 use super::config::{NetConf, Network};
@@ -15,6 +16,7 @@ use super::env::CniEnv;
 use super::error::CniError;
 use super::result::{CniResult, Interface, IpConfig, Route};
 use super::version::Version;
+use super::words;
 
 /// A stable MAC for an interface on a network without IPv4 (where nsnet derives none):
 /// locally administered, from the container id and interface name.
@@ -42,19 +44,25 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
     let mac = req
         .mac
         .or_else(|| (!has_v4).then(|| derived_mac(&env.container_id, ifname.as_str())));
-    let add = CniAdd {
-        spec: network.spec.clone(),
-        container_id: env.container_id.clone(),
+    let add = AttachRequest {
+        key: OwnerKey {
+            owner_id: env.container_id.clone(),
+            ifname,
+        },
+        network: network.spec.clone(),
         netns: NsRef::Named(netns.clone()),
-        ifname,
         ips: req.ips,
         mac,
         publish: req.publish,
         ranges: network.ranges.clone(),
-        routes: network.routes.clone(),
+        routes: RoutePolicy::Explicit(network.routes.clone()),
     };
     let mut engine = super::open(&conf.basics)?;
-    let ep = engine.cni_add(&add)?;
+    let what = format!(
+        "attach {} (netns {netns})",
+        words::attachment(add.network.name(), &add.key)
+    );
+    let ep = engine.attach(&add).map_err(|e| e.during(what))?;
     let ours = result(&network, &ep, &netns, conf);
     let out = match prev {
         Some(mut p) => {

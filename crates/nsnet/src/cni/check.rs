@@ -5,14 +5,16 @@
 use std::collections::BTreeSet;
 
 use ipnet::IpNet;
+use nsnet_core::endpoint::RoutePolicy;
 use nsnet_core::ops::NsRef;
-use nsnet_engine::CniKey;
+use nsnet_engine::{OwnerKey, VerifyRequest, Which};
 
 use super::config::NetConf;
 use super::env::CniEnv;
 use super::error::{CniError, code};
 use super::result::CniResult;
 use super::version::Version;
+use super::words;
 
 /// Runs CHECK.
 pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<(), CniError> {
@@ -35,14 +37,31 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<(), CniErro
     let prev = CniResult::from_json(prev)?;
     let ifname = env.ifname.clone().expect("CHECK has CNI_IFNAME");
     let netns = env.netns.clone().expect("CHECK has CNI_NETNS");
-    let key = CniKey {
-        network: network.spec.name().clone(),
-        container_id: env.container_id.clone(),
+    let name = network.spec.name();
+    let key = OwnerKey {
+        owner_id: env.container_id.clone(),
         ifname: ifname.clone(),
     };
+    let what = words::attachment(name, &key);
     let mut engine = super::open(&conf.basics)?;
-    let report = engine.cni_check(&network.spec, &key, &NsRef::Named(netns), &network.routes)?;
-    let mut problems = report.problems;
+    if let Some(m) = engine.compare_network(&network.spec)? {
+        return Err(CniError::new(code::INVALID_CONFIG, words::mismatch(&m)));
+    }
+    if engine.attachment(name, &key)?.is_none() {
+        return Err(CniError::new(
+            code::UNKNOWN_CONTAINER,
+            format!("attachment of {what} not found"),
+        ));
+    }
+    let report = engine.verify_endpoint(&VerifyRequest {
+        network: name.clone(),
+        endpoint: Which::Owner {
+            key,
+            netns: NsRef::Named(netns),
+        },
+        routes: RoutePolicy::Explicit(network.routes.clone()),
+    })?;
+    let mut problems: Vec<String> = report.problems.iter().map(words::problem).collect();
     let stored: BTreeSet<IpNet> = report.endpoint.addrs.iter().copied().collect();
     let iface = prev.sandbox_interface(ifname.as_str());
     // The addresses prevResult gives our interface (or, without interface indices, those
@@ -76,7 +95,7 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<(), CniErro
     } else {
         Err(CniError::new(
             code::CHECK_FAILED,
-            format!("CHECK of {key}: {}", problems.join("; ")),
+            format!("CHECK of {what}: {}", problems.join("; ")),
         )
         .details("`nsnet repair` restores firewall elements; DEL then ADD rebuilds the attachment"))
     }

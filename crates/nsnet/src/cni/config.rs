@@ -10,12 +10,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use nsnet_core::endpoint::StaticRoute;
 use nsnet_core::ipam::Range;
 use nsnet_core::model::{Mac, NetworkSpec, first_host, parse_cidr, parse_ip};
 use nsnet_core::names::{IfName, NetName};
 use nsnet_core::plan::default_dest;
 use nsnet_core::port::{PortSpec, Proto};
-use nsnet_engine::CniRoute;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -150,7 +150,7 @@ pub struct NetConf {
 pub struct Network {
     pub spec: NetworkSpec,
     pub ranges: Vec<Range>,
-    pub routes: Vec<CniRoute>,
+    pub routes: Vec<StaticRoute>,
 }
 
 /// What one ADD asks for beyond the network.
@@ -393,9 +393,9 @@ impl NetConf {
 
     /// `ipam.routes` (a missing `gw` means the gateway of the destination's family), then a
     /// default route per subnet when `isDefaultGateway`; one route per destination.
-    fn routes(&self, spec: &NetworkSpec, ipam: &Ipam) -> Result<Vec<CniRoute>, CniError> {
-        let mut out: Vec<CniRoute> = Vec::new();
-        let mut push = |r: CniRoute| {
+    fn routes(&self, spec: &NetworkSpec, ipam: &Ipam) -> Result<Vec<StaticRoute>, CniError> {
+        let mut out: Vec<StaticRoute> = Vec::new();
+        let mut push = |r: StaticRoute| {
             if !out.iter().any(|o| o.dest == r.dest) {
                 out.push(r);
             }
@@ -437,11 +437,11 @@ impl NetConf {
                         .join(", ")
                 )));
             }
-            push(CniRoute { dest, via });
+            push(StaticRoute { dest, via });
         }
         if self.is_default_gateway == Some(true) {
             for s in spec.subnets() {
-                push(CniRoute {
+                push(StaticRoute {
                     dest: default_dest(s.gateway),
                     via: s.gateway,
                 });
@@ -606,7 +606,7 @@ mod tests {
         assert!(n.ranges.is_empty());
         assert_eq!(
             n.routes,
-            [CniRoute {
+            [StaticRoute {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 via: "10.88.0.1".parse().unwrap()
             }]

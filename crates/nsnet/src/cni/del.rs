@@ -2,26 +2,30 @@
 //! so it works with an empty CNI_NETNS or a namespace that is gone; a second DEL finds nothing
 //! and succeeds. A network the configuration created goes with its last attachment.
 
-use nsnet_engine::CniKey;
+use nsnet_engine::OwnerKey;
 
 use super::config::Basics;
 use super::env::CniEnv;
 use super::error::CniError;
+use super::words;
 
 /// Runs DEL.
 pub fn run(env: &CniEnv, basics: &Basics) -> Result<(), CniError> {
-    let key = CniKey {
-        network: basics.name()?,
-        container_id: env.container_id.clone(),
+    let network = basics.name()?;
+    let key = OwnerKey {
+        owner_id: env.container_id.clone(),
         ifname: env.ifname.clone().expect("DEL has CNI_IFNAME"),
     };
+    let what = words::attachment(&network, &key);
     let Some(mut engine) = super::open_for_del(basics)? else {
-        tracing::debug!(%key, "CNI DEL: no state store, nothing attached");
+        tracing::debug!(attachment = %what, "CNI DEL: no state store, nothing attached");
         return Ok(());
     };
-    let removed = engine.cni_del(&key)?;
+    let removed = engine
+        .detach(&network, &key)
+        .map_err(|e| e.during(words::detach(&network, &key)))?;
     // Also when this DEL found nothing: an earlier DEL may have died before the network went.
-    let released = engine.cni_release(&key.network)?;
-    tracing::debug!(%key, removed, released, "CNI DEL");
+    let released = engine.release_if_unused(&network)?;
+    tracing::debug!(attachment = %what, removed, released, "CNI DEL");
     Ok(())
 }

@@ -79,26 +79,31 @@ impl std::fmt::Display for CniError {
     }
 }
 
-/// The code of an engine failure.
+/// The code of an engine failure: 7 for a request that is wrong whatever exists, 101 for one
+/// in conflict with something that exists.
 fn engine_code(e: &EngineError) -> u32 {
     match e {
         EngineError::Context { cause, .. } => engine_code(cause),
         EngineError::Invalid(CoreError::SubnetFull { .. } | CoreError::RangeFull { .. }) => {
             code::NO_ADDRESS
         }
+        EngineError::Invalid(CoreError::AddressTaken { .. }) => code::CONFLICT,
         EngineError::Invalid(_) => code::INVALID_CONFIG,
         EngineError::Connect(c) if c.is_invalid_request() => code::INVALID_CONFIG,
         EngineError::Connect(_) => code::CONFLICT,
+        EngineError::Conflict(c) if c.is_invalid_request() => code::INVALID_CONFIG,
         EngineError::Store(_) => code::IO_FAILURE,
         EngineError::NotFound { .. } => code::UNKNOWN_CONTAINER,
-        EngineError::Exists { .. } | EngineError::Conflict(_) => code::CONFLICT,
+        EngineError::Exists { .. } | EngineError::Conflict(_) | EngineError::Refused(_) => {
+            code::CONFLICT
+        }
         EngineError::Kernel(_) | EngineError::Teardown { .. } => code::INTERNAL,
     }
 }
 
 impl From<EngineError> for CniError {
     fn from(e: EngineError) -> Self {
-        CniError::new(engine_code(&e), e.to_string())
+        CniError::new(engine_code(&e), super::words::message(&e))
     }
 }
 
@@ -110,6 +115,10 @@ impl From<CoreError> for CniError {
 
 #[cfg(test)]
 mod tests {
+    use nsnet_core::names::NetName;
+    use nsnet_core::port::{PortMapping, Proto};
+    use nsnet_engine::Conflict;
+
     use super::*;
 
     #[test]
@@ -139,9 +148,29 @@ mod tests {
             name: "/proc/1/ns/net".into(),
         };
         assert_eq!(CniError::from(gone).code, code::UNKNOWN_CONTAINER);
-        let busy = EngineError::Conflict("host port 8080/tcp is already published".into());
+        let mapping = PortMapping {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            container_port: 80,
+        };
+        let busy = EngineError::from(Conflict::PortPublished {
+            mapping,
+            other: mapping,
+            endpoint: 1,
+        });
         let e = CniError::from(busy);
         assert_eq!(e.code, code::CONFLICT);
         assert!(e.msg.contains("8080/tcp"));
+        let taken = EngineError::Invalid(CoreError::AddressTaken {
+            network: "n".into(),
+            ip: "10.0.0.2".parse().unwrap(),
+        });
+        assert_eq!(CniError::from(taken).code, code::CONFLICT);
+        let twice = EngineError::from(Conflict::AddressesInOneSubnet {
+            subnet: "10.0.0.0/24".parse().unwrap(),
+            network: NetName::new("n").unwrap(),
+        });
+        assert_eq!(CniError::from(twice).code, code::INVALID_CONFIG);
     }
 }

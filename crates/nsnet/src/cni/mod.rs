@@ -13,6 +13,7 @@ mod gc;
 mod result;
 mod status;
 mod version;
+mod words;
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 //! be used, 51 when existing attachments may have lost connectivity (nsnet's firewall
 //! elements are gone, e.g. after `nft flush ruleset`: `nsnet repair` restores them).
 
-use nsnet_engine::CniStatus;
+use nsnet_engine::FirewallHealth;
 
 use super::config::Basics;
 use super::error::{CniError, code};
@@ -23,14 +23,17 @@ pub fn run(basics: &Basics, version: Version) -> Result<(), CniError> {
     let unavailable = |e: CniError| CniError::new(code::NOT_AVAILABLE, e.msg);
     let mut engine = super::open(basics).map_err(unavailable)?;
     match engine
-        .cni_status(&name)
+        .firewall_health(&name)
         .map_err(|e| unavailable(e.into()))?
     {
-        CniStatus::Ready => Ok(()),
-        CniStatus::Unavailable(msg) => Err(CniError::new(
+        FirewallHealth::Ready => Ok(()),
+        FirewallHealth::Unusable { cause } => Err(CniError::new(
             code::NOT_AVAILABLE,
-            format!("network {name}: {msg}"),
+            format!("network {name}: the firewall cannot be used: {cause}"),
         )),
-        CniStatus::Degraded(msg) => Err(CniError::new(code::LIMITED_CONNECTIVITY, msg)),
+        FirewallHealth::Degraded { missing } => Err(CniError::new(
+            code::LIMITED_CONNECTIVITY,
+            format!("firewall element {missing} of network {name} is missing: run `nsnet repair`"),
+        )),
     }
 }

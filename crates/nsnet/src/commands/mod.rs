@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Apply(t) => topology::apply(&state_dir, format, &t.file),
         Command::Destroy(t) => topology::destroy(&state_dir, format, &t.file),
         Command::Graph { file, svg } => graph::run(&state_dir, file.as_deref(), svg),
-        Command::Inspect { netns } => inspect::run(&state_dir, format, &netns),
+        Command::Inspect { netns, check } => inspect::run(&state_dir, format, &netns, check),
         Command::Gc => gc::run(&state_dir, format),
         Command::Demo => demo::run(),
         Command::Run(args) => run::run(&state_dir, format, args),

@@ -8,6 +8,7 @@ use nsnet_core::topology::Change;
 
 use crate::cli::Format;
 use crate::context;
+use crate::hint::topology_error;
 use crate::output::print;
 use crate::topology::load;
 
@@ -24,7 +25,9 @@ fn progress(i: usize, n: usize, c: &Change) {
 
 pub fn plan(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
     let desired = load(file)?;
-    let changes = context::open(state_dir)?.topology_plan(&desired)?;
+    let changes = context::open(state_dir)?
+        .topology_plan(&desired)
+        .map_err(topology_error)?;
     print(format, &lines(&changes), |l| {
         if l.is_empty() {
             format!("no changes: the machine matches {}\n", file.display())
@@ -37,7 +40,9 @@ pub fn plan(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
 pub fn apply(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
     let desired = load(file)?;
     let start = Instant::now();
-    let changes = context::open(state_dir)?.topology_apply(&desired, progress)?;
+    let changes = context::open(state_dir)?
+        .topology_apply(&desired, progress)
+        .map_err(topology_error)?;
     let took = start.elapsed();
     print(format, &lines(&changes), |l| {
         if l.is_empty() {
@@ -55,7 +60,9 @@ pub fn apply(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
 
 pub fn destroy(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
     let desired = load(file)?;
-    let changes = context::open(state_dir)?.topology_destroy(&desired.name, progress)?;
+    let changes = context::open(state_dir)?
+        .topology_destroy(&desired.name, progress)
+        .map_err(topology_error)?;
     print(format, &lines(&changes), |l| {
         if l.is_empty() {
             format!("nothing to destroy for topology {}\n", desired.name)

@@ -1,12 +1,16 @@
-//! The CNI operations with a recording fake kernel: network on first use, definitions that
-//! must match, ranges, configured routes instead of primary default routes, idempotent DEL
-//! without promotion, GC by valid list, CHECK and STATUS findings.
+//! Attachments (what the CNI face uses) with a recording fake kernel: network on first use,
+//! definitions that must match, ranges, the owner's routes instead of primary default routes,
+//! idempotent detach without promotion, gc by the owner's list, verify and firewall health.
 
+use nsnet_core::endpoint::{RoutePolicy, StaticRoute};
 use nsnet_core::ipam::Range;
 use nsnet_core::model::NetworkSpec;
 use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::ops::{KernelOp, NsRef};
-use nsnet_engine::{CniAdd, CniKey, CniRoute, CniStatus, ConnectRequest, Engine, EngineError};
+use nsnet_engine::{
+    AttachRequest, Conflict, ConnectRequest, Detached, Engine, EngineError, Ensured,
+    FirewallHealth, OwnerKey, Problem, Property, VerifyRequest, Which,
+};
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
 use nsnet_sys::kernel::Kernel;
@@ -33,24 +37,38 @@ fn spec(name: &str, cidr: &str) -> NetworkSpec {
         .unwrap()
 }
 
-fn add(e: &mut Engine<FakeKernel>, s: &NetworkSpec, id: &str) -> CniAdd {
+fn route(dest: &str, via: &str) -> StaticRoute {
+    StaticRoute {
+        dest: dest.parse().unwrap(),
+        via: via.parse().unwrap(),
+    }
+}
+
+/// The routes of a request (always explicit for attachments).
+fn routes_of(req: &mut AttachRequest) -> &mut Vec<StaticRoute> {
+    match &mut req.routes {
+        RoutePolicy::Explicit(r) => r,
+        RoutePolicy::Primary => unreachable!("attachments give their routes"),
+    }
+}
+
+fn add(e: &mut Engine<FakeKernel>, s: &NetworkSpec, id: &str) -> AttachRequest {
     let path = format!("/run/netns/{id}");
-    // Already there when the same container is added twice.
+    // Already there when the same owner attaches twice.
     let _ = e.kernel().create_netns(&path);
     let gw = s.subnets()[0].gateway;
-    CniAdd {
-        spec: s.clone(),
-        container_id: id.to_string(),
+    AttachRequest {
+        key: owner(id),
+        network: s.clone(),
         netns: NsRef::Named(path),
-        ifname: IfName::new("eth0").unwrap(),
         ips: vec![],
         mac: None,
         publish: vec![],
         ranges: vec![],
-        routes: vec![CniRoute {
+        routes: RoutePolicy::Explicit(vec![StaticRoute {
             dest: "0.0.0.0/0".parse().unwrap(),
             via: gw,
-        }],
+        }]),
     }
 }
 
@@ -60,15 +78,23 @@ fn attach(
     id: &str,
 ) -> Result<nsnet_engine::views::EndpointView, EngineError> {
     let req = add(e, s, id);
-    e.cni_add(&req)
+    e.attach(&req)
 }
 
-fn key(net: &str, id: &str) -> CniKey {
-    CniKey {
-        network: NetName::new(net).unwrap(),
-        container_id: id.to_string(),
+fn owner(id: &str) -> OwnerKey {
+    OwnerKey {
+        owner_id: id.to_string(),
         ifname: IfName::new("eth0").unwrap(),
     }
+}
+
+fn net(name: &str) -> NetName {
+    NetName::new(name).unwrap()
+}
+
+/// Detaches owner `id`'s eth0 from `network`.
+fn detach(e: &mut Engine<FakeKernel>, network: &str, id: &str) -> bool {
+    e.detach(&net(network), &owner(id)).unwrap()
 }
 
 fn count(e: &mut Engine<FakeKernel>, table: &str) -> i64 {
@@ -99,25 +125,38 @@ fn first_add_creates_the_network_and_later_ones_must_match_it() {
         .build()
         .unwrap();
     let err = attach(e, &other, "c").unwrap_err();
-    assert!(matches!(
-        err,
-        EngineError::Context { ref cause, .. } if matches!(**cause, EngineError::Invalid(_))
-    ));
+    let EngineError::Conflict(Conflict::DefinitionDiffers(m)) = &err else {
+        panic!("{err}");
+    };
+    let differing: Vec<Property> = m.differences.iter().map(|d| d.property).collect();
+    assert_eq!(differing, [Property::Mtu, Property::Masquerade]);
+    assert!(m.replaceable);
     let msg = err.to_string();
     assert!(
-        msg.contains("network lan already exists with mtu default (configuration: 1400), ipMasq true (configuration: false)"),
+        msg.contains("network lan already exists with mtu default (configuration: 1400), masquerade true (configuration: false)"),
         "{msg}"
     );
     assert!(
         msg.contains("it takes the new definition once nothing is attached to it"),
         "{msg}"
     );
+    assert_eq!(
+        e.ensure_network(&other, true).unwrap(),
+        Ensured::Differs(m.clone())
+    );
+    assert_eq!(e.ensure_network(&lan, true).unwrap(), Ensured::Matches);
     // The same attachment twice.
-    let err = attach(e, &lan, "a").unwrap_err().to_string();
+    let err = attach(e, &lan, "a").unwrap_err();
     assert!(
-        err.contains("container a interface eth0 on network lan is already attached"),
+        matches!(err, EngineError::Conflict(Conflict::AlreadyAttached { ref key, .. }) if *key == owner("a")),
         "{err}"
     );
+    assert!(
+        err.to_string()
+            .contains("owner a interface eth0 is already attached to network lan"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("DEL"), "{err}");
     assert_eq!(count(e, "endpoints"), 2);
 }
 
@@ -127,10 +166,7 @@ fn routes_come_from_the_configuration_and_ranges_bound_allocation() {
     let e = &mut f.engine;
     let lan = spec("lan", "10.8.0.0/24");
     let mut req = add(e, &lan, "a");
-    req.routes.push(CniRoute {
-        dest: "192.168.0.0/16".parse().unwrap(),
-        via: "10.8.0.1".parse().unwrap(),
-    });
+    routes_of(&mut req).push(route("192.168.0.0/16", "10.8.0.1"));
     req.ranges = vec![
         Range::new(
             lan.name(),
@@ -140,7 +176,7 @@ fn routes_come_from_the_configuration_and_ranges_bound_allocation() {
         )
         .unwrap(),
     ];
-    let a = e.cni_add(&req).unwrap();
+    let a = e.attach(&req).unwrap();
     assert_eq!(a.addrs[0].to_string(), "10.8.0.100/24");
     let routes: Vec<String> = e
         .kernel()
@@ -158,10 +194,10 @@ fn routes_come_from_the_configuration_and_ranges_bound_allocation() {
     );
     // No routes asked for: none installed, even though the endpoint is its namespace's only one.
     let mut b = add(e, &lan, "b");
-    b.routes.clear();
+    routes_of(&mut b).clear();
     b.ranges = req.ranges.clone();
     let before = e.kernel().log.len();
-    let ep = e.cni_add(&b).unwrap();
+    let ep = e.attach(&b).unwrap();
     assert_eq!(ep.addrs[0].to_string(), "10.8.0.101/24");
     assert!(
         !e.kernel().log[before..]
@@ -170,47 +206,42 @@ fn routes_come_from_the_configuration_and_ranges_bound_allocation() {
     );
     let mut c = add(e, &lan, "c");
     c.ranges = req.ranges.clone();
-    let err = e.cni_add(&c).unwrap_err().to_string();
+    let err = e.attach(&c).unwrap_err().to_string();
     assert!(err.contains("range 10.8.0.100-10.8.0.101"), "{err}");
     // A failed route rolls the whole attachment back.
     let mut d = add(e, &lan, "d");
-    d.routes.push(CniRoute {
-        dest: "172.16.0.0/12".parse().unwrap(),
-        via: "10.8.0.1".parse().unwrap(),
-    });
+    routes_of(&mut d).push(route("172.16.0.0/12", "10.8.0.1"));
     e.kernel().fail_on = Some("add route 172.16.0.0/12".into());
-    assert!(e.cni_add(&d).unwrap_err().to_string().contains("injected"));
+    assert!(e.attach(&d).unwrap_err().to_string().contains("injected"));
     assert!(e.kernel().links_in("/run/netns/d").is_empty());
     assert_eq!(count(e, "endpoints"), 2);
 }
 
 #[test]
-fn del_is_idempotent_and_promotes_nobody() {
+fn detach_is_idempotent_and_promotes_nobody() {
     let mut f = fixture();
     let e = &mut f.engine;
     let lan = spec("lan", "10.8.0.0/24");
     let wan = spec("wan", "10.9.0.0/24");
     let a = add(e, &lan, "a");
-    e.cni_add(&a).unwrap();
+    e.attach(&a).unwrap();
     // A second network in the same namespace, without routes.
     let mut b = a.clone();
-    b.spec = wan.clone();
-    b.ifname = IfName::new("eth1").unwrap();
-    b.routes.clear();
-    e.cni_add(&b).unwrap();
+    b.network = wan.clone();
+    b.key.ifname = IfName::new("eth1").unwrap();
+    routes_of(&mut b).clear();
+    e.attach(&b).unwrap();
     let before = e.kernel().log.len();
-    assert!(e.cni_del(&key("lan", "a")).unwrap());
+    assert!(detach(e, "lan", "a"));
     let ops: Vec<String> = e.kernel().log[before..]
         .iter()
         .map(ToString::to_string)
         .collect();
     assert!(ops.iter().all(|o| !o.starts_with("add route")), "{ops:?}");
-    assert!(!e.cni_del(&key("lan", "a")).unwrap());
-    // The namespace is gone: DEL still cleans up from the store.
+    assert!(!detach(e, "lan", "a"));
+    // The namespace is gone: detach still cleans up from the store.
     e.kernel().delete_netns("/run/netns/a").unwrap();
-    let mut b_key = key("wan", "a");
-    b_key.ifname = IfName::new("eth1").unwrap();
-    assert!(e.cni_del(&b_key).unwrap());
+    assert!(e.detach(wan.name(), &b.key).unwrap());
     assert_eq!(count(e, "endpoints"), 0);
     assert_eq!(count(e, "addresses"), 0);
     assert_eq!(
@@ -221,7 +252,7 @@ fn del_is_idempotent_and_promotes_nobody() {
 }
 
 #[test]
-fn gc_keeps_valid_attachments_and_cli_endpoints() {
+fn gc_keeps_listed_attachments_and_cli_endpoints() {
     let mut f = fixture();
     let e = &mut f.engine;
     let lan = spec("lan", "10.8.0.0/24");
@@ -240,69 +271,79 @@ fn gc_keeps_valid_attachments_and_cli_endpoints() {
     })
     .unwrap();
     let report = e
-        .cni_gc(
-            lan.name(),
-            &[("a".into(), "eth0".into()), ("c".into(), "eth0".into())],
-        )
+        .gc_attachments(lan.name(), &[owner("a"), owner("c")])
         .unwrap();
-    assert_eq!(report.removed, ["container b interface eth0 (10.8.0.3/24)"]);
-    assert!(report.errors.is_empty());
-    assert!(e.cni_endpoint(&key("lan", "b")).unwrap().is_none());
-    assert!(e.cni_endpoint(&key("lan", "a")).unwrap().is_some());
+    assert_eq!(
+        report.removed,
+        [Detached {
+            key: owner("b"),
+            addrs: vec!["10.8.0.3/24".parse().unwrap()],
+        }]
+    );
+    assert!(report.failed.is_empty());
+    assert!(e.attachment(lan.name(), &owner("b")).unwrap().is_none());
+    assert!(e.attachment(lan.name(), &owner("a")).unwrap().is_some());
+    assert_eq!(e.owner_attachments("a").unwrap().len(), 1);
     assert_eq!(count(e, "endpoints"), 3);
-    let report = e.cni_gc(lan.name(), &[]).unwrap();
+    let report = e.gc_attachments(lan.name(), &[]).unwrap();
     assert_eq!(report.removed.len(), 2);
     assert_eq!(count(e, "endpoints"), 1, "the CLI's endpoint stays");
-    assert!(e.cni_endpoints("a").unwrap().is_empty());
+    assert!(e.owner_attachments("a").unwrap().is_empty());
 }
 
 #[test]
-fn check_and_status_report_missing_firewall_elements() {
+fn verify_and_firewall_health_report_missing_firewall_elements() {
     let mut f = fixture();
     let e = &mut f.engine;
     let lan = spec("lan", "10.8.0.0/24");
-    assert_eq!(e.cni_status(lan.name()).unwrap(), CniStatus::Ready);
+    assert_eq!(
+        e.firewall_health(lan.name()).unwrap(),
+        FirewallHealth::Ready
+    );
     let req = add(e, &lan, "a");
-    e.cni_add(&req).unwrap();
-    assert_eq!(e.cni_status(lan.name()).unwrap(), CniStatus::Ready);
-    let report = e
-        .cni_check(&lan, &key("lan", "a"), &req.netns, &req.routes)
-        .unwrap();
+    e.attach(&req).unwrap();
+    assert_eq!(
+        e.firewall_health(lan.name()).unwrap(),
+        FirewallHealth::Ready
+    );
+    let verify = |id: &str, network: &str| VerifyRequest {
+        network: net(network),
+        endpoint: Which::Owner {
+            key: owner(id),
+            netns: req.netns.clone(),
+        },
+        routes: req.routes.clone(),
+    };
+    let report = e.verify_endpoint(&verify("a", "lan")).unwrap();
     assert_eq!(report.endpoint.container_id.as_deref(), Some("a"));
+    let firewall = |p: &Problem| matches!(p, Problem::FirewallElementMissing(_));
     assert!(
-        !report.problems.iter().any(|p| p.contains("firewall")),
+        !report.problems.iter().any(firewall),
         "{:?}",
         report.problems
     );
     e.kernel().fw_remove().unwrap();
-    let report = e
-        .cni_check(&lan, &key("lan", "a"), &req.netns, &req.routes)
-        .unwrap();
+    let report = e.verify_endpoint(&verify("a", "lan")).unwrap();
     assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.contains("firewall element bridges \"nsbr-lan\" is missing")),
+        report.problems.contains(&Problem::FirewallElementMissing(
+            "bridges \"nsbr-lan\"".into()
+        )),
         "{:?}",
         report.problems
     );
     assert!(matches!(
-        e.cni_status(lan.name()).unwrap(),
-        CniStatus::Degraded(m) if m.contains("nsnet repair")
+        e.firewall_health(lan.name()).unwrap(),
+        FirewallHealth::Degraded { missing } if missing == "bridges \"nsbr-lan\""
     ));
-    let err = e
-        .cni_check(&lan, &key("lan", "zzz"), &req.netns, &[])
-        .unwrap_err();
+    let err = e.verify_endpoint(&verify("zzz", "lan")).unwrap_err();
     assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
+    let err = e.verify_endpoint(&verify("a", "nope")).unwrap_err();
+    assert!(err.to_string().contains("network nope not found"), "{err}");
     let err = e
-        .cni_check(
-            &spec("nope", "10.99.0.0/24"),
-            &key("nope", "a"),
-            &req.netns,
-            &[],
-        )
+        .compare_network(&spec("nope", "10.99.0.0/24"))
         .unwrap_err();
     assert!(err.to_string().contains("network nope not found"), "{err}");
+    assert_eq!(e.compare_network(&lan).unwrap(), None);
 }
 
 #[test]
@@ -338,18 +379,21 @@ fn a_network_the_configuration_created_goes_with_its_last_attachment() {
     let e = &mut f.engine;
     let lan = spec("lan", "10.8.0.0/24");
     let a = add(e, &lan, "a");
-    e.cni_add(&a).unwrap();
+    e.attach(&a).unwrap();
     attach(e, &lan, "b").unwrap();
-    assert!(e.cni_del(&key("lan", "a")).unwrap());
-    assert!(!e.cni_release(lan.name()).unwrap(), "b is still attached");
-    assert!(e.cni_del(&key("lan", "b")).unwrap());
-    assert!(e.cni_release(lan.name()).unwrap());
+    assert!(detach(e, "lan", "a"));
+    assert!(
+        !e.release_if_unused(lan.name()).unwrap(),
+        "b is still attached"
+    );
+    assert!(detach(e, "lan", "b"));
+    assert!(e.release_if_unused(lan.name()).unwrap());
     assert!(networks(e).is_empty());
     assert!(e.kernel().links_in("host").is_empty(), "bridge left");
     assert!(e.kernel().fw.is_empty(), "{:?}", e.kernel().fw);
     // Nothing left to release; the next ADD creates it again.
-    assert!(!e.cni_release(lan.name()).unwrap());
-    e.cni_add(&a).unwrap();
+    assert!(!e.release_if_unused(lan.name()).unwrap());
+    e.attach(&a).unwrap();
     assert_eq!(networks(e), ["lan"]);
     // A CLI endpoint on it keeps it.
     e.netns_add(&NsName::new("cli").unwrap()).unwrap();
@@ -363,8 +407,8 @@ fn a_network_the_configuration_created_goes_with_its_last_attachment() {
         publish: vec![],
     })
     .unwrap();
-    e.cni_del(&key("lan", "a")).unwrap();
-    assert!(!e.cni_release(lan.name()).unwrap());
+    detach(e, "lan", "a");
+    assert!(!e.release_if_unused(lan.name()).unwrap());
     assert_eq!(networks(e), ["lan"]);
 }
 
@@ -376,14 +420,19 @@ fn networks_made_with_the_cli_are_never_released() {
     e.network_create(nsnet_engine::NetworkRequest { spec: lan.clone() })
         .unwrap();
     attach(e, &lan, "a").unwrap();
-    e.cni_del(&key("lan", "a")).unwrap();
-    assert!(!e.cni_release(lan.name()).unwrap());
+    detach(e, "lan", "a");
+    assert!(!e.release_if_unused(lan.name()).unwrap());
     assert_eq!(networks(e), ["lan"]);
     // Nor replaced by another definition, nor cleared out of another network's way.
-    let err = attach(e, &spec("lan", "10.9.0.0/24"), "b")
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("nsnet network rm lan"), "{err}");
+    let err = attach(e, &spec("lan", "10.9.0.0/24"), "b").unwrap_err();
+    assert!(
+        matches!(err, EngineError::Conflict(Conflict::DefinitionDiffers(ref m)) if !m.replaceable),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains("once nothing is attached"),
+        "{err}"
+    );
     let err = attach(e, &spec("other", "10.8.0.0/25"), "c")
         .unwrap_err()
         .to_string();
@@ -402,14 +451,14 @@ fn a_new_network_takes_the_subnet_or_bridge_of_an_unused_one() {
     // a network whose attachments went without one (or before nsnet released networks).
     let a = spec("a", "10.231.0.0/24");
     attach(e, &a, "x").unwrap();
-    e.cni_del(&key("a", "x")).unwrap();
+    detach(e, "a", "x");
     let b = spec("b", "10.231.0.0/24");
     let ep = attach(e, &b, "y").unwrap();
     assert_eq!(ep.addrs[0].to_string(), "10.231.0.2/24");
     assert_eq!(networks(e), ["b"]);
     assert_eq!(e.kernel().links_in("host").len(), 2, "nsbr-b and y's veth");
     // Same bridge name, other subnet.
-    e.cni_del(&key("b", "y")).unwrap();
+    detach(e, "b", "y");
     let c = NetworkSpec::builder(NetName::new("c").unwrap())
         .subnets(["10.232.0.0/24".parse().unwrap()])
         .bridge(b.bridge().clone())
@@ -441,7 +490,7 @@ fn a_changed_definition_replaces_the_network_once_nothing_is_attached() {
         ) && err.contains("it takes the new definition once nothing is attached to it"),
         "{err}"
     );
-    e.cni_del(&key("lan", "a")).unwrap();
+    detach(e, "lan", "a");
     let ep = attach(e, &new, "b").unwrap();
     assert_eq!(ep.addrs[0].to_string(), "10.9.0.2/24");
     let row = e
@@ -465,13 +514,13 @@ fn a_removal_cut_short_is_finished_by_the_next_add() {
     let e = &mut f.engine;
     let lan = spec("lan", "10.8.0.0/24");
     attach(e, &lan, "a").unwrap();
-    e.cni_del(&key("lan", "a")).unwrap();
+    detach(e, "lan", "a");
     // A DEL that claimed the network and died before removing it.
     e.store()
         .write(|tx| tx.mark_network_removing(lan.name(), 777, "boot-a"))
         .unwrap();
     // While its remover lives, the network is not ours to release.
-    assert!(!e.cni_release(lan.name()).unwrap());
+    assert!(!e.release_if_unused(lan.name()).unwrap());
     e.kernel().dead_pids.insert(777);
     let ep = attach(e, &lan, "b").unwrap();
     assert_eq!(ep.addrs[0].to_string(), "10.8.0.2/24");
@@ -482,14 +531,14 @@ fn a_removal_cut_short_is_finished_by_the_next_add() {
         .unwrap();
     assert_eq!((row.pid, row.cni_owned), (4242, true));
     // A release whose teardown fails leaves the claim for the next one.
-    e.cni_del(&key("lan", "b")).unwrap();
+    detach(e, "lan", "b");
     e.kernel().fail_on = Some("delete nsbr-lan".into());
-    let err = e.cni_release(lan.name()).unwrap_err().to_string();
+    let err = e.release_if_unused(lan.name()).unwrap_err().to_string();
     assert!(
         err.contains("remove network lan after its last attachment"),
         "{err}"
     );
-    assert!(e.cni_release(lan.name()).unwrap());
+    assert!(e.release_if_unused(lan.name()).unwrap());
     assert!(networks(e).is_empty());
 }
 
@@ -508,6 +557,6 @@ fn after_a_reboot_dead_attachments_do_not_keep_a_network() {
     let new = spec("lan", "10.9.0.0/24");
     let ep = attach(&mut e, &new, "b").unwrap();
     assert_eq!(ep.addrs[0].to_string(), "10.9.0.2/24");
-    assert!(e.cni_endpoint(&key("lan", "a")).unwrap().is_none());
+    assert!(e.attachment(lan.name(), &owner("a")).unwrap().is_none());
     assert_eq!(count(&mut e, "endpoints"), 1);
 }

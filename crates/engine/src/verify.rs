@@ -1,0 +1,308 @@
+//! Checks of the kernel against the store: whether an endpoint is as nsnet made it (switch,
+//! host end, interface, addresses, MAC, routes, firewall elements), and whether a network's
+//! firewall can take new endpoints. Read-only: they report, `repair` and `gc` fix.
+
+use nsnet_core::endpoint::{RoutePolicy, StaticRoute};
+use nsnet_core::firewall::{self, FwElem, FwKey};
+use nsnet_core::model::NetworkSpec;
+use nsnet_core::names::NetName;
+use nsnet_core::ops::NsRef;
+use nsnet_core::plan::default_dest;
+use nsnet_store::{EndpointRow, RowState};
+use nsnet_sys::kernel::{IfaceView, Kernel};
+
+use crate::attachment::OwnerKey;
+use crate::network::{endpoint_firewall, endpoint_view, ns_key, primary_in};
+use crate::views::EndpointView;
+use crate::{Engine, EngineError};
+
+/// Which endpoint of a network to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// The endpoint of this namespace.
+    Netns(NsRef),
+    /// The attachment `key`, expected in namespace `netns` (checked there).
+    Owner { key: OwnerKey, netns: NsRef },
+}
+
+/// An endpoint to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRequest {
+    pub network: NetName,
+    pub endpoint: Which,
+    /// The routes it should have: `Primary`, the default routes when it is its namespace's
+    /// primary endpoint; `Explicit`, these (the owner's configuration holds them, the store
+    /// does not).
+    pub routes: RoutePolicy,
+}
+
+/// Something about an endpoint that differs from what nsnet made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("the attachment is in netns {stored}, not in {expected}")]
+    OtherNetns { stored: String, expected: NsRef },
+    #[error("the attachment is still being created")]
+    NotReady,
+    #[error("bridge {0} is missing")]
+    BridgeMissing(String),
+    #[error("bridge {0} is down")]
+    BridgeDown(String),
+    #[error("bridge {bridge} lacks gateway address {addr}")]
+    GatewayMissing { bridge: String, addr: ipnet::IpNet },
+    #[error("host interface {0} is missing")]
+    HostEndMissing(String),
+    #[error("host interface {ifname} is not a port of {bridge}")]
+    NotAPort { ifname: String, bridge: String },
+    #[error("host interface {0} is down")]
+    HostEndDown(String),
+    #[error("interface {ifname} is missing in netns {netns}")]
+    InterfaceMissing { ifname: String, netns: NsRef },
+    #[error("address {addr} is missing on {ifname}")]
+    AddressMissing { addr: ipnet::IpNet, ifname: String },
+    #[error("{ifname} has MAC {}, nsnet assigned {assigned}", .have.as_deref().unwrap_or("none"))]
+    MacDiffers {
+        ifname: String,
+        have: Option<String>,
+        assigned: String,
+    },
+    #[error("route {} via {} dev {ifname} is missing", .route.dest, .route.via)]
+    RouteMissing { route: StaticRoute, ifname: String },
+    #[error("netns {0} does not exist")]
+    NetnsMissing(NsRef),
+    /// A firewall element (rendered) of the network or the endpoint; `repair` restores it.
+    #[error("firewall element {0} is missing")]
+    FirewallElementMissing(String),
+}
+
+/// An endpoint and what differs from what nsnet made (empty when healthy).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub endpoint: EndpointView,
+    pub problems: Vec<Problem>,
+}
+
+/// Whether a network's firewall can take new endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallHealth {
+    Ready,
+    /// Nothing can be attached: the firewall cannot be used (e.g. no nf_tables).
+    Unusable {
+        cause: String,
+    },
+    /// Endpoints may have limited connectivity: an element of the network is missing (e.g.
+    /// someone flushed the ruleset); `repair` restores it.
+    Degraded {
+        missing: String,
+    },
+}
+
+fn iface<'a>(ifaces: &'a [IfaceView], name: &str) -> Option<&'a IfaceView> {
+    ifaces.iter().find(|i| i.name == name)
+}
+
+/// The routes an endpoint should have: a primary endpoint's default routes through the
+/// gateways of its subnets, or the ones given.
+fn expected_routes(
+    policy: &RoutePolicy,
+    net: &NetworkSpec,
+    endpoint: &EndpointView,
+) -> Vec<StaticRoute> {
+    match policy {
+        RoutePolicy::Explicit(routes) => routes.clone(),
+        RoutePolicy::Primary if !endpoint.primary => Vec::new(),
+        RoutePolicy::Primary => net
+            .subnets()
+            .iter()
+            .filter(|s| endpoint.addrs.iter().any(|a| s.cidr.contains(&a.addr())))
+            .map(|s| StaticRoute {
+                dest: default_dest(s.gateway),
+                via: s.gateway,
+            })
+            .collect(),
+    }
+}
+
+impl<K: Kernel> Engine<K> {
+    /// Compares the kernel (bridge, host end, interface, addresses, MAC, routes, firewall
+    /// elements) with what the store says of one endpoint. Errors when the network or the
+    /// endpoint is unknown.
+    pub fn verify_endpoint(&mut self, req: &VerifyRequest) -> Result<Verified, EngineError> {
+        let net = self
+            .store
+            .read(|tx| tx.network(&req.network))?
+            .ok_or_else(|| EngineError::not_found("network", &req.network))?;
+        let (ep, netns) = self.endpoint_to_verify(req)?;
+        let mut problems = Vec::new();
+        if ep.netns != ns_key(&netns) {
+            problems.push(Problem::OtherNetns {
+                stored: ep.netns.clone(),
+                expected: netns.clone(),
+            });
+        }
+        if ep.state != RowState::Ready {
+            problems.push(Problem::NotReady);
+        }
+        let host = self.kernel.view(&NsRef::Host)?;
+        let bridge = net.spec.bridge().to_string();
+        match iface(&host.interfaces, &bridge) {
+            None => problems.push(Problem::BridgeMissing(bridge.clone())),
+            Some(b) => {
+                if !b.up {
+                    problems.push(Problem::BridgeDown(bridge.clone()));
+                }
+                for s in net.spec.subnets() {
+                    if !b.addrs.contains(&s.gateway_cidr()) {
+                        problems.push(Problem::GatewayMissing {
+                            bridge: bridge.clone(),
+                            addr: s.gateway_cidr(),
+                        });
+                    }
+                }
+            }
+        }
+        let veth = ep.host_ifname.to_string();
+        match iface(&host.interfaces, &veth) {
+            None => problems.push(Problem::HostEndMissing(veth)),
+            Some(v) => {
+                if v.master.as_deref() != Some(bridge.as_str()) {
+                    problems.push(Problem::NotAPort {
+                        ifname: veth.clone(),
+                        bridge: bridge.clone(),
+                    });
+                }
+                if !v.up {
+                    problems.push(Problem::HostEndDown(veth));
+                }
+            }
+        }
+        let endpoint = self.store.read(|tx| {
+            let in_ns = tx.endpoints_in_netns(&ep.netns)?;
+            Ok::<_, EngineError>(endpoint_view(tx, &ep, primary_in(tx, &in_ns)?)?)
+        })?;
+        if self.kernel.netns_exists(&netns) {
+            let routes = expected_routes(&req.routes, &net.spec, &endpoint);
+            problems.extend(self.verify_inside(&ep, &netns, &routes)?);
+        } else {
+            problems.push(Problem::NetnsMissing(netns));
+        }
+        let mut elems = firewall::network_elements(&net.spec);
+        elems.extend(self.store.read(|tx| endpoint_firewall(tx, &ep))?);
+        for e in &elems {
+            if !self.kernel.fw_has(e)? {
+                problems.push(Problem::FirewallElementMissing(e.to_string()));
+            }
+        }
+        Ok(Verified { endpoint, problems })
+    }
+
+    /// The endpoint row a request names, and the namespace to look in.
+    fn endpoint_to_verify(
+        &mut self,
+        req: &VerifyRequest,
+    ) -> Result<(EndpointRow, NsRef), EngineError> {
+        match &req.endpoint {
+            Which::Netns(ns) => {
+                let key = ns_key(ns);
+                let ep = self
+                    .store
+                    .read(|tx| tx.endpoint(&req.network, &key))?
+                    .ok_or_else(|| EngineError::NotFound {
+                        kind: "endpoint",
+                        name: format!("of netns {key} on network {}", req.network),
+                    })?;
+                Ok((ep, ns.clone()))
+            }
+            Which::Owner { key, netns } => {
+                let ep = self.attachment_row(&req.network, key)?.ok_or_else(|| {
+                    EngineError::not_found(
+                        "attachment of",
+                        format!("{key} on network {}", req.network),
+                    )
+                })?;
+                Ok((ep, netns.clone()))
+            }
+        }
+    }
+
+    /// Inside the namespace: the interface, its addresses and MAC, the routes.
+    fn verify_inside(
+        &mut self,
+        ep: &EndpointRow,
+        netns: &NsRef,
+        routes: &[StaticRoute],
+    ) -> Result<Vec<Problem>, EngineError> {
+        let mut problems = Vec::new();
+        let inside = self.kernel.view(netns)?;
+        let ifname = ep.ifname.to_string();
+        match iface(&inside.interfaces, &ifname) {
+            None => problems.push(Problem::InterfaceMissing {
+                ifname: ifname.clone(),
+                netns: netns.clone(),
+            }),
+            Some(i) => {
+                for a in &ep.addrs {
+                    if !i.addrs.contains(a) {
+                        problems.push(Problem::AddressMissing {
+                            addr: *a,
+                            ifname: ifname.clone(),
+                        });
+                    }
+                }
+                if let Some(m) = ep.mac
+                    && i.mac.as_deref() != Some(m.to_string().as_str())
+                {
+                    problems.push(Problem::MacDiffers {
+                        ifname: ifname.clone(),
+                        have: i.mac.clone(),
+                        assigned: m.to_string(),
+                    });
+                }
+            }
+        }
+        for r in routes {
+            let present = inside.routes.iter().any(|have| {
+                have.dest == r.dest
+                    && have.via == Some(r.via)
+                    && have.dev.as_deref() == Some(ifname.as_str())
+            });
+            if !present {
+                problems.push(Problem::RouteMissing {
+                    route: *r,
+                    ifname: ifname.clone(),
+                });
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Whether the firewall can be read and holds the network's elements (a network not
+    /// created yet: whether the firewall answers at all).
+    pub fn firewall_health(&mut self, network: &NetName) -> Result<FirewallHealth, EngineError> {
+        let net = self.store.read(|tx| tx.network(network))?;
+        let elems = match &net {
+            Some(n) => firewall::network_elements(&n.spec),
+            None => vec![FwElem {
+                family: firewall::FAMILY_INET,
+                set: firewall::SET_BRIDGES.to_string(),
+                key: FwKey::Ifname(network.to_string()),
+                data: None,
+            }],
+        };
+        for e in &elems {
+            match self.kernel.fw_has(e) {
+                Err(err) => {
+                    return Ok(FirewallHealth::Unusable {
+                        cause: err.to_string(),
+                    });
+                }
+                Ok(false) if net.is_some() => {
+                    return Ok(FirewallHealth::Degraded {
+                        missing: e.to_string(),
+                    });
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(FirewallHealth::Ready)
+    }
+}
