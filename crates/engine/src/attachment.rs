@@ -193,7 +193,19 @@ impl<K: Kernel> Engine<K> {
         network: &NetName,
         keep: &[OwnerKey],
     ) -> Result<AttachmentGc, EngineError> {
-        let endpoints = self.store.read(|tx| tx.endpoints_of_network(network))?;
+        let endpoints = self.store.read(|tx| {
+            let mut mine = Vec::new();
+            for e in tx.endpoints_of_network(network)? {
+                // `nsnet run` records its container's name as the owner too: those endpoints
+                // are the container's, not a runtime's attachments.
+                let ours = e.container_id.as_deref() == Some(e.netns.as_str())
+                    && tx.container(&e.netns)?.is_some();
+                if !ours {
+                    mine.push(e);
+                }
+            }
+            Ok::<_, EngineError>(mine)
+        })?;
         let mut report = AttachmentGc::default();
         for e in endpoints {
             let Some(key) = key_of(&e) else {

@@ -237,3 +237,19 @@ fn gc_removes_exited_and_abandoned_containers_only() {
     assert!(!hosts(e, "live").contains("\tdone\n"));
     assert!(e.gc().unwrap().containers.is_empty());
 }
+
+/// A runtime's garbage collection of its attachments on a network leaves the endpoints of
+/// `nsnet run` containers on that network alone (they record their name as owner too).
+#[test]
+fn attachment_gc_leaves_containers_alone() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.container_run(req("web", &["lan"], "sleep")).unwrap();
+    let report = e
+        .gc_attachments(&NetName::new("lan").unwrap(), &[])
+        .unwrap();
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+    assert_eq!(count(e, "endpoints"), 1);
+    let ls = e.container_ls(false).unwrap();
+    assert_eq!(ls[0].networks.len(), 1);
+}
