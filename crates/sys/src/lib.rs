@@ -12,3 +12,5 @@ pub mod ports;
 pub mod process;
 pub mod sandbox;
 pub mod sysctl;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

@@ -442,94 +442,10 @@ pub fn write_etc_file(name: &str, file: &str, contents: &str) -> Result<(), NsEr
     })
 }
 
-/// Private-namespace sandbox for root tests; shared with the sysctl tests.
-#[cfg(test)]
-pub(crate) mod sandbox {
-    use super::*;
-
-    /// `(st_dev, st_ino)` of one of the calling thread's namespaces.
-    pub(crate) fn thread_ns_id(kind: &str) -> (u64, u64) {
-        let p = format!("/proc/thread-self/ns/{kind}");
-        let fd = nix::fcntl::open(
-            p.as_str(),
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap_or_else(|e| panic!("open {p}: {e}"));
-        id_of(std::os::fd::AsFd::as_fd(&fd)).unwrap()
-    }
-
-    /// Run `body` on a fresh thread that has unshared mount+net namespaces (mount ns made private)
-    /// and has tmpfs over /run/netns and /etc/netns, so the fixed iproute2 paths are safe to use.
-    /// Unsharing CLONE_NEWNS also unshares CLONE_FS, so it affects only that thread and threads it
-    /// spawns; the namespaces (and every netns mounted in them) vanish when the thread exits.
-    pub(crate) fn run(test: &str, body: impl FnOnce() + Send) {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping {test}: needs root");
-            return;
-        }
-        let outcome = std::thread::scope(|s| {
-            s.spawn(|| {
-                let host_mnt = thread_ns_id("mnt");
-                let host_net = thread_ns_id("net");
-                match unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET) {
-                    Ok(()) => {}
-                    Err(Errno::EPERM) => {
-                        eprintln!("skipping {test}: unshare not permitted");
-                        return;
-                    }
-                    Err(e) => panic!("unshare: {e}"),
-                }
-                // Fail closed: never run the body unless we really left the host namespaces.
-                assert_ne!(thread_ns_id("mnt"), host_mnt, "mount ns not unshared");
-                assert_ne!(thread_ns_id("net"), host_net, "net ns not unshared");
-                mount(
-                    None::<&str>,
-                    "/",
-                    None::<&str>,
-                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                    None::<&str>,
-                )
-                .expect("make / private");
-                for dir in [RUN_NETNS_DIR, ETC_NETNS_DIR] {
-                    // Creates the empty directory on the host if missing; the tmpfs stays private.
-                    fs::create_dir_all(dir).expect("mkdir");
-                    mount(
-                        Some("tmpfs"),
-                        dir,
-                        Some("tmpfs"),
-                        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                        Some("mode=755"),
-                    )
-                    .unwrap_or_else(|e| panic!("mount tmpfs on {dir}: {e}"));
-                }
-                body();
-            })
-            .join()
-        });
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
-    }
-
-    /// Scratch directory for test output files (no tempfile dependency in this crate).
-    pub(crate) fn scratch_dir(test: &str) -> PathBuf {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "nsnet-sys-{test}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::sandbox::{run as sandboxed, scratch_dir, thread_ns_id};
     use super::*;
+    use crate::testkit::{in_sandbox, scratch_dir, thread_ns_id};
     use nix::sys::statfs::{TMPFS_MAGIC, statfs};
     use nix::sys::wait::{WaitStatus, waitpid};
     use nix::unistd::{ForkResult, fork};
@@ -603,7 +519,8 @@ mod tests {
 
     #[test]
     fn sandbox_is_inherited_by_spawned_threads() {
-        sandboxed("sandbox_is_inherited_by_spawned_threads", || {
+        crate::require_root!();
+        in_sandbox(|| {
             let mine = (thread_ns_id("mnt"), thread_ns_id("net"));
             let theirs = std::thread::spawn(|| {
                 let tmpfs = statfs(RUN_NETNS_DIR).unwrap().filesystem_type() == TMPFS_MAGIC;
@@ -618,7 +535,8 @@ mod tests {
 
     #[test]
     fn create_is_visible_to_ip_and_listed_sorted() {
-        sandboxed("create_is_visible_to_ip_and_listed_sorted", || {
+        crate::require_root!();
+        in_sandbox(|| {
             assert_eq!(list().unwrap(), Vec::<String>::new());
             for n in ["red", "blue", "green"] {
                 create(n).unwrap();
@@ -655,7 +573,8 @@ mod tests {
 
     #[test]
     fn create_twice_is_exists_and_keeps_the_original() {
-        sandboxed("create_twice_is_exists_and_keeps_the_original", || {
+        crate::require_root!();
+        in_sandbox(|| {
             create("red").unwrap();
             let before = id_of(open("red").unwrap().as_fd()).unwrap();
             let err = create("red").unwrap_err();
@@ -670,7 +589,8 @@ mod tests {
 
     #[test]
     fn delete_is_idempotent_and_removes_etc_dir() {
-        sandboxed("delete_is_idempotent_and_removes_etc_dir", || {
+        crate::require_root!();
+        in_sandbox(|| {
             create("red").unwrap();
             write_etc_file("red", "hosts", "127.0.0.1 localhost\n").unwrap();
             let fd = open("red").unwrap();
@@ -689,7 +609,8 @@ mod tests {
 
     #[test]
     fn open_missing_and_stale_files() {
-        sandboxed("open_missing_and_stale_files", || {
+        crate::require_root!();
+        in_sandbox(|| {
             let err = open("nope").unwrap_err();
             assert!(
                 matches!(err, NsError::NotFound(ref n) if n == "nope"),
@@ -723,7 +644,8 @@ mod tests {
 
     #[test]
     fn namespaces_from_ip_netns_add_are_usable() {
-        sandboxed("namespaces_from_ip_netns_add_are_usable", || {
+        crate::require_root!();
+        in_sandbox(|| {
             ip(&["netns", "add", "fromip"]);
             assert_eq!(list().unwrap(), ["fromip"]);
             let fd = open("fromip").unwrap();
@@ -736,7 +658,8 @@ mod tests {
 
     #[test]
     fn run_in_switches_only_the_helper_thread() {
-        sandboxed("run_in_switches_only_the_helper_thread", || {
+        crate::require_root!();
+        in_sandbox(|| {
             create("red").unwrap();
             let fd = open("red").unwrap();
             let caller = thread_ns_id("net");
@@ -762,7 +685,8 @@ mod tests {
 
     #[test]
     fn run_in_rejects_non_netns_fd() {
-        sandboxed("run_in_rejects_non_netns_fd", || {
+        crate::require_root!();
+        in_sandbox(|| {
             let f = fs::File::open("/proc/thread-self/ns/uts").unwrap();
             let err = run_in(f.as_fd(), || ()).unwrap_err();
             assert!(matches!(err, NsError::Sys { .. }), "{err:?}");
@@ -771,7 +695,8 @@ mod tests {
 
     #[test]
     fn write_etc_file_is_atomic_and_validated() {
-        sandboxed("write_etc_file_is_atomic_and_validated", || {
+        crate::require_root!();
+        in_sandbox(|| {
             write_etc_file("red", "resolv.conf", "nameserver 192.0.2.1\n").unwrap();
             write_etc_file("red", "resolv.conf", "nameserver 192.0.2.2\n").unwrap();
             let dir = etc_dir("red");
@@ -803,7 +728,8 @@ mod tests {
 
     #[test]
     fn exec_enters_netns_and_binds_etc_files() {
-        sandboxed("exec_enters_netns_and_binds_etc_files", || {
+        crate::require_root!();
+        in_sandbox(|| {
             let scratch = scratch_dir("exec");
             create("red").unwrap();
             let want_ino = id_of(open("red").unwrap().as_fd()).unwrap().1;
@@ -855,7 +781,8 @@ mod tests {
 
     #[test]
     fn exec_missing_namespace_fails_without_switching() {
-        sandboxed("exec_missing_namespace_fails_without_switching", || {
+        crate::require_root!();
+        in_sandbox(|| {
             let net = thread_ns_id("net");
             let mnt = thread_ns_id("mnt");
             let err = exec("nope", &["true".to_string()]);

@@ -41,8 +41,10 @@ fn tmpfs(target: &str) -> Result<(), SandboxError> {
 }
 
 impl Sandbox {
-    /// Moves the calling process, which must still be single-threaded, into the sandbox, with
-    /// tmpfs on /run, /etc/netns and each existing directory of `also_private`.
+    /// Moves the calling thread into the sandbox, with tmpfs on /run, /etc/netns and each
+    /// existing directory of `also_private`; threads and processes it starts later inherit it.
+    /// Called while the process is single-threaded, that is the whole process (`nsnet demo`,
+    /// the benchmark); on a thread of its own, just that thread (the tests' [`crate::testkit`]).
     pub fn enter(also_private: &[&str]) -> Result<Sandbox, SandboxError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(fail(

@@ -217,16 +217,12 @@ mod tests {
 
     #[test]
     fn ip_forward_changes_only_inside_the_target_netns() {
-        use crate::netns::sandbox::run as sandboxed;
         use std::os::fd::AsFd;
         const KEY: &str = "net.ipv4.ip_forward";
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping ip_forward_changes_only_inside_the_target_netns: needs root");
-            return;
-        }
+        crate::require_root!();
         // Only ever read on the host; every write below targets a namespace made in the sandbox.
         let host_before = read(KEY).unwrap();
-        sandboxed("ip_forward_changes_only_inside_the_target_netns", || {
+        crate::testkit::in_sandbox(|| {
             let outer = read(KEY).unwrap();
             netns::create("a").unwrap();
             netns::create("b").unwrap();

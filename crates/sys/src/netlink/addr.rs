@@ -141,16 +141,15 @@ fn addr_info(msg: AddressMessage) -> Result<Option<AddrInfo>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
     use super::super::{BridgeSpec, Request};
     use super::*;
+    use crate::testkit::in_fresh_netns;
 
     #[test]
     fn addresses_v4_v6_nodad() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let br = rtnl
                 .add_bridge(&BridgeSpec {
                     name: "br-addr".into(),
@@ -203,10 +202,9 @@ mod tests {
 
     #[test]
     fn loopback_addresses_after_up() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let lo = rtnl.link_index("lo").unwrap().unwrap();
             rtnl.batch(vec![Request::SetUp { index: lo }]).unwrap();
             let addrs = rtnl.addrs().unwrap();

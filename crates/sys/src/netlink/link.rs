@@ -418,8 +418,8 @@ mod tests {
 
     use netlink_packet_route::link::{InfoBridgePort, InfoPortData};
 
-    use super::super::testutil::*;
     use super::*;
+    use crate::testkit::{in_fresh_netns, new_netns_fd};
 
     fn bridge(name: &str, up: bool) -> BridgeSpec {
         BridgeSpec {
@@ -451,10 +451,9 @@ mod tests {
 
     #[test]
     fn bridge_create_and_exists() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let idx = rtnl.add_bridge(&bridge("br-test0", true)).unwrap();
             let link = rtnl.link("br-test0").unwrap().unwrap();
             assert_eq!(link.index, idx);
@@ -483,10 +482,9 @@ mod tests {
 
     #[test]
     fn failed_follow_up_rolls_back_create() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             // IFALIASZ is 256: the alias follow-up fails after the bridge was created.
             let spec = BridgeSpec {
                 alias: Some("x".repeat(300)),
@@ -517,10 +515,9 @@ mod tests {
 
     #[test]
     fn veth_peer_up_in_same_netns() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             rtnl.add_veth(&VethSpec {
                 name: "vs0".into(),
                 alias: Some("tag".into()),
@@ -542,10 +539,9 @@ mod tests {
 
     #[test]
     fn del_link_is_idempotent() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             assert_eq!(rtnl.link_index("br-gone").unwrap(), None);
             assert_eq!(rtnl.link("br-gone").unwrap(), None);
             rtnl.add_bridge(&bridge("br-gone", false)).unwrap();
@@ -557,10 +553,9 @@ mod tests {
 
     #[test]
     fn bridge_keeps_a_given_mac_as_ports_come_and_go() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             // The highest unicast MAC: every port's is lower, so an unpinned bridge takes it.
             let pinned = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xfe];
             for (name, mac) in [("br-pin", Some(pinned)), ("br-free", None)] {
@@ -598,10 +593,9 @@ mod tests {
 
     #[test]
     fn veth_peer_created_in_other_netns() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let br = rtnl.add_bridge(&bridge("br-v", true)).unwrap();
             let peer_ns = new_netns_fd();
             let mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02];
@@ -671,10 +665,9 @@ mod tests {
 
     #[test]
     fn veth_carries_udp_between_namespaces() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let peer_ns = new_netns_fd();
             rtnl.add_veth(&VethSpec {
                 name: "veth-h".into(),
@@ -722,10 +715,9 @@ mod tests {
 
     #[test]
     fn set_master_up_and_hairpin() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let br = rtnl.add_bridge(&bridge("br-h", false)).unwrap();
             rtnl.add_veth(&VethSpec {
                 name: "vh0".into(),

@@ -588,60 +588,9 @@ fn set_recv_timeout(sock: &Socket, timeout: Duration) -> io::Result<()> {
 }
 
 #[cfg(test)]
-pub(crate) mod testutil {
-    //! Helpers for root tests: every one runs inside freshly unshared network namespaces.
-
-    use std::fs::File;
-    use std::os::fd::OwnedFd;
-
-    use nix::sched::{CloneFlags, unshare};
-
-    use super::Rtnl;
-
-    /// True (after printing why) when the caller must skip a root-only test.
-    pub fn skip_unless_root() -> bool {
-        if nix::unistd::geteuid().is_root() {
-            false
-        } else {
-            eprintln!("skipping: needs root");
-            true
-        }
-    }
-
-    /// Runs `f` on a new thread that first moved into a fresh, empty network namespace.
-    /// Panics rather than running `f` if unsharing failed, so a test can never touch the host.
-    pub fn in_new_netns<T: Send>(f: impl FnOnce(Rtnl) -> T + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-                let mut rtnl = Rtnl::open().expect("open rtnl");
-                let links = rtnl.links().expect("dump links");
-                assert!(
-                    links.len() == 1 && links[0].name == "lo",
-                    "not in a fresh netns: {links:?}"
-                );
-                f(rtnl)
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    }
-
-    /// Creates another empty network namespace (on a helper thread) and returns an fd to it.
-    pub fn new_netns_fd() -> OwnedFd {
-        std::thread::spawn(|| {
-            unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-            OwnedFd::from(File::open("/proc/thread-self/ns/net").expect("open netns fd"))
-        })
-        .join()
-        .expect("netns helper thread")
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::testutil::*;
     use super::*;
+    use crate::testkit::{in_fresh_netns, new_netns_fd};
 
     #[test]
     fn kernel_error_display_names_op() {
@@ -678,10 +627,9 @@ mod tests {
 
     #[test]
     fn batch_ordering_addr_then_route() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let br = rtnl
                 .add_bridge(&BridgeSpec {
                     name: "br-batch".into(),
@@ -768,10 +716,9 @@ mod tests {
 
     #[test]
     fn large_batch_is_chunked() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let br = rtnl
                 .add_bridge(&BridgeSpec {
                     name: "br-many".into(),
@@ -803,10 +750,9 @@ mod tests {
 
     #[test]
     fn open_in_other_netns() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut here| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut here = Rtnl::open().unwrap();
             let other = new_netns_fd();
             let mut there = Rtnl::open_in(std::os::fd::AsFd::as_fd(&other)).unwrap();
             there

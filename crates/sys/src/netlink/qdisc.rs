@@ -321,10 +321,9 @@ mod tests {
 
     #[test]
     fn shapers_on_a_veth_read_back() {
-        if super::super::testutil::skip_unless_root() {
-            return;
-        }
-        super::super::testutil::in_new_netns(|mut nl| {
+        crate::require_root!();
+        crate::testkit::in_fresh_netns(|| {
+            let mut nl = Rtnl::open().unwrap();
             nl.add_veth(&super::super::VethSpec {
                 name: "shp0".into(),
                 alias: None,

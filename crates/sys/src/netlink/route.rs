@@ -189,15 +189,14 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::super::BridgeSpec;
-    use super::super::testutil::*;
     use super::*;
+    use crate::testkit::in_fresh_netns;
 
     #[test]
     fn routes_with_gateway_and_dump() {
-        if skip_unless_root() {
-            return;
-        }
-        in_new_netns(|mut rtnl| {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
             let br = rtnl
                 .add_bridge(&BridgeSpec {
                     name: "br-rt".into(),

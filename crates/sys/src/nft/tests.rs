@@ -1,16 +1,13 @@
-//! Root tests: each runs on its own thread inside a freshly unshared network namespace, and
-//! checks that (and that `nft` children inherit it) before touching nftables.
+//! Root tests: each runs inside a fresh network namespace ([`crate::testkit::in_fresh_netns`]
+//! checks that, and that `nft` children inherit it, before the body touches nftables).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
-
-use nix::sched::{CloneFlags, unshare};
 
 use super::encode::{concat, ifname, ipv4, ipv6, port, proto};
 use super::script::run_nft;
 use super::*;
+use crate::testkit::{in_fresh_netns, new_netns_fd};
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -29,56 +26,6 @@ table inet nsnet {
   }
 }
 ";
-
-fn skip_unless_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        false
-    } else {
-        eprintln!("skipping: needs root");
-        true
-    }
-}
-
-fn thread_netns() -> PathBuf {
-    std::fs::read_link("/proc/thread-self/ns/net").expect("read own netns link")
-}
-
-/// Runs `f` on a new thread that moved into a fresh network namespace. Panics before running
-/// `f` unless the thread is in a new netns, `nft` children land in that same netns, and that
-/// netns has no nftables tables.
-fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let before = thread_netns();
-            unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-            let ours = thread_netns();
-            assert_ne!(ours, before, "unshare did not change the netns");
-            // /proc/self is the thread-group leader: the test harness's main thread.
-            let main = std::fs::read_link("/proc/self/ns/net").expect("read process netns link");
-            assert_ne!(ours, main, "still in the process's (host) netns");
-            // A child spawned from this thread must be in this thread's netns.
-            let child = Command::new("readlink")
-                .arg("/proc/self/ns/net")
-                .output()
-                .expect("run readlink");
-            assert_eq!(
-                String::from_utf8_lossy(&child.stdout).trim(),
-                ours.to_string_lossy(),
-                "child process is not in the test thread's netns"
-            );
-            let tables = run_nft(&["list", "tables"], None).expect("nft list tables");
-            assert!(tables.status.success(), "{tables:?}");
-            assert!(
-                tables.stdout.is_empty(),
-                "fresh netns has tables: {}",
-                String::from_utf8_lossy(&tables.stdout)
-            );
-            f()
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
 
 fn nft_out(args: &[&str]) -> String {
     let out = run_nft(args, None).unwrap();
@@ -127,9 +74,7 @@ fn json_elems(name: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn child_processes_inherit_the_test_netns() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
         // Creating a table through nft is visible to a netlink socket opened in this thread.
         let mut sock = NftSocket::open().unwrap();
@@ -146,9 +91,7 @@ fn child_processes_inherit_the_test_netns() {
 
 #[test]
 fn add_read_back_delete() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
         run_script(SKELETON).unwrap();
         let mut sock = NftSocket::open().unwrap();
@@ -269,9 +212,7 @@ fn add_read_back_delete() {
 
 #[test]
 fn missing_set_and_table_are_named() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
         let mut sock = NftSocket::open().unwrap();
         // No table at all.
@@ -345,9 +286,7 @@ fn missing_set_and_table_are_named() {
 
 #[test]
 fn failing_last_op_rolls_back_the_batch() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
         run_script(SKELETON).unwrap();
         let mut sock = NftSocket::open().unwrap();
@@ -400,9 +339,7 @@ fn failing_last_op_rolls_back_the_batch() {
 
 #[test]
 fn thousand_elements_in_one_batch() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
         run_script(SKELETON).unwrap();
         let mut sock = NftSocket::open().unwrap();
@@ -470,18 +407,9 @@ fn thousand_elements_in_one_batch() {
 
 #[test]
 fn open_in_other_netns() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
-        let other = std::thread::spawn(|| {
-            unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-            std::os::fd::OwnedFd::from(
-                std::fs::File::open("/proc/thread-self/ns/net").expect("open netns fd"),
-            )
-        })
-        .join()
-        .unwrap();
+        let other = new_netns_fd();
         let other = std::os::fd::AsFd::as_fd(&other);
         // Skeleton only in the other netns, installed by nft run from a helper thread there.
         crate::netns::run_in(other, || run_script(SKELETON))
@@ -505,9 +433,7 @@ fn open_in_other_netns() {
 
 #[test]
 fn script_errors_carry_stderr_and_script_head() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
         let bad = "table inet nsnet {\n  set s { type nosuchtype; }\n}\n";
         let err = run_script(bad).unwrap_err();
@@ -576,9 +502,7 @@ fn script_errors_carry_stderr_and_script_head() {
 
 #[test]
 fn single_element_lookup() {
-    if skip_unless_root() {
-        return;
-    }
+    crate::require_root!();
     in_fresh_netns(|| {
         let mut sock = NftSocket::open().unwrap();
         let key = concat(&[proto(TCP), port(8080)]);

@@ -450,7 +450,7 @@ impl Processes for LiveKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netns::sandbox::{run as sandboxed, scratch_dir};
+    use crate::testkit::{in_sandbox, scratch_dir};
 
     fn spec(dir: &Path, argv: &[&str], exe: &str) -> ContainerSpec {
         ContainerSpec {
@@ -467,37 +467,36 @@ mod tests {
 
     #[test]
     fn spawn_isolates_pid_and_uts_and_records_the_exit_code() {
-        sandboxed(
-            "spawn_isolates_pid_and_uts_and_records_the_exit_code",
-            || {
-                netns::create("box").unwrap();
-                write_etc("box", "hosts", "127.0.0.1 localhost\n10.0.0.9 box\n").unwrap();
-                write_etc("box", "resolv.conf", "nameserver 192.0.2.1\n").unwrap();
-                let dir = scratch_dir("spawn");
-                let script = "echo $$; hostname; cat /etc/hosts; pwd; exit 5";
-                let s = spawn(&spec(&dir, &["sh", "-c", script], "/bin/sh")).unwrap();
-                assert!(running(s.pid, s.start) || start_time(s.pid).is_some());
-                reap(s.pid as libc::pid_t);
-                assert_eq!(fs::read_to_string(dir.join(EXIT_FILE)).unwrap(), "5\n");
-                assert_eq!(
-                    fs::read_to_string(dir.join(LOG_FILE)).unwrap(),
-                    "2\nboxhost\n127.0.0.1 localhost\n10.0.0.9 box\n/\n"
-                );
-                // An in-place rewrite keeps the inode a running container has bind-mounted.
-                let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
-                let hosts = Path::new(netns::ETC_NETNS_DIR).join("box/hosts");
-                let before = ino(&hosts);
-                write_etc("box", "hosts", "127.0.0.1 localhost\n").unwrap();
-                assert_eq!(ino(&hosts), before);
-                assert_eq!(fs::read_to_string(&hosts).unwrap(), "127.0.0.1 localhost\n");
-                let _ = fs::remove_dir_all(&dir);
-            },
-        );
+        crate::require_root!();
+        in_sandbox(|| {
+            netns::create("box").unwrap();
+            write_etc("box", "hosts", "127.0.0.1 localhost\n10.0.0.9 box\n").unwrap();
+            write_etc("box", "resolv.conf", "nameserver 192.0.2.1\n").unwrap();
+            let dir = scratch_dir("spawn");
+            let script = "echo $$; hostname; cat /etc/hosts; pwd; exit 5";
+            let s = spawn(&spec(&dir, &["sh", "-c", script], "/bin/sh")).unwrap();
+            assert!(running(s.pid, s.start) || start_time(s.pid).is_some());
+            reap(s.pid as libc::pid_t);
+            assert_eq!(fs::read_to_string(dir.join(EXIT_FILE)).unwrap(), "5\n");
+            assert_eq!(
+                fs::read_to_string(dir.join(LOG_FILE)).unwrap(),
+                "2\nboxhost\n127.0.0.1 localhost\n10.0.0.9 box\n/\n"
+            );
+            // An in-place rewrite keeps the inode a running container has bind-mounted.
+            let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+            let hosts = Path::new(netns::ETC_NETNS_DIR).join("box/hosts");
+            let before = ino(&hosts);
+            write_etc("box", "hosts", "127.0.0.1 localhost\n").unwrap();
+            assert_eq!(ino(&hosts), before);
+            assert_eq!(fs::read_to_string(&hosts).unwrap(), "127.0.0.1 localhost\n");
+            let _ = fs::remove_dir_all(&dir);
+        });
     }
 
     #[test]
     fn spawn_failures_name_the_step() {
-        sandboxed("spawn_failures_name_the_step", || {
+        crate::require_root!();
+        in_sandbox(|| {
             netns::create("box").unwrap();
             write_etc("box", "hosts", "127.0.0.1 localhost\n").unwrap();
             let dir = scratch_dir("spawn-fail");
