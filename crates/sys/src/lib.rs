@@ -8,6 +8,7 @@ mod live_fw;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod nl;
 pub mod ports;
 pub mod process;
 pub mod sandbox;

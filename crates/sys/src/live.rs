@@ -1,7 +1,8 @@
 //! The real kernel: netlink sockets per namespace, namespace files, sysctls.
 //!
 //! Sockets and namespace fds are opened once per namespace and reused for every operation of
-//! the process, so one `connect` costs a handful of netlink round trips and no child process.
+//! the process, and interface indexes are remembered per namespace, so one `connect` costs a
+//! handful of netlink round trips and no child process.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -27,7 +28,14 @@ pub struct LiveKernel {
     fds: HashMap<String, OwnedFd>,
     host_fd: Option<OwnedFd>,
     nft: Option<NftSocket>,
+    /// Interface indexes per namespace, learnt from creations and lookups: addresses, routes,
+    /// hairpin and qdiscs name an interface by index, and each lookup is a round trip. An
+    /// index the kernel no longer knows (the interface was replaced) is looked up again.
+    indexes: HashMap<NsRef, HashMap<String, u32>>,
     crash: CrashPoints,
+    /// Netlink goes to this recorder instead of the kernel (tests without root).
+    #[cfg(any(test, feature = "testkit"))]
+    recorder: Option<crate::nl::record::Recorder>,
 }
 
 fn nl_err(what: &str, err: &NetlinkError) -> KernelError {
@@ -74,6 +82,14 @@ fn open_ns(name: &str) -> Result<OwnedFd, netns::NsError> {
     }
 }
 
+fn missing(what: &str, ifname: &str, ns: &NsRef) -> KernelError {
+    KernelError::new(
+        what,
+        FailKind::NotFound,
+        format!("no interface {ifname} in netns {ns}"),
+    )
+}
+
 impl LiveKernel {
     /// A kernel backend for the namespace this process runs in (with the crash points of
     /// `NSNET_CRASH_AT`, a test hook).
@@ -84,20 +100,65 @@ impl LiveKernel {
         }
     }
 
+    /// A kernel backend whose netlink requests go to `recorder`, which answers them, instead
+    /// of the kernel: tests without root assert the messages each op produces. Namespace files
+    /// are not opened (a placeholder fd stands in), sysctl writes are only noted in the
+    /// recorder, and what would make or remove namespaces or run `nft` is refused.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn recording(recorder: crate::nl::record::Recorder) -> Self {
+        LiveKernel {
+            recorder: Some(recorder),
+            ..Self::default()
+        }
+    }
+
+    #[cfg(any(test, feature = "testkit"))]
+    fn recorder(&self) -> Option<&crate::nl::record::Recorder> {
+        self.recorder.as_ref()
+    }
+
+    #[cfg(not(any(test, feature = "testkit")))]
+    fn recorder(&self) -> Option<&std::convert::Infallible> {
+        None
+    }
+
+    /// Refuses what a recording kernel cannot stand in for.
+    fn live_only(&self, what: &str) -> Result<(), KernelError> {
+        match self.recorder() {
+            Some(_) => Err(KernelError::new(
+                what,
+                FailKind::Other,
+                "not available on a recording kernel",
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn fd(&mut self, ns: &NsRef, what: &str) -> Result<std::os::fd::RawFd, KernelError> {
+        let placeholder = || {
+            std::fs::File::open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))
+        };
         match ns {
             NsRef::Host => {
                 if self.host_fd.is_none() {
-                    // The main thread never leaves the host namespace, so this names it.
-                    let f = std::fs::File::open("/proc/self/ns/net")
-                        .map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))?;
-                    self.host_fd = Some(f.into());
+                    self.host_fd = Some(match self.recorder() {
+                        Some(_) => placeholder()?,
+                        // The main thread never leaves the host namespace, so this names it.
+                        None => std::fs::File::open("/proc/self/ns/net")
+                            .map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))?
+                            .into(),
+                    });
                 }
                 Ok(self.host_fd.as_ref().expect("set above").as_raw_fd())
             }
             NsRef::Named(name) => {
                 if !self.fds.contains_key(name) {
-                    let fd = open_ns(name).map_err(|e| ns_err(what, &e))?;
+                    let fd = match self.recorder() {
+                        Some(_) => placeholder()?,
+                        None => open_ns(name).map_err(|e| ns_err(what, &e))?,
+                    };
                     self.fds.insert(name.clone(), fd);
                 }
                 Ok(self.fds[name].as_raw_fd())
@@ -105,42 +166,119 @@ impl LiveKernel {
         }
     }
 
-    fn sock(&mut self, ns: &NsRef, what: &str) -> Result<&mut Rtnl, KernelError> {
+    fn open_rtnl(&mut self, ns: &NsRef, what: &str) -> Result<Rtnl, KernelError> {
+        #[cfg(any(test, feature = "testkit"))]
+        if let Some(rec) = self.recorder() {
+            return Ok(Rtnl::recording(rec, &ns.to_string()));
+        }
         match ns {
-            NsRef::Host => {
-                if self.host.is_none() {
-                    self.host = Some(Rtnl::open().map_err(|e| nl_err(what, &e))?);
-                }
-                Ok(self.host.as_mut().expect("set above"))
-            }
+            NsRef::Host => Rtnl::open(),
             NsRef::Named(name) => {
-                if !self.sockets.contains_key(name) {
-                    self.fd(ns, what)?;
-                    let fd = self.fds[name].as_fd();
-                    let sock = Rtnl::open_in(fd).map_err(|e| nl_err(what, &e))?;
+                self.fd(ns, what)?;
+                Rtnl::open_in(self.fds[name].as_fd())
+            }
+        }
+        .map_err(|e| nl_err(what, &e))
+    }
+
+    fn sock(&mut self, ns: &NsRef, what: &str) -> Result<&mut Rtnl, KernelError> {
+        let open = match ns {
+            NsRef::Host => self.host.is_none(),
+            NsRef::Named(name) => !self.sockets.contains_key(name),
+        };
+        if open {
+            let sock = self.open_rtnl(ns, what)?;
+            match ns {
+                NsRef::Host => self.host = Some(sock),
+                NsRef::Named(name) => {
                     self.sockets.insert(name.clone(), sock);
                 }
-                Ok(self.sockets.get_mut(name).expect("set above"))
             }
+        }
+        Ok(match ns {
+            NsRef::Host => self.host.as_mut(),
+            NsRef::Named(name) => self.sockets.get_mut(name),
+        }
+        .expect("opened above"))
+    }
+
+    fn learn(&mut self, ns: &NsRef, ifname: &str, index: u32) {
+        self.indexes
+            .entry(ns.clone())
+            .or_default()
+            .insert(ifname.to_owned(), index);
+    }
+
+    fn unlearn(&mut self, ns: &NsRef, ifname: &str) {
+        if let Some(names) = self.indexes.get_mut(ns) {
+            names.remove(ifname);
         }
     }
 
+    fn cached(&self, ns: &NsRef, ifname: &str) -> Option<u32> {
+        self.indexes.get(ns)?.get(ifname).copied()
+    }
+
+    /// The index of `ifname` in `ns`, from the cache or else one GETLINK.
     fn index(&mut self, ns: &NsRef, ifname: &str, what: &str) -> Result<u32, KernelError> {
-        self.sock(ns, what)?
+        if let Some(index) = self.cached(ns, ifname) {
+            return Ok(index);
+        }
+        let index = self
+            .sock(ns, what)?
             .link_index(ifname)
             .map_err(|e| nl_err(what, &e))?
-            .ok_or_else(|| {
-                KernelError::new(
-                    what,
-                    FailKind::NotFound,
-                    format!("no interface {ifname} in netns {ns}"),
-                )
-            })
+            .ok_or_else(|| missing(what, ifname, ns))?;
+        self.learn(ns, ifname, index);
+        Ok(index)
+    }
+
+    /// Runs `request` on the socket of `ns` with the index of `ifname` (or without one when
+    /// `ifname` is `None`). A cached index the kernel no longer knows (ENODEV: the interface
+    /// was deleted and made again meanwhile) is looked up afresh, and the request repeated.
+    fn with_index<T>(
+        &mut self,
+        ns: &NsRef,
+        ifname: Option<&str>,
+        what: &str,
+        request: impl FnMut(&mut Rtnl, Option<u32>) -> Result<T, NetlinkError>,
+    ) -> Result<T, KernelError> {
+        self.with_index_as(ns, ifname, what, request, nl_err)
+    }
+
+    /// [`LiveKernel::with_index`] with the kernel's refusal turned into an error by `error`.
+    fn with_index_as<T>(
+        &mut self,
+        ns: &NsRef,
+        ifname: Option<&str>,
+        what: &str,
+        mut request: impl FnMut(&mut Rtnl, Option<u32>) -> Result<T, NetlinkError>,
+        error: impl Fn(&str, &NetlinkError) -> KernelError,
+    ) -> Result<T, KernelError> {
+        let Some(ifname) = ifname else {
+            return request(self.sock(ns, what)?, None).map_err(|e| error(what, &e));
+        };
+        let cached = self.cached(ns, ifname).is_some();
+        let index = self.index(ns, ifname, what)?;
+        match request(self.sock(ns, what)?, Some(index)) {
+            Err(e) if cached && e.errno() == Some(libc::ENODEV) => {
+                self.unlearn(ns, ifname);
+                let index = self.index(ns, ifname, what)?;
+                request(self.sock(ns, what)?, Some(index)).map_err(|e| error(what, &e))
+            }
+            res => res.map_err(|e| error(what, &e)),
+        }
     }
 
     fn nft_sock(&mut self, what: &str) -> Result<&mut NftSocket, KernelError> {
         if self.nft.is_none() {
-            self.nft = Some(NftSocket::open().map_err(|e| crate::live_fw::fw_err(what, &e))?);
+            #[cfg(any(test, feature = "testkit"))]
+            if let Some(rec) = self.recorder() {
+                self.nft = Some(NftSocket::recording(rec, "host"));
+            }
+            if self.nft.is_none() {
+                self.nft = Some(NftSocket::open().map_err(|e| crate::live_fw::fw_err(what, &e))?);
+            }
         }
         Ok(self.nft.as_mut().expect("set above"))
     }
@@ -156,29 +294,77 @@ impl LiveKernel {
         crate::live_fw::apply(self.nft_sock(what)?, changes, what)
     }
 
-    /// A route with its output interface resolved to an index.
-    fn route_spec(
-        &mut self,
-        ns: &NsRef,
-        dest: ipnet::IpNet,
-        via: Option<std::net::IpAddr>,
-        dev: Option<&str>,
-        what: &str,
-    ) -> Result<RouteSpec, KernelError> {
-        let oif = match dev {
-            Some(d) => Some(self.index(ns, d, what)?),
-            None => None,
-        };
-        Ok(RouteSpec {
-            dest,
-            gateway: via,
-            oif,
-        })
-    }
-
     fn forget(&mut self, name: &str) {
         self.sockets.remove(name);
         self.fds.remove(name);
+        self.indexes.remove(&NsRef::Named(name.to_owned()));
+    }
+
+    /// A veth, in three round trips: whether the host end's name is free, with the bridge's
+    /// index (the create's follow-ups name the host end, and must never reach a link someone
+    /// else holds under that name); the create with the host end's follow-ups; and the peer
+    /// up, on its namespace's socket, which the endpoint's next ops reuse. Both ends' indexes
+    /// are remembered for those ops.
+    fn create_veth(
+        &mut self,
+        a: &nsnet_core::ops::VethEnd,
+        b: &nsnet_core::ops::VethEnd,
+        mtu: Option<u32>,
+        what: &str,
+    ) -> Result<(), KernelError> {
+        let peer_fd = self.fd(&b.ns, what)?;
+        let mut names = vec![a.name.as_str()];
+        names.extend(a.master.as_deref());
+        let found = self
+            .sock(&a.ns, what)?
+            .link_indexes(&names)
+            .map_err(|e| nl_err(what, &e))?;
+        if found[0].is_some() {
+            let exists = std::io::Error::from_raw_os_error(libc::EEXIST);
+            return Err(KernelError::new(what, FailKind::Exists, exists.to_string()));
+        }
+        let master = match &a.master {
+            Some(m) => {
+                let index = found[1].ok_or_else(|| missing(what, m, &a.ns))?;
+                self.learn(&a.ns, m, index);
+                Some(index)
+            }
+            None => None,
+        };
+        let spec = VethSpec {
+            name: a.name.clone(),
+            alias: Some(OWNER_ALIAS.to_string()),
+            mtu,
+            master,
+            up: true,
+            ipv6: a.ipv6,
+            peer_name: b.name.clone(),
+            peer_netns: Some(peer_fd),
+            peer_mac: b.mac.map(|m| m.0),
+        };
+        let host = self
+            .sock(&a.ns, what)?
+            .add_veth(&spec)
+            .map_err(|e| nl_err(what, &e))?;
+        self.learn(&a.ns, &a.name, host);
+        let peer = self.sock(&b.ns, what).and_then(|s| {
+            s.set_up_by_name(&b.name, b.ipv6)
+                .map_err(|e| nl_err(&format!("{what}: set peer up"), &e))
+        });
+        match peer {
+            Ok(index) => {
+                self.learn(&b.ns, &b.name, index);
+                Ok(())
+            }
+            Err(err) => {
+                // As add_veth does when a follow-up fails: a retry starts clean.
+                if let Ok(s) = self.sock(&a.ns, what) {
+                    let _ = s.del_link(&a.name);
+                }
+                self.unlearn(&a.ns, &a.name);
+                Err(err)
+            }
+        }
     }
 
     fn apply_op(&mut self, op: &KernelOp, what: &str) -> Result<(), KernelError> {
@@ -191,67 +377,23 @@ impl LiveKernel {
                     alias: Some(OWNER_ALIAS.to_string()),
                     up: false,
                 };
-                self.sock(&NsRef::Host, what)?
+                let index = self
+                    .sock(&NsRef::Host, what)?
                     .add_bridge(&spec)
                     .map_err(|e| nl_err(what, &e))?;
+                self.learn(&NsRef::Host, name, index);
             }
-            KernelOp::CreateVeth { a, b, mtu } => {
-                let master = match &a.master {
-                    Some(m) => Some(self.index(&a.ns, m, what)?),
-                    None => None,
-                };
-                let peer_fd = self.fd(&b.ns, what)?;
-                let spec = VethSpec {
-                    name: a.name.clone(),
-                    alias: Some(OWNER_ALIAS.to_string()),
-                    mtu: *mtu,
-                    master,
-                    // Without IPv6 it goes up below, once IPv6 address generation is off.
-                    up: a.ipv6,
-                    peer_name: b.name.clone(),
-                    peer_netns: Some(peer_fd),
-                    peer_mac: b.mac.map(|m| m.0),
-                    // Not here: add_veth would open a throwaway socket in the peer's namespace
-                    // (a thread, a setns) just for this; below it goes on the namespace's
-                    // cached socket, which the endpoint's next ops (lo, addresses, routes) reuse.
-                    peer_up: false,
-                };
-                self.sock(&a.ns, what)?
-                    .add_veth(&spec)
-                    .map_err(|e| nl_err(what, &e))?;
-                let up = if a.ipv6 {
-                    Ok(())
-                } else {
-                    self.sock(&a.ns, what).and_then(|s| {
-                        s.set_up_by_name(&a.name, false)
-                            .map_err(|e| nl_err(&format!("{what}: set up"), &e))
-                    })
-                };
-                let up = up.and_then(|()| self.sock(&b.ns, what)).and_then(|s| {
-                    s.set_up_by_name(&b.name, b.ipv6)
-                        .map_err(|e| nl_err(&format!("{what}: set peer up"), &e))
-                });
-                if let Err(err) = up {
-                    // As add_veth does when a follow-up fails: a retry starts clean.
-                    if let Ok(s) = self.sock(&a.ns, what) {
-                        let _ = s.del_link(&a.name);
-                    }
-                    return Err(err);
-                }
-            }
+            KernelOp::CreateVeth { a, b, mtu } => self.create_veth(a, b, *mtu, what)?,
             KernelOp::AddAddr { ns, ifname, addr } => {
-                let index = self.index(ns, ifname, what)?;
-                self.sock(ns, what)?
-                    .add_addr(index, *addr, addr.addr().is_ipv6())
-                    .map_err(|e| nl_err(what, &e))?;
+                self.with_index(ns, Some(ifname), what, |s, index| {
+                    s.add_addr(index.expect("given"), *addr, addr.addr().is_ipv6())
+                })?;
             }
             KernelOp::DelAddr { ns, ifname, addr } => {
-                let index = self.index(ns, ifname, what)?;
-                if !self
-                    .sock(ns, what)?
-                    .del_addr(index, *addr)
-                    .map_err(|e| nl_err(what, &e))?
-                {
+                let removed = self.with_index(ns, Some(ifname), what, |s, index| {
+                    s.del_addr(index.expect("given"), *addr)
+                })?;
+                if !removed {
                     return Err(KernelError::new(
                         what,
                         FailKind::NotFound,
@@ -260,26 +402,33 @@ impl LiveKernel {
                 }
             }
             KernelOp::AddRoute { ns, dest, via, dev } => {
-                let spec = self.route_spec(ns, *dest, *via, dev.as_deref(), what)?;
-                self.sock(ns, what)?
-                    .add_route(&spec)
-                    .map_err(|e| nl_err(what, &e))?;
+                self.with_index(ns, dev.as_deref(), what, |s, oif| {
+                    s.add_route(&RouteSpec {
+                        dest: *dest,
+                        gateway: *via,
+                        oif,
+                    })
+                })?;
             }
             KernelOp::DelRoute { ns, dest, via, dev } => {
-                let spec = self.route_spec(ns, *dest, *via, dev.as_deref(), what)?;
-                if !self
-                    .sock(ns, what)?
-                    .del_route(&spec)
-                    .map_err(|e| nl_err(what, &e))?
-                {
+                let removed = self.with_index(ns, dev.as_deref(), what, |s, oif| {
+                    s.del_route(&RouteSpec {
+                        dest: *dest,
+                        gateway: *via,
+                        oif,
+                    })
+                })?;
+                if !removed {
                     return Err(KernelError::new(what, FailKind::NotFound, "no such route"));
                 }
             }
             KernelOp::LinkUp { ns, ifname } => {
-                let index = self.index(ns, ifname, what)?;
-                self.sock(ns, what)?
-                    .set_up(index)
+                // By name: one round trip, and the answer carries the index for later ops.
+                let index = self
+                    .sock(ns, what)?
+                    .set_up_by_name(ifname, true)
                     .map_err(|e| nl_err(what, &e))?;
+                self.learn(ns, ifname, index);
             }
             KernelOp::DeleteLink { ns, ifname } => {
                 if !self.netns_exists(ns) {
@@ -289,11 +438,12 @@ impl LiveKernel {
                         format!("netns {ns} not found"),
                     ));
                 }
-                if !self
+                let deleted = self
                     .sock(ns, what)?
                     .del_link(ifname)
-                    .map_err(|e| nl_err(what, &e))?
-                {
+                    .map_err(|e| nl_err(what, &e))?;
+                self.unlearn(ns, ifname);
+                if !deleted {
                     return Err(KernelError::new(
                         what,
                         FailKind::NotFound,
@@ -302,10 +452,9 @@ impl LiveKernel {
                 }
             }
             KernelOp::Hairpin { ifname } => {
-                let index = self.index(&NsRef::Host, ifname, what)?;
-                self.sock(&NsRef::Host, what)?
-                    .set_bridge_port_hairpin(index, true)
-                    .map_err(|e| nl_err(what, &e))?;
+                self.with_index(&NsRef::Host, Some(ifname), what, |s, index| {
+                    s.set_bridge_port_hairpin(index.expect("given"), true)
+                })?;
             }
             KernelOp::Firewall(changes) => self.apply_fw(changes, what)?,
             KernelOp::Shape {
@@ -313,21 +462,34 @@ impl LiveKernel {
                 ifname,
                 shaping,
             } => {
-                let index = self.index(ns, ifname, what)?;
-                let sock = self.sock(ns, what)?;
-                if shaping.is_empty() {
-                    sock.del_root_qdisc(index).map_err(|e| nl_err(what, &e))?;
-                } else {
-                    sock.set_shaper(index, &shaper_of(shaping)).map_err(|e| {
-                        let mut err = nl_err(what, &e);
-                        if e.errno() == Some(libc::ENOENT) {
-                            err.cause = "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is off): delay, jitter and loss cannot be shaped here; --rate alone works (tbf)".into();
+                let shaper = (!shaping.is_empty()).then(|| shaper_of(shaping));
+                let error = |what: &str, e: &NetlinkError| {
+                    let mut err = nl_err(what, e);
+                    if shaper.is_some() && e.errno() == Some(libc::ENOENT) {
+                        err.cause = "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is off): delay, jitter and loss cannot be shaped here; --rate alone works (tbf)".into();
+                    }
+                    err
+                };
+                self.with_index_as(
+                    ns,
+                    Some(ifname),
+                    what,
+                    |s, index| {
+                        let index = index.expect("given");
+                        match &shaper {
+                            None => s.del_root_qdisc(index).map(drop),
+                            Some(shaper) => s.set_shaper(index, shaper),
                         }
-                        err
-                    })?;
-                }
+                    },
+                    error,
+                )?;
             }
             KernelOp::Sysctl { ns, key, value } => {
+                #[cfg(any(test, feature = "testkit"))]
+                if let Some(rec) = self.recorder() {
+                    rec.note_sysctl(&ns.to_string(), key, value);
+                    return Ok(());
+                }
                 let res = match ns {
                     NsRef::Host => sysctl::write(key, value),
                     NsRef::Named(name) => {
@@ -414,6 +576,7 @@ impl Kernel for LiveKernel {
 
     fn create_netns(&mut self, name: &str) -> Result<(), KernelError> {
         let what = format!("create netns {name}");
+        self.live_only(&what)?;
         self.crash.before(&what);
         let made = netns::create(name).map_err(|e| ns_err(&what, &e));
         self.crash.after(&what);
@@ -435,8 +598,9 @@ impl Kernel for LiveKernel {
     }
 
     fn delete_netns(&mut self, name: &str) -> Result<bool, KernelError> {
-        self.forget(name);
         let what = format!("delete netns {name}");
+        self.live_only(&what)?;
+        self.forget(name);
         self.crash.before(&what);
         let deleted = netns::delete(name).map_err(|e| ns_err(&what, &e));
         self.crash.after(&what);
@@ -444,10 +608,14 @@ impl Kernel for LiveKernel {
     }
 
     fn list_netns(&mut self) -> Result<Vec<String>, KernelError> {
+        self.live_only("list netns")?;
         netns::list().map_err(|e| ns_err("list netns", &e))
     }
 
     fn netns_exists(&mut self, ns: &NsRef) -> bool {
+        if self.recorder().is_some() {
+            return true;
+        }
         match ns {
             NsRef::Host => true,
             NsRef::Named(name) if name.starts_with('/') => std::path::Path::new(name).exists(),
@@ -462,6 +630,10 @@ impl Kernel for LiveKernel {
         let addrs = sock.addrs().map_err(|e| nl_err(&what, &e))?;
         let routes = sock.routes().map_err(|e| nl_err(&what, &e))?;
         let shaped = sock.shapers().map_err(|e| nl_err(&what, &e))?;
+        self.indexes.insert(
+            ns.clone(),
+            links.iter().map(|l| (l.name.clone(), l.index)).collect(),
+        );
         let name_of = |i: u32| links.iter().find(|l| l.index == i).map(|l| l.name.clone());
         let interfaces = links
             .iter()
@@ -498,6 +670,7 @@ impl Kernel for LiveKernel {
 
     fn fw_ensure(&mut self) -> Result<(), KernelError> {
         let what = "install nsnet firewall tables";
+        self.live_only(what)?;
         self.crash.before(what);
         let made = crate::live_fw::ensure(self.nft_sock(what)?);
         self.crash.after(what);
@@ -506,6 +679,7 @@ impl Kernel for LiveKernel {
 
     fn fw_remove(&mut self) -> Result<(), KernelError> {
         let what = "remove nsnet firewall tables";
+        self.live_only(what)?;
         self.crash.before(what);
         let removed = crate::live_fw::remove();
         self.crash.after(what);

@@ -71,8 +71,10 @@ pub(crate) fn fw_err(what: &str, err: &NftError) -> KernelError {
     KernelError::new(what, kind, cause)
 }
 
-/// Applies changes as one batch per table (inet, then bridge); if the second fails, the
-/// first is undone, so the whole call is all or nothing.
+/// Applies changes to both tables (inet, bridge) as one nf_tables transaction, in one round
+/// trip: all or nothing. Changes that only delete and fail because some element is already
+/// gone (removed by hand, or never added before a crash) are retried element by element, so
+/// teardown removes everything that is still there instead of nothing.
 pub(crate) fn apply(
     sock: &mut NftSocket,
     changes: &[FwChange],
@@ -88,41 +90,21 @@ pub(crate) fn apply(
             inet.ops.push(o);
         }
     }
-    apply_one(sock, &inet, what)?;
-    if let Err(e) = apply_one(sock, &bridge, what) {
-        let undo: Vec<FwChange> = changes
-            .iter()
-            .rev()
-            .filter(|c| !matches!(c, FwChange::Add(e) | FwChange::Del(e) if e.family == firewall::FAMILY_BRIDGE))
-            .map(FwChange::inverse)
-            .collect();
-        let mut back = ElemBatch::new(firewall::FAMILY_INET, firewall::TABLE);
-        back.ops = undo.iter().map(|c| op(c).1).collect();
-        if let Err(undo_err) = sock.apply(&back) {
-            tracing::warn!(%undo_err, "undo of the inet half of a firewall change failed");
-        }
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Applies one batch. A batch that only deletes and fails because some element is already
-/// gone (removed by hand, or never added before a crash) is retried element by element, so
-/// teardown removes everything that is still there instead of nothing.
-fn apply_one(sock: &mut NftSocket, batch: &ElemBatch, what: &str) -> Result<(), KernelError> {
-    match sock.apply(batch) {
+    match sock.apply_all(&[&inet, &bridge]) {
         Ok(()) => Ok(()),
         Err(e)
             if e.is_not_found()
                 && !e.is_table_or_set_missing()
-                && batch.ops.iter().all(|o| matches!(o, ElemOp::Del { .. })) =>
+                && changes.iter().all(|c| matches!(c, FwChange::Del(_))) =>
         {
-            for o in &batch.ops {
-                let mut single = ElemBatch::new(batch.family, batch.table.clone());
-                single.ops.push(o.clone());
-                match sock.apply(&single) {
-                    Err(e) if !e.is_not_found() => return Err(fw_err(what, &e)),
-                    _ => {}
+            for batch in [&inet, &bridge] {
+                for o in &batch.ops {
+                    let mut single = ElemBatch::new(batch.family, batch.table.clone());
+                    single.ops.push(o.clone());
+                    match sock.apply(&single) {
+                        Err(e) if !e.is_not_found() => return Err(fw_err(what, &e)),
+                        _ => {}
+                    }
                 }
             }
             Ok(())

@@ -1,11 +1,11 @@
 //! Links: lookup, dump, bridge and veth creation, up/master/hairpin, deletion.
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL, Parseable};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, LinkProtoInfoBridge, State,
+    LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, LinkProtoInfoBridge,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -45,14 +45,15 @@ pub struct VethSpec {
     pub master: Option<u32>,
     /// Bring the host end up.
     pub up: bool,
+    /// With `up`: let the kernel give the host end its IPv6 link-local address; without it,
+    /// the end goes up with no IPv6 address generated (no DAD, no MLD reports).
+    pub ipv6: bool,
     /// Peer interface name (inside `peer_netns`).
     pub peer_name: String,
     /// Namespace to create the peer in directly; same netns as the socket when `None`.
     pub peer_netns: Option<RawFd>,
     /// Peer MAC address; random when `None`.
     pub peer_mac: Option<[u8; 6]>,
-    /// Bring the peer up.
-    pub peer_up: bool,
 }
 
 /// A link as reported by the kernel.
@@ -68,9 +69,6 @@ pub struct LinkInfo {
     pub master: Option<u32>,
     /// Administratively up (IFF_UP).
     pub up: bool,
-    /// Operationally up: operstate UP, or UNKNOWN while running (loopback, drivers without
-    /// operstate support), as the kernel's operstates documentation prescribes.
-    pub oper_up: bool,
     /// Hardware address, when it is an Ethernet-style 6-byte one.
     pub mac: Option<[u8; 6]>,
     /// MTU.
@@ -82,7 +80,24 @@ pub struct LinkInfo {
 impl Rtnl {
     /// Interface index of `name`, `None` when it does not exist.
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
-        Ok(self.link(name)?.map(|l| l.index))
+        Ok(self.link_indexes(&[name])?[0])
+    }
+
+    /// Interface indexes of the links called `names` (`None` for a missing one), in one
+    /// round trip.
+    pub fn link_indexes(&mut self, names: &[&str]) -> Result<Vec<Option<u32>>, NetlinkError> {
+        let reqs = names.iter().map(|n| get_link_req(n)).collect();
+        self.exchange(reqs)?
+            .into_iter()
+            .zip(names)
+            .map(|(result, name)| match result {
+                Ok(replies) => {
+                    first_link(&format!("get link {name}"), replies).map(|l| Some(l.index))
+                }
+                Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
     }
 
     /// The link called `name`, `None` when it does not exist.
@@ -148,16 +163,20 @@ impl Rtnl {
         Ok(index)
     }
 
-    /// Creates a veth pair with ONE RTM_NEWLINK: host end (name, MTU, master, up) here and the
-    /// peer (name, MAC, MTU) directly in `peer_netns`, so the peer never shows up in our netns.
+    /// Creates a veth pair with ONE RTM_NEWLINK: host end (name, MTU, master) here and the
+    /// peer (name, MAC, MTU) directly in `peer_netns`, so the peer never shows up in our netns;
+    /// returns the host end's ifindex.
     ///
-    /// Two things the kernel cannot do in that message need a follow-up: IFLA_IFALIAS is ignored
-    /// on create, and the peer cannot be set up because veth opens it before the two ends are
-    /// tied together (ENOTCONN). `alias` costs one more round trip here; `peer_up` costs one
-    /// round trip on a temporary socket in `peer_netns` (cheaper: leave it false and include
-    /// the peer's [`super::Request::SetUp`] in the batch that configures the peer's netns).
-    /// If a follow-up fails, the pair is deleted again so a retry starts clean.
-    pub fn add_veth(&mut self, v: &VethSpec) -> Result<(), NetlinkError> {
+    /// What the kernel does not take in the create message follows in the same datagram (one
+    /// round trip): IFLA_IFALIAS (ignored on create), and, for a host end without IPv6, no
+    /// address generation before it goes up. The peer is left down: veth cannot set it up
+    /// before the two ends are tied together (ENOTCONN), so the caller does that in the peer's
+    /// namespace ([`Rtnl::set_up_by_name`]). If a follow-up fails, the pair is deleted again so
+    /// a retry starts clean.
+    ///
+    /// The follow-ups name the host end: the caller makes sure that name is free (if the
+    /// create failed because it is taken, they would change the link that holds it).
+    pub fn add_veth(&mut self, v: &VethSpec) -> Result<u32, NetlinkError> {
         let mut peer = LinkMessage::default();
         peer.attributes
             .push(LinkAttribute::IfName(v.peer_name.clone()));
@@ -172,7 +191,7 @@ impl Rtnl {
         }
 
         let mut msg = LinkMessage::default();
-        set_up_flag(&mut msg, v.up);
+        set_up_flag(&mut msg, v.up && v.ipv6);
         msg.attributes.push(LinkAttribute::IfName(v.name.clone()));
         if let Some(mtu) = v.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
@@ -184,39 +203,23 @@ impl Rtnl {
             NlLinkInfo::Kind(InfoKind::Veth),
             NlLinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
-        self.ack(Req::new(
+        let mut reqs = vec![Req::new(
             format!("create veth {} (peer {})", v.name, v.peer_name),
             NLM_F_CREATE | NLM_F_EXCL,
             RouteNetlinkMessage::NewLink(msg),
-        ))?;
-        self.finish_veth(v).inspect_err(|_| self.rollback(&v.name))
-    }
-
-    /// The parts of [`Rtnl::add_veth`] the kernel does not accept in the create message.
-    fn finish_veth(&mut self, v: &VethSpec) -> Result<(), NetlinkError> {
-        let mut here = Vec::new();
+        )];
         if let Some(alias) = &v.alias {
-            here.push(set_alias_req(&v.name, alias));
+            reqs.push(set_alias_req(&v.name, alias));
         }
-        if v.peer_up {
-            let mut req = set_up_by_name_req(&v.peer_name);
-            match v.peer_netns {
-                None => here.push(req),
-                Some(fd) => {
-                    req.op = format!("{} in netns fd {fd}", req.op);
-                    // SAFETY: the caller keeps `fd` open for the duration of this call (it
-                    // was just used to create the peer).
-                    let ns = unsafe { BorrowedFd::borrow_raw(fd) };
-                    Rtnl::open_in(ns)?.ack(req)?;
-                }
-            }
+        let addrgen = (v.up && !v.ipv6).then_some(reqs.len());
+        if addrgen.is_some() {
+            reqs.extend(up_without_ipv6_reqs(&v.name));
         }
-        if !here.is_empty() {
-            for result in self.exchange(here)? {
-                result?;
-            }
-        }
-        Ok(())
+        reqs.push(get_link_req(&v.name));
+        let mut results = self.exchange(reqs)?;
+        let followups = results.split_off(1);
+        results.pop().expect("create result")?;
+        finish(&v.name, followups, addrgen.map(|i| i - 1)).inspect_err(|_| self.rollback(&v.name))
     }
 
     /// Best-effort removal of a link we just created, after its configuration failed.
@@ -235,41 +238,23 @@ impl Rtnl {
         }
     }
 
-    /// Sets the link called `name` administratively up (one round trip, no index lookup);
-    /// without `ipv6`, first (one more round trip, while it is still down) no IPv6 address is
-    /// to be generated for it (addr_gen_mode none). A kernel without IPv6 refuses that part:
-    /// the link goes up without it.
-    pub fn set_up_by_name(&mut self, name: &str, ipv6: bool) -> Result<(), NetlinkError> {
-        if !ipv6 {
-            let mut msg = LinkMessage::default();
-            msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
-            msg.attributes
-                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
-                    vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
-                )]));
-            // Not in the message that sets it up: the kernel applies flags first, and the
-            // link-local address would already be there.
-            let req = Req::new(
-                format!("generate no IPv6 address for link {name}"),
-                0,
-                RouteNetlinkMessage::SetLink(msg),
-            );
-            match self.ack(req) {
-                Err(e) if e.errno() != Some(libc::EAFNOSUPPORT) => return Err(e),
-                _ => {}
-            }
-        }
-        self.ack(set_up_by_name_req(name))
+    /// Sets the link called `name` administratively up and returns its ifindex, in one round
+    /// trip; without `ipv6`, first (while it is still down) no IPv6 address is to be generated
+    /// for it (addr_gen_mode none). A kernel without IPv6 refuses that part: the link goes up
+    /// without it.
+    pub fn set_up_by_name(&mut self, name: &str, ipv6: bool) -> Result<u32, NetlinkError> {
+        let mut reqs = if ipv6 {
+            vec![set_up_by_name_req(name)]
+        } else {
+            up_without_ipv6_reqs(name)
+        };
+        reqs.push(get_link_req(name));
+        finish(name, self.exchange(reqs)?, (!ipv6).then_some(0))
     }
 
     /// Sets the link administratively up.
     pub fn set_up(&mut self, index: u32) -> Result<(), NetlinkError> {
         self.ack(set_up_req(index))
-    }
-
-    /// Enslaves link `index` to `master` (0 releases it from its master).
-    pub fn set_master(&mut self, index: u32, master: u32) -> Result<(), NetlinkError> {
-        self.ack(set_master_req(index, master))
     }
 
     /// Turns hairpin mode on a bridge port on or off, so traffic may leave through the port it
@@ -303,18 +288,7 @@ pub(super) fn set_up_req(index: u32) -> Req {
     )
 }
 
-pub(super) fn set_master_req(index: u32, master: u32) -> Req {
-    let mut msg = LinkMessage::default();
-    msg.header.index = index;
-    msg.attributes.push(LinkAttribute::Controller(master));
-    Req::new(
-        format!("set master of ifindex {index} to ifindex {master}"),
-        0,
-        RouteNetlinkMessage::SetLink(msg),
-    )
-}
-
-pub(super) fn del_link_req(name: &str) -> Req {
+fn del_link_req(name: &str) -> Req {
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
     Req::new(
@@ -333,6 +307,45 @@ fn set_up_by_name_req(name: &str) -> Req {
         0,
         RouteNetlinkMessage::SetLink(msg),
     )
+}
+
+/// No IPv6 address generation for link `name`, then up: two messages, since in one the kernel
+/// applies the flags first and the link-local address would already be there.
+fn up_without_ipv6_reqs(name: &str) -> Vec<Req> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    msg.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]));
+    vec![
+        Req::new(
+            format!("generate no IPv6 address for link {name}"),
+            0,
+            RouteNetlinkMessage::SetLink(msg),
+        ),
+        set_up_by_name_req(name),
+    ]
+}
+
+/// The results of requests on link `name` ending with its GETLINK: the first failure, else the
+/// link's index. The addr_gen_mode request at `addrgen` may fail with EAFNOSUPPORT: a kernel
+/// without IPv6 generates no IPv6 address anyway.
+fn finish(
+    name: &str,
+    mut results: Vec<Result<Replies, NetlinkError>>,
+    addrgen: Option<usize>,
+) -> Result<u32, NetlinkError> {
+    let got = results
+        .pop()
+        .ok_or_else(|| NetlinkError::decode(name, "no answer to GETLINK"))?;
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Err(e) if Some(i) == addrgen && e.errno() == Some(libc::EAFNOSUPPORT) => {}
+            result => drop(result?),
+        }
+    }
+    Ok(first_link(&format!("get link {name}"), got?)?.index)
 }
 
 fn set_alias_req(name: &str, alias: &str) -> Req {
@@ -384,12 +397,10 @@ fn parse_link(payload: &[u8]) -> Result<LinkInfo, String> {
         kind: None,
         master: None,
         up: msg.header.flags.contains(LinkFlags::Up),
-        oper_up: false,
         mac: None,
         mtu: None,
         alias: None,
     };
-    let mut state = State::Unknown;
     for attr in msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => info.name = n,
@@ -397,7 +408,6 @@ fn parse_link(payload: &[u8]) -> Result<LinkInfo, String> {
             LinkAttribute::Mtu(m) => info.mtu = Some(m),
             LinkAttribute::IfAlias(a) => info.alias = Some(a),
             LinkAttribute::Address(a) => info.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
-            LinkAttribute::OperState(s) => state = s,
             LinkAttribute::LinkInfo(infos) => {
                 info.kind = infos.into_iter().find_map(|i| match i {
                     NlLinkInfo::Kind(k) => Some(k.to_string()),
@@ -407,8 +417,6 @@ fn parse_link(payload: &[u8]) -> Result<LinkInfo, String> {
             _ => {}
         }
     }
-    info.oper_up = state == State::Up
-        || (state == State::Unknown && msg.header.flags.contains(LinkFlags::Running));
     Ok(info)
 }
 
@@ -476,7 +484,7 @@ mod tests {
             assert_eq!(names, ["lo", "br-test0"]);
             let lo = rtnl.link("lo").unwrap().unwrap();
             assert_eq!(lo.kind, None);
-            assert!(!lo.up && !lo.oper_up);
+            assert!(!lo.up);
         });
     }
 
@@ -501,10 +509,10 @@ mod tests {
                     mtu: None,
                     master: None,
                     up: false,
+                    ipv6: true,
                     peer_name: "vrb1".into(),
                     peer_netns: None,
                     peer_mac: None,
-                    peer_up: true,
                 })
                 .unwrap_err();
             assert!(err.to_string().starts_with("set alias of vrb0"), "{err}");
@@ -513,27 +521,52 @@ mod tests {
         });
     }
 
+    /// Whether link `name` has an IPv6 link-local address, waiting up to a second for the
+    /// kernel to add it (it does so asynchronously once the link has carrier).
+    fn gets_link_local(rtnl: &mut Rtnl, name: &str) -> bool {
+        let index = rtnl.link_index(name).unwrap().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let found = rtnl.addrs().unwrap().iter().any(|a| {
+                a.index == index && matches!(a.addr.addr(), std::net::IpAddr::V6(v6) if v6.is_unicast_link_local())
+            });
+            if found || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     #[test]
-    fn veth_peer_up_in_same_netns() {
+    fn veth_ends_go_up_with_and_without_ipv6() {
         crate::require_root!();
         in_fresh_netns(|| {
             let mut rtnl = Rtnl::open().unwrap();
-            rtnl.add_veth(&VethSpec {
-                name: "vs0".into(),
-                alias: Some("tag".into()),
-                mtu: None,
-                master: None,
-                up: true,
-                peer_name: "vs1".into(),
-                peer_netns: None,
-                peer_mac: None,
-                peer_up: true,
-            })
-            .unwrap();
+            let index = rtnl
+                .add_veth(&VethSpec {
+                    name: "vs0".into(),
+                    alias: Some("tag".into()),
+                    mtu: None,
+                    master: None,
+                    up: true,
+                    ipv6: false,
+                    peer_name: "vs1".into(),
+                    peer_netns: None,
+                    peer_mac: None,
+                })
+                .unwrap();
             let host = rtnl.link("vs0").unwrap().unwrap();
+            assert_eq!(host.index, index);
             assert!(host.up);
             assert_eq!(host.alias.as_deref(), Some("tag"));
+            assert!(!rtnl.link("vs1").unwrap().unwrap().up);
+            let peer = rtnl.set_up_by_name("vs1", true).unwrap();
+            assert_eq!(rtnl.link_index("vs1").unwrap(), Some(peer));
             assert!(rtnl.link("vs1").unwrap().unwrap().up);
+            assert!(gets_link_local(&mut rtnl, "vs1"));
+            assert!(!gets_link_local(&mut rtnl, "vs0"));
+            let err = rtnl.set_up_by_name("nope0", false).unwrap_err();
+            assert!(err.is_not_found(), "{err:?}");
         });
     }
 
@@ -572,10 +605,10 @@ mod tests {
                     mtu: None,
                     master: Some(br),
                     up: true,
+                    ipv6: true,
                     peer_name: format!("{name}-q"),
                     peer_netns: None,
                     peer_mac: None,
-                    peer_up: false,
                 })
                 .unwrap();
                 let port_mac = rtnl.link(&port).unwrap().unwrap().mac.unwrap();
@@ -605,10 +638,10 @@ mod tests {
                 mtu: Some(1400),
                 master: Some(br),
                 up: true,
+                ipv6: true,
                 peer_name: "eth0".into(),
                 peer_netns: Some(peer_ns.as_raw_fd()),
                 peer_mac: Some(mac),
-                peer_up: true,
             })
             .unwrap();
 
@@ -625,16 +658,9 @@ mod tests {
             assert_eq!(peer.kind.as_deref(), Some("veth"));
             assert_eq!(peer.mac, Some(mac));
             assert_eq!(peer.mtu, Some(1400));
-            assert!(peer.up);
-            // Operstate is updated asynchronously by the kernel's linkwatch (up to ~1s).
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while !there.link("eth0").unwrap().unwrap().oper_up {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "peer never got carrier"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+            assert!(!peer.up);
+            assert_eq!(there.set_up_by_name("eth0", true).unwrap(), peer.index);
+            assert!(there.link("eth0").unwrap().unwrap().up);
 
             // Same names again: the host end exists, error names the veth and its peer.
             let err = rtnl
@@ -644,10 +670,10 @@ mod tests {
                     mtu: None,
                     master: None,
                     up: false,
+                    ipv6: true,
                     peer_name: "eth0".into(),
                     peer_netns: Some(peer_ns.as_raw_fd()),
                     peer_mac: None,
-                    peer_up: false,
                 })
                 .unwrap_err();
             assert!(err.is_exists(), "{err:?}");
@@ -675,17 +701,17 @@ mod tests {
                 mtu: None,
                 master: None,
                 up: true,
+                ipv6: true,
                 peer_name: "veth-c".into(),
                 peer_netns: Some(peer_ns.as_raw_fd()),
                 peer_mac: None,
-                peer_up: true,
             })
             .unwrap();
             let host = rtnl.link_index("veth-h").unwrap().unwrap();
             rtnl.add_addr(host, "10.123.0.1/24".parse().unwrap(), false)
                 .unwrap();
             let mut there = Rtnl::open_in(peer_ns.as_fd()).unwrap();
-            let peer = there.link_index("veth-c").unwrap().unwrap();
+            let peer = there.set_up_by_name("veth-c", true).unwrap();
             there
                 .add_addr(peer, "10.123.0.2/24".parse().unwrap(), false)
                 .unwrap();
@@ -714,25 +740,24 @@ mod tests {
     }
 
     #[test]
-    fn set_master_up_and_hairpin() {
+    fn hairpin_on_a_bridge_port() {
         crate::require_root!();
         in_fresh_netns(|| {
             let mut rtnl = Rtnl::open().unwrap();
             let br = rtnl.add_bridge(&bridge("br-h", false)).unwrap();
-            rtnl.add_veth(&VethSpec {
-                name: "vh0".into(),
-                alias: None,
-                mtu: None,
-                master: None,
-                up: false,
-                peer_name: "vh1".into(),
-                peer_netns: None,
-                peer_mac: None,
-                peer_up: false,
-            })
-            .unwrap();
-            let port = rtnl.link_index("vh0").unwrap().unwrap();
-            rtnl.set_master(port, br).unwrap();
+            let port = rtnl
+                .add_veth(&VethSpec {
+                    name: "vh0".into(),
+                    alias: None,
+                    mtu: None,
+                    master: Some(br),
+                    up: false,
+                    ipv6: true,
+                    peer_name: "vh1".into(),
+                    peer_netns: None,
+                    peer_mac: None,
+                })
+                .unwrap();
             rtnl.set_up(port).unwrap();
             let link = rtnl.link("vh0").unwrap().unwrap();
             assert_eq!(link.master, Some(br));
@@ -744,9 +769,9 @@ mod tests {
             rtnl.set_bridge_port_hairpin(port, false).unwrap();
             assert_eq!(hairpin(&mut rtnl, "vh0"), Some(false));
 
-            rtnl.set_master(port, 0).unwrap();
-            assert_eq!(rtnl.link("vh0").unwrap().unwrap().master, None);
-            let err = rtnl.set_bridge_port_hairpin(port, true).unwrap_err();
+            // The peer is no bridge port.
+            let peer = rtnl.link_index("vh1").unwrap().unwrap();
+            let err = rtnl.set_bridge_port_hairpin(peer, true).unwrap_err();
             assert!(err.to_string().contains("ifindex"), "{err}");
 
             let err = rtnl.set_up(9999).unwrap_err();

@@ -330,10 +330,10 @@ mod tests {
                 mtu: None,
                 master: None,
                 up: true,
+                ipv6: true,
                 peer_name: "shp1".into(),
                 peer_netns: None,
                 peer_mac: None,
-                peer_up: false,
             })
             .unwrap();
             let index = nl.link_index("shp0").unwrap().unwrap();

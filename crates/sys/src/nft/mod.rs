@@ -20,27 +20,18 @@ mod tests;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::time::Duration;
 
-use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
 
-pub use script::{list_table_json, nft_binary, run_script};
+pub use script::{nft_binary, run_script};
 
-use msg::{Culprit, MsgHeader, NLMSG_HDRLEN};
+use crate::nl::{self, Answer, Netfilter, NlSocket};
+use msg::Culprit;
 
-/// `NFPROTO_INET`: the family of nsnet's table.
-pub const NFPROTO_INET: u8 = 1;
-
-/// Initial receive buffer (grown on demand for larger datagrams).
-const RECV_BUF: usize = 64 * 1024;
-/// Socket buffers requested at open; grown per batch when needed.
-const SOCK_BUF: usize = 4 * 1024 * 1024;
-/// Receive-buffer charge we budget per queued ACK (an skb's truesize, rounded up generously).
+/// Receive-buffer charge we budget per queued ACK (an skb's truesize, rounded up generously),
+/// and room for one more datagram.
 const ACK_BUDGET: usize = 2048;
-/// A kernel that never answers would otherwise hang the engine forever. nfnetlink processes a
-/// batch synchronously inside `sendmsg`, so all answers are queued by the time it returns.
-const RECV_TIMEOUT: Duration = Duration::from_secs(30);
+const RECV_ROOM: usize = 64 * 1024;
 
 /// One element change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +97,12 @@ fn hex_words(b: &[u8]) -> String {
         .join(" ")
 }
 
-/// Element changes to one table, applied as one nf_tables transaction
-/// (NFNL_MSG_BATCH_BEGIN ... NFNL_MSG_BATCH_END, res_id NFNL_SUBSYS_NFTABLES) in one sendmsg;
-/// all or nothing.
+/// Element changes to one table. Applied ([`NftSocket::apply`], alone or with batches of other
+/// tables) as one nf_tables transaction (NFNL_MSG_BATCH_BEGIN ... NFNL_MSG_BATCH_END, res_id
+/// NFNL_SUBSYS_NFTABLES) in one sendmsg: all or nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElemBatch {
-    /// Table family, e.g. [`NFPROTO_INET`].
+    /// Table family, e.g. `nsnet_core::firewall::FAMILY_INET`.
     pub family: u8,
     /// Table name.
     pub table: String,
@@ -267,14 +258,6 @@ pub enum NftError {
         /// First lines of the script (empty for commands without a script).
         script_head: String,
     },
-    /// `nft -j` printed something that is not JSON.
-    #[error("{cmd}: cannot parse JSON output: {source}")]
-    Json {
-        /// Command line.
-        cmd: String,
-        /// Parser error.
-        source: serde_json::Error,
-    },
 }
 
 impl NftError {
@@ -286,9 +269,7 @@ impl NftError {
             | Self::Kernel { source, .. }
             | Self::Socket { source, .. }
             | Self::Spawn { source, .. } => source.raw_os_error(),
-            Self::Decode { .. } | Self::Invalid { .. } | Self::Nft { .. } | Self::Json { .. } => {
-                None
-            }
+            Self::Decode { .. } | Self::Invalid { .. } | Self::Nft { .. } => None,
         }
     }
 
@@ -340,164 +321,103 @@ impl NftError {
 }
 
 /// A NETLINK_NETFILTER socket, bound to the network namespace it was opened in.
+#[derive(Debug)]
 pub struct NftSocket {
-    sock: Socket,
-    seq: u32,
-    buf: Vec<u8>,
-    sndbuf: usize,
-    rcvbuf: usize,
-}
-
-impl std::fmt::Debug for NftSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NftSocket")
-            .field("fd", &self.sock.as_raw_fd())
-            .field("seq", &self.seq)
-            .finish()
-    }
+    sock: NlSocket<Netfilter>,
 }
 
 impl NftSocket {
     /// Socket in the calling thread's current network namespace.
     pub fn open() -> Result<NftSocket, NftError> {
-        let op = "open nfnetlink socket";
-        let mut sock = Socket::new(NETLINK_NETFILTER).map_err(|e| NftError::socket(op, e))?;
-        // Optional features: without them errors are less precise, but everything works.
-        if let Err(e) = sock.set_ext_ack(true) {
-            tracing::debug!("NETLINK_EXT_ACK unavailable: {e}");
-        }
-        if let Err(e) = sock.set_cap_ack(true) {
-            tracing::debug!("NETLINK_CAP_ACK unavailable: {e}");
-        }
-        set_timeout(&sock, RECV_TIMEOUT).map_err(|e| NftError::socket(op, e))?;
-        sock.bind_auto().map_err(|e| NftError::socket(op, e))?;
-        sock.connect(&SocketAddr::new(0, 0))
-            .map_err(|e| NftError::socket(op, e))?;
-        let mut s = NftSocket {
-            sock,
-            seq: initial_seq(),
-            buf: vec![0; RECV_BUF],
-            sndbuf: 0,
-            rcvbuf: 0,
-        };
-        s.ensure_buffers(SOCK_BUF, SOCK_BUF);
-        Ok(s)
+        let sock = NlSocket::open().map_err(|e| NftError::socket("open nfnetlink socket", e))?;
+        Ok(NftSocket { sock })
     }
 
     /// Socket inside the namespace `netns`, opened on a short-lived helper thread so the
     /// caller's thread never changes namespace (the socket stays bound to that netns).
     pub fn open_in(netns: BorrowedFd<'_>) -> Result<NftSocket, NftError> {
-        crate::netns::run_in(netns, NftSocket::open).map_err(|e| {
+        let sock = NlSocket::open_in(netns).map_err(|e| {
             NftError::socket(
                 format!("open nfnetlink socket in netns fd {}", netns.as_raw_fd()),
-                io::Error::other(e),
+                e,
             )
-        })?
+        })?;
+        Ok(NftSocket { sock })
     }
 
-    /// Applies the batch atomically as one nf_tables transaction. An empty batch is Ok without
-    /// any syscall. On failure nothing of the batch is applied and the error says which op failed
-    /// ([`NftError::Op`]), or that the transaction as a whole failed ([`NftError::Batch`]).
+    /// A socket whose requests go to `recorder` (tests without root), in namespace `ns`.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn recording(recorder: &nl::record::Recorder, ns: &str) -> NftSocket {
+        NftSocket {
+            sock: NlSocket::recording(recorder, ns),
+        }
+    }
+
+    /// Applies the batch atomically as one nf_tables transaction; see [`NftSocket::apply_all`].
     pub fn apply(&mut self, batch: &ElemBatch) -> Result<(), NftError> {
-        if batch.ops.is_empty() {
+        self.apply_all(&[batch])
+    }
+
+    /// Applies batches on several tables as ONE nf_tables transaction, in one round trip: all
+    /// of it or nothing. Empty batches are left out, and nothing at all is sent without ops.
+    /// On failure the error says which op of which table failed ([`NftError::Op`]), or that the
+    /// transaction as a whole failed ([`NftError::Batch`]).
+    pub fn apply_all(&mut self, batches: &[&ElemBatch]) -> Result<(), NftError> {
+        let batches: Vec<&ElemBatch> = batches
+            .iter()
+            .copied()
+            .filter(|b| !b.ops.is_empty())
+            .collect();
+        if batches.is_empty() {
             return Ok(());
         }
-        let enc = msg::encode_batch(batch, self.seq)?;
-        self.seq = enc.end_seq.wrapping_add(1);
-        let table = batch.table_desc();
-        let what = || {
-            format!(
-                "nf_tables transaction of {} element ops on table {table}",
-                batch.ops.len()
-            )
-        };
-        self.ensure_buffers(
+        let mut enc = msg::encode_transaction(&batches)?;
+        let ops: usize = batches.iter().map(|b| b.ops.len()).sum();
+        let table = batches
+            .iter()
+            .map(|b| b.table_desc())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let what = || format!("nf_tables transaction of {ops} element ops on table {table}");
+        self.sock.ensure_buffers(
             enc.bytes.len() + 4096,
-            enc.msgs.len() * ACK_BUDGET + RECV_BUF,
+            enc.msgs.len() * ACK_BUDGET + RECV_ROOM,
         );
-        self.send(&enc.bytes)
-            .map_err(|e| NftError::socket(what(), e))?;
-
-        let first = enc.msgs[0].seq;
-        let mut acks: Vec<Option<msg::Ack>> = vec![None; enc.msgs.len()];
-        let mut remaining = acks.len();
-        let mut batch_err: Option<msg::Ack> = None;
-        // Read until every element message is answered; then drain what else is queued without
-        // blocking, in case the kernel also reported a failed commit against BATCH_BEGIN.
-        let mut blocking = true;
-        loop {
-            if remaining == 0 || batch_err.is_some() {
-                blocking = false;
-            }
-            let len = match self.recv(blocking) {
-                Ok(Some(n)) => n,
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(NftError::socket(
-                        format!("{}: read kernel acknowledgements", what()),
-                        e,
-                    ));
-                }
-            };
-            let mut data = &self.buf[..len];
-            while !data.is_empty() {
-                let hdr = MsgHeader::parse(data)
-                    .ok_or_else(|| NftError::decode(what(), "truncated netlink header"))?;
-                let payload = &data[NLMSG_HDRLEN..hdr.len];
-                data = &data[msg::align4(hdr.len).min(data.len())..];
-                if hdr.kind != NLMSG_ERROR {
-                    // Nothing but ACKs is expected; NLMSG_DONE or events are harmless.
-                    if hdr.kind != NLMSG_DONE {
-                        tracing::debug!(
-                            seq = hdr.seq,
-                            kind = hdr.kind,
-                            "ignoring nfnetlink message"
-                        );
-                    }
-                    continue;
-                }
-                let ack = msg::parse_ack(hdr.flags, payload)
-                    .ok_or_else(|| NftError::decode(what(), "short NLMSG_ERROR"))?;
-                if hdr.seq == enc.begin_seq || hdr.seq == enc.end_seq {
-                    if ack.code != 0 && batch_err.is_none() {
-                        batch_err = Some(ack);
-                    }
-                    continue;
-                }
-                let idx = hdr.seq.wrapping_sub(first) as usize;
-                match acks.get_mut(idx) {
-                    Some(slot @ None) => {
-                        *slot = Some(ack);
-                        remaining -= 1;
-                    }
-                    _ => tracing::debug!(seq = hdr.seq, "ignoring stale nfnetlink ack"),
-                }
-            }
-        }
+        let answers = self.sock.exchange(&mut enc.bytes).map_err(|e| match e {
+            nl::Failure::Io(e) => NftError::socket(what(), e),
+            nl::Failure::Decode(msg) => NftError::decode(what(), msg),
+        })?;
 
         // The first failing op (in batch order) is the cause; later failures may be follow-ups.
-        let failed = acks
-            .iter()
-            .enumerate()
-            .find_map(|(i, a)| a.as_ref().filter(|a| a.code != 0).map(|a| (i, a.clone())));
-        if let Some((i, ack)) = failed {
-            return Err(self.op_error(batch, &enc.msgs[i], ack));
+        for m in &enc.msgs {
+            if let Answer::Refused(ack) = &answers[m.index] {
+                return Err(self.op_error(batches[m.batch], m, ack.clone()));
+            }
         }
-        if let Some(ack) = batch_err {
+        // Otherwise the kernel refused the transaction itself (against its framing).
+        if let Some(ack) = answers.iter().find_map(|a| match a {
+            Answer::Refused(ack) => Some(ack),
+            _ => None,
+        }) {
             return Err(NftError::Batch {
-                ops: batch.ops.len(),
+                ops,
                 table,
-                source: io::Error::from_raw_os_error(-ack.code),
-                ext_ack: ack.msg,
+                source: io::Error::from_raw_os_error(ack.errno()),
+                ext_ack: ack.msg.clone(),
             });
         }
-        if remaining > 0 {
+        let unanswered = enc
+            .msgs
+            .iter()
+            .filter(|m| matches!(answers[m.index], Answer::Silent))
+            .count();
+        if unanswered > 0 {
             return Err(NftError::decode(
                 what(),
                 format!(
                     "kernel answered only {} of {} messages; outcome unknown",
-                    acks.len() - remaining,
-                    acks.len()
+                    enc.msgs.len() - unanswered,
+                    enc.msgs.len()
                 ),
             ));
         }
@@ -505,8 +425,8 @@ impl NftSocket {
     }
 
     /// Builds the error for a failed element message, pinning down the op and what is missing.
-    fn op_error(&mut self, batch: &ElemBatch, m: &msg::ElemMsg, ack: msg::Ack) -> NftError {
-        let errno = -ack.code;
+    fn op_error(&mut self, batch: &ElemBatch, m: &msg::ElemMsg, ack: nl::wire::Ack) -> NftError {
+        let errno = ack.errno();
         let culprit = ack.offset.map_or(Culprit::Unknown, |o| m.locate(o));
         let index = match culprit {
             Culprit::Elem(i) => i,
@@ -579,21 +499,13 @@ impl NftSocket {
                 msg: "invalid name".into(),
             });
         }
-        let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
         let mut w = msg::Writer::default();
-        let m = w.begin_msg(
-            msg::msg_type(cmd),
-            NLM_F_REQUEST | NLM_F_ACK,
-            seq,
-            family,
-            0,
-        );
+        let m = w.begin_msg(msg::msg_type(cmd), NLM_F_REQUEST | NLM_F_ACK, family, 0);
         for (kind, value) in attrs {
             w.str_attr(*kind, value);
         }
         w.end_msg(m);
-        self.ask_exists(op, seq, &w.buf)
+        self.ask_exists(op, w.buf)
     }
 
     /// Whether set or map `set` of table `family`/`table` holds an element with `key`
@@ -610,186 +522,26 @@ impl NftSocket {
             hex_words(key),
             family_name(family)
         );
-        let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
-        let bytes = msg::encode_get_elem(family, table, set, key, seq)?;
-        self.ask_exists(&op, seq, &bytes)
+        let request = msg::encode_get_elem(family, table, set, key)?;
+        self.ask_exists(&op, request)
     }
 
-    /// Sends one GET request and waits for its ACK: true on success, false on ENOENT.
-    fn ask_exists(&mut self, op: &str, seq: u32, request: &[u8]) -> Result<bool, NftError> {
-        self.send(request).map_err(|e| NftError::socket(op, e))?;
-        loop {
-            let len = self
-                .recv(true)
-                .map_err(|e| NftError::socket(format!("{op}: read kernel reply"), e))?
-                .unwrap_or(0);
-            let mut data = &self.buf[..len];
-            while !data.is_empty() {
-                let hdr = MsgHeader::parse(data)
-                    .ok_or_else(|| NftError::decode(op, "truncated netlink header"))?;
-                let payload = &data[NLMSG_HDRLEN..hdr.len];
-                data = &data[msg::align4(hdr.len).min(data.len())..];
-                if hdr.seq != seq || hdr.kind != NLMSG_ERROR {
-                    continue; // the object itself (NEWTABLE/NEWSET/NEWSETELEM) or stale messages
-                }
-                let ack = msg::parse_ack(hdr.flags, payload)
-                    .ok_or_else(|| NftError::decode(op, "short NLMSG_ERROR"))?;
-                return match -ack.code {
-                    0 => Ok(true),
-                    libc::ENOENT => Ok(false),
-                    errno => Err(NftError::Kernel {
-                        op: op.to_owned(),
-                        source: io::Error::from_raw_os_error(errno),
-                        ext_ack: ack.msg,
-                    }),
-                };
-            }
+    /// Sends one GET request: true when the kernel acknowledges it (after sending the object),
+    /// false on ENOENT.
+    fn ask_exists(&mut self, op: &str, mut request: Vec<u8>) -> Result<bool, NftError> {
+        let answer = self.sock.exchange(&mut request).map_err(|e| match e {
+            nl::Failure::Io(e) => NftError::socket(op, e),
+            nl::Failure::Decode(msg) => NftError::decode(op, msg),
+        })?;
+        match answer.into_iter().next() {
+            Some(Answer::Done(_)) => Ok(true),
+            Some(Answer::Refused(ack)) if ack.errno() == libc::ENOENT => Ok(false),
+            Some(Answer::Refused(ack)) => Err(NftError::Kernel {
+                op: op.to_owned(),
+                source: io::Error::from_raw_os_error(ack.errno()),
+                ext_ack: ack.msg,
+            }),
+            _ => Err(NftError::decode(op, "the kernel did not answer")),
         }
     }
-
-    /// Grows the socket buffers so a whole batch fits in one datagram and all its ACKs can be
-    /// queued. Uses the FORCE variants (root) and falls back to the capped ones.
-    fn ensure_buffers(&mut self, snd: usize, rcv: usize) {
-        if snd > self.sndbuf {
-            self.sndbuf = set_buf(&self.sock, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, snd);
-        }
-        if rcv > self.rcvbuf {
-            self.rcvbuf = set_buf(&self.sock, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, rcv);
-        }
-    }
-
-    fn send(&self, data: &[u8]) -> io::Result<()> {
-        loop {
-            match self.sock.send(data, 0) {
-                Ok(n) if n == data.len() => return Ok(()),
-                Ok(n) => {
-                    return Err(io::Error::other(format!(
-                        "short netlink send: {n} of {} bytes",
-                        data.len()
-                    )));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Receives one datagram into `self.buf` (grown first if needed). Non-blocking mode returns
-    /// `None` when nothing is queued.
-    fn recv(&mut self, blocking: bool) -> io::Result<Option<usize>> {
-        let nb = if blocking { 0 } else { libc::MSG_DONTWAIT };
-        loop {
-            let mut slice = &mut self.buf[..];
-            let size = match self
-                .sock
-                .recv(&mut slice, libc::MSG_PEEK | libc::MSG_TRUNC | nb)
-            {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if blocking {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "timed out waiting for the kernel",
-                        ));
-                    }
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            };
-            if size > self.buf.len() {
-                self.buf.resize(size.next_power_of_two(), 0);
-            }
-            let mut slice = &mut self.buf[..];
-            match self.sock.recv(&mut slice, nb) {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Sets a socket buffer size, preferring the uncapped FORCE option; returns the size obtained
-/// (what we asked for, or what the capped option gave).
-fn set_buf(sock: &Socket, force: libc::c_int, plain: libc::c_int, size: usize) -> usize {
-    let val = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    if setsockopt_int(sock, force, val).is_ok() {
-        return size;
-    }
-    if let Err(e) = setsockopt_int(sock, plain, val) {
-        tracing::debug!("setting netlink socket buffer to {size}: {e}");
-    }
-    getsockopt_int(sock, plain).map_or(0, |v| usize::try_from(v / 2).unwrap_or(0))
-}
-
-fn setsockopt_int(sock: &Socket, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
-    // SAFETY: valid fd owned by `sock`; pointer/length describe a live c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&val as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn getsockopt_int(sock: &Socket, opt: libc::c_int) -> io::Result<libc::c_int> {
-    let mut val: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid fd owned by `sock`; pointer/length describe a live, writable c_int.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&mut val as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(val)
-    }
-}
-
-fn set_timeout(sock: &Socket, timeout: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: valid fd owned by `sock`; pointer/length describe a live timeval.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Starts sequence numbers somewhere unpredictable-ish so stale replies to an earlier socket
-/// with the same port are not mistaken for ours.
-fn initial_seq() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1);
-    nanos | 1
 }

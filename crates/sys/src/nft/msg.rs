@@ -3,13 +3,10 @@
 //! Constants are from linux/netfilter/nfnetlink.h and linux/netfilter/nf_tables.h; the layout of
 //! an element message matches what nft 1.0.6 sends (checked with strace of `nft add element`).
 
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 
 use super::{ElemBatch, ElemOp, NftError};
-
-pub(crate) const NLMSG_HDRLEN: usize = 16;
+pub(crate) use crate::nl::wire::align4;
 const NFNETLINK_V0: u8 = 0;
 pub(crate) const NFNL_SUBSYS_NFTABLES: u8 = 10;
 pub(crate) const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -40,10 +37,6 @@ const NFT_NAME_MAXLEN: usize = 256;
 /// Cap on the nested element list of one message; its length field is 16 bits.
 const MAX_ELEMS_NEST: usize = 60 * 1024;
 
-/// `NLMSGERR_ATTR_MSG` / `NLMSGERR_ATTR_OFFS` from linux/netlink.h.
-const NLMSGERR_ATTR_MSG: u16 = 1;
-const NLMSGERR_ATTR_OFFS: u16 = 2;
-
 /// Netlink message type of an nf_tables command.
 pub(crate) fn msg_type(cmd: u8) -> u16 {
     (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | u16::from(cmd)
@@ -57,19 +50,13 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts a message (netlink header + nfgenmsg); returns its offset for [`Writer::end_msg`].
-    pub(crate) fn begin_msg(
-        &mut self,
-        kind: u16,
-        flags: u16,
-        seq: u32,
-        family: u8,
-        res_id: u16,
-    ) -> usize {
+    /// Its sequence number is left 0: the socket numbers the messages it sends.
+    pub(crate) fn begin_msg(&mut self, kind: u16, flags: u16, family: u8, res_id: u16) -> usize {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by end_msg
         self.buf.extend_from_slice(&kind.to_ne_bytes());
         self.buf.extend_from_slice(&flags.to_ne_bytes());
-        self.buf.extend_from_slice(&seq.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // sequence number
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: 0 = kernel fills it in
         self.buf.push(family);
         self.buf.push(NFNETLINK_V0);
@@ -121,10 +108,6 @@ impl Writer {
     }
 }
 
-pub(crate) fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
 /// Where one element sits inside its message, to map the kernel's error offset back to an op.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ElemSpan {
@@ -135,10 +118,13 @@ pub(crate) struct ElemSpan {
     pub op: usize,
 }
 
-/// One NEWSETELEM/DELSETELEM message of an encoded batch.
+/// One NEWSETELEM/DELSETELEM message of an encoded transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ElemMsg {
-    pub seq: u32,
+    /// Position of the message in the datagram (0 is BATCH_BEGIN).
+    pub index: usize,
+    /// Which of the transaction's batches (tables) its elements belong to.
+    pub batch: usize,
     /// Offsets of the table and set name attributes, relative to the message start.
     pub table_off: usize,
     pub set_off: usize,
@@ -172,12 +158,10 @@ pub(crate) enum Culprit {
     Unknown,
 }
 
-/// A whole batch, ready for one `sendmsg`.
+/// A whole transaction, ready for one `sendmsg` (sequence numbers left to the socket).
 #[derive(Debug)]
 pub(crate) struct EncodedBatch {
     pub bytes: Vec<u8>,
-    pub begin_seq: u32,
-    pub end_seq: u32,
     pub msgs: Vec<ElemMsg>,
 }
 
@@ -224,25 +208,24 @@ fn validate(batch: &ElemBatch) -> Result<(), NftError> {
     Ok(())
 }
 
-/// Encodes BATCH_BEGIN, the element messages and BATCH_END with consecutive sequence numbers
-/// starting at `first_seq`.
+/// Encodes one nf_tables transaction: BATCH_BEGIN, the element messages of every batch (each
+/// on its own table), and BATCH_END. The kernel applies all of it or nothing.
 ///
 /// Consecutive ops of the same kind on the same set (and, for adds, the same exclusivity) share
 /// one message, up to ~60 KiB of elements; the kernel's bad-attribute offset still identifies the
 /// failing element. Every element message carries NLM_F_ACK so each gets an answer.
-pub(crate) fn encode_batch(batch: &ElemBatch, first_seq: u32) -> Result<EncodedBatch, NftError> {
-    validate(batch)?;
+pub(crate) fn encode_transaction(batches: &[&ElemBatch]) -> Result<EncodedBatch, NftError> {
+    batches.iter().try_for_each(|b| validate(b))?;
     let mut w = Writer::default();
-    let mut seq = first_seq;
-    let begin_seq = seq;
+    let mut count = 0;
     let m = w.begin_msg(
         NFNL_MSG_BATCH_BEGIN,
         NLM_F_REQUEST,
-        seq,
         libc::AF_UNSPEC as u8,
         u16::from(NFNL_SUBSYS_NFTABLES),
     );
     w.end_msg(m);
+    count += 1;
 
     struct Open {
         msg_start: usize,
@@ -251,98 +234,93 @@ pub(crate) fn encode_batch(batch: &ElemBatch, first_seq: u32) -> Result<EncodedB
         msg: ElemMsg,
     }
     let mut msgs = Vec::new();
-    let mut open: Option<Open> = None;
     let close = |w: &mut Writer, o: Open, msgs: &mut Vec<ElemMsg>| {
         w.end_nest(o.nest_start);
         w.end_msg(o.msg_start);
         msgs.push(o.msg);
     };
 
-    for (i, op) in batch.ops.iter().enumerate() {
-        let (add, exclusive) = match op {
-            ElemOp::Add { exclusive, .. } => (true, *exclusive),
-            ElemOp::Del { .. } => (false, false),
-        };
-        let elem_size = encoded_elem_len(op);
-        let reuse = open.as_ref().is_some_and(|o| {
-            o.group == (add, exclusive)
-                && batch.ops[o.msg.elems[0].op].set() == op.set()
-                && w.buf.len() - o.nest_start + elem_size <= MAX_ELEMS_NEST
-        });
-        if !reuse {
-            if let Some(o) = open.take() {
-                close(&mut w, o, &mut msgs);
-            }
-            seq = seq.wrapping_add(1);
-            let (cmd, flags) = if add {
-                let excl = if exclusive { NLM_F_EXCL } else { 0 };
-                (NFT_MSG_NEWSETELEM, NLM_F_CREATE | excl)
-            } else {
-                (NFT_MSG_DELSETELEM, 0)
+    for (b, batch) in batches.iter().enumerate() {
+        let mut open: Option<Open> = None;
+        for (i, op) in batch.ops.iter().enumerate() {
+            let (add, exclusive) = match op {
+                ElemOp::Add { exclusive, .. } => (true, *exclusive),
+                ElemOp::Del { .. } => (false, false),
             };
-            let msg_start = w.begin_msg(
-                msg_type(cmd),
-                NLM_F_REQUEST | NLM_F_ACK | flags,
-                seq,
-                batch.family,
-                0,
-            );
-            let table_off = w.str_attr(NFTA_SET_ELEM_LIST_TABLE, &batch.table) - msg_start;
-            let set_off = w.str_attr(NFTA_SET_ELEM_LIST_SET, op.set()) - msg_start;
-            let nest_start = w.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
-            open = Some(Open {
-                msg_start,
-                nest_start,
-                group: (add, exclusive),
-                msg: ElemMsg {
-                    seq,
-                    table_off,
-                    set_off,
-                    elems: Vec::new(),
-                },
+            let elem_size = encoded_elem_len(op);
+            let reuse = open.as_ref().is_some_and(|o| {
+                o.group == (add, exclusive)
+                    && batch.ops[o.msg.elems[0].op].set() == op.set()
+                    && w.buf.len() - o.nest_start + elem_size <= MAX_ELEMS_NEST
+            });
+            if !reuse {
+                if let Some(o) = open.take() {
+                    close(&mut w, o, &mut msgs);
+                }
+                let (cmd, flags) = if add {
+                    let excl = if exclusive { NLM_F_EXCL } else { 0 };
+                    (NFT_MSG_NEWSETELEM, NLM_F_CREATE | excl)
+                } else {
+                    (NFT_MSG_DELSETELEM, 0)
+                };
+                let msg_start = w.begin_msg(
+                    msg_type(cmd),
+                    NLM_F_REQUEST | NLM_F_ACK | flags,
+                    batch.family,
+                    0,
+                );
+                let table_off = w.str_attr(NFTA_SET_ELEM_LIST_TABLE, &batch.table) - msg_start;
+                let set_off = w.str_attr(NFTA_SET_ELEM_LIST_SET, op.set()) - msg_start;
+                let nest_start = w.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+                open = Some(Open {
+                    msg_start,
+                    nest_start,
+                    group: (add, exclusive),
+                    msg: ElemMsg {
+                        index: count,
+                        batch: b,
+                        table_off,
+                        set_off,
+                        elems: Vec::new(),
+                    },
+                });
+                count += 1;
+            }
+            let o = open.as_mut().expect("a message is open");
+            let start = w.begin_nest(NFTA_LIST_ELEM);
+            let (key, data) = match op {
+                ElemOp::Add { key, data, .. } => (key, data.as_ref()),
+                ElemOp::Del { key, .. } => (key, None),
+            };
+            let k = w.begin_nest(NFTA_SET_ELEM_KEY);
+            w.attr(NFTA_DATA_VALUE, key);
+            w.end_nest(k);
+            if let Some(data) = data {
+                let d = w.begin_nest(NFTA_SET_ELEM_DATA);
+                w.attr(NFTA_DATA_VALUE, data);
+                w.end_nest(d);
+            }
+            w.end_nest(start);
+            debug_assert_eq!(w.buf.len() - start, elem_size);
+            o.msg.elems.push(ElemSpan {
+                start: start - o.msg_start,
+                end: w.buf.len() - o.msg_start,
+                op: i,
             });
         }
-        let o = open.as_mut().expect("a message is open");
-        let start = w.begin_nest(NFTA_LIST_ELEM);
-        let (key, data) = match op {
-            ElemOp::Add { key, data, .. } => (key, data.as_ref()),
-            ElemOp::Del { key, .. } => (key, None),
-        };
-        let k = w.begin_nest(NFTA_SET_ELEM_KEY);
-        w.attr(NFTA_DATA_VALUE, key);
-        w.end_nest(k);
-        if let Some(data) = data {
-            let d = w.begin_nest(NFTA_SET_ELEM_DATA);
-            w.attr(NFTA_DATA_VALUE, data);
-            w.end_nest(d);
+        if let Some(o) = open.take() {
+            close(&mut w, o, &mut msgs);
         }
-        w.end_nest(start);
-        debug_assert_eq!(w.buf.len() - start, elem_size);
-        o.msg.elems.push(ElemSpan {
-            start: start - o.msg_start,
-            end: w.buf.len() - o.msg_start,
-            op: i,
-        });
-    }
-    if let Some(o) = open.take() {
-        close(&mut w, o, &mut msgs);
     }
 
-    seq = seq.wrapping_add(1);
     let m = w.begin_msg(
         NFNL_MSG_BATCH_END,
         NLM_F_REQUEST,
-        seq,
         libc::AF_UNSPEC as u8,
         u16::from(NFNL_SUBSYS_NFTABLES),
     );
     w.end_msg(m);
-    Ok(EncodedBatch {
-        bytes: w.buf,
-        begin_seq,
-        end_seq: seq,
-        msgs,
-    })
+    Ok(EncodedBatch { bytes: w.buf, msgs })
 }
 
 /// Encodes a non-dump NFT_MSG_GETSETELEM for one key (what `nft get element` sends): the
@@ -353,7 +331,6 @@ pub(crate) fn encode_get_elem(
     table: &str,
     set: &str,
     key: &[u8],
-    seq: u32,
 ) -> Result<Vec<u8>, NftError> {
     let probe = ElemBatch {
         family,
@@ -368,7 +345,6 @@ pub(crate) fn encode_get_elem(
     let m = w.begin_msg(
         msg_type(NFT_MSG_GETSETELEM),
         NLM_F_REQUEST | NLM_F_ACK,
-        seq,
         family,
         0,
     );
@@ -394,89 +370,13 @@ fn encoded_elem_len(op: &ElemOp) -> usize {
     }
 }
 
-/// Fixed part of a received netlink message header, with `len` validated against the datagram.
-pub(crate) struct MsgHeader {
-    pub len: usize,
-    pub kind: u16,
-    pub flags: u16,
-    pub seq: u32,
-}
-
-impl MsgHeader {
-    pub(crate) fn parse(data: &[u8]) -> Option<MsgHeader> {
-        let len = u32::from_ne_bytes(data.get(0..4)?.try_into().ok()?) as usize;
-        if len < NLMSG_HDRLEN || len > data.len() {
-            return None;
-        }
-        Some(MsgHeader {
-            len,
-            kind: u16::from_ne_bytes(data[4..6].try_into().ok()?),
-            flags: u16::from_ne_bytes(data[6..8].try_into().ok()?),
-            seq: u32::from_ne_bytes(data[8..12].try_into().ok()?),
-        })
-    }
-}
-
-/// A decoded NLMSG_ERROR: `code` is 0 (ACK) or a negative errno.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Ack {
-    pub code: i32,
-    /// NLMSGERR_ATTR_MSG, the extended ACK text.
-    pub msg: Option<String>,
-    /// NLMSGERR_ATTR_OFFS: offset of the offending attribute from the start of our message.
-    pub offset: Option<usize>,
-}
-
-/// Parses an NLMSG_ERROR payload (after the netlink header).
-pub(crate) fn parse_ack(flags: u16, payload: &[u8]) -> Option<Ack> {
-    let code = i32::from_ne_bytes(payload.get(0..4)?.try_into().ok()?);
-    let mut ack = Ack {
-        code,
-        ..Ack::default()
-    };
-    if flags & NLM_F_ACK_TLVS == 0 {
-        return Some(ack);
-    }
-    // TLVs follow the echoed request: just its header when capped, else the whole message.
-    let echoed = payload.get(4..)?;
-    let skip = if flags & NLM_F_CAPPED != 0 {
-        NLMSG_HDRLEN
-    } else {
-        align4(u32::from_ne_bytes(echoed.get(0..4)?.try_into().ok()?) as usize)
-    };
-    let mut tlvs = echoed.get(skip..).unwrap_or_default();
-    while tlvs.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([tlvs[0], tlvs[1]]));
-        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
-        if len < 4 || len > tlvs.len() {
-            break;
-        }
-        let value = &tlvs[4..len];
-        match kind {
-            NLMSGERR_ATTR_MSG => {
-                let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-                let text = String::from_utf8_lossy(&value[..end]).into_owned();
-                ack.msg = Some(text).filter(|m| !m.is_empty());
-            }
-            NLMSGERR_ATTR_OFFS => {
-                ack.offset = value
-                    .get(0..4)
-                    .and_then(|b| b.try_into().ok())
-                    .map(|b| u32::from_ne_bytes(b) as usize);
-            }
-            _ => {}
-        }
-        tlvs = tlvs.get(align4(len)..).unwrap_or_default();
-    }
-    Some(ack)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
     use super::super::encode;
     use super::*;
+    use crate::nl::wire::{MsgHeader, messages, stamp};
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
@@ -492,7 +392,7 @@ mod tests {
 
     fn pf_any4_add() -> ElemBatch {
         ElemBatch {
-            family: super::super::NFPROTO_INET,
+            family: nsnet_core::firewall::FAMILY_INET,
             table: "nsnet".into(),
             ops: vec![ElemOp::Add {
                 set: "pf_any4".into(),
@@ -513,7 +413,9 @@ mod tests {
     #[test]
     #[cfg(target_endian = "little")]
     fn batch_matches_nft_golden_bytes() {
-        let enc = encode_batch(&pf_any4_add(), 0x100).unwrap();
+        let mut enc = encode_transaction(&[&pf_any4_add()]).unwrap();
+        // Numbered as the socket numbers them when it sends the datagram.
+        stamp(&mut enc.bytes, 0x100).unwrap();
         let expected = unhex(concat!(
             // BATCH_BEGIN: len 20, type 0x10, flags REQUEST, seq 0x100, pid 0, AF_UNSPEC, v0, res_id 10 (BE)
             "14000000 1000 0100 00010000 00000000 00 00 000a",
@@ -529,11 +431,11 @@ mod tests {
             "14000000 1100 0100 02010000 00000000 00 00 000a",
         ));
         assert_eq!(hex(&enc.bytes), hex(&expected));
-        assert_eq!((enc.begin_seq, enc.end_seq), (0x100, 0x102));
         assert_eq!(
             enc.msgs,
             vec![ElemMsg {
-                seq: 0x101,
+                index: 1,
+                batch: 0,
                 table_off: 20,
                 set_off: 32,
                 elems: vec![ElemSpan {
@@ -575,7 +477,7 @@ mod tests {
                 add("b", 7, false),
             ],
         };
-        let enc = encode_batch(&batch, 1).unwrap();
+        let enc = encode_transaction(&[&batch]).unwrap();
         let groups: Vec<Vec<usize>> = enc
             .msgs
             .iter()
@@ -585,18 +487,13 @@ mod tests {
             groups,
             vec![vec![0, 1], vec![2], vec![3], vec![4, 5], vec![6]]
         );
-        let seqs: Vec<u32> = enc.msgs.iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, [2, 3, 4, 5, 6]);
-        assert_eq!(enc.end_seq, 7);
+        let indexes: Vec<usize> = enc.msgs.iter().map(|m| m.index).collect();
+        assert_eq!(indexes, [1, 2, 3, 4, 5]);
 
         // Walk the datagram: every message well-formed, types and flags as intended.
-        let mut data = &enc.bytes[..];
-        let mut kinds = Vec::new();
-        while !data.is_empty() {
-            let h = MsgHeader::parse(data).unwrap();
-            kinds.push((h.kind, h.flags));
-            data = &data[align4(h.len)..];
-        }
+        let kinds: Vec<(u16, u16)> = messages(&enc.bytes)
+            .map(|m| m.map(|(h, _)| (h.kind, h.flags)).unwrap())
+            .collect();
         let add_excl = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
         let add = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
         let del = NLM_F_REQUEST | NLM_F_ACK;
@@ -632,7 +529,7 @@ mod tests {
             table: "t".into(),
             ops,
         };
-        let enc = encode_batch(&batch, 1).unwrap();
+        let enc = encode_transaction(&[&batch]).unwrap();
         assert!(enc.msgs.len() > 1);
         let total: usize = enc.msgs.iter().map(|m| m.elems.len()).sum();
         assert_eq!(total, 5000);
@@ -650,34 +547,35 @@ mod tests {
         if let ElemOp::Add { key, .. } = &mut b.ops[0] {
             *key = vec![0; 65];
         }
-        let e = encode_batch(&b, 1).unwrap_err();
+        let e = encode_transaction(&[&b]).unwrap_err();
         assert!(e.to_string().contains("key of 65 bytes"), "{e}");
         let mut b = pf_any4_add();
         b.table = String::new();
-        assert!(encode_batch(&b, 1).is_err());
+        assert!(encode_transaction(&[&b]).is_err());
     }
 
     #[test]
-    fn parses_ack_with_offset_and_message() {
-        let mut p = Vec::new();
-        p.extend_from_slice(&(-2i32).to_ne_bytes());
-        p.extend_from_slice(&[0u8; NLMSG_HDRLEN]); // capped echo
-        p.extend_from_slice(&8u16.to_ne_bytes());
-        p.extend_from_slice(&NLMSGERR_ATTR_OFFS.to_ne_bytes());
-        p.extend_from_slice(&32u32.to_ne_bytes());
-        p.extend_from_slice(&9u16.to_ne_bytes());
-        p.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
-        p.extend_from_slice(b"boom\0\0\0\0");
-        let ack = parse_ack(NLM_F_CAPPED | NLM_F_ACK_TLVS, &p).unwrap();
+    fn one_transaction_spans_tables() {
+        let inet = pf_any4_add();
+        let mut bridge = ElemBatch::new(nsnet_core::firewall::FAMILY_BRIDGE, "nsnet");
+        bridge.ops.push(ElemOp::Del {
+            set: "noicc".into(),
+            key: encode::ifname("nsv0"),
+        });
+        let enc = encode_transaction(&[&inet, &bridge]).unwrap();
+        let families: Vec<(u16, u8)> = messages(&enc.bytes)
+            .map(|m| m.map(|(h, p)| (h.kind, p[0])).unwrap())
+            .collect();
         assert_eq!(
-            ack,
-            Ack {
-                code: -2,
-                msg: Some("boom".into()),
-                offset: Some(32)
-            }
+            families,
+            [
+                (NFNL_MSG_BATCH_BEGIN, 0),
+                (0x0a0c, 1),
+                (0x0a0e, 7),
+                (NFNL_MSG_BATCH_END, 0)
+            ]
         );
-        assert_eq!(parse_ack(0, &p).unwrap().offset, None);
-        assert!(parse_ack(0, &[1, 2]).is_none());
+        let owners: Vec<(usize, usize)> = enc.msgs.iter().map(|m| (m.index, m.batch)).collect();
+        assert_eq!(owners, [(1, 0), (2, 1)]);
     }
 }

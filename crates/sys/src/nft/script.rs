@@ -1,4 +1,4 @@
-//! Running the `nft` binary: installing the skeleton (`nft -f -`) and reading back (`nft -j`).
+//! Running the `nft` binary: installing the skeleton (`nft -f -`).
 //!
 //! A child process inherits the network namespace of the thread that spawns it, so these run
 //! against the netns of the calling thread (use [`crate::netns::run_in`] for another one).
@@ -100,37 +100,6 @@ pub fn run_script(script: &str) -> Result<(), NftError> {
     })
 }
 
-/// `nft -j list table FAMILY NAME`, parsed; `Ok(None)` when the table does not exist.
-pub fn list_table_json(family: &str, name: &str) -> Result<Option<serde_json::Value>, NftError> {
-    let cmd = format!("nft -j list table {family} {name}");
-    // Separate argv entries, but nft would still take a leading '-' for an option.
-    for arg in [family, name] {
-        if arg.is_empty() || arg.starts_with('-') || arg.contains(char::is_whitespace) {
-            return Err(NftError::Invalid {
-                op: cmd,
-                msg: format!("invalid table family or name {arg:?}"),
-            });
-        }
-    }
-    let out = run_nft(&["-j", "list", "table", family, name], None)?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        // nft 1.0.6: "Error: No such file or directory\nlist table inet nope\n ^^^^".
-        if stderr.contains("No such file or directory") {
-            return Ok(None);
-        }
-        return Err(NftError::Nft {
-            cmd,
-            status: out.status,
-            stderr,
-            script_head: String::new(),
-        });
-    }
-    serde_json::from_slice(&out.stdout)
-        .map(Some)
-        .map_err(|source| NftError::Json { cmd, source })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,11 +112,5 @@ mod tests {
         assert!(head.starts_with("  1: l1\n"), "{head}");
         assert!(head.contains("  8: l8\n     ..."), "{head}");
         assert!(!head.contains("l9"), "{head}");
-    }
-
-    #[test]
-    fn list_table_json_rejects_option_like_names() {
-        let e = list_table_json("inet", "-f").unwrap_err();
-        assert!(matches!(e, NftError::Invalid { .. }), "{e}");
     }
 }

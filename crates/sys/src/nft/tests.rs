@@ -8,6 +8,7 @@ use super::encode::{concat, ifname, ipv4, ipv6, port, proto};
 use super::script::run_nft;
 use super::*;
 use crate::testkit::{in_fresh_netns, new_netns_fd};
+use nsnet_core::firewall::FAMILY_INET;
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -27,6 +28,20 @@ table inet nsnet {
 }
 ";
 
+/// `nft -j list table FAMILY NAME`, parsed; `Ok(None)` when the table does not exist.
+fn list_table_json(family: &str, name: &str) -> Result<Option<serde_json::Value>, NftError> {
+    let out = run_nft(&["-j", "list", "table", family, name], None)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // nft 1.0.6: "Error: No such file or directory\nlist table inet nope\n ^^^^".
+        assert!(stderr.contains("No such file or directory"), "{out:?}");
+        return Ok(None);
+    }
+    Ok(Some(
+        serde_json::from_slice(&out.stdout).expect("nft -j prints JSON"),
+    ))
+}
+
 fn nft_out(args: &[&str]) -> String {
     let out = run_nft(args, None).unwrap();
     assert!(out.status.success(), "nft {args:?}: {out:?}");
@@ -35,7 +50,7 @@ fn nft_out(args: &[&str]) -> String {
 
 fn batch(ops: Vec<ElemOp>) -> ElemBatch {
     ElemBatch {
-        family: NFPROTO_INET,
+        family: FAMILY_INET,
         table: "nsnet".into(),
         ops,
     }
@@ -78,14 +93,14 @@ fn child_processes_inherit_the_test_netns() {
     in_fresh_netns(|| {
         // Creating a table through nft is visible to a netlink socket opened in this thread.
         let mut sock = NftSocket::open().unwrap();
-        assert!(!sock.table_exists(NFPROTO_INET, "nsnet").unwrap());
+        assert!(!sock.table_exists(FAMILY_INET, "nsnet").unwrap());
         run_script(SKELETON).unwrap();
-        assert!(sock.table_exists(NFPROTO_INET, "nsnet").unwrap());
+        assert!(sock.table_exists(FAMILY_INET, "nsnet").unwrap());
         assert!(!sock.table_exists(2, "nsnet").unwrap(), "ip family differs");
-        assert!(!sock.table_exists(NFPROTO_INET, "other").unwrap());
-        assert!(sock.set_exists(NFPROTO_INET, "nsnet", "pf_any4").unwrap());
-        assert!(!sock.set_exists(NFPROTO_INET, "nsnet", "nope").unwrap());
-        assert!(!sock.set_exists(NFPROTO_INET, "nope", "pf_any4").unwrap());
+        assert!(!sock.table_exists(FAMILY_INET, "other").unwrap());
+        assert!(sock.set_exists(FAMILY_INET, "nsnet", "pf_any4").unwrap());
+        assert!(!sock.set_exists(FAMILY_INET, "nsnet", "nope").unwrap());
+        assert!(!sock.set_exists(FAMILY_INET, "nope", "pf_any4").unwrap());
     });
 }
 
@@ -251,13 +266,13 @@ fn missing_set_and_table_are_named() {
         assert!(!text.contains("elements"), "{text}");
 
         // Without the kernel's bad-attribute offset, ENOENT is pinned down by asking the kernel.
-        let no_offset = msg::Ack {
+        let no_offset = crate::nl::wire::Ack {
             code: -libc::ENOENT,
             msg: None,
             offset: None,
         };
         let classify = |sock: &mut NftSocket, b: ElemBatch| {
-            let enc = msg::encode_batch(&b, 1).unwrap();
+            let enc = msg::encode_transaction(&[&b]).unwrap();
             let err = sock.op_error(&b, &enc.msgs[0], no_offset.clone());
             err.missing().cloned()
         };
@@ -417,8 +432,8 @@ fn open_in_other_netns() {
             .unwrap();
         let mut there = NftSocket::open_in(other).unwrap();
         let mut here = NftSocket::open().unwrap();
-        assert!(there.table_exists(NFPROTO_INET, "nsnet").unwrap());
-        assert!(!here.table_exists(NFPROTO_INET, "nsnet").unwrap());
+        assert!(there.table_exists(FAMILY_INET, "nsnet").unwrap());
+        assert!(!here.table_exists(FAMILY_INET, "nsnet").unwrap());
         there
             .apply(&batch(vec![any4(TCP, 1, Ipv4Addr::LOCALHOST, 2, true)]))
             .unwrap();
@@ -509,18 +524,18 @@ fn single_element_lookup() {
         // No table yet: absent, not an error.
         assert!(
             !sock
-                .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &key)
+                .elem_exists(FAMILY_INET, "nsnet", "pf_any4", &key)
                 .unwrap()
         );
         run_script(SKELETON).unwrap();
         assert!(
             !sock
-                .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &key)
+                .elem_exists(FAMILY_INET, "nsnet", "pf_any4", &key)
                 .unwrap()
         );
         assert!(
             !sock
-                .elem_exists(NFPROTO_INET, "nsnet", "nope", &key)
+                .elem_exists(FAMILY_INET, "nsnet", "nope", &key)
                 .unwrap()
         );
         sock.apply(&batch(vec![any4(
@@ -532,13 +547,13 @@ fn single_element_lookup() {
         )]))
         .unwrap();
         assert!(
-            sock.elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &key)
+            sock.elem_exists(FAMILY_INET, "nsnet", "pf_any4", &key)
                 .unwrap()
         );
         let other = concat(&[proto(UDP), port(8080)]);
         assert!(
             !sock
-                .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &other)
+                .elem_exists(FAMILY_INET, "nsnet", "pf_any4", &other)
                 .unwrap()
         );
         sock.apply(&batch(vec![ElemOp::Add {
@@ -549,16 +564,16 @@ fn single_element_lookup() {
         }]))
         .unwrap();
         assert!(
-            sock.elem_exists(NFPROTO_INET, "nsnet", "bridges", &ifname("nsbr-lan"))
+            sock.elem_exists(FAMILY_INET, "nsnet", "bridges", &ifname("nsbr-lan"))
                 .unwrap()
         );
         assert!(
             !sock
-                .elem_exists(NFPROTO_INET, "nsnet", "bridges", &ifname("nsbr-wan"))
+                .elem_exists(FAMILY_INET, "nsnet", "bridges", &ifname("nsbr-wan"))
                 .unwrap()
         );
         let err = sock
-            .elem_exists(NFPROTO_INET, "nsnet", "pf_any4", &[])
+            .elem_exists(FAMILY_INET, "nsnet", "pf_any4", &[])
             .unwrap_err();
         assert!(err.to_string().contains("key of 0 bytes"), "{err}");
     });
