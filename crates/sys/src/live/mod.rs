@@ -709,3 +709,6 @@ impl Kernel for LiveKernel {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;
