@@ -1,69 +1,34 @@
 //! Whether a host port is already in use in this process's network namespace: try to bind it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockProtocol, SockType, SockaddrIn, SockaddrIn6, bind, socket,
+};
 use nsnet_core::port::{PortMapping, Proto};
 
 /// bind(2) without listen(2): nothing can connect to the probe socket in the meantime.
 fn in_use(proto: Proto, addr: SocketAddr) -> bool {
     let (kind, protocol) = match proto {
-        Proto::Tcp => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
-        Proto::Udp => (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
-        Proto::Sctp => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+        Proto::Tcp => (SockType::Stream, SockProtocol::Tcp),
+        Proto::Udp => (SockType::Datagram, SockProtocol::Udp),
+        Proto::Sctp => (SockType::Stream, SockProtocol::Sctp),
     };
     let family = if addr.is_ipv4() {
-        libc::AF_INET
+        AddressFamily::Inet
     } else {
-        libc::AF_INET6
+        AddressFamily::Inet6
     };
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, protocol) };
-    if fd < 0 {
+    let Ok(fd) = socket(family, kind, SockFlag::SOCK_CLOEXEC, protocol) else {
         return false;
-    }
-    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
-    let _owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let rc = match addr {
-        SocketAddr::V4(a) => {
-            let sa = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*a.ip()).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sa is a valid sockaddr_in of the given length.
-            unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of_val(&sa) as libc::socklen_t,
-                )
-            }
-        }
-        SocketAddr::V6(a) => {
-            let sa = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: 0,
-            };
-            // SAFETY: sa is a valid sockaddr_in6 of the given length.
-            unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of_val(&sa) as libc::socklen_t,
-                )
-            }
-        }
     };
-    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EADDRINUSE)
+    let bound = match addr {
+        SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+    };
+    bound == Err(Errno::EADDRINUSE)
 }
 
 /// True when binding the mapping's host address (or every address) and port fails with

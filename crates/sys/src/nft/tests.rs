@@ -1,5 +1,6 @@
 //! Root tests: each runs inside a fresh network namespace ([`crate::testkit::in_fresh_netns`]
-//! checks that, and that `nft` children inherit it, before the body touches nftables).
+//! checks that, and that `nft` children inherit it, before the body touches nftables). The
+//! first tests need no root: the recording transport answers instead of the kernel.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
@@ -85,6 +86,65 @@ fn json_elems(name: &str) -> Vec<serde_json::Value> {
         }
     }
     panic!("no set {name} in {v}");
+}
+
+fn two_tables() -> (ElemBatch, ElemBatch) {
+    let inet = batch(vec![any4(TCP, 8080, Ipv4Addr::new(10, 0, 0, 2), 80, true)]);
+    let mut bridge = ElemBatch::new(nsnet_core::firewall::FAMILY_BRIDGE, "nsnet");
+    bridge.ops.push(ElemOp::Add {
+        set: "noicc_ports".into(),
+        key: ifname("nsv0"),
+        data: None,
+        exclusive: true,
+    });
+    (inet, bridge)
+}
+
+#[test]
+fn a_refused_element_names_its_op_and_table() {
+    let rec = crate::nl::record::Recorder::new();
+    // The bridge table's element (family 7) already exists.
+    rec.respond(|_, m| crate::nl::record::Reaction {
+        errno: if m.kind == 0x0a0c && m.payload[0] == 7 {
+            libc::EEXIST
+        } else {
+            0
+        },
+        ..Default::default()
+    });
+    let mut sock = NftSocket::recording(&rec, "host");
+    let (inet, bridge) = two_tables();
+    let err = sock.apply_all(&[&inet, &bridge]).unwrap_err();
+    assert!(err.is_exists(), "{err:?}");
+    assert_eq!(err.op_index(), Some(0));
+    assert!(
+        err.to_string().starts_with(
+            "op 0 (add element to set noicc_ports (exclusive) [6e737630 00000000 00000000 00000000]) on table bridge nsnet failed: File exists"
+        ),
+        "{err}"
+    );
+    // One transaction for both tables; nothing for an empty one.
+    assert_eq!(rec.sent().len(), 1);
+    sock.apply_all(&[&ElemBatch::new(FAMILY_INET, "nsnet")])
+        .unwrap();
+    assert_eq!(rec.sent().len(), 1);
+}
+
+#[test]
+fn a_refused_transaction_names_both_tables() {
+    let rec = crate::nl::record::Recorder::new();
+    rec.respond(|_, m| crate::nl::record::Reaction {
+        errno: if m.kind == 0x10 { libc::EPERM } else { 0 },
+        ..Default::default()
+    });
+    let mut sock = NftSocket::recording(&rec, "host");
+    let (inet, bridge) = two_tables();
+    let err = sock.apply_all(&[&inet, &bridge]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "nf_tables transaction of 2 element ops on table inet nsnet and bridge nsnet failed: \
+         Operation not permitted (os error 1); nothing was applied"
+    );
 }
 
 #[test]

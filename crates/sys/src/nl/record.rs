@@ -144,6 +144,9 @@ impl Endpoint {
                 Some(respond) => respond(&datagram, msg),
                 None => Reaction::default(),
             };
+            // A refused message that asked for no answer is a refused nf_tables batch: the
+            // kernel stops there, and the rest of the datagram gets no answer.
+            let abort = reaction.errno != 0 && !hdr.wants_answer();
             if reaction.errno != 0 || hdr.wants_answer() {
                 for (kind, payload) in &reaction.data {
                     push(&mut answer, *kind, 0, hdr.seq, payload);
@@ -156,6 +159,9 @@ impl Endpoint {
                     err.extend_from_slice(&data_header(hdr));
                     push(&mut answer, NLMSG_ERROR, 0, hdr.seq, &err);
                 }
+            }
+            if abort {
+                break;
             }
         }
         log.sent.push(datagram);

@@ -347,3 +347,67 @@ fn initial_seq() -> u32 {
         .unwrap_or(1);
     nanos | 1
 }
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+
+    use super::super::record::{Reaction, Recorder};
+    use super::super::wire::push_msg;
+    use super::*;
+
+    fn kinds(answers: &[Answer]) -> Vec<String> {
+        answers
+            .iter()
+            .map(|a| match a {
+                Answer::Done(r) => format!("done({})", r.msgs.len()),
+                Answer::Refused(ack) => format!("refused({})", ack.errno()),
+                Answer::Silent => "silent".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn answers_come_back_per_message_in_order() {
+        let rec = Recorder::new();
+        rec.respond(|_, m| match m.kind {
+            30 => Reaction {
+                data: vec![(31, vec![1, 2, 3, 4])],
+                errno: 0,
+            },
+            32 => Reaction {
+                errno: libc::EEXIST,
+                ..Reaction::default()
+            },
+            _ => Reaction::default(),
+        });
+        let mut sock = NlSocket::<Route>::recording(&rec, "host");
+        let mut d = Vec::new();
+        push_msg(&mut d, 30, NLM_F_REQUEST | NLM_F_DUMP, &[]);
+        push_msg(&mut d, 32, NLM_F_REQUEST | NLM_F_ACK, &[]);
+        push_msg(&mut d, 33, NLM_F_REQUEST | NLM_F_ACK, &[]);
+        let answers = sock.exchange(&mut d).unwrap();
+        assert_eq!(kinds(&answers), ["done(1)", "refused(17)", "done(0)"]);
+        // One datagram, one round trip; the next exchange numbers on.
+        assert_eq!(rec.sent().len(), 1);
+        let mut again = Vec::new();
+        push_msg(&mut again, 33, NLM_F_REQUEST | NLM_F_ACK, &[]);
+        assert_eq!(kinds(&sock.exchange(&mut again).unwrap()), ["done(0)"]);
+    }
+
+    #[test]
+    fn a_refused_batch_leaves_the_rest_unanswered() {
+        let rec = Recorder::new();
+        rec.respond(|_, m| Reaction {
+            errno: if m.kind == 0x10 { libc::EPERM } else { 0 },
+            ..Reaction::default()
+        });
+        let mut sock = NlSocket::<Netfilter>::recording(&rec, "host");
+        let mut d = Vec::new();
+        push_msg(&mut d, 0x10, NLM_F_REQUEST, &[0; 4]);
+        push_msg(&mut d, 0x0a0c, NLM_F_REQUEST | NLM_F_ACK, &[0; 4]);
+        push_msg(&mut d, 0x11, NLM_F_REQUEST, &[0; 4]);
+        let answers = sock.exchange(&mut d).unwrap();
+        assert_eq!(kinds(&answers), ["refused(1)", "silent", "silent"]);
+    }
+}
