@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use nsnet_core::firewall::{self, FwChange, FwElem, FwKey, FwTarget};
 
-use crate::kernel::{FailKind, KernelError};
+use crate::kernel::KernelError;
 use crate::nft::{self, ElemBatch, ElemOp, NftError, NftSocket, encode};
 
 fn addr(ip: IpAddr) -> Vec<u8> {
@@ -57,13 +57,7 @@ fn op(c: &FwChange) -> (u8, ElemOp) {
 /// A kernel error from an nft failure: missing table or set means someone removed nsnet's
 /// tables, which `nsnet repair` rebuilds.
 pub(crate) fn fw_err(what: &str, err: &NftError) -> KernelError {
-    let kind = if err.is_exists() {
-        FailKind::Exists
-    } else if err.is_not_found() {
-        FailKind::NotFound
-    } else {
-        FailKind::Other
-    };
+    let kind = crate::live::fail_kind(err.is_exists(), err.is_not_found());
     let mut cause = err.to_string();
     if err.is_table_or_set_missing() {
         cause.push_str(" (nsnet's firewall tables are gone: run `nsnet repair`)");

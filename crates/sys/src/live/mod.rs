@@ -38,14 +38,17 @@ pub struct LiveKernel {
     recorder: Option<crate::nl::record::Recorder>,
 }
 
+/// The engine's terms for a kernel refusal.
+pub(crate) fn fail_kind(exists: bool, not_found: bool) -> FailKind {
+    match (exists, not_found) {
+        (true, _) => FailKind::Exists,
+        (false, true) => FailKind::NotFound,
+        (false, false) => FailKind::Other,
+    }
+}
+
 fn nl_err(what: &str, err: &NetlinkError) -> KernelError {
-    let kind = if err.is_exists() {
-        FailKind::Exists
-    } else if err.is_not_found() {
-        FailKind::NotFound
-    } else {
-        FailKind::Other
-    };
+    let kind = fail_kind(err.is_exists(), err.is_not_found());
     let cause = match err.errno() {
         Some(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
         None => err.to_string(),

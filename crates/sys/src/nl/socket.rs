@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use netlink_packet_core::{NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN};
 use netlink_sys::{Socket, SocketAddr, protocols};
-use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use nix::sys::socket::{GetSockOpt, SetSockOpt, getsockopt, setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
 use super::wire::{self, Ack};
@@ -261,20 +261,10 @@ impl<F: Family> NlSocket<F> {
             Io::Record(_) => return,
         };
         if snd > self.sndbuf {
-            self.sndbuf = if setsockopt(sock, sockopt::SndBufForce, &snd).is_ok() {
-                snd
-            } else {
-                let _ = setsockopt(sock, sockopt::SndBuf, &snd);
-                getsockopt(sock, sockopt::SndBuf).map_or(0, |v| v / 2)
-            };
+            self.sndbuf = grow(sock, sockopt::SndBufForce, sockopt::SndBuf, snd);
         }
         if rcv > self.rcvbuf {
-            self.rcvbuf = if setsockopt(sock, sockopt::RcvBufForce, &rcv).is_ok() {
-                rcv
-            } else {
-                let _ = setsockopt(sock, sockopt::RcvBuf, &rcv);
-                getsockopt(sock, sockopt::RcvBuf).map_or(0, |v| v / 2)
-            };
+            self.rcvbuf = grow(sock, sockopt::RcvBufForce, sockopt::RcvBuf, rcv);
         }
     }
 
@@ -336,6 +326,22 @@ impl<F: Family> NlSocket<F> {
             }
         }
     }
+}
+
+/// Sets a socket buffer to `size` with the uncapped FORCE option, else the capped one; returns
+/// the size obtained (the kernel reports double what it was asked, for its bookkeeping).
+fn grow<Force, Plain>(sock: &Socket, force: Force, plain: Plain, size: usize) -> usize
+where
+    Force: SetSockOpt<Val = usize>,
+    Plain: SetSockOpt<Val = usize> + GetSockOpt<Val = usize> + Copy,
+{
+    if setsockopt(sock, force, &size).is_ok() {
+        return size;
+    }
+    if let Err(e) = setsockopt(sock, plain, &size) {
+        tracing::debug!("setting a netlink socket buffer to {size}: {e}");
+    }
+    getsockopt(sock, plain).map_or(0, |v| v / 2)
 }
 
 /// Starts sequence numbers somewhere unpredictable-ish so replies meant for a previous socket
