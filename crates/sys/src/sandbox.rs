@@ -44,7 +44,7 @@ impl Sandbox {
     /// Moves the calling thread into the sandbox, with tmpfs on /run, /etc/netns and each
     /// existing directory of `also_private`; threads and processes it starts later inherit it.
     /// Called while the process is single-threaded, that is the whole process (`nsnet demo`,
-    /// the benchmark); on a thread of its own, just that thread (the tests' [`crate::testkit`]).
+    /// the benchmark); on a thread of its own, just that thread (the tests' `testkit`).
     pub fn enter(also_private: &[&str]) -> Result<Sandbox, SandboxError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(fail(

@@ -2,7 +2,7 @@
 //!
 //! Everything the engine needs (links, addresses, routes, qdiscs) goes through [`Rtnl`].
 //! Requests are built with `netlink-packet-route` types; replies are parsed with the same
-//! crate. Sending, sequence numbers, ACKs and timeouts are [`crate::nl::NlSocket`]'s. Requests
+//! crate. Sending, sequence numbers, ACKs and timeouts are `crate::nl::NlSocket`'s. Requests
 //! that belong together share one datagram, one round trip: the kernel handles its messages in
 //! order and answers each.
 

@@ -1,6 +1,6 @@
 //! One netlink transport for every family nsnet speaks (rtnetlink, nf_tables): the socket
-//! ([`NlSocket`]), the framing it shares ([`wire`]), and, for tests without root, a recording
-//! transport ([`record::Recorder`]) that logs each request datagram and answers like the kernel.
+//! (`NlSocket`), the framing it shares (`wire`), and, for tests without root, a recording
+//! transport (`record::Recorder`) that logs each request datagram and answers like the kernel.
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod record;
@@ -8,4 +8,4 @@ mod socket;
 pub(crate) mod wire;
 
 pub(crate) use socket::{Answer, Failure, Replies, Reply};
-pub use socket::{Family, Netfilter, NlSocket, Route};
+pub(crate) use socket::{Netfilter, NlSocket, Route};
