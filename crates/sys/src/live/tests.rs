@@ -14,7 +14,7 @@ use netlink_packet_route::link::{
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use nsnet_core::endpoint::{ConnectFacts, RoutePolicy, plan_connect};
 use nsnet_core::model::NetworkSpec;
-use nsnet_core::names::{IfName, NetName, default_bridge};
+use nsnet_core::names::{IfName, NetName};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::{PortMapping, Proto};
 
@@ -254,26 +254,18 @@ fn nft_family(f: u8) -> &'static str {
 }
 
 fn lan(subnets: &[&str], icc: bool) -> NetworkSpec {
-    let name = NetName::new("lan").unwrap();
-    let subnets: Vec<IpNet> = subnets.iter().map(|s| s.parse().unwrap()).collect();
-    let mut spec = NetworkSpec::new(
-        name.clone(),
-        default_bridge(&name),
-        &subnets,
-        &[],
-        None,
-        false,
-    )
-    .unwrap();
-    spec.icc = icc;
-    spec
+    NetworkSpec::builder(NetName::new("lan").unwrap())
+        .subnets(subnets.iter().map(|s| s.parse().unwrap()))
+        .icc(icc)
+        .build()
+        .unwrap()
 }
 
 /// The operations of `nsnet network connect lan red --publish 8080:80` as the engine plans
 /// them: red's first endpoint, so it carries the default routes.
 fn connect_ops(net: &NetworkSpec) -> Vec<KernelOp> {
     let addrs: Vec<IpNet> = net
-        .subnets
+        .subnets()
         .iter()
         .map(|s| IpNet::new(s.cidr.hosts().nth(1).unwrap(), s.cidr.prefix_len()).unwrap())
         .collect();
@@ -305,11 +297,11 @@ fn apply_all(kernel: &mut LiveKernel, ops: &[KernelOp]) {
 #[test]
 fn connect_with_a_published_port_is_eight_round_trips() {
     let net = lan(&["10.1.0.0/24"], true);
-    assert_eq!(net.bridge.as_str(), "nsbr-lan");
+    assert_eq!(net.bridge().as_str(), "nsbr-lan");
     let ops = connect_ops(&net);
     let (mut kernel, rec, _) = fake_kernel(|_, _| None);
     apply_all(&mut kernel, &ops);
-    let host = nsnet_core::names::host_veth(&net.name, "red", &IfName::new("eth0").unwrap());
+    let host = nsnet_core::names::host_veth(net.name(), "red", &IfName::new("eth0").unwrap());
     let expected = [
         format!("rtnetlink host: GETLINK {host}; GETLINK nsbr-lan"),
         format!(
