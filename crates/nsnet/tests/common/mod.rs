@@ -262,7 +262,19 @@ impl Sandbox {
         let addr: std::net::SocketAddr = addr.parse().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = self.in_ns(ns, move || {
-            let l = std::net::TcpListener::bind(addr).unwrap();
+            // The previous one-shot server on this port has returned, but the kernel may take
+            // a moment to let its socket go (seen rarely under load): retry briefly.
+            let mut tries = 0;
+            let l = loop {
+                match std::net::TcpListener::bind(addr) {
+                    Ok(l) => break l,
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("bind {addr}: {e}"),
+                }
+            };
             l.set_nonblocking(true).unwrap();
             tx.send(()).unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
