@@ -224,6 +224,17 @@ impl NetworkSpec {
     pub fn subnet_of(&self, ip: IpAddr) -> Option<&Subnet> {
         self.subnets.iter().find(|s| s.cidr.contains(&ip))
     }
+
+    /// The first of this network's subnets that overlaps one of `other`'s, with that one.
+    pub fn overlap<'a>(&'a self, other: &'a NetworkSpec) -> Option<(&'a Subnet, &'a Subnet)> {
+        self.subnets.iter().find_map(|s| {
+            other
+                .subnets
+                .iter()
+                .find(|o| overlaps(&o.cidr, &s.cidr))
+                .map(|o| (s, o))
+        })
+    }
 }
 
 /// A network definition being put together by a face (CLI flags, CNI configuration, topology

@@ -142,24 +142,17 @@ impl<K: Kernel> Engine<K> {
                     }
                     .into());
                 }
-                for s in spec.subnets() {
-                    if let Some(o) = other
-                        .spec
-                        .subnets()
-                        .iter()
-                        .find(|o| overlaps(&o.cidr, &s.cidr))
-                    {
-                        return Err(CoreError::Subnet {
-                            network: spec.name().to_string(),
-                            subnet: s.cidr,
-                            reason: format!(
-                                "overlaps subnet {} of network {}",
-                                o.cidr,
-                                other.spec.name()
-                            ),
-                        }
-                        .into());
+                if let Some((s, o)) = spec.overlap(&other.spec) {
+                    return Err(CoreError::Subnet {
+                        network: spec.name().to_string(),
+                        subnet: s.cidr,
+                        reason: format!(
+                            "overlaps subnet {} of network {}",
+                            o.cidr,
+                            other.spec.name()
+                        ),
                     }
+                    .into());
                 }
             }
             for s in spec.subnets() {

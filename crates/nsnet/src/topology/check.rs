@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use nsnet_core::CoreError;
 use nsnet_core::container::{NetworkArg, parse_env};
-use nsnet_core::model::{Mac, NetworkSpec, overlaps, parse_cidr, parse_ip};
+use nsnet_core::model::{Mac, NetworkSpec, parse_cidr, parse_ip};
 use nsnet_core::names::{HOST, IfName, NetName, NsName, link_end};
 use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::{Shaping, parse_duration, parse_loss, parse_rate};
@@ -120,23 +120,16 @@ fn networks(
     for (name, def) in defs {
         let spec = network(ctx, name, def)?;
         for other in &networks {
-            for s in spec.subnets() {
-                if let Some(o) = other
-                    .spec
-                    .subnets()
-                    .iter()
-                    .find(|o| overlaps(&o.cidr, &s.cidr))
-                {
-                    return Err(ctx.err(
-                        &def.subnets.at,
-                        format!(
-                            "subnet {} overlaps {} of network {}",
-                            s.cidr,
-                            o.cidr,
-                            other.spec.name()
-                        ),
-                    ));
-                }
+            if let Some((s, o)) = spec.overlap(&other.spec) {
+                return Err(ctx.err(
+                    &def.subnets.at,
+                    format!(
+                        "subnet {} overlaps {} of network {}",
+                        s.cidr,
+                        o.cidr,
+                        other.spec.name()
+                    ),
+                ));
             }
             if other.spec.bridge() == spec.bridge() {
                 return Err(ctx.err(

@@ -22,15 +22,13 @@ impl World<'_> {
                     other.name()
                 ));
             }
-            for s in spec.subnets() {
-                if let Some(o) = other.subnets().iter().find(|o| overlaps(&o.cidr, &s.cidr)) {
-                    return Err(format!(
-                        "{who}: subnet {} overlaps subnet {} of network {}",
-                        s.cidr,
-                        o.cidr,
-                        other.name()
-                    ));
-                }
+            if let Some((s, o)) = spec.overlap(other) {
+                return Err(format!(
+                    "{who}: subnet {} overlaps subnet {} of network {}",
+                    s.cidr,
+                    o.cidr,
+                    other.name()
+                ));
             }
         }
         let host = self.iface(HOST);
