@@ -89,7 +89,8 @@ pub enum KernelOp {
         ns: NsRef,
         ifname: String,
     },
-    /// Delete an interface; deleting one end of a veth deletes both. Missing is not an error.
+    /// Delete an interface; deleting one end of a veth deletes both. A missing one is a
+    /// `NotFound` failure, which teardown counts as done.
     DeleteLink {
         ns: NsRef,
         ifname: String,

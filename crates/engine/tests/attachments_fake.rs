@@ -13,7 +13,7 @@ use nsnet_engine::{
 };
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
-use nsnet_sys::kernel::Kernel;
+use nsnet_sys::kernel::{Firewall, Net};
 
 struct Fixture {
     engine: Engine<FakeKernel>,

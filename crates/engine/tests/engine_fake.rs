@@ -560,14 +560,15 @@ fn links_and_ports_are_checked_before_any_change() {
     ] {
         assert_eq!(e.link_add(req).unwrap_err().to_string(), want);
     }
-    // The fake host holds no address: only loopback and every address can be published.
+    // The fake host holds only the bridge's address (as live, the view shows it): 192.0.2.1
+    // cannot be published on.
     let err = e
         .port_add(&NsRef::Named("a".into()), &specs(&["192.0.2.1:8080:80"]))
         .unwrap_err()
         .to_string();
     assert_eq!(
         err,
-        "cannot publish 192.0.2.1:8080:80/tcp: the host holds no address 192.0.2.1 (it holds no other IPv4 address); assign it to a host interface first, or publish on every address"
+        "cannot publish 192.0.2.1:8080:80/tcp: the host holds no address 192.0.2.1 (it holds 10.1.0.1); assign it to a host interface first, or publish on every address"
     );
     let err = e
         .port_add(&NsRef::Named("nope".into()), &specs(&["8080:80"]))

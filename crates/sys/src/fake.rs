@@ -1,5 +1,7 @@
 //! A kernel that records operations, keeps a tiny model of interfaces, and fails on demand:
-//! the engine's locking, planning and rollback are tested with it, without root.
+//! the engine's locking, planning and rollback are tested with it, without root. It keeps the
+//! contract written on `Net` and `Firewall` (proven against the live kernel by
+//! `tests/kernel_contract.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,7 +9,9 @@ use nsnet_core::firewall::{FwChange, FwElem};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 
-use crate::kernel::{FailKind, IfaceView, Kernel, KernelError, NsView};
+use ipnet::IpNet;
+
+use crate::kernel::{FailKind, Firewall, IfaceView, KernelError, Net, NsView, RouteView};
 
 /// Recording fake of `Kernel`.
 #[derive(Debug, Default)]
@@ -28,10 +32,34 @@ pub struct FakeKernel {
     pub fw_installed: bool,
     /// Host ports that count as busy for `port_busy` (`proto/port`).
     pub busy_ports: BTreeSet<String>,
-    /// Addresses the host holds for `host_holds`.
+    /// Addresses the host holds for `host_holds`, besides those added to host interfaces.
     pub host_addrs: BTreeSet<std::net::IpAddr>,
     /// Container processes and files (see `process::fake`).
     pub procs: crate::process::fake::FakeProcesses,
+    /// Addresses per namespace: (interface, address).
+    pub addrs: BTreeMap<String, BTreeSet<(String, IpNet)>>,
+    /// Routes per namespace, as added.
+    pub routes: BTreeMap<String, Vec<Route>>,
+    /// Veth peers, both ways: (namespace, interface) to the other end.
+    peers: BTreeMap<(String, String), (String, String)>,
+}
+
+/// A route the fake holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dest: IpNet,
+    pub via: Option<std::net::IpAddr>,
+    pub dev: Option<String>,
+}
+
+impl Route {
+    /// Whether a delete naming `dest`, `via` and `dev` removes this route: as the kernel
+    /// matches, on the destination and whatever else the delete names.
+    fn matches(&self, dest: &IpNet, via: &Option<std::net::IpAddr>, dev: &Option<String>) -> bool {
+        self.dest == *dest
+            && (via.is_none() || self.via == *via)
+            && (dev.is_none() || self.dev == *dev)
+    }
 }
 
 impl FakeKernel {
@@ -58,6 +86,28 @@ impl FakeKernel {
         }
     }
 
+    /// Whether `ifname` exists in `ns`; `lo` exists in every namespace, as live.
+    fn has_link(&self, ns: &NsRef, ifname: &str) -> bool {
+        ifname == "lo"
+            || self
+                .links
+                .get(&Self::key(ns))
+                .is_some_and(|s| s.contains(ifname))
+    }
+
+    /// The namespace exists and holds `ifname`, else NotFound (as live).
+    fn check_link(&self, ns: &NsRef, ifname: &str, what: &str) -> Result<(), KernelError> {
+        self.check_ns(ns, what)?;
+        if !self.has_link(ns, ifname) {
+            return Err(KernelError::new(
+                what,
+                FailKind::NotFound,
+                format!("no interface {ifname} in netns {ns}"),
+            ));
+        }
+        Ok(())
+    }
+
     fn add_link(&mut self, ns: &NsRef, name: &str, what: &str) -> Result<(), KernelError> {
         self.check_ns(ns, what)?;
         let set = self.links.entry(Self::key(ns)).or_default();
@@ -66,104 +116,131 @@ impl FakeKernel {
         }
         Ok(())
     }
-}
 
-impl Kernel for FakeKernel {
-    fn apply(&mut self, op: &KernelOp) -> Result<(), KernelError> {
-        let what = op.to_string();
+    /// Removes a link with its addresses and routes, and its veth peer likewise.
+    fn remove_link(&mut self, ns: &str, ifname: &str) {
+        for (ns, ifname) in [(ns.to_string(), ifname.to_string())]
+            .into_iter()
+            .chain(self.peers.remove(&(ns.to_string(), ifname.to_string())))
+        {
+            self.peers.remove(&(ns.clone(), ifname.clone()));
+            if let Some(set) = self.links.get_mut(&ns) {
+                set.remove(&ifname);
+            }
+            if let Some(set) = self.addrs.get_mut(&ns) {
+                set.retain(|(i, _)| *i != ifname);
+            }
+            if let Some(routes) = self.routes.get_mut(&ns) {
+                routes.retain(|r| r.dev.as_deref() != Some(ifname.as_str()));
+            }
+        }
+    }
+
+    fn not_found(what: &str, cause: &str) -> KernelError {
+        KernelError::new(what, FailKind::NotFound, cause)
+    }
+
+    fn apply_net_op(&mut self, op: &KernelOp, what: &str) -> Result<(), KernelError> {
+        match op {
+            KernelOp::CreateBridge { name, .. } => self.add_link(&NsRef::Host, name, what)?,
+            KernelOp::CreateVeth { a, b, .. } => {
+                self.check_ns(&a.ns, what)?;
+                self.check_ns(&b.ns, what)?;
+                if self.has_link(&a.ns, &a.name) || self.has_link(&b.ns, &b.name) {
+                    return Err(KernelError::new(what, FailKind::Exists, "File exists"));
+                }
+                if let Some(m) = &a.master {
+                    self.check_link(&a.ns, m, what)?;
+                }
+                self.add_link(&a.ns, &a.name, what)?;
+                self.add_link(&b.ns, &b.name, what)?;
+                let (ea, eb) = (
+                    (Self::key(&a.ns), a.name.clone()),
+                    (Self::key(&b.ns), b.name.clone()),
+                );
+                self.peers.insert(ea.clone(), eb.clone());
+                self.peers.insert(eb, ea);
+            }
+            KernelOp::DeleteLink { ns, ifname } => {
+                self.check_link(ns, ifname, what)?;
+                self.remove_link(&Self::key(ns), ifname);
+            }
+            KernelOp::AddAddr { ns, ifname, addr } => {
+                self.check_link(ns, ifname, what)?;
+                let set = self.addrs.entry(Self::key(ns)).or_default();
+                if !set.insert((ifname.clone(), *addr)) {
+                    return Err(KernelError::new(what, FailKind::Exists, "File exists"));
+                }
+            }
+            KernelOp::DelAddr { ns, ifname, addr } => {
+                self.check_link(ns, ifname, what)?;
+                let removed = self
+                    .addrs
+                    .get_mut(&Self::key(ns))
+                    .is_some_and(|s| s.remove(&(ifname.clone(), *addr)));
+                if !removed {
+                    return Err(Self::not_found(what, "no such address"));
+                }
+            }
+            KernelOp::AddRoute { ns, dest, via, dev } => {
+                self.check_ns(ns, what)?;
+                if let Some(d) = dev {
+                    self.check_link(ns, d, what)?;
+                }
+                let routes = self.routes.entry(Self::key(ns)).or_default();
+                // The kernel keys a route of the main table on its destination (and metric).
+                if routes.iter().any(|r| r.dest == *dest) {
+                    return Err(KernelError::new(what, FailKind::Exists, "File exists"));
+                }
+                routes.push(Route {
+                    dest: *dest,
+                    via: *via,
+                    dev: dev.clone(),
+                });
+            }
+            KernelOp::DelRoute { ns, dest, via, dev } => {
+                self.check_ns(ns, what)?;
+                if let Some(d) = dev {
+                    self.check_link(ns, d, what)?;
+                }
+                let routes = self.routes.entry(Self::key(ns)).or_default();
+                let Some(i) = routes.iter().position(|r| r.matches(dest, via, dev)) else {
+                    return Err(Self::not_found(what, "no such route"));
+                };
+                routes.remove(i);
+            }
+            KernelOp::LinkUp { ns, ifname } => self.check_link(ns, ifname, what)?,
+            KernelOp::Sysctl { ns, .. } => self.check_ns(ns, what)?,
+            KernelOp::Hairpin { ifname } => self.check_link(&NsRef::Host, ifname, what)?,
+            KernelOp::Shape { ns, ifname, .. } => self.check_link(ns, ifname, what)?,
+            KernelOp::Firewall(_) => {
+                return Err(KernelError::new(
+                    what,
+                    FailKind::Other,
+                    "firewall changes go through Firewall::apply_fw",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails the operation named `what` if `fail_on` matches it (once).
+    fn injected(&mut self, what: &str) -> Result<(), KernelError> {
         if let Some(f) = &self.fail_on
             && what.contains(f.as_str())
         {
             self.fail_on = None;
             return Err(KernelError::new(what, FailKind::Other, "injected failure"));
         }
-        match op {
-            KernelOp::CreateBridge { name, .. } => self.add_link(&NsRef::Host, name, &what)?,
-            KernelOp::CreateVeth { a, b, .. } => {
-                self.check_ns(&b.ns, &what)?;
-                if self
-                    .links
-                    .get(&Self::key(&b.ns))
-                    .is_some_and(|s| s.contains(&b.name))
-                {
-                    return Err(KernelError::new(what, FailKind::Exists, "File exists"));
-                }
-                self.add_link(&a.ns, &a.name, &what)?;
-                self.add_link(&b.ns, &b.name, &what)?;
-            }
-            KernelOp::DeleteLink { ns, ifname } => {
-                if let Some(set) = self.links.get_mut(&Self::key(ns)) {
-                    set.remove(ifname);
-                }
-                // Deleting a veth end deletes its peer: find the CreateVeth in the log.
-                let peer = self.log.iter().rev().find_map(|o| match o {
-                    KernelOp::CreateVeth { a, b, .. } if a.ns == *ns && a.name == *ifname => {
-                        Some((b.ns.clone(), b.name.clone()))
-                    }
-                    KernelOp::CreateVeth { a, b, .. } if b.ns == *ns && b.name == *ifname => {
-                        Some((a.ns.clone(), a.name.clone()))
-                    }
-                    _ => None,
-                });
-                if let Some((pns, pname)) = peer
-                    && let Some(set) = self.links.get_mut(&Self::key(&pns))
-                {
-                    set.remove(&pname);
-                }
-            }
-            KernelOp::AddAddr { ns, .. }
-            | KernelOp::AddRoute { ns, .. }
-            | KernelOp::LinkUp { ns, .. }
-            | KernelOp::Sysctl { ns, .. } => self.check_ns(ns, &what)?,
-            KernelOp::DelAddr { .. } | KernelOp::DelRoute { .. } | KernelOp::Hairpin { .. } => {}
-            KernelOp::Shape { ns, ifname, .. } => {
-                self.check_ns(ns, &what)?;
-                if !self
-                    .links
-                    .get(&Self::key(ns))
-                    .is_some_and(|s| s.contains(ifname))
-                {
-                    return Err(KernelError::new(
-                        what,
-                        FailKind::NotFound,
-                        "no such interface",
-                    ));
-                }
-            }
-            KernelOp::Firewall(changes) => {
-                if !self.fw_installed {
-                    return Err(KernelError::new(
-                        what,
-                        FailKind::NotFound,
-                        "table inet nsnet is missing (run `nsnet repair`)",
-                    ));
-                }
-                let mut next = self.fw.clone();
-                for c in changes {
-                    match c {
-                        FwChange::Add(e) => {
-                            if !next.insert(e.to_string()) {
-                                return Err(KernelError::new(
-                                    what,
-                                    FailKind::Exists,
-                                    format!("element {e} exists"),
-                                ));
-                            }
-                        }
-                        FwChange::Del(e) => {
-                            if !next.remove(&e.to_string()) {
-                                return Err(KernelError::new(
-                                    what,
-                                    FailKind::NotFound,
-                                    format!("no element {e}"),
-                                ));
-                            }
-                        }
-                    }
-                }
-                self.fw = next;
-            }
-        }
+        Ok(())
+    }
+}
+
+impl Net for FakeKernel {
+    fn apply_net(&mut self, op: &KernelOp) -> Result<(), KernelError> {
+        let what = op.to_string();
+        self.injected(&what)?;
+        self.apply_net_op(op, &what)?;
         self.log.push(op.clone());
         Ok(())
     }
@@ -180,7 +257,13 @@ impl Kernel for FakeKernel {
     }
 
     fn delete_netns(&mut self, name: &str) -> Result<bool, KernelError> {
+        // The namespace's veths go with it, and so do their peers elsewhere.
+        for ifname in self.links_in(name) {
+            self.remove_link(name, &ifname);
+        }
         self.links.remove(name);
+        self.addrs.remove(name);
+        self.routes.remove(name);
         Ok(self.netns.remove(name))
     }
 
@@ -195,8 +278,102 @@ impl Kernel for FakeKernel {
         }
     }
 
-    fn process_alive(&mut self, pid: u32) -> bool {
-        !self.dead_pids.contains(&pid)
+    fn port_busy(&mut self, m: &PortMapping) -> bool {
+        self.busy_ports
+            .contains(&format!("{}/{}", m.proto, m.host_port))
+    }
+
+    fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {
+        // As live: any address of a host interface, nsnet's bridges included.
+        self.host_addrs.contains(&ip)
+            || self
+                .addrs
+                .get("host")
+                .is_some_and(|s| s.iter().any(|(_, a)| a.addr() == ip))
+    }
+
+    fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError> {
+        self.check_ns(ns, &format!("inspect netns {ns}"))?;
+        let key = Self::key(ns);
+        let addrs = self.addrs.get(&key).cloned().unwrap_or_default();
+        let interfaces = self
+            .links_in(&key)
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| IfaceView {
+                index: u32::try_from(i).unwrap_or(0) + 1,
+                kind: None,
+                up: true,
+                mac: None,
+                mtu: None,
+                master: None,
+                addrs: addrs
+                    .iter()
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, a)| *a)
+                    .collect(),
+                shaping: None,
+                name,
+            })
+            .collect();
+        let routes = self
+            .routes
+            .get(&key)
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| RouteView {
+                        dest: r.dest,
+                        via: r.via,
+                        dev: r.dev.clone(),
+                        proto: "static".into(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(NsView { interfaces, routes })
+    }
+}
+
+impl Firewall for FakeKernel {
+    fn apply_fw(&mut self, changes: &[FwChange]) -> Result<(), KernelError> {
+        let op = KernelOp::Firewall(changes.to_vec());
+        let what = op.to_string();
+        self.injected(&what)?;
+        if changes.is_empty() {
+            self.log.push(op);
+            return Ok(());
+        }
+        if !self.fw_installed {
+            return Err(KernelError::new(
+                what,
+                FailKind::NotFound,
+                "table inet nsnet is missing (run `nsnet repair`)",
+            ));
+        }
+        // As live: a batch of deletions only removes what is there, and succeeds.
+        let only_deletes = changes.iter().all(|c| matches!(c, FwChange::Del(_)));
+        let mut next = self.fw.clone();
+        for c in changes {
+            match c {
+                FwChange::Add(e) => {
+                    if !next.insert(e.to_string()) {
+                        return Err(KernelError::new(
+                            what,
+                            FailKind::Exists,
+                            format!("element {e} exists"),
+                        ));
+                    }
+                }
+                FwChange::Del(e) => {
+                    if !next.remove(&e.to_string()) && !only_deletes {
+                        return Err(Self::not_found(&what, &format!("no element {e}")));
+                    }
+                }
+            }
+        }
+        self.fw = next;
+        self.log.push(op);
+        Ok(())
     }
 
     fn fw_ensure(&mut self) -> Result<(), KernelError> {
@@ -212,38 +389,5 @@ impl Kernel for FakeKernel {
 
     fn fw_has(&mut self, elem: &FwElem) -> Result<bool, KernelError> {
         Ok(self.fw_installed && self.fw.contains(&elem.to_string()))
-    }
-
-    fn port_busy(&mut self, m: &PortMapping) -> bool {
-        self.busy_ports
-            .contains(&format!("{}/{}", m.proto, m.host_port))
-    }
-
-    fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {
-        self.host_addrs.contains(&ip)
-    }
-
-    fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError> {
-        self.check_ns(ns, &format!("inspect netns {ns}"))?;
-        let interfaces = self
-            .links_in(&Self::key(ns))
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| IfaceView {
-                name,
-                index: u32::try_from(i).unwrap_or(0) + 1,
-                kind: None,
-                up: true,
-                mac: None,
-                mtu: None,
-                master: None,
-                addrs: Vec::new(),
-                shaping: None,
-            })
-            .collect();
-        Ok(NsView {
-            interfaces,
-            routes: Vec::new(),
-        })
     }
 }

@@ -1,13 +1,17 @@
-//! The engine's seam to the kernel: apply one `KernelOp`, manage namespace files, and read
-//! live state for checks and `inspect`. `LiveKernel` does it for real; `FakeKernel` records.
+//! The engine's seams to the kernel: `Net` (links, addresses, routes, sysctls, qdiscs and
+//! namespace files), `Firewall` and `Processes`, composed as `Kernel`, which the engine is
+//! generic over. `LiveKernel` does it for real; `FakeKernel` records and keeps the same
+//! contract (written on each trait).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use nsnet_core::firewall::FwElem;
+use nsnet_core::firewall::{FwChange, FwElem};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 use serde::Serialize;
+
+use crate::process::Processes;
 
 /// Why a kernel operation failed, in the terms the engine decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,10 +74,27 @@ pub struct NsView {
     pub routes: Vec<RouteView>,
 }
 
-/// What the engine needs from the kernel (containers' processes included: `Processes`).
-pub trait Kernel: crate::process::Processes {
-    /// Applies one operation. `DeleteLink`, `DelAddr` and `DelRoute` of missing objects succeed.
-    fn apply(&mut self, op: &KernelOp) -> Result<(), KernelError>;
+/// The network seam: links, addresses, routes, sysctls, qdiscs and namespace files.
+///
+/// # Contract
+///
+/// `LiveKernel` and `FakeKernel` both keep it; `crates/sys/tests/kernel_contract.rs` runs one
+/// scenario against each (the live one as root, in a throwaway sandbox).
+///
+/// - Creating an object that exists (a link by name in its namespace, an address on its
+///   interface, a route with the same destination) is `Err(FailKind::Exists)`; so is
+///   creating a named namespace that exists.
+/// - Deleting a link, address or route that is missing is `Err(FailKind::NotFound)`; so is
+///   any operation on an interface that does not exist, or in a named namespace that does
+///   not exist. Callers that tear down treat `NotFound` as done (see the engine's `teardown`).
+/// - Deleting one end of a veth deletes its peer too.
+/// - `delete_netns` of a missing namespace is `Ok(false)`; deleting a namespace removes
+///   everything in it.
+/// - `view` of a missing named namespace is `Err(FailKind::NotFound)`.
+pub trait Net {
+    /// Applies one operation other than `KernelOp::Firewall` (which goes to `Firewall`; a
+    /// firewall op here is refused with `FailKind::Other`).
+    fn apply_net(&mut self, op: &KernelOp) -> Result<(), KernelError>;
     /// Creates a named namespace (a file under /run/netns) with `lo` up.
     fn create_netns(&mut self, name: &str) -> Result<(), KernelError>;
     /// Deletes a named namespace; Ok(false) when it did not exist.
@@ -84,8 +105,28 @@ pub trait Kernel: crate::process::Processes {
     fn netns_exists(&mut self, ns: &NsRef) -> bool;
     /// Live interfaces and routes of a namespace.
     fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError>;
-    /// Whether process `pid` still runs (for garbage collection of interrupted operations).
-    fn process_alive(&mut self, pid: u32) -> bool;
+    /// Whether something in the host namespace already uses this host port (a listener or a
+    /// bound socket), so publishing it would shadow or steal its traffic.
+    fn port_busy(&mut self, m: &PortMapping) -> bool;
+    /// Whether an interface of the host namespace holds `ip`, so traffic to it arrives here
+    /// (a port published on any other address would never be reached).
+    fn host_holds(&mut self, ip: IpAddr) -> bool;
+}
+
+/// The firewall seam: nsnet's nf_tables tables and their elements.
+///
+/// # Contract
+///
+/// - `apply_fw` applies all changes or none. With the tables missing it is
+///   `Err(FailKind::NotFound)`. Adding an element whose key is present is
+///   `Err(FailKind::Exists)`. A batch of only deletions removes what is present and succeeds
+///   even when some elements are already gone; a deletion of a missing element inside a batch
+///   that also adds is `Err(FailKind::NotFound)`. An empty batch is `Ok`.
+/// - `fw_ensure` is idempotent; `fw_remove` of missing tables is `Ok` and drops every element.
+/// - `fw_has` is `Ok(false)` when the tables or the element are missing.
+pub trait Firewall {
+    /// Applies firewall element changes as one transaction.
+    fn apply_fw(&mut self, changes: &[FwChange]) -> Result<(), KernelError>;
     /// Installs nsnet's firewall tables (the fixed skeleton) unless they exist. Callers hold
     /// the store's write lock, so two processes never install it twice.
     fn fw_ensure(&mut self) -> Result<(), KernelError>;
@@ -94,10 +135,17 @@ pub trait Kernel: crate::process::Processes {
     /// Whether nsnet's firewall holds an element with the key of `elem` (a missing table or
     /// set counts as absent); an error means the firewall cannot be read at all.
     fn fw_has(&mut self, elem: &FwElem) -> Result<bool, KernelError>;
-    /// Whether something in the host namespace already uses this host port (a listener or a
-    /// bound socket), so publishing it would shadow or steal its traffic.
-    fn port_busy(&mut self, m: &PortMapping) -> bool;
-    /// Whether an interface of the host namespace holds `ip`, so traffic to it arrives here
-    /// (a port published on any other address would never be reached).
-    fn host_holds(&mut self, ip: IpAddr) -> bool;
 }
+
+/// What the engine needs from the kernel: the three seams, and one `apply` for any operation.
+pub trait Kernel: Net + Firewall + Processes {
+    /// Applies one operation: firewall changes through `Firewall`, the rest through `Net`.
+    fn apply(&mut self, op: &KernelOp) -> Result<(), KernelError> {
+        match op {
+            KernelOp::Firewall(changes) => self.apply_fw(changes),
+            op => self.apply_net(op),
+        }
+    }
+}
+
+impl<T: Net + Firewall + Processes> Kernel for T {}

@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+use nsnet_core::firewall::FwChange;
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 
 use crate::crashpoint::CrashPoints;
-use crate::kernel::{FailKind, IfaceView, Kernel, KernelError, NsView, RouteView};
+use crate::kernel::{FailKind, Firewall, IfaceView, KernelError, Net, NsView, RouteView};
 use crate::netlink::{BridgeSpec, Netem, NetlinkError, RouteSpec, Rtnl, Shaper, VethSpec};
 use crate::nft::NftSocket;
 use crate::{netns, sysctl};
@@ -286,17 +287,6 @@ impl LiveKernel {
         Ok(self.nft.as_mut().expect("set above"))
     }
 
-    fn apply_fw(
-        &mut self,
-        changes: &[nsnet_core::firewall::FwChange],
-        what: &str,
-    ) -> Result<(), KernelError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        crate::live_fw::apply(self.nft_sock(what)?, changes, what)
-    }
-
     fn forget(&mut self, name: &str) {
         self.sockets.remove(name);
         self.fds.remove(name);
@@ -459,7 +449,13 @@ impl LiveKernel {
                     s.set_bridge_port_hairpin(index.expect("given"), true)
                 })?;
             }
-            KernelOp::Firewall(changes) => self.apply_fw(changes, what)?,
+            KernelOp::Firewall(_) => {
+                return Err(KernelError::new(
+                    what,
+                    FailKind::Other,
+                    "firewall changes go through Firewall::apply_fw",
+                ));
+            }
             KernelOp::Shape {
                 ns,
                 ifname,
@@ -567,8 +563,8 @@ fn mac_string(m: [u8; 6]) -> String {
     nsnet_core::model::Mac(m).to_string()
 }
 
-impl Kernel for LiveKernel {
-    fn apply(&mut self, op: &KernelOp) -> Result<(), KernelError> {
+impl Net for LiveKernel {
+    fn apply_net(&mut self, op: &KernelOp) -> Result<(), KernelError> {
         let what = op.to_string();
         self.crash.before(&what);
         let res = self.apply_op(op, &what);
@@ -671,6 +667,31 @@ impl Kernel for LiveKernel {
         Ok(NsView { interfaces, routes })
     }
 
+    fn port_busy(&mut self, m: &PortMapping) -> bool {
+        crate::ports::busy(m)
+    }
+
+    fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {
+        crate::ports::held(ip)
+    }
+}
+
+impl Firewall for LiveKernel {
+    fn apply_fw(&mut self, changes: &[FwChange]) -> Result<(), KernelError> {
+        // Named as the op renders, so crash points and errors read as before the split.
+        let what = KernelOp::Firewall(changes.to_vec()).to_string();
+        self.crash.before(&what);
+        let res = if changes.is_empty() {
+            Ok(())
+        } else {
+            self.nft_sock(&what)
+                .and_then(|sock| crate::live_fw::apply(sock, changes, &what))
+        };
+        self.crash.after(&what);
+        tracing::debug!(op = %what, ok = res.is_ok(), "kernel op");
+        res
+    }
+
     fn fw_ensure(&mut self) -> Result<(), KernelError> {
         let what = "install nsnet firewall tables";
         self.live_only(what)?;
@@ -692,24 +713,6 @@ impl Kernel for LiveKernel {
     fn fw_has(&mut self, elem: &nsnet_core::firewall::FwElem) -> Result<bool, KernelError> {
         let what = format!("look up firewall element {elem}");
         crate::live_fw::has(self.nft_sock(&what)?, elem, &what)
-    }
-
-    fn port_busy(&mut self, m: &PortMapping) -> bool {
-        crate::ports::busy(m)
-    }
-
-    fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {
-        crate::ports::held(ip)
-    }
-
-    fn process_alive(&mut self, pid: u32) -> bool {
-        let Ok(pid) = i32::try_from(pid) else {
-            return false;
-        };
-        !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        )
     }
 }
 

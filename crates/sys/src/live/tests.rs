@@ -19,7 +19,7 @@ use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::{PortMapping, Proto};
 
 use super::LiveKernel;
-use crate::kernel::{FailKind, Kernel};
+use crate::kernel::{FailKind, Firewall, Kernel, Net};
 use crate::nl::record::{Datagram, Message, Reaction, Recorder};
 
 const RTM_NEWLINK: u16 = 16;

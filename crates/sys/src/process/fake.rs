@@ -99,4 +99,8 @@ impl Processes for FakeKernel {
     fn host_resolv_conf(&mut self) -> String {
         "nameserver 127.0.0.53\nnameserver 192.0.2.53\n".into()
     }
+
+    fn process_alive(&mut self, pid: u32) -> bool {
+        !self.dead_pids.contains(&pid)
+    }
 }

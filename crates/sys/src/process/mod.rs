@@ -103,6 +103,9 @@ pub trait Processes {
     fn write_etc(&mut self, netns: &str, file: &str, contents: &str) -> Result<(), ProcessError>;
     /// The host's `/etc/resolv.conf` (empty when missing).
     fn host_resolv_conf(&mut self) -> String;
+    /// Whether process `pid` still runs (for garbage collection of interrupted operations,
+    /// whose owner is known by pid alone).
+    fn process_alive(&mut self, pid: u32) -> bool;
 }
 
 /// Opens `path` with `flags` (always close-on-exec) and `mode`.
@@ -444,6 +447,16 @@ impl Processes for LiveKernel {
 
     fn host_resolv_conf(&mut self) -> String {
         fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    }
+
+    fn process_alive(&mut self, pid: u32) -> bool {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
     }
 }
 
