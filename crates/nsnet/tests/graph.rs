@@ -32,7 +32,7 @@ fn group<'a>(svg: &'a str, title: &str) -> &'a str {
 }
 
 /// Two networks (one internal), a namespace on both with a published port, a link and a
-/// route: the rendered picture shows each fact on its own line and no escaped `\n`.
+/// route, a container: the rendered picture shows each fact on its own line and no escaped `\n`.
 #[test]
 fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
     if !root() {
@@ -76,6 +76,17 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
         "192.168.15.1",
     ]);
 
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--network",
+        "front",
+        "--",
+        "sleep",
+        "300",
+    ]);
     let svg = s.ok(&["graph", "--svg"]);
     assert!(svg.contains("<svg"), "{svg}");
     let texts = svg_texts(&svg);
@@ -92,9 +103,11 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
         "internal",
         "web",
         "db",
-        "8080:80/tcp",
+        "publish 8080:80/tcp",
         "route 198.51.100.0/24 via 192.168.15.1",
         "host",
+        "app",
+        "container",
     ] {
         assert!(
             texts.iter().any(|t| t == line),
@@ -114,7 +127,7 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
     let edges: Vec<&str> = svg.split("class=\"edge\"").skip(1).collect();
     let primary = edges
         .iter()
-        .find(|e| e.contains("<title>ns:web&#45;&#45;bridge:front</title>"))
+        .find(|e| e.contains("<title>net:front&#45;&#45;ns:web</title>"))
         .expect("web's edge to front");
     assert!(primary.contains("stroke-width=\"2\""), "{primary}");
 

@@ -105,7 +105,7 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
     }
     for p in engine.port_ls(None)? {
         if let Some(f) = facts.get_mut(&p.netns) {
-            f.ports.push(p.mapping.to_string());
+            f.ports.push(format!("publish {}", p.mapping));
         }
     }
     let mut host_routes = Vec::new();
@@ -199,7 +199,7 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
             "  subgraph {} {{\n    label={}; style=\"{style}\"; color=\"{color}\"; fontname=\"Helvetica\";\n    {} [shape=box, style=\"rounded,filled\", fillcolor=\"#e8eefc\", label={}, tooltip={}];\n  }}\n",
             q(&format!("cluster_net_{}", d.name)),
             q(&d.name),
-            q(&format!("bridge:{}", d.name)),
+            q(&format!("net:{}", d.name)),
             q(&lines.join("\n")),
             q(&format!("network {}, state {}\n{}", d.name, d.state, lines.join("\n")))
         ));
@@ -208,7 +208,7 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
         let gws: Vec<String> = d.subnets.iter().map(|s| s.gateway.to_string()).collect();
         out.push_str(&format!(
             "  \"host\" -- {} [style={}, color=\"{color}\", label={}];\n",
-            q(&format!("bridge:{}", d.name)),
+            q(&format!("net:{}", d.name)),
             if d.internal { "dashed" } else { "solid" },
             q(&format!("gw {}", gws.join(", ")))
         ));
@@ -217,10 +217,11 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
         for e in eps {
             let addrs: Vec<String> = e.addrs.iter().map(|a| a.addr().to_string()).collect();
             let label = format!("{} {}", e.ifname, addrs.join(" "));
+            // Bridge first, so Graphviz ranks host -> networks -> namespaces left to right.
             out.push_str(&format!(
                 "  {} -- {} [label={}, tooltip={}{}];\n",
+                q(&format!("net:{}", d.name)),
                 ns_id(&e.netns),
-                q(&format!("bridge:{}", d.name)),
                 q(&label),
                 q(&format!(
                     "{} in {} on {}{}",
@@ -258,7 +259,7 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
             addr(&l.addr_b)
         );
         out.push_str(&format!(
-            "  {} -- {} [color=\"#7d3c98\", label={}, tooltip={}];\n",
+            "  {} -- {} [color=\"#7d3c98\", constraint=false, label={}, tooltip={}];\n",
             ns_id(&l.netns_a),
             ns_id(&l.netns_b),
             q(&label),
