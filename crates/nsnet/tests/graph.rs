@@ -31,13 +31,9 @@ fn group<'a>(svg: &'a str, title: &str) -> &'a str {
     &svg[start..end]
 }
 
-/// Two networks (one internal), a namespace on both with a published port, a link and a
-/// route, a container: the rendered picture shows each fact on its own line and no escaped `\n`.
-#[test]
-fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
-    if !root() {
-        return;
-    }
+/// Two networks (one internal), a namespace on both with a published port, a link, a route
+/// and a container.
+fn small_topology() -> Sandbox {
     let s = Sandbox::new();
     s.ok(&["network", "create", "front", "--subnet", "10.60.1.0/24"]);
     s.ok(&[
@@ -75,7 +71,6 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
         "via",
         "192.168.15.1",
     ]);
-
     s.ok(&[
         "run",
         "-d",
@@ -87,6 +82,16 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
         "sleep",
         "300",
     ]);
+    s
+}
+
+/// The rendered picture shows each fact on its own line and no escaped `\n`.
+#[test]
+fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
+    if !root() {
+        return;
+    }
+    let s = small_topology();
     let svg = s.ok(&["graph", "--svg"]);
     assert!(svg.contains("<svg"), "{svg}");
     let texts = svg_texts(&svg);
@@ -133,4 +138,43 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
 
     // Deterministic: the same state draws the same picture.
     assert_eq!(svg, s.ok(&["graph", "--svg"]));
+}
+
+/// `--html`: one page a browser opens offline, the SVG inline, each element's details as
+/// its tooltip.
+#[test]
+fn html_page_is_self_contained_with_details_on_hover() {
+    if !root() {
+        return;
+    }
+    let s = small_topology();
+    let page = s.ok(&["graph", "--html"]);
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    let svg_at = page.find("<svg").expect("inline svg");
+    assert!(page[svg_at..].contains("</svg>"));
+    assert!(page.contains("<script>") && !page.contains("<script src"));
+    // Nothing to fetch: the only URL is the SVG namespace (a name, never fetched).
+    let urls: Vec<&str> = page
+        .match_indices("http")
+        .map(|(i, _)| page[i..].split(['"', ' ', '<']).next().unwrap())
+        .collect();
+    assert!(
+        urls.iter().all(|u| *u == "http://www.w3.org/2000/svg"),
+        "{urls:?}"
+    );
+    // Inspect details on hover: MAC and host-side veth of web's endpoints, the primary mark,
+    // the network's settings.
+    let web_tip = page
+        .split("<title>ns:web</title>")
+        .nth(1)
+        .and_then(|t| t.split("xlink:title=\"").nth(1))
+        .expect("web's tooltip");
+    assert!(web_tip.contains("mac 0a:58:"), "{web_tip}");
+    assert!(web_tip.contains("host side nsv"), "{web_tip}");
+    assert!(page.contains("(primary: default route)"));
+    assert!(
+        page.contains("masquerade true, icc true, 2 endpoint(s)"),
+        "{page}"
+    );
+    assert_eq!(page, s.ok(&["graph", "--html"]), "not deterministic");
 }

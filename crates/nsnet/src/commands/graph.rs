@@ -1,4 +1,4 @@
-//! `nsnet graph [-f FILE] [--svg]`: the live topology as Graphviz DOT (or SVG).
+//! `nsnet graph [-f FILE] [--svg|--html]`: the live topology as Graphviz DOT, SVG or a page.
 //!
 //! Each network is a cluster (its border shows isolation: dashed for internal, green for routed)
 //! holding its bridge; namespaces and containers are nodes outside the clusters, because one
@@ -12,6 +12,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 use nsnet_core::ops::NsRef;
+
+mod html;
 
 use crate::context;
 use crate::topology::load;
@@ -195,13 +197,21 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
         if let Some(mtu) = d.mtu {
             lines.push(format!("mtu {mtu}"));
         }
+        let details = q(&format!(
+            "network {}, state {}\n{}\nmasquerade {}, icc {}, {} endpoint(s)",
+            d.name,
+            d.state,
+            lines.join("\n"),
+            d.masquerade,
+            d.icc,
+            d.endpoints.len()
+        ));
         out.push_str(&format!(
-            "  subgraph {} {{\n    label={}; style=\"{style}\"; color=\"{color}\"; fontname=\"Helvetica\";\n    {} [shape=box, style=\"rounded,filled\", fillcolor=\"#e8eefc\", label={}, tooltip={}];\n  }}\n",
+            "  subgraph {} {{\n    label={}; tooltip={details}; style=\"{style}\"; color=\"{color}\"; fontname=\"Helvetica\";\n    {} [shape=box, style=\"rounded,filled\", fillcolor=\"#e8eefc\", label={}, tooltip={details}];\n  }}\n",
             q(&format!("cluster_net_{}", d.name)),
             q(&d.name),
             q(&format!("net:{}", d.name)),
             q(&lines.join("\n")),
-            q(&format!("network {}, state {}\n{}", d.name, d.state, lines.join("\n")))
         ));
         // The gateway lives on the host's bridge; an internal network's edge is dashed since
         // nothing beyond the network is reached through it.
@@ -273,24 +283,38 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
     Ok(out)
 }
 
-pub fn run(state_dir: &Path, file: Option<&Path>, svg: bool) -> Result<()> {
+/// What `nsnet graph` prints.
+pub enum Output {
+    Dot,
+    Svg,
+    Html,
+}
+
+pub fn run(state_dir: &Path, file: Option<&Path>, output: Output) -> Result<()> {
     let text = dot(state_dir, file)?;
-    if !svg {
-        print!("{text}");
-        return Ok(());
+    match output {
+        Output::Dot => print!("{text}"),
+        Output::Svg => print!("{}", svg(&text)?),
+        Output::Html => print!("{}", html::page(&svg(&text)?)),
     }
+    Ok(())
+}
+
+/// The DOT text rendered by Graphviz.
+fn svg(dot: &str) -> Result<String> {
     let mut child = Command::new("dot")
         .arg("-Tsvg")
         .stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
+        .stdout(Stdio::piped())
         .spawn()
-        .context("run Graphviz `dot` for --svg (Debian: apt-get install graphviz)")?;
+        .context("run Graphviz `dot` to render SVG (Debian: apt-get install graphviz)")?;
+    // Graphviz reads all input before writing, so writing first cannot deadlock on the pipe.
     child
         .stdin
         .take()
         .expect("piped")
-        .write_all(text.as_bytes())?;
-    let status = child.wait()?;
-    anyhow::ensure!(status.success(), "dot -Tsvg failed: {status}");
-    Ok(())
+        .write_all(dot.as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(out.status.success(), "dot -Tsvg failed: {}", out.status);
+    String::from_utf8(out.stdout).context("dot -Tsvg wrote invalid UTF-8")
 }
