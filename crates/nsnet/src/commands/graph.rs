@@ -110,6 +110,10 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
             f.ports.push(format!("publish {}", p.mapping));
         }
     }
+    for f in facts.values_mut() {
+        f.ports.sort();
+        f.details.sort();
+    }
     let mut host_routes = Vec::new();
     for (name, f) in facts
         .iter_mut()
@@ -117,7 +121,7 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
         .chain([("host", None)])
     {
         // Only routes nsnet made: the kernel's connected routes repeat the addresses shown.
-        let routes: Vec<String> = engine
+        let mut routes: Vec<String> = engine
             .route_ls(&ns_ref(name))
             .unwrap_or_default()
             .into_iter()
@@ -134,6 +138,7 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
                 }
             })
             .collect();
+        routes.sort();
         match f {
             Some(f) => f.routes = routes,
             None => host_routes = routes,
