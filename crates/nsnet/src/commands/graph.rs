@@ -273,8 +273,11 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
             l.ifname_b,
             addr(&l.addr_b)
         );
+        // A link between two namespaces must not push one of them a rank further right; a link
+        // to the host should, so the namespace sits beside the host rather than off the page.
+        let to_host = l.netns_a == "host" || l.netns_b == "host";
         out.push_str(&format!(
-            "  {} -- {} [color=\"#7d3c98\", constraint=false, label={}, tooltip={}];\n",
+            "  {} -- {} [color=\"#7d3c98\", constraint={to_host}, label={}, tooltip={}];\n",
             ns_id(&l.netns_a),
             ns_id(&l.netns_b),
             q(&label),
