@@ -31,7 +31,7 @@ fn group<'a>(svg: &'a str, title: &str) -> &'a str {
     &svg[start..end]
 }
 
-/// Two networks (one internal), a namespace on both with a published port, a link, a route
+/// Three networks (one internal, one routed), a namespace on both with a published port, a link, a route
 /// and a container.
 fn small_topology() -> Sandbox {
     let s = Sandbox::new();
@@ -43,6 +43,14 @@ fn small_topology() -> Sandbox {
         "--subnet",
         "10.60.2.0/24",
         "--internal",
+    ]);
+    s.ok(&[
+        "network",
+        "create",
+        "edge",
+        "--subnet",
+        "10.60.3.0/24",
+        "--routed",
     ]);
     s.ok(&["netns", "add", "web"]);
     s.ok(&["netns", "add", "db"]);
@@ -106,6 +114,7 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
         "10.60.1.0/24 gw 10.60.1.1",
         "10.60.2.0/24 gw 10.60.2.1",
         "internal",
+        "routed",
         "web",
         "db",
         "publish 8080:80/tcp",
@@ -127,6 +136,10 @@ fn svg_shows_networks_namespaces_links_and_routes_on_separate_lines() {
     assert!(
         !group(&svg, "cluster_net_front").contains("stroke-dasharray"),
         "ordinary network dashed"
+    );
+    assert!(
+        group(&svg, "cluster_net_edge").contains("stroke-width=\"2\""),
+        "routed network not bold"
     );
     // The primary network's edge is drawn bold (thicker than the others).
     let edges: Vec<&str> = svg.split("class=\"edge\"").skip(1).collect();
