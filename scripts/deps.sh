@@ -11,9 +11,10 @@
 # only inside the tests' sandboxes, with private roots and configuration. Listing
 # containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
 # are not installed; no service is started (see below).
+# graphviz: `dot` renders `nsnet graph --svg`, and tests/graph.rs reads the rendered picture back.
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
-  podman conmon catatonit runc containerd "$@")
+  podman conmon catatonit runc containerd graphviz "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -50,7 +50,7 @@ pub enum Command {
     Apply(TopologyFile),
     /// Remove everything a topology file created, and nothing else.
     Destroy(TopologyFile),
-    /// The live topology as Graphviz DOT (or SVG with --svg, when Graphviz is installed).
+    /// The live topology as Graphviz DOT (SVG with --svg, an HTML page with --html; both need Graphviz).
     Graph {
         /// Only the objects a topology file declares.
         #[arg(short = 'f', long = "file")]
@@ -58,6 +58,9 @@ pub enum Command {
         /// Render SVG with Graphviz's `dot`.
         #[arg(long)]
         svg: bool,
+        /// One self-contained HTML page (the SVG inline, details on hover and click).
+        #[arg(long, conflicts_with = "svg")]
+        html: bool,
     },
     /// A namespace's interfaces, addresses, routes, networks and links ("host" for the machine).
     Inspect {

@@ -41,7 +41,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(t) => topology::plan(&state_dir, format, &t.file),
         Command::Apply(t) => topology::apply(&state_dir, format, &t.file),
         Command::Destroy(t) => topology::destroy(&state_dir, format, &t.file),
-        Command::Graph { file, svg } => graph::run(&state_dir, file.as_deref(), svg),
+        Command::Graph { file, svg, html } => {
+            let output = match (svg, html) {
+                (_, true) => graph::Output::Html,
+                (true, false) => graph::Output::Svg,
+                (false, false) => graph::Output::Dot,
+            };
+            graph::run(&state_dir, file.as_deref(), output)
+        }
         Command::Inspect { netns, check } => inspect::run(&state_dir, format, &netns, check),
         Command::Gc => gc::run(&state_dir, format),
         Command::Demo => demo::run(),
