@@ -67,8 +67,10 @@ pub fn ruleset() -> io::Result<Ruleset> {
     Ok(Ruleset { tables, chains })
 }
 
-/// One nf_tables GET dump: each answer as (family, its attributes as (kind, value)).
-type Dumped = Vec<(u8, Vec<(u16, Vec<u8>)>)>;
+/// Attributes of one nf_tables message as (kind, value).
+type Attrs = Vec<(u16, Vec<u8>)>;
+/// One nf_tables GET dump: each answer as (family, its attributes).
+type Dumped = Vec<(u8, Attrs)>;
 
 fn dump(sock: &mut NlSocket<Netfilter>, cmd: u16) -> io::Result<Dumped> {
     let mut req = dump_request(cmd);
@@ -104,7 +106,7 @@ fn dump_request(cmd: u16) -> Vec<u8> {
 
 /// Splits an nf_tables message payload (after the netlink header) into its family and
 /// attributes; `None` when it is too short to be one.
-fn parse_nfgen(payload: &[u8]) -> Option<(u8, Vec<(u16, Vec<u8>)>)> {
+fn parse_nfgen(payload: &[u8]) -> Option<(u8, Attrs)> {
     let family = *payload.first()?;
     let mut tlvs = payload.get(4..)?;
     let mut attrs = Vec::new();
