@@ -66,11 +66,14 @@ pub type Probed = Result<(), String>;
 #[derive(Debug)]
 pub struct StateFacts {
     pub dir: PathBuf,
-    /// Permission bits; `None` when the directory does not exist.
+    /// Permission bits; `None` when nothing exists at the path.
     pub mode: Option<u32>,
+    /// The path is a directory (not a file in the way).
+    pub is_dir: bool,
     /// Bytes of the files directly in the directory (database, WAL).
     pub size: u64,
-    /// `None` when the store was not opened (missing directory or wrong mode).
+    /// `None` when the store was not opened: no database yet, or opening it would change
+    /// the directory's mode.
     pub health: Option<Result<StoreHealth, String>>,
 }
 
@@ -110,9 +113,9 @@ fn gather(state_dir: &Path) -> Facts {
 }
 
 fn gather_state(dir: &Path) -> StateFacts {
-    let mode = std::fs::metadata(dir)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o7777);
+    let meta = std::fs::metadata(dir).ok();
+    let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o7777);
+    let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
     let size = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -122,8 +125,10 @@ fn gather_state(dir: &Path) -> StateFacts {
                 .sum()
         })
         .unwrap_or(0);
-    // Opening a store with a loose mode is refused; a missing one would be created.
-    let health = (mode == Some(0o700)).then(|| {
+    // Opening the store creates a missing database and tightens a loose mode: doctor only
+    // opens one that is there and private already.
+    let openable = is_dir && mode == Some(0o700) && dir.join(nsnet_store::DB_FILE).exists();
+    let health = openable.then(|| {
         context::open(dir)
             .and_then(|mut engine| Ok(engine.doctor_store()?))
             .map_err(|e| format!("{e:#}"))
@@ -131,6 +136,7 @@ fn gather_state(dir: &Path) -> StateFacts {
     StateFacts {
         dir: dir.to_path_buf(),
         mode,
+        is_dir,
         size,
         health,
     }
@@ -286,6 +292,17 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
             ));
             return out;
         }
+        Some(_) if !s.is_dir => {
+            out.push(with_fix(
+                check(
+                    "state directory",
+                    Status::Fail,
+                    format!("{dir} is not a directory"),
+                ),
+                format!("move {dir} aside, or give another --state-dir"),
+            ));
+            return out;
+        }
         Some(0o700) => out.push(check(
             "state directory",
             Status::Ok,
@@ -295,9 +312,9 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
             out.push(with_fix(
                 check(
                     "state directory",
-                    Status::Fail,
+                    Status::Warn,
                     format!(
-                        "{dir} has mode {mode:04o}; nsnet refuses a state directory others can read"
+                        "{dir} has mode {mode:04o}: others can read nsnet's state (nsnet sets 0700 at its next command; not opened)"
                     ),
                 ),
                 format!("chmod 700 {dir}"),
@@ -314,7 +331,14 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
             ));
             return out;
         }
-        None => return out,
+        None => {
+            out.push(check(
+                "state database",
+                Status::Ok,
+                "none yet (the first command creates it)",
+            ));
+            return out;
+        }
     };
     let rows = |t: &str| {
         health
@@ -521,6 +545,7 @@ mod tests {
             state: StateFacts {
                 dir: "/var/lib/nsnet".into(),
                 mode: Some(0o700),
+                is_dir: true,
                 size: 4096,
                 health: Some(Ok(StoreHealth::default())),
             },
@@ -591,17 +616,20 @@ mod tests {
     }
 
     #[test]
-    fn loose_state_dir_and_missing_nftables_fail() {
+    fn loose_state_dir_warns_and_missing_nftables_fails() {
         let mut f = facts();
         f.state.mode = Some(0o755);
         f.ruleset = Err("list nf_tables ruleset: Operation not permitted".into());
         f.nft_binary = None;
         let checks = classify(&f);
         let dir = find(&checks, "state directory");
-        assert_eq!(dir.status, Status::Fail);
+        assert_eq!(dir.status, Status::Warn);
         assert_eq!(dir.fix.as_deref(), Some("chmod 700 /var/lib/nsnet"));
         assert_eq!(find(&checks, "nftables").status, Status::Fail);
         assert_eq!(find(&checks, "nft binary").status, Status::Fail);
+        f.state.is_dir = false;
+        let checks = classify(&f);
+        assert_eq!(find(&checks, "state directory").status, Status::Fail);
     }
 
     #[test]
