@@ -61,7 +61,7 @@ fn doctor_reports_leftovers_and_missing_elements_without_touching_them() {
             || netem["detail"]
                 .as_str()
                 .unwrap()
-                .contains("rate limits still work")
+                .contains("`--rate` alone works")
     );
 
     // A connect SIGKILLed half-way leaves a `creating` row; a hand-deleted element leaves a

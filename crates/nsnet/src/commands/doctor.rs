@@ -230,7 +230,7 @@ pub fn classify(f: &Facts) -> Vec<Check> {
                         "netem qdisc",
                         Status::Warn,
                         format!(
-                            "delay, jitter and loss unavailable (refused by `link shape`); rate limits still work: {e}"
+                            "delay, jitter and loss unavailable (`link set --delay/--jitter/--loss` will fail); `--rate` alone works (tbf): {e}"
                         ),
                     ),
                     "install the kernel's sch_netem module (e.g. linux-modules-extra) and modprobe sch_netem",
@@ -563,7 +563,7 @@ mod tests {
         let netem = find(&checks, "netem qdisc");
         assert_eq!(netem.status, Status::Warn);
         assert!(netem.detail.contains("delay, jitter and loss unavailable"));
-        assert!(netem.detail.contains("rate limits still work"));
+        assert!(netem.detail.contains("`--rate` alone works"));
         assert_eq!(find(&checks, "ip_forward").status, Status::Warn);
         assert!(checks.iter().all(|c| c.status != Status::Fail));
     }
