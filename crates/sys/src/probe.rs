@@ -1,14 +1,14 @@
 //! Read-only probes of what this machine supports, for `nsnet doctor`: nf_tables (tables and
 //! chains of the whole ruleset, over netlink), kernel modules, sysctls, and whether the qdiscs
 //! nsnet shapes with can be created. Nothing here changes the machine: the qdisc probe works on
-//! a bridge inside an anonymous network namespace that vanishes with its thread.
+//! a veth inside an anonymous network namespace that vanishes with its thread.
 
 use std::io;
 use std::path::Path;
 
 use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST};
 
-use crate::netlink::{BridgeSpec, Netem, Rtnl, Shaper};
+use crate::netlink::{Netem, Rtnl, Shaper, VethSpec};
 use crate::nl::wire::{NLMSG_HDRLEN, align4};
 use crate::nl::{Answer, Netfilter, NlSocket};
 
@@ -153,8 +153,8 @@ pub struct Qdiscs {
     pub netem: Result<(), String>,
 }
 
-/// Creates a tbf and a netem qdisc on a bridge inside a new anonymous network namespace,
-/// entered by a helper thread only: the namespace (and the bridge) is freed when that thread
+/// Creates a tbf and a netem qdisc on a veth inside a new anonymous network namespace,
+/// entered by a helper thread only: the namespace (and the veth) is freed when that thread
 /// exits, and the host's interfaces are never touched.
 pub fn qdiscs() -> io::Result<Qdiscs> {
     std::thread::spawn(|| -> io::Result<Qdiscs> {
@@ -162,12 +162,16 @@ pub fn qdiscs() -> io::Result<Qdiscs> {
             .map_err(|e| io::Error::other(format!("unshare a network namespace: {e}")))?;
         let mut rtnl = Rtnl::open().map_err(io::Error::other)?;
         let index = rtnl
-            .add_bridge(&BridgeSpec {
+            .add_veth(&VethSpec {
                 name: "nsnetprobe0".into(),
-                mtu: None,
-                mac: None,
                 alias: None,
+                mtu: None,
+                master: None,
                 up: true,
+                ipv6: false,
+                peer_name: "nsnetprobe1".into(),
+                peer_netns: None,
+                peer_mac: None,
             })
             .map_err(io::Error::other)?;
         let mut try_shaper = |shaper: Shaper| {
