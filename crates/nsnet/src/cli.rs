@@ -74,6 +74,9 @@ pub enum Command {
     /// Remove leftovers of interrupted operations, of namespaces deleted by hand, and
     /// containers that exited.
     Gc,
+    /// What this machine supports and what nsnet will do about it (OK / WARN / FAIL with the
+    /// fix); changes nothing. Exit 1 when a check fails.
+    Doctor,
     /// Run a command in a new container: its own PID, mount, UTS, IPC and network namespaces.
     Run(RunArgs),
     /// Run a command inside a running container (joins all of its namespaces).

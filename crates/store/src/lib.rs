@@ -99,6 +99,14 @@ impl Store {
         &self.path
     }
 
+    /// SQLite's `PRAGMA integrity_check`: empty when the database is sound, else its findings.
+    pub fn integrity_check(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let found = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(found.into_iter().filter(|line| line != "ok").collect())
+    }
+
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`); commits when it returns Ok.
     pub fn write<T, E: From<StoreError>>(
         &mut self,

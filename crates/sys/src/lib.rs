@@ -10,6 +10,7 @@ pub mod netns;
 pub mod nft;
 pub mod nl;
 pub mod ports;
+pub mod probe;
 pub mod process;
 pub mod sandbox;
 pub mod sysctl;

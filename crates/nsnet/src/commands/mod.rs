@@ -1,6 +1,7 @@
 //! One file per subcommand; each turns arguments into validated requests and calls the engine.
 
 mod demo;
+mod doctor;
 mod exec;
 mod gc;
 mod graph;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { netns, check } => inspect::run(&state_dir, format, &netns, check),
         Command::Gc => gc::run(&state_dir, format),
+        Command::Doctor => doctor::run(&state_dir, format),
         Command::Demo => demo::run(),
         Command::Run(args) => run::run(&state_dir, format, args),
         Command::Exec { name, command } => exec::run(&state_dir, &name, &command),

@@ -1,0 +1,191 @@
+//! What `gc` and `repair` would do, without doing it: the store's health, rows left by
+//! interrupted processes, and firewall elements ready rows own that the kernel lacks.
+//! Read-only: one read transaction and `fw_has` lookups.
+
+use nsnet_core::firewall::{self, FwElem};
+use nsnet_store::{RowState, StoreError};
+use nsnet_sys::kernel::Kernel;
+use serde::Serialize;
+
+use crate::container::Live;
+use crate::network::{endpoint_firewall, ns_ref};
+use crate::{Engine, EngineError};
+
+/// The store's health and what `gc`/`repair` would act on.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreHealth {
+    /// `PRAGMA integrity_check` findings; empty when sound.
+    pub integrity: Vec<String>,
+    /// Rows per table of the store (to compare before and after).
+    pub rows: Vec<(&'static str, i64)>,
+    /// What `gc` would collect, one line per object.
+    pub collectable: Vec<String>,
+    /// Firewall elements of ready rows missing from the kernel (what `gc`/`repair` restore).
+    pub missing_elements: Vec<String>,
+    /// Why the firewall could not be checked, if it could not.
+    pub firewall_error: Option<String>,
+}
+
+impl<K: Kernel> Engine<K> {
+    /// Checks the store and compares what it owns with the kernel; changes nothing.
+    pub fn doctor_store(&mut self) -> Result<StoreHealth, EngineError> {
+        let mut health = StoreHealth {
+            integrity: self.store.integrity_check()?,
+            ..StoreHealth::default()
+        };
+        let (networks, endpoints, links, containers, rows) = self.store.read(|tx| {
+            Ok::<_, StoreError>((
+                tx.networks()?,
+                tx.endpoints()?,
+                tx.links()?,
+                tx.containers()?,
+                tx.row_counts()?,
+            ))
+        })?;
+        health.rows = rows;
+        // The same questions `gc` asks, in the same order, answered without acting.
+        for c in &containers {
+            match self.live(c) {
+                Live::Creating | Live::Running(..) => {}
+                Live::Abandoned => health
+                    .collectable
+                    .push(format!("container {} (its run was interrupted)", c.name)),
+                Live::Exited(_) => health
+                    .collectable
+                    .push(format!("container {} (exited)", c.name)),
+            }
+        }
+        for n in &networks {
+            if n.state != RowState::Ready && self.owner_gone(n.pid, &n.boot_id) {
+                health.collectable.push(format!(
+                    "network {} ({} interrupted)",
+                    n.spec.name(),
+                    verb(n.state)
+                ));
+            }
+        }
+        for e in &endpoints {
+            let what = format!("endpoint {} on network {}", e.netns, e.network);
+            if e.state != RowState::Ready && self.owner_gone(e.pid, &e.boot_id) {
+                health
+                    .collectable
+                    .push(format!("{what} ({} interrupted)", verb(e.state)));
+            } else if e.state == RowState::Ready && !self.kernel.netns_exists(&ns_ref(&e.netns)) {
+                health
+                    .collectable
+                    .push(format!("{what} (namespace deleted)"));
+            }
+        }
+        for l in &links {
+            let what = format!(
+                "link {}:{} - {}:{}",
+                l.a.netns, l.a.ifname, l.b.netns, l.b.ifname
+            );
+            if l.state != RowState::Ready && self.owner_gone(l.pid, &l.boot_id) {
+                health
+                    .collectable
+                    .push(format!("{what} ({} interrupted)", verb(l.state)));
+            } else if l.state == RowState::Ready
+                && (!self.kernel.netns_exists(&ns_ref(&l.a.netns))
+                    || !self.kernel.netns_exists(&ns_ref(&l.b.netns)))
+            {
+                health
+                    .collectable
+                    .push(format!("{what} (namespace deleted)"));
+            }
+        }
+        let owned = self.owned_elements()?;
+        for elem in owned {
+            match self.kernel.fw_has(&elem) {
+                Ok(true) => {}
+                Ok(false) => health.missing_elements.push(elem.to_string()),
+                Err(err) => {
+                    health.firewall_error = Some(err.to_string());
+                    break;
+                }
+            }
+        }
+        Ok(health)
+    }
+
+    /// The firewall elements ready rows own: what `gc` checks and restores.
+    fn owned_elements(&mut self) -> Result<Vec<FwElem>, EngineError> {
+        self.store.read(|tx| {
+            let mut owned = Vec::new();
+            for n in tx.networks()? {
+                if n.state != RowState::Ready {
+                    continue;
+                }
+                owned.extend(firewall::network_elements(&n.spec));
+                for e in tx.endpoints_of_network(n.spec.name())? {
+                    if e.state == RowState::Ready {
+                        owned.extend(endpoint_firewall(tx, &e)?);
+                    }
+                }
+            }
+            Ok::<_, EngineError>(owned)
+        })
+    }
+}
+
+/// The operation a non-ready row records.
+fn verb(state: RowState) -> &'static str {
+    match state {
+        RowState::Creating => "create",
+        RowState::Removing => "removal",
+        RowState::Ready => "nothing",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nsnet_core::model::NetworkSpec;
+    use nsnet_core::names::NetName;
+    use nsnet_store::Store;
+    use nsnet_sys::fake::FakeKernel;
+
+    use super::*;
+    use crate::NetworkRequest;
+
+    #[test]
+    fn reports_a_missing_element_and_restores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut eng = Engine::new(store, FakeKernel::default(), 7, "boot".into());
+        let spec = NetworkSpec::builder(NetName::new("front").unwrap())
+            .subnets(["10.9.0.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
+        eng.network_create(NetworkRequest { spec }).unwrap();
+
+        let healthy = eng.doctor_store().unwrap();
+        assert!(healthy.integrity.is_empty());
+        assert!(healthy.collectable.is_empty());
+        assert!(healthy.missing_elements.is_empty(), "{healthy:?}");
+
+        let gone = eng.kernel().fw.pop_first().unwrap();
+        let sick = eng.doctor_store().unwrap();
+        assert_eq!(sick.missing_elements.len(), 1, "{sick:?}");
+        assert!(!eng.kernel().fw.contains(&gone), "doctor must not restore");
+        assert_eq!(sick.rows, healthy.rows);
+    }
+
+    #[test]
+    fn reports_an_interrupted_create_whose_process_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut eng = Engine::new(store, FakeKernel::default(), 7, "boot".into());
+        let spec = NetworkSpec::builder(NetName::new("back").unwrap())
+            .subnets(["10.8.0.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
+        eng.store()
+            .write(|tx| tx.insert_network(&spec, 99, "boot"))
+            .unwrap();
+        // Process 99 is alive: nothing to collect yet.
+        assert!(eng.doctor_store().unwrap().collectable.is_empty());
+        eng.kernel().dead_pids.insert(99);
+        let health = eng.doctor_store().unwrap();
+        assert_eq!(health.collectable, ["network back (create interrupted)"]);
+    }
+}

@@ -1,0 +1,197 @@
+//! `nsnet doctor` in a sandbox: healthy, then with an interrupted connect and a firewall
+//! element deleted by hand. Doctor reports both with the command that fixes them, and changes
+//! nothing (rows and ruleset identical before and after).
+
+mod common;
+
+use common::{Sandbox, root};
+
+/// Runs `nsnet doctor --format json`; returns its exit code and its checks by name.
+fn doctor(s: &Sandbox) -> (i32, serde_json::Value) {
+    let r = s.nsnet(&["doctor", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {}{}", r.stdout, r.stderr));
+    (r.code, report)
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+fn ruleset(s: &Sandbox) -> String {
+    s.sh("nft", &["list", "ruleset"]).stdout
+}
+
+#[test]
+fn doctor_reports_leftovers_and_missing_elements_without_touching_them() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.ok(&["network", "create", "front", "--subnet", "10.61.0.0/24"]);
+    s.ok(&["netns", "add", "web"]);
+    s.ok(&["network", "connect", "front", "web"]);
+
+    let (code, healthy) = doctor(&s);
+    assert_eq!(code, 0, "{healthy:#}");
+    assert_eq!(healthy["ok"], true);
+    for name in [
+        "nftables",
+        "nft binary",
+        "br_netfilter",
+        "ipv6",
+        "ip_forward",
+        "state directory",
+        "state database",
+        "gc",
+        "firewall elements",
+    ] {
+        assert_eq!(check(&healthy, name)["status"], "OK", "{name}: {healthy:#}");
+    }
+    // tbf works on this kernel; netem may not: either way both are reported.
+    assert_eq!(check(&healthy, "tbf qdisc")["status"], "OK");
+    let netem = check(&healthy, "netem qdisc");
+    assert!(
+        netem["status"] == "OK"
+            || netem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("`--rate` alone works")
+    );
+
+    // A connect SIGKILLed half-way leaves a `creating` row; a hand-deleted element leaves a
+    // ready row without its firewall element.
+    s.ok(&["netns", "add", "db"]);
+    let crashed = s
+        .command(common::NSNET, &["network", "connect", "front", "db"])
+        .env("NSNET_CRASH_AT", "2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&crashed.status),
+        Some(9),
+        "the crash hook did not kill the connect"
+    );
+    let del = s.sh(
+        "nft",
+        &[
+            "delete",
+            "element",
+            "inet",
+            "nsnet",
+            "bridges",
+            "{ nsbr-front }",
+        ],
+    );
+    assert_eq!(del.code, 0, "{}", del.stderr);
+
+    let rows_before = s.rows();
+    let rules_before = ruleset(&s);
+    let (code, sick) = doctor(&s);
+    assert_eq!(code, 0, "WARNs only: {sick:#}");
+    let gc = check(&sick, "gc");
+    assert_eq!(gc["status"], "WARN", "{sick:#}");
+    assert!(
+        gc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint db on network front")
+    );
+    assert_eq!(gc["fix"], "run nsnet gc");
+    let fw = check(&sick, "firewall elements");
+    assert_eq!(fw["status"], "WARN", "{sick:#}");
+    assert!(
+        fw["detail"].as_str().unwrap().contains("nsbr-front"),
+        "{fw}"
+    );
+    assert!(fw["fix"].as_str().unwrap().contains("nsnet gc"));
+    assert_eq!(s.rows(), rows_before, "doctor changed the store");
+    assert_eq!(ruleset(&s), rules_before, "doctor changed the ruleset");
+
+    // The text form says the same, one line per check.
+    let text = s.nsnet(&["doctor"]).stdout;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("WARN") && l.contains("gc")),
+        "{text}"
+    );
+    assert!(text.contains("fix: run nsnet gc"), "{text}");
+
+    // What doctor promised, gc does: afterwards doctor is clean again.
+    s.ok(&["gc"]);
+    let (_, after) = doctor(&s);
+    assert_eq!(check(&after, "gc")["status"], "OK", "{after:#}");
+    assert_eq!(
+        check(&after, "firewall elements")["status"],
+        "OK",
+        "{after:#}"
+    );
+}
+
+#[test]
+fn doctor_warns_on_a_loose_state_dir_and_fails_on_a_file_in_its_way() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.ok(&["network", "create", "front", "--subnet", "10.62.0.0/24"]);
+    use std::os::unix::fs::PermissionsExt;
+    let loose = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(s.state_dir(), loose).unwrap();
+    let (code, report) = doctor(&s);
+    assert_eq!(code, 0, "{report:#}");
+    let dir = check(&report, "state directory");
+    assert_eq!(dir["status"], "WARN");
+    assert!(dir["fix"].as_str().unwrap().starts_with("chmod 700 "));
+    let mode = std::fs::metadata(s.state_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755, "doctor changed the mode");
+
+    let file = s.state_dir().join("state.db");
+    let r = s
+        .command(common::NSNET, &["doctor", "--format", "json"])
+        .env("NSNET_STATE_DIR", &file)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(check(&report, "state directory")["status"], "FAIL");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("doctor found 1 failing check(s)"));
+}
+
+#[test]
+fn doctor_warns_about_docker_and_podman_tables() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    // What Docker (iptables-nft) and netavark leave in a ruleset, made inside the sandbox.
+    let script = "add table ip nat\nadd chain ip nat DOCKER\nadd table inet netavark\n";
+    let r = s.sh("sh", &["-c", &format!("printf '{script}' | nft -f -")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (code, report) = doctor(&s);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(check(&report, "docker")["status"], "WARN");
+    assert!(
+        check(&report, "docker")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("FORWARD policy")
+    );
+    assert_eq!(check(&report, "podman")["status"], "WARN");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "firewalld")
+    );
+}
