@@ -109,7 +109,7 @@ impl<K: Kernel> Engine<K> {
     }
 
     /// The firewall elements ready rows own: what `gc` checks and restores.
-    fn owned_elements(&mut self) -> Result<Vec<FwElem>, EngineError> {
+    pub(crate) fn owned_elements(&mut self) -> Result<Vec<FwElem>, EngineError> {
         self.store.read(|tx| {
             let mut owned = Vec::new();
             for n in tx.networks()? {

@@ -2,13 +2,13 @@
 //! links whose namespace was deleted behind nsnet's back, and put back firewall elements that
 //! rows still own.
 
-use nsnet_core::firewall::{self, FwChange, FwElem};
+use nsnet_core::firewall::FwChange;
 use nsnet_core::ops::KernelOp;
 use nsnet_store::{RowState, StoreError};
 use nsnet_sys::kernel::{FailKind, Kernel};
 use serde::Serialize;
 
-use crate::network::{endpoint_firewall, ns_ref};
+use crate::network::ns_ref;
 use crate::{Engine, EngineError};
 
 /// What `gc` removed or restored.
@@ -104,21 +104,7 @@ impl<K: Kernel> Engine<K> {
     /// by one killed between its firewall change and its commit. Skipped when nsnet's tables
     /// are gone altogether (that is `repair`'s job).
     fn restore_elements(&mut self, report: &mut GcReport) -> Result<(), EngineError> {
-        let wanted: Vec<FwElem> = self.store.read(|tx| {
-            let mut wanted = Vec::new();
-            for n in tx.networks()? {
-                if n.state != RowState::Ready {
-                    continue;
-                }
-                wanted.extend(firewall::network_elements(&n.spec));
-                for e in tx.endpoints_of_network(n.spec.name())? {
-                    if e.state == RowState::Ready {
-                        wanted.extend(endpoint_firewall(tx, &e)?);
-                    }
-                }
-            }
-            Ok::<_, EngineError>(wanted)
-        })?;
+        let wanted = self.owned_elements()?;
         let mut missing = Vec::new();
         for elem in wanted {
             match self.kernel.fw_has(&elem) {
