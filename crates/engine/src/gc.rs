@@ -49,6 +49,7 @@ impl<K: Kernel> Engine<K> {
                 }
             }
         }
+        let mut emptied = std::collections::BTreeSet::new();
         for e in endpoints {
             let interrupted = self.interrupted(e.state, e.pid, &e.boot_id);
             let gone = e.state == RowState::Ready && !self.kernel.netns_exists(&ns_ref(&e.netns));
@@ -58,9 +59,22 @@ impl<K: Kernel> Engine<K> {
             // A finished removal hands the default routes on, as the disconnect would have.
             let promote = e.state == RowState::Removing;
             match self.remove_endpoint(e.id, promote) {
-                Ok(()) => report
-                    .endpoints
-                    .push(format!("{} on network {}", e.netns, e.network)),
+                Ok(()) => {
+                    report
+                        .endpoints
+                        .push(format!("{} on network {}", e.netns, e.network));
+                    emptied.insert(e.network.clone());
+                }
+                Err(err) => report.errors.push(err.to_string()),
+            }
+        }
+        // A network a runtime's configuration owns goes with its last attachment, also when
+        // that attachment is collected here rather than DELeted (networks made with the CLI
+        // or a topology file stay).
+        for name in emptied {
+            match self.release_if_unused(&name) {
+                Ok(true) => report.networks.push(name.to_string()),
+                Ok(false) => {}
                 Err(err) => report.errors.push(err.to_string()),
             }
         }

@@ -560,3 +560,19 @@ fn after_a_reboot_dead_attachments_do_not_keep_a_network() {
     assert!(e.attachment(lan.name(), &owner("a")).unwrap().is_none());
     assert_eq!(count(&mut e, "endpoints"), 1);
 }
+
+/// An attachment whose namespace was deleted behind nsnet's back is collected by `gc`, and the
+/// network its configuration owns goes with it, as after a DEL.
+#[test]
+fn gc_releases_a_configuration_owned_network_it_empties() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let lan = spec("gcnet", "10.9.0.0/24");
+    attach(e, &lan, "a").unwrap();
+    assert_eq!(networks(e), ["gcnet"]);
+    e.kernel().delete_netns("/run/netns/a").unwrap();
+    let report = e.gc().unwrap();
+    assert_eq!(report.endpoints.len(), 1, "{report:?}");
+    assert_eq!(report.networks, ["gcnet"], "{report:?}");
+    assert!(networks(e).is_empty());
+}
