@@ -2,6 +2,10 @@
 //! definitions that must match, ranges, the owner's routes instead of primary default routes,
 //! idempotent detach without promotion, gc by the owner's list, verify and firewall health.
 
+mod common;
+
+use common::{fixture, spec};
+
 use nsnet_core::endpoint::{RoutePolicy, StaticRoute};
 use nsnet_core::ipam::Range;
 use nsnet_core::model::NetworkSpec;
@@ -14,28 +18,6 @@ use nsnet_engine::{
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
 use nsnet_sys::kernel::{Firewall, Net};
-
-struct Fixture {
-    engine: Engine<FakeKernel>,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    Fixture {
-        engine: Engine::new(store, FakeKernel::default(), 4242, "boot-a".into()),
-        _dir: dir,
-    }
-}
-
-fn spec(name: &str, cidr: &str) -> NetworkSpec {
-    let n = NetName::new(name).unwrap();
-    NetworkSpec::builder(n)
-        .subnets([cidr.parse().unwrap()])
-        .build()
-        .unwrap()
-}
 
 fn route(dest: &str, via: &str) -> StaticRoute {
     StaticRoute {

@@ -1,6 +1,10 @@
 //! The engine with a recording fake kernel: allocation, rollback, primary selection and gc,
 //! without root.
 
+mod common;
+
+use common::fixture;
+
 use nsnet_core::model::{Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::ops::{KernelOp, NsRef};
@@ -8,20 +12,6 @@ use nsnet_core::port::PortSpec;
 use nsnet_engine::{ConnectRequest, Engine, EngineError, LinkRequest, NetworkRequest};
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
-
-struct Fixture {
-    engine: Engine<FakeKernel>,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    Fixture {
-        engine: Engine::new(store, FakeKernel::default(), 4242, "boot-a".into()),
-        _dir: dir,
-    }
-}
 
 fn net(name: &str, cidr: &str, internal: bool) -> NetworkRequest {
     let n = NetName::new(name).unwrap();

@@ -1,9 +1,12 @@
 //! Topology apply on the recording fake kernel: a failure injected at every kernel step of an
 //! apply that removes, replaces and creates objects ends with exactly the state before it.
 
+mod common;
+
+use common::{Fixture, fixture, spec};
+
 use std::collections::BTreeMap;
 
-use nsnet_core::model::NetworkSpec;
 use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::Shaping;
@@ -11,30 +14,7 @@ use nsnet_core::topology::{
     Desired, DesiredContainer, DesiredEndpoint, DesiredLink, DesiredNetwork, LinkEndDef,
 };
 use nsnet_engine::Engine;
-use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
-
-struct Fixture {
-    engine: Engine<FakeKernel>,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    Fixture {
-        engine: Engine::new(store, FakeKernel::default(), 4242, "boot-a".into()),
-        _dir: dir,
-    }
-}
-
-fn spec(name: &str, cidr: &str) -> NetworkSpec {
-    let n = NetName::new(name).unwrap();
-    NetworkSpec::builder(n)
-        .subnets([cidr.parse().unwrap()])
-        .build()
-        .unwrap()
-}
 
 fn port(p: &str) -> PortMapping {
     p.parse::<PortSpec>().unwrap().mappings()[0]

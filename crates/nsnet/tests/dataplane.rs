@@ -164,17 +164,7 @@ fn gateway_keeps_its_mac_when_a_neighbour_leaves() {
 fn world() -> Sandbox {
     let s = Sandbox::new();
     s.add_outside();
-    for (ns, dev, addr) in [
-        ("host", "uplink0", "2001:db8::1/64"),
-        ("outside", "eth0", "2001:db8::2/64"),
-    ] {
-        let mut args = vec![];
-        if ns != "host" {
-            args.extend(["-n", ns]);
-        }
-        args.extend(["addr", "add", addr, "dev", dev, "nodad"]);
-        assert_eq!(s.sh("ip", &args).code, 0);
-    }
+    s.add_outside_v6();
     for (dest, via) in [
         ("10.88.0.0/24", "203.0.113.1"),
         ("10.89.0.0/24", "203.0.113.1"),

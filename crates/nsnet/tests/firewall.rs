@@ -27,17 +27,7 @@ fn world() -> Sandbox {
         "198.51.100.2/24",
     ]);
     // IPv6 on the uplink, for dual-stack publishing.
-    for (ns, dev, addr) in [
-        ("host", "uplink0", "2001:db8::1/64"),
-        ("outside", "eth0", "2001:db8::2/64"),
-    ] {
-        let mut args = vec![];
-        if ns != "host" {
-            args.extend(["-n", ns]);
-        }
-        args.extend(["addr", "add", addr, "dev", dev, "nodad"]);
-        assert_eq!(s.sh("ip", &args).code, 0);
-    }
+    s.add_outside_v6();
     s
 }
 

@@ -268,16 +268,6 @@ impl<'c> Tx<'c> {
             > 0)
     }
 
-    /// Number of addresses allocated in a network per subnet (by containment).
-    pub fn count_addrs(&self, network: &NetName) -> Result<u64, StoreError> {
-        let n: i64 = self.0.query_row(
-            "SELECT COUNT(*) FROM addresses WHERE network = ?1",
-            [network.as_str()],
-            |r| r.get(0),
-        )?;
-        Ok(n.unsigned_abs())
-    }
-
     /// Endpoints matching a WHERE clause over the endpoints table.
     fn endpoints_where(
         &self,
@@ -342,11 +332,6 @@ impl<'c> Tx<'c> {
             .prepare_cached("SELECT netns FROM endpoints WHERE network = ?1 AND mac = ?2 LIMIT 1")?
             .query_row(params![network.as_str(), mac.to_string()], |r| r.get(0))
             .optional()?)
-    }
-
-    /// Endpoints in state `creating` (candidates for garbage collection).
-    pub fn creating_endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
-        self.endpoints_where("state = 'creating'", [])
     }
 
     fn finish_endpoint(&self, r: RawEndpoint) -> Result<EndpointRow, StoreError> {

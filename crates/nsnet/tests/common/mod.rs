@@ -373,6 +373,20 @@ impl Sandbox {
         ]);
     }
 
+    /// IPv6 on the uplink of `add_outside`: the sandbox is 2001:db8::1, outside 2001:db8::2
+    /// (documentation addresses), without DAD.
+    pub fn add_outside_v6(&self) {
+        for (ns, addr) in [("host", "2001:db8::1/64"), ("outside", "2001:db8::2/64")] {
+            let dev = if ns == "host" { "uplink0" } else { "eth0" };
+            let mut args = vec![];
+            if ns != "host" {
+                args.extend(["-n", ns]);
+            }
+            args.extend(["addr", "add", addr, "dev", dev, "nodad"]);
+            assert_eq!(self.sh("ip", &args).code, 0);
+        }
+    }
+
     /// Sets br_netfilter's call-iptables switches in the sandbox (per namespace).
     pub fn br_netfilter(&self, on: bool) {
         let v = if on { "1" } else { "0" };

@@ -1,0 +1,33 @@
+//! What every engine test on the fake kernel starts from.
+
+#![allow(dead_code)]
+
+use nsnet_core::model::NetworkSpec;
+use nsnet_core::names::NetName;
+use nsnet_engine::Engine;
+use nsnet_store::Store;
+use nsnet_sys::fake::FakeKernel;
+
+/// An engine on a fresh store (kept alive with it) and an empty fake kernel.
+pub struct Fixture {
+    pub engine: Engine<FakeKernel>,
+    _dir: tempfile::TempDir,
+}
+
+/// An engine acting as process 4242 of boot "boot-a".
+pub fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    Fixture {
+        engine: Engine::new(store, FakeKernel::default(), 4242, "boot-a".into()),
+        _dir: dir,
+    }
+}
+
+/// A network `name` with one subnet and every default.
+pub fn spec(name: &str, cidr: &str) -> NetworkSpec {
+    NetworkSpec::builder(NetName::new(name).unwrap())
+        .subnets([cidr.parse().unwrap()])
+        .build()
+        .unwrap()
+}
