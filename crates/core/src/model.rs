@@ -158,6 +158,7 @@ pub struct NetworkSpec {
     masquerade: bool,
     icc: bool,
     routed: bool,
+    driver: Driver,
 }
 
 impl NetworkSpec {
@@ -172,6 +173,7 @@ impl NetworkSpec {
             masquerade: true,
             icc: true,
             routed: false,
+            driver: Driver::default(),
             name,
         }
     }
@@ -215,6 +217,11 @@ impl NetworkSpec {
         self.routed
     }
 
+    /// The switch driver that carries the network's frames.
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
     /// The bridge's own MAC (see [`Mac::for_bridge`]).
     pub fn bridge_mac(&self) -> Mac {
         Mac::for_bridge(&self.name)
@@ -251,6 +258,7 @@ pub struct NetworkSpecBuilder {
     masquerade: bool,
     icc: bool,
     routed: bool,
+    driver: Driver,
 }
 
 impl NetworkSpecBuilder {
@@ -302,6 +310,12 @@ impl NetworkSpecBuilder {
         self
     }
 
+    /// The switch driver (default [`Driver::Bridge`]).
+    pub fn driver(mut self, driver: Driver) -> Self {
+        self.driver = driver;
+        self
+    }
+
     /// Checks the whole definition: subnets (present, not special-use, host bits clear, room
     /// for hosts, no overlap between them), gateways (each inside exactly one subnet, at most
     /// one per subnet, neither its network nor its broadcast address), the MTU against the
@@ -317,6 +331,7 @@ impl NetworkSpecBuilder {
             masquerade,
             icc,
             routed,
+            driver,
         } = self;
         if subnets.is_empty() {
             return Err(CoreError::InvalidValue {
@@ -406,6 +421,7 @@ impl NetworkSpecBuilder {
             masquerade,
             icc,
             routed,
+            driver,
         })
     }
 
@@ -438,7 +454,58 @@ impl NetworkSpecBuilder {
             masquerade: self.masquerade,
             icc: self.icc,
             routed: self.routed,
+            driver: self.driver,
         })
+    }
+}
+
+/// What carries a network's frames between its endpoints (see `crate::switch`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// A Linux bridge: the seed's `ip link add v-net-0 type bridge`.
+    #[default]
+    Bridge,
+}
+
+impl Driver {
+    /// Every driver, in the order `--help` and errors list them.
+    pub const ALL: &'static [Driver] = &[Driver::Bridge];
+
+    /// The name faces and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+        }
+    }
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Driver {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        Driver::ALL
+            .iter()
+            .copied()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| CoreError::InvalidValue {
+                what: "driver",
+                value: s.to_string(),
+                reason: format!(
+                    "allowed: {}",
+                    Driver::ALL
+                        .iter()
+                        .map(|d| d.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
     }
 }
 
@@ -712,6 +779,17 @@ mod tests {
         .unwrap();
         assert_eq!(s.subnets[0].gateway.to_string(), "192.168.15.254");
         assert_eq!(s.subnets[1].gateway.to_string(), "fd00:15::fe");
+    }
+
+    #[test]
+    fn drivers_by_name() {
+        assert_eq!(v4().build().unwrap().driver(), Driver::Bridge);
+        for d in Driver::ALL {
+            assert_eq!(d.as_str().parse::<Driver>().unwrap(), *d);
+            assert_eq!(v4().driver(*d).build().unwrap().driver(), *d);
+        }
+        let e = "hub".parse::<Driver>().unwrap_err().to_string();
+        assert_eq!(e, "invalid driver \"hub\": allowed: bridge");
     }
 
     #[test]

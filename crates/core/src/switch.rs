@@ -4,7 +4,7 @@
 //! of a `Switch`; the rest of a plan (namespaces, addresses in containers, routes, sysctls of
 //! the host, firewall elements) is the same whichever switch carries the frames.
 
-use crate::model::NetworkSpec;
+use crate::model::{Driver, NetworkSpec};
 use crate::ops::{KernelOp, NsRef};
 
 /// A switch driver: pure, it only says which kernel operations do its work.
@@ -24,9 +24,11 @@ pub trait Switch {
     fn detach(&self, spec: &NetworkSpec, port: &str) -> Vec<KernelOp>;
 }
 
-/// The switch of a network. Today every network has a Linux bridge.
-pub fn of(_spec: &NetworkSpec) -> &'static dyn Switch {
-    &LinuxBridge
+/// The switch of a network, by its driver.
+pub fn of(spec: &NetworkSpec) -> &'static dyn Switch {
+    match spec.driver() {
+        Driver::Bridge => &LinuxBridge,
+    }
 }
 
 /// The Linux bridge: the seed's `ip link add v-net-0 type bridge`.

@@ -29,6 +29,7 @@ pub enum Property {
     Masquerade,
     Icc,
     Routed,
+    Driver,
 }
 
 impl Property {
@@ -42,6 +43,7 @@ impl Property {
             Property::Masquerade => "masquerade",
             Property::Icc => "icc",
             Property::Routed => "routed",
+            Property::Driver => "driver",
         }
     }
 }
@@ -146,6 +148,11 @@ fn differences(stored: &NetworkSpec, wanted: &NetworkSpec) -> Vec<Difference> {
             Property::Routed,
             stored.routed().to_string(),
             wanted.routed().to_string(),
+        ),
+        (
+            Property::Driver,
+            stored.driver().to_string(),
+            wanted.driver().to_string(),
         ),
     ];
     pairs

@@ -208,6 +208,7 @@ impl<K: Kernel> Engine<K> {
                     Ok(NetworkSummary {
                         endpoints: tx.endpoints_of_network(n.spec.name())?.len(),
                         name: n.spec.name().to_string(),
+                        driver: n.spec.driver().to_string(),
                         bridge: n.spec.bridge().to_string(),
                         subnets: n.spec.subnets().iter().map(|s| s.cidr).collect(),
                         internal: n.spec.internal(),
@@ -242,6 +243,7 @@ impl<K: Kernel> Engine<K> {
                 .collect();
             Ok(NetworkDetail {
                 name: n.spec.name().to_string(),
+                driver: n.spec.driver().to_string(),
                 bridge: n.spec.bridge().to_string(),
                 subnets: n.spec.subnets().to_vec(),
                 mtu: n.spec.mtu(),

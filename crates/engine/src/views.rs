@@ -12,6 +12,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkSummary {
     pub name: String,
+    pub driver: String,
     pub bridge: String,
     pub subnets: Vec<IpNet>,
     pub endpoints: usize,
@@ -22,6 +23,7 @@ pub struct NetworkSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkDetail {
     pub name: String,
+    pub driver: String,
     pub bridge: String,
     pub subnets: Vec<Subnet>,
     pub mtu: Option<u32>,

@@ -275,6 +275,9 @@ pub struct NetworkCreate {
     /// only published ports, this network and the host itself reach them).
     #[arg(long)]
     pub routed: bool,
+    /// The switch that carries the network's frames (bridge: a Linux bridge).
+    #[arg(long, default_value = "bridge", value_name = "DRIVER")]
+    pub driver: String,
 }
 
 #[derive(Debug, Args)]

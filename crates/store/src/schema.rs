@@ -142,6 +142,10 @@ CREATE INDEX endpoints_by_mac ON endpoints(network, mac);
 ALTER TABLE networks ADD COLUMN cni_owned INTEGER NOT NULL DEFAULT 0;
 "#,
     IPAM_EXTENTS,
+    // The switch driver that carries a network's frames (`nsnet_core::model::Driver`).
+    r#"
+ALTER TABLE networks ADD COLUMN driver TEXT NOT NULL DEFAULT 'bridge';
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use nsnet_core::model::{Mac, NetworkSpec};
+use nsnet_core::model::{Driver, Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
@@ -56,9 +56,9 @@ impl<'c> Tx<'c> {
         boot_id: &str,
     ) -> Result<(), StoreError> {
         self.0.execute(
-            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, state, pid, boot_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'creating', ?8, ?9)",
-            params![spec.name().as_str(), spec.bridge().as_str(), spec.mtu(), spec.internal(), spec.masquerade(), spec.icc(), spec.routed(), pid, boot_id],
+            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, driver, state, pid, boot_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'creating', ?9, ?10)",
+            params![spec.name().as_str(), spec.bridge().as_str(), spec.mtu(), spec.internal(), spec.masquerade(), spec.icc(), spec.routed(), spec.driver().as_str(), pid, boot_id],
         )?;
         for s in spec.subnets() {
             self.0.execute(
@@ -120,7 +120,7 @@ impl<'c> Tx<'c> {
         let row = self
             .0
             .query_row(
-                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned FROM networks WHERE name = ?1",
+                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned, driver FROM networks WHERE name = ?1",
                 [name.as_str()],
                 raw_network,
             )
@@ -131,7 +131,7 @@ impl<'c> Tx<'c> {
     /// All networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned FROM networks ORDER BY name",
+            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned, driver FROM networks ORDER BY name",
         )?;
         let raws = stmt
             .query_map([], raw_network)?
@@ -165,6 +165,7 @@ impl<'c> Tx<'c> {
             .masquerade(r.masquerade)
             .icc(r.icc)
             .routed(r.routed)
+            .driver(parse::<Driver>("network driver", &r.driver)?)
             .restore()
             .map_err(|_| StoreError::Corrupt {
                 what: "network subnets",
@@ -527,6 +528,7 @@ struct RawNetwork {
     icc: bool,
     routed: bool,
     cni_owned: bool,
+    driver: String,
 }
 
 fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
@@ -543,6 +545,7 @@ fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
         icc: r.get(9)?,
         routed: r.get(10)?,
         cni_owned: r.get(11)?,
+        driver: r.get(12)?,
     })
 }
 

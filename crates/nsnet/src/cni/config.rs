@@ -1,6 +1,6 @@
 //! The network configuration on stdin. The reference `bridge` plugin's keys (and host-local's
 //! `ipam`) keep their meaning, so `"type": "bridge"` can become `"type": "nsnet"` in an
-//! existing conflist; nsnet's own keys are `internal`, `icc`, `routed`, `isolation` and
+//! existing conflist; nsnet's own keys are `internal`, `icc`, `routed`, `driver`, `isolation` and
 //! `stateDir`.
 //! `hairpinMode` is always on (a container reaches its own published ports) and needs no key.
 //! Everything is validated here into model values before the engine is opened.
@@ -137,6 +137,8 @@ pub struct NetConf {
     /// nsnet: accept traffic routed from outside straight to the containers (default false:
     /// only published ports, the same network and the host reach them).
     pub routed: Option<bool>,
+    /// nsnet: the switch driver (default "bridge").
+    pub driver: Option<String>,
     /// nsnet: networks are always isolated from each other; only `true` is accepted.
     pub isolation: Option<bool>,
     #[serde(rename = "cni.dev/valid-attachments")]
@@ -367,6 +369,7 @@ impl NetConf {
             .masquerade(self.ip_masq.unwrap_or(false))
             .icc(self.icc.unwrap_or(true))
             .routed(self.routed.unwrap_or(false))
+            .driver(self.driver.as_deref().unwrap_or("bridge").parse()?)
             .build()?;
         let mut bounds = Vec::new();
         for (r, s) in ranges.iter().zip(spec.subnets()) {
@@ -799,6 +802,29 @@ mod tests {
         v["cni.dev/valid-attachments"] = json!([{"containerID": "a", "ifname": "eth0"}]);
         v["cni.dev/attachments"] = json!([{"containerID": "b", "ifname": "eth1"}]);
         assert_eq!(conf(v).valid_attachments().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn driver_key() {
+        use nsnet_core::model::Driver;
+        assert_eq!(
+            conf(base()).network().unwrap().spec.driver(),
+            Driver::Bridge
+        );
+        let mut v = base();
+        v["driver"] = json!("bridge");
+        assert_eq!(
+            conf(v.clone()).network().unwrap().spec.driver(),
+            Driver::Bridge
+        );
+        v["driver"] = json!("hub");
+        let e = conf(v).network().unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG, "{}", e.msg);
+        assert!(
+            e.msg.contains("invalid driver \"hub\": allowed: bridge"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub fn dot(state_dir: &Path, file: Option<&Path>) -> Result<String> {
         } else {
             ("rounded", "#4a6fa5")
         };
-        let mut lines = vec![format!("driver bridge, {}", d.bridge)];
+        let mut lines = vec![format!("driver {}, {}", d.driver, d.bridge)];
         lines.extend(
             d.subnets
                 .iter()

@@ -15,8 +15,9 @@ use crate::output::{Table, list, print};
 
 fn detail_table(d: &NetworkDetail) -> String {
     let mut out = format!(
-        "Name:        {}\nBridge:      {}\nMTU:         {}\nInternal:    {}\nMasquerade:  {}\nICC:         {}\nRouted:      {}\nState:       {}\n",
+        "Name:        {}\nDriver:      {}\nBridge:      {}\nMTU:         {}\nInternal:    {}\nMasquerade:  {}\nICC:         {}\nRouted:      {}\nState:       {}\n",
         d.name,
+        d.driver,
         d.bridge,
         d.mtu.map_or("default".to_string(), |m| m.to_string()),
         d.internal,
@@ -93,6 +94,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 .masquerade(!c.no_masquerade)
                 .icc(c.icc)
                 .routed(c.routed)
+                .driver(c.driver.parse()?)
                 .build()?;
             let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
             print(format, &detail, detail_table)?;
@@ -100,10 +102,18 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
         NetworkCmd::Ls => {
             let nets = context::open(state_dir)?.network_ls()?;
             print(format, &nets, |nets| {
-                let mut t = Table::new(&["NAME", "BRIDGE", "SUBNETS", "ENDPOINTS", "INTERNAL"]);
+                let mut t = Table::new(&[
+                    "NAME",
+                    "DRIVER",
+                    "BRIDGE",
+                    "SUBNETS",
+                    "ENDPOINTS",
+                    "INTERNAL",
+                ]);
                 for n in nets {
                     t.row(vec![
                         n.name.clone(),
+                        n.driver.clone(),
                         n.bridge.clone(),
                         list(&n.subnets),
                         n.endpoints.to_string(),

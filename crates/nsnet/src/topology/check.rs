@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use nsnet_core::CoreError;
 use nsnet_core::container::{NetworkArg, parse_env};
-use nsnet_core::model::{Mac, NetworkSpec, parse_cidr, parse_ip};
+use nsnet_core::model::{Driver, Mac, NetworkSpec, parse_cidr, parse_ip};
 use nsnet_core::names::{HOST, IfName, NetName, NsName, link_end};
 use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::{Shaping, parse_duration, parse_loss, parse_rate};
@@ -172,6 +172,10 @@ fn network(ctx: &Ctx<'_>, name: &At<String>, def: &NetworkDef) -> Result<Network
         Some(b) => Some(ctx.at(&b.at, IfName::new(b))?),
         None => None,
     };
+    let driver = match &def.driver {
+        Some(d) => ctx.at(&d.at, d.parse::<Driver>())?,
+        None => Driver::default(),
+    };
     NetworkSpec::builder(net_name)
         .subnets(subnets)
         .gateways(gateways)
@@ -181,6 +185,7 @@ fn network(ctx: &Ctx<'_>, name: &At<String>, def: &NetworkDef) -> Result<Network
         .masquerade(def.masquerade)
         .icc(def.icc)
         .routed(def.routed.v)
+        .driver(driver)
         .build()
         .map_err(|e| ctx.err(spec_field(&e, def), e))
 }

@@ -248,6 +248,10 @@ mod tests {
                 "t.yaml:6:13: networks.lan.routed: invalid network \"lan\": internal and routed exclude each other",
             ),
             (
+                "name: t\nnetworks:\n  lan:\n    subnets: [10.0.0.0/24]\n    driver: hub\n",
+                "t.yaml:5:13: networks.lan.driver: invalid driver \"hub\": allowed: bridge",
+            ),
+            (
                 "name: t\nnetworks:\n  lan:\n    subnets: [fd00::/64]\n    mtu: 1000\n",
                 "t.yaml:5:10: networks.lan.mtu: invalid mtu \"1000\"",
             ),

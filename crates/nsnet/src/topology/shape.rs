@@ -24,6 +24,7 @@ pub struct NetworkDef {
     pub masquerade: bool,
     pub icc: bool,
     pub routed: At<bool>,
+    pub driver: Option<Text>,
     pub endpoints: Vec<(Text, EndpointDef)>,
 }
 
@@ -119,6 +120,7 @@ impl NetworkDef {
             "masquerade",
             "icc",
             "routed",
+            "driver",
             "endpoints",
         ])?;
         m.require("subnets")?;
@@ -131,6 +133,7 @@ impl NetworkDef {
             masquerade: m.flag("masquerade", true)?.v,
             icc: m.flag("icc", true)?.v,
             routed: m.flag("routed", false)?,
+            driver: m.opt_text("driver")?,
             endpoints: named(m, "endpoints", EndpointDef::read)?,
         })
     }
