@@ -134,13 +134,14 @@ pub(crate) fn ensure(sock: &mut NftSocket) -> Result<(), KernelError> {
             .map_err(|e| fw_err("upgrade nsnet firewall tables", &e));
     }
     // Re-running a skeleton duplicates rules: start from nothing (a half-present pair of
-    // tables only happens after someone deleted one; `repair` restores the elements).
-    let script = format!("{}{}", firewall::remove_script(), firewall::skeleton());
-    nft::run_script(&script).map_err(|e| fw_err(what, &e))
+    // tables only happens after someone deleted one; `repair` restores the elements). One
+    // netlink transaction: `nft -f` cost a process and a ruleset dump, most of a cold create.
+    sock.install_skeleton(inet || bridge)
+        .map_err(|e| fw_err(what, &e))
 }
 
 /// Removes both tables; missing ones are fine.
-pub(crate) fn remove() -> Result<(), KernelError> {
-    nft::run_script(&firewall::remove_script())
+pub(crate) fn remove(sock: &mut NftSocket) -> Result<(), KernelError> {
+    sock.remove_tables()
         .map_err(|e| fw_err("remove nsnet firewall tables", &e))
 }

@@ -705,7 +705,7 @@ impl Firewall for LiveKernel {
         let what = "remove nsnet firewall tables";
         self.live_only(what)?;
         self.crash.before(what);
-        let removed = crate::live_fw::remove();
+        let removed = crate::live_fw::remove(self.nft_sock(what)?);
         self.crash.after(what);
         removed
     }

@@ -1,7 +1,8 @@
 //! nftables backend: set/map element batches over NETLINK_NETFILTER, and an `nft` executor.
 //!
 //! nsnet owns one table (`inet nsnet`). Its chains, rules and (empty) sets are a fixed skeleton
-//! installed once with `nft -f -` text ([`run_script`]); everything per network, endpoint or port
+//! installed once, as one netlink transaction ([`NftSocket::install_skeleton`]; `nft -f -` text
+//! only upgrades tables an older nsnet made, [`run_script`]); everything per network, endpoint or port
 //! is an element of a set or map, changed with [`NftSocket::apply`]: one nf_tables transaction
 //! (`NFNL_MSG_BATCH_BEGIN` ... `NFNL_MSG_BATCH_END`) in one `sendmsg`, all or nothing, without
 //! spawning a process.
@@ -15,6 +16,7 @@
 pub mod encode;
 mod msg;
 mod script;
+mod skeleton;
 #[cfg(test)]
 mod tests;
 
@@ -418,6 +420,73 @@ impl NftSocket {
                     "kernel answered only {} of {} messages; outcome unknown",
                     enc.msgs.len() - unanswered,
                     enc.msgs.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Installs the skeleton of `nsnet_core::firewall::skeleton()` in ONE transaction, without
+    /// an `nft` process; with `replace`, whatever tables named nsnet were there go first
+    /// (elements included), in the same transaction.
+    pub fn install_skeleton(&mut self, replace: bool) -> Result<(), NftError> {
+        self.run_objects(
+            &skeleton::install_msgs(replace),
+            "install nsnet firewall tables",
+        )
+    }
+
+    /// Removes both nsnet tables in one transaction; missing ones are fine.
+    pub fn remove_tables(&mut self) -> Result<(), NftError> {
+        self.run_objects(&skeleton::remove_msgs(), "remove nsnet firewall tables")
+    }
+
+    /// Sends table/set/chain/rule messages as one transaction; the first refused message names
+    /// the object in the error (nothing of the transaction is applied then).
+    fn run_objects(&mut self, msgs: &[skeleton::Msg], what: &str) -> Result<(), NftError> {
+        let mut bytes = skeleton::encode(msgs);
+        self.sock.ensure_buffers(
+            bytes.len() + 4096,
+            (msgs.len() + 2) * ACK_BUDGET + RECV_ROOM,
+        );
+        let answers = self.sock.exchange(&mut bytes).map_err(|e| match e {
+            nl::Failure::Io(e) => NftError::socket(what, e),
+            nl::Failure::Decode(msg) => NftError::decode(what, msg),
+        })?;
+        // answers[0] is BATCH_BEGIN's; message k has answer k + 1.
+        let refused = msgs
+            .iter()
+            .zip(answers.iter().skip(1))
+            .find_map(|(m, a)| match a {
+                Answer::Refused(ack) => Some((format!("{what}: {}", m.what), ack)),
+                _ => None,
+            })
+            .or_else(|| {
+                answers.iter().find_map(|a| match a {
+                    Answer::Refused(ack) => Some((what.to_owned(), ack)),
+                    _ => None,
+                })
+            });
+        if let Some((op, ack)) = refused {
+            return Err(NftError::Kernel {
+                op: format!("{op} (nothing was applied)"),
+                source: io::Error::from_raw_os_error(ack.errno()),
+                ext_ack: ack.msg.clone(),
+            });
+        }
+        let silent = answers
+            .iter()
+            .skip(1)
+            .take(msgs.len())
+            .filter(|a| matches!(a, Answer::Silent))
+            .count();
+        if silent > 0 {
+            return Err(NftError::decode(
+                what,
+                format!(
+                    "kernel answered only {} of {} messages; outcome unknown",
+                    msgs.len() - silent,
+                    msgs.len()
                 ),
             ));
         }

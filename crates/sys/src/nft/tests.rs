@@ -638,3 +638,67 @@ fn single_element_lookup() {
         assert!(err.to_string().contains("key of 0 bytes"), "{err}");
     });
 }
+
+/// Both nsnet tables as `nft list -a` prints them: handles of sets, chains and rules
+/// included (same objects made in the same order), not the tables' own (a replaced table
+/// gets a new one).
+fn list_nsnet() -> String {
+    ["inet", "bridge"]
+        .iter()
+        .map(|f| nft_out(&["-a", "list", "table", f, "nsnet"]))
+        .flat_map(|t| {
+            t.lines()
+                .map(|l| match l.strip_prefix("table ") {
+                    Some(rest) => format!("table {}", rest.split(" # handle").next().unwrap()),
+                    None => l.to_owned(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn netlink_skeleton_lists_like_nft() {
+    crate::require_root!();
+    let by_nft = in_fresh_netns(|| {
+        run_script(&nsnet_core::firewall::skeleton()).unwrap();
+        list_nsnet()
+    });
+    in_fresh_netns(|| {
+        let mut sock = NftSocket::open().unwrap();
+        sock.install_skeleton(true).unwrap();
+        assert_eq!(
+            list_nsnet(),
+            by_nft,
+            "netlink skeleton differs from nft -f's"
+        );
+        // Installing again replaces the tables (no duplicated rules), elements gone.
+        sock.apply(&batch(vec![ElemOp::Add {
+            set: "bridges".into(),
+            key: ifname("nsbr-x"),
+            data: None,
+            exclusive: true,
+        }]))
+        .unwrap();
+        sock.install_skeleton(true).unwrap();
+        assert_eq!(list_nsnet(), by_nft);
+        // The elements nsnet adds are printed as nft would print its own.
+        sock.apply(&batch(vec![any4(
+            TCP,
+            8080,
+            Ipv4Addr::new(10, 0, 0, 2),
+            80,
+            true,
+        )]))
+        .unwrap();
+        let listed = nft_out(&["list", "map", "inet", "nsnet", "pf_any4"]);
+        assert!(listed.contains("tcp . 8080 : 10.0.0.2 . 80"), "{listed}");
+        // Removal takes both tables and is idempotent.
+        sock.remove_tables().unwrap();
+        sock.remove_tables().unwrap();
+        assert!(!sock.table_exists(FAMILY_INET, "nsnet").unwrap());
+        let bridge = nsnet_core::firewall::FAMILY_BRIDGE;
+        assert!(!sock.table_exists(bridge, "nsnet").unwrap());
+    });
+}
