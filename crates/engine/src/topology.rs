@@ -269,6 +269,18 @@ impl<K: Kernel> Engine<K> {
     pub fn topology_apply(
         &mut self,
         desired: &Desired,
+        progress: impl FnMut(usize, usize, &Change),
+    ) -> Result<Vec<Change>, EngineError> {
+        // Hundreds of operations in one process: checkpoint the store's WAL once, at the end.
+        self.store.set_batching(true);
+        let out = self.apply_topology(desired, progress);
+        self.store.set_batching(false);
+        out
+    }
+
+    fn apply_topology(
+        &mut self,
+        desired: &Desired,
         mut progress: impl FnMut(usize, usize, &Change),
     ) -> Result<Vec<Change>, EngineError> {
         let before = self.topology_observe(&desired.name)?;

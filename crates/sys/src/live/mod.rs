@@ -29,6 +29,8 @@ pub struct LiveKernel {
     fds: HashMap<String, OwnedFd>,
     host_fd: Option<OwnedFd>,
     nft: Option<NftSocket>,
+    /// Threads closing retired nf_tables sockets (see [`LiveKernel::retire_nft`]).
+    nft_closers: Closers,
     /// Interface indexes per namespace, learnt from creations and lookups: addresses, routes,
     /// hairpin and qdiscs name an interface by index, and each lookup is a round trip. An
     /// index the kernel no longer knows (the interface was replaced) is looked up again.
@@ -285,6 +287,24 @@ impl LiveKernel {
             }
         }
         Ok(self.nft.as_mut().expect("set above"))
+    }
+
+    /// Closes the nf_tables socket on a helper thread after a committed transaction; the next
+    /// firewall op opens a fresh one. Closing a used NETLINK_NETFILTER socket waits (in
+    /// nf_tables' release notifier) for the work that frees the last transaction, which first
+    /// waits for an RCU grace period: 5-15 ms on a busy machine, paid at exit by every command
+    /// that changed the firewall. On its own thread that wait overlaps what the command does
+    /// next (its links, the store's commit and fsync) instead of following it. Only after
+    /// transactions that no device deletion follows: while it waits, the closing thread holds
+    /// the nf_tables commit lock, which unregistering any net device takes too.
+    fn retire_nft(&mut self) {
+        #[cfg(any(test, feature = "testkit"))]
+        if self.recorder().is_some() {
+            return;
+        }
+        if let Some(sock) = self.nft.take() {
+            self.nft_closers.close(sock);
+        }
     }
 
     fn forget(&mut self, name: &str) {
@@ -687,6 +707,12 @@ impl Firewall for LiveKernel {
             self.nft_sock(&what)
                 .and_then(|sock| crate::live_fw::apply(sock, changes, &what))
         };
+        // Not after deletions: they come before links are deleted, and unregistering a
+        // device takes the nf_tables lock the closing thread holds while it waits.
+        let adds_only = changes.iter().all(|c| matches!(c, FwChange::Add(_)));
+        if res.is_ok() && !changes.is_empty() && adds_only {
+            self.retire_nft();
+        }
         self.crash.after(&what);
         tracing::debug!(op = %what, ok = res.is_ok(), "kernel op");
         res
@@ -698,6 +724,9 @@ impl Firewall for LiveKernel {
         self.crash.before(what);
         let made = crate::live_fw::ensure(self.nft_sock(what)?);
         self.crash.after(what);
+        if made.is_ok() {
+            self.retire_nft();
+        }
         made
     }
 
@@ -718,3 +747,23 @@ impl Firewall for LiveKernel {
 
 #[cfg(test)]
 mod tests;
+
+/// Threads closing retired nf_tables sockets; dropping waits for them, so a backend dropped
+/// early (tests, long-lived callers) leaves no thread behind.
+#[derive(Default)]
+struct Closers(Vec<std::thread::JoinHandle<()>>);
+
+impl Closers {
+    fn close(&mut self, sock: NftSocket) {
+        self.0.retain(|t| !t.is_finished());
+        self.0.push(std::thread::spawn(move || drop(sock)));
+    }
+}
+
+impl Drop for Closers {
+    fn drop(&mut self) {
+        for t in self.0.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
