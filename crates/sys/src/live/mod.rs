@@ -29,8 +29,6 @@ pub struct LiveKernel {
     fds: HashMap<String, OwnedFd>,
     host_fd: Option<OwnedFd>,
     nft: Option<NftSocket>,
-    /// Threads closing retired nf_tables sockets (see [`LiveKernel::retire_nft`]).
-    nft_closers: Closers,
     /// Interface indexes per namespace, learnt from creations and lookups: addresses, routes,
     /// hairpin and qdiscs name an interface by index, and each lookup is a round trip. An
     /// index the kernel no longer knows (the interface was replaced) is looked up again.
@@ -303,7 +301,9 @@ impl LiveKernel {
             return;
         }
         if let Some(sock) = self.nft.take() {
-            self.nft_closers.close(sock);
+            // Detached: if the process exits first, the exit closes the socket, as it would
+            // have anyway; waiting for the thread here would only add scheduling delay.
+            std::thread::spawn(move || drop(sock));
         }
     }
 
@@ -724,10 +724,10 @@ impl Firewall for LiveKernel {
         self.crash.before(what);
         let made = crate::live_fw::ensure(self.nft_sock(what)?);
         self.crash.after(what);
-        if made.is_ok() {
+        if made.as_ref().is_ok_and(|changed| *changed) {
             self.retire_nft();
         }
-        made
+        made.map(|_| ())
     }
 
     fn fw_remove(&mut self) -> Result<(), KernelError> {
@@ -747,23 +747,3 @@ impl Firewall for LiveKernel {
 
 #[cfg(test)]
 mod tests;
-
-/// Threads closing retired nf_tables sockets; dropping waits for them, so a backend dropped
-/// early (tests, long-lived callers) leaves no thread behind.
-#[derive(Default)]
-struct Closers(Vec<std::thread::JoinHandle<()>>);
-
-impl Closers {
-    fn close(&mut self, sock: NftSocket) {
-        self.0.retain(|t| !t.is_finished());
-        self.0.push(std::thread::spawn(move || drop(sock)));
-    }
-}
-
-impl Drop for Closers {
-    fn drop(&mut self) {
-        for t in self.0.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
