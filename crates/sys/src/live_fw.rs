@@ -114,9 +114,8 @@ pub(crate) fn has(sock: &mut NftSocket, elem: &FwElem, what: &str) -> Result<boo
 }
 
 /// Installs the skeleton unless both tables exist; upgrades tables an older nsnet installed
-/// in place, elements kept (so its new rules apply to networks made before). True when it
-/// changed the firewall.
-pub(crate) fn ensure(sock: &mut NftSocket) -> Result<bool, KernelError> {
+/// in place, elements kept (so its new rules apply to networks made before).
+pub(crate) fn ensure(sock: &mut NftSocket) -> Result<(), KernelError> {
     let what = "install nsnet firewall tables";
     let inet = sock
         .table_exists(firewall::FAMILY_INET, firewall::TABLE)
@@ -129,17 +128,15 @@ pub(crate) fn ensure(sock: &mut NftSocket) -> Result<bool, KernelError> {
             .set_exists(firewall::FAMILY_INET, firewall::TABLE, firewall::NEWEST_SET)
             .map_err(|e| fw_err(what, &e))?;
         if current {
-            return Ok(false);
+            return Ok(());
         }
         return nft::run_script(&firewall::upgrade_script())
-            .map(|()| true)
             .map_err(|e| fw_err("upgrade nsnet firewall tables", &e));
     }
     // Re-running a skeleton duplicates rules: start from nothing (a half-present pair of
     // tables only happens after someone deleted one; `repair` restores the elements). One
     // netlink transaction: `nft -f` cost a process and a ruleset dump, most of a cold create.
     sock.install_skeleton(inet || bridge)
-        .map(|()| true)
         .map_err(|e| fw_err(what, &e))
 }
 

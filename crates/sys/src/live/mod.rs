@@ -287,26 +287,6 @@ impl LiveKernel {
         Ok(self.nft.as_mut().expect("set above"))
     }
 
-    /// Closes the nf_tables socket on a helper thread after a committed transaction; the next
-    /// firewall op opens a fresh one. Closing a used NETLINK_NETFILTER socket waits (in
-    /// nf_tables' release notifier) for the work that frees the last transaction, which first
-    /// waits for an RCU grace period: 5-15 ms on a busy machine, paid at exit by every command
-    /// that changed the firewall. On its own thread that wait overlaps what the command does
-    /// next (its links, the store's commit and fsync) instead of following it. Only after
-    /// transactions that no device deletion follows: while it waits, the closing thread holds
-    /// the nf_tables commit lock, which unregistering any net device takes too.
-    fn retire_nft(&mut self) {
-        #[cfg(any(test, feature = "testkit"))]
-        if self.recorder().is_some() {
-            return;
-        }
-        if let Some(sock) = self.nft.take() {
-            // Detached: if the process exits first, the exit closes the socket, as it would
-            // have anyway; waiting for the thread here would only add scheduling delay.
-            std::thread::spawn(move || drop(sock));
-        }
-    }
-
     fn forget(&mut self, name: &str) {
         self.sockets.remove(name);
         self.fds.remove(name);
@@ -707,12 +687,6 @@ impl Firewall for LiveKernel {
             self.nft_sock(&what)
                 .and_then(|sock| crate::live_fw::apply(sock, changes, &what))
         };
-        // Not after deletions: they come before links are deleted, and unregistering a
-        // device takes the nf_tables lock the closing thread holds while it waits.
-        let adds_only = changes.iter().all(|c| matches!(c, FwChange::Add(_)));
-        if res.is_ok() && !changes.is_empty() && adds_only {
-            self.retire_nft();
-        }
         self.crash.after(&what);
         tracing::debug!(op = %what, ok = res.is_ok(), "kernel op");
         res
@@ -724,10 +698,7 @@ impl Firewall for LiveKernel {
         self.crash.before(what);
         let made = crate::live_fw::ensure(self.nft_sock(what)?);
         self.crash.after(what);
-        if made.as_ref().is_ok_and(|changed| *changed) {
-            self.retire_nft();
-        }
-        made.map(|_| ())
+        made
     }
 
     fn fw_remove(&mut self) -> Result<(), KernelError> {
