@@ -272,10 +272,12 @@ impl<K: Kernel> Engine<K> {
         progress: impl FnMut(usize, usize, &Change),
     ) -> Result<Vec<Change>, EngineError> {
         // Hundreds of operations in one process: checkpoint the store's WAL once, at the end.
-        self.store.set_batching(true);
+        self.store.set_batching(true)?;
         let out = self.apply_topology(desired, progress);
-        self.store.set_batching(false);
-        out
+        let restored = self.store.set_batching(false);
+        let changes = out?;
+        restored?;
+        Ok(changes)
     }
 
     fn apply_topology(

@@ -242,3 +242,36 @@ fn hot_operations_touch_as_many_pages_with_10000_endpoints_as_with_300() {
         );
     }
 }
+
+/// A run of writes in one process (a topology's apply) checkpoints rarely, and its end leaves
+/// an empty WAL for the next process; everything written is in the database.
+#[test]
+fn a_batch_checkpoints_once_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("state.db-wal");
+    let spec = network("lan", "10.50.0.0/16");
+    let mut store = Store::open(dir.path()).unwrap();
+    store.write(|tx| tx.insert_network(&spec, 1, "b")).unwrap();
+    store.set_batching(true).unwrap();
+    let mut grew = 0;
+    for i in 0..200 {
+        store
+            .write(|tx| {
+                let addr = allocate(tx, &spec)?;
+                tx.insert_endpoint(&endpoint(spec.name(), &format!("c{i}"), addr))
+            })
+            .unwrap();
+        grew = grew.max(file_len(&wal));
+    }
+    // Outside a batch the WAL is truncated once it passes 64 frames (~270 KiB at most).
+    assert!(grew > 256 * 4096, "the WAL stayed at {grew} bytes");
+    store.set_batching(false).unwrap();
+    assert_eq!(file_len(&wal), 0, "the end of the batch truncates the WAL");
+    drop(store);
+    let mut again = Store::open(dir.path()).unwrap();
+    let n = again
+        .read(|tx| tx.endpoints_of_network(spec.name()))
+        .unwrap()
+        .len();
+    assert_eq!(n, 200);
+}

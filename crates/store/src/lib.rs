@@ -49,9 +49,6 @@ const WAL_CHECKPOINT_FRAMES: i32 = 64;
 /// this VM's disk 5-10 ms with its discard), and at 64 frames a topology of 200 endpoints
 /// checkpointed about 150 times, a third of its apply. About 16 MB of WAL at 4 KiB pages.
 const BATCH_CHECKPOINT_FRAMES: i32 = 4096;
-/// The current threshold: the WAL hook is a plain function, and a process has one store.
-static CHECKPOINT_FRAMES: std::sync::atomic::AtomicI32 =
-    std::sync::atomic::AtomicI32::new(WAL_CHECKPOINT_FRAMES);
 /// The WAL file size a long-lived connection keeps after its log restarts (bytes).
 const WAL_SIZE_LIMIT: i64 = 1 << 20;
 
@@ -62,7 +59,23 @@ fn truncate_long_wal(
     wal: &mut rusqlite::hooks::Wal,
     frames: std::ffi::c_int,
 ) -> rusqlite::Result<()> {
-    if frames >= CHECKPOINT_FRAMES.load(std::sync::atomic::Ordering::Relaxed) {
+    truncate_wal_beyond(wal, frames, WAL_CHECKPOINT_FRAMES)
+}
+
+/// The WAL hook during a batch ([`Store::set_batching`]).
+fn truncate_very_long_wal(
+    wal: &mut rusqlite::hooks::Wal,
+    frames: std::ffi::c_int,
+) -> rusqlite::Result<()> {
+    truncate_wal_beyond(wal, frames, BATCH_CHECKPOINT_FRAMES)
+}
+
+fn truncate_wal_beyond(
+    wal: &mut rusqlite::hooks::Wal,
+    frames: std::ffi::c_int,
+    limit: i32,
+) -> rusqlite::Result<()> {
+    if frames >= limit {
         let _ = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::TRUNCATE);
     }
     Ok(())
@@ -135,17 +148,17 @@ impl Store {
     /// once, so the next process starts from a short WAL as after any command. Durability is
     /// unchanged: every transaction still commits on its own, and a commit in the WAL survives
     /// a crash as well as one checkpointed into the database.
-    pub fn set_batching(&mut self, on: bool) {
-        use std::sync::atomic::Ordering::Relaxed;
+    pub fn set_batching(&mut self, on: bool) -> Result<(), StoreError> {
         if on {
-            CHECKPOINT_FRAMES.store(BATCH_CHECKPOINT_FRAMES, Relaxed);
-            return;
+            self.conn.wal_hook(Some(truncate_very_long_wal))?;
+            return Ok(());
         }
-        CHECKPOINT_FRAMES.store(WAL_CHECKPOINT_FRAMES, Relaxed);
+        self.conn.wal_hook(Some(truncate_long_wal))?;
         // Best effort, as in the hook: a busy WAL is truncated by a later commit.
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(())
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot).
