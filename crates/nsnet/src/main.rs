@@ -4,13 +4,14 @@
 mod cli;
 mod cni;
 mod commands;
+mod complete;
 mod context;
 mod hint;
 mod output;
+mod progress;
 mod sandbox;
 mod topology;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     if cni::invoked() {
         return cni::main();
     }
+    complete::answer_if_asked();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(output::colour_stderr())
         .init();
     tracing::debug!("start");
     let result = commands::run(cli);

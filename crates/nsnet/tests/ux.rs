@@ -1,0 +1,252 @@
+//! What a user's shell and terminal see: completions sourced in a real bash, manual pages
+//! rendered by groff, progress on a terminal (under `script`, a real pty) and silence in pipes,
+//! `--quiet` and `NO_COLOR`.
+
+mod common;
+
+use std::path::Path;
+
+use common::{NSNET, Sandbox};
+
+/// Whether `tool` is installed; a test needing it skips visibly, or fails under `CI`.
+fn have(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        assert!(!ci, "{tool} is missing (scripts/deps.sh installs it)");
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+/// PATH with the nsnet under test first: the completion script calls `nsnet` by name.
+fn path_with_nsnet() -> String {
+    let dir = Path::new(NSNET).parent().unwrap().display().to_string();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+/// What bash offers for `line` (the word under the cursor is its last word; a trailing
+/// space starts a new, empty one), through the generated script's completion function.
+fn bash_complete(sb: &Sandbox, line: &str) -> Vec<String> {
+    let script = format!(
+        "source <(nsnet completions bash) || exit 3\n\
+         COMP_LINE={line:?}; COMP_POINT=${{#COMP_LINE}}\n\
+         read -ra COMP_WORDS <<< \"$COMP_LINE\"\n\
+         [[ \"$COMP_LINE\" == *' ' ]] && COMP_WORDS+=('')\n\
+         COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
+         complete -p nsnet >/dev/null || exit 4\n\
+         _clap_complete_nsnet nsnet \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
+    );
+    let out = sb
+        .command("bash", &["--norc", "--noprofile", "-c", &script])
+        .env("PATH", path_with_nsnet())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bash completion of {line:?} failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The values offered, without the flags clap adds when the word is still empty.
+fn values(offered: Vec<String>) -> Vec<String> {
+    offered
+        .into_iter()
+        .filter(|w| !w.starts_with('-'))
+        .collect()
+}
+
+#[test]
+fn bash_completes_names_from_the_store() {
+    if !common::root() || !have("bash") {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.ok(&["network", "create", "blue", "--subnet", "10.77.0.0/24"]);
+    sb.ok(&["network", "create", "green", "--subnet", "10.78.0.0/24"]);
+    sb.ok(&["netns", "add", "red"]);
+    sb.ok(&[
+        "run",
+        "--name",
+        "web1",
+        "-d",
+        "--network",
+        "blue",
+        "--",
+        "sleep",
+        "60",
+    ]);
+
+    // The grammar, from the clap definition.
+    assert!(bash_complete(&sb, "nsnet netw").contains(&"network".to_string()));
+    assert!(bash_complete(&sb, "nsnet network ").contains(&"connect".to_string()));
+    assert!(bash_complete(&sb, "nsnet network create x --int").contains(&"--internal".to_string()));
+    // Names, from the store and /run/netns, at the moment TAB is pressed.
+    assert_eq!(bash_complete(&sb, "nsnet network inspect bl"), ["blue"]);
+    let offered = bash_complete(&sb, "nsnet network rm ");
+    assert!(offered.contains(&"--force".to_string()), "{offered:?}");
+    assert_eq!(values(offered), ["blue", "green"]);
+    assert_eq!(bash_complete(&sb, "nsnet network connect green r"), ["red"]);
+    assert_eq!(bash_complete(&sb, "nsnet netns exec r"), ["red"]);
+    assert_eq!(bash_complete(&sb, "nsnet inspect ho"), ["host"]);
+    assert_eq!(bash_complete(&sb, "nsnet logs w"), ["web1"]);
+    assert_eq!(bash_complete(&sb, "nsnet run --network gr"), ["green"]);
+    // A name made after the script was sourced is offered too (nothing is cached).
+    sb.ok(&["network", "create", "blue2", "--subnet", "10.79.0.0/24"]);
+    assert_eq!(
+        bash_complete(&sb, "nsnet network inspect bl"),
+        ["blue", "blue2"]
+    );
+    sb.ok(&["rm", "-f", "web1"]);
+}
+
+#[test]
+fn completion_without_a_store_offers_no_names_and_creates_nothing() {
+    if !common::root() || !have("bash") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let state = sb.state_dir().join("never-made");
+    let script = "source <(nsnet completions bash); COMP_WORDS=(nsnet network inspect ''); \
+                  COMP_CWORD=3; _clap_complete_nsnet nsnet '' inspect; printf '%s\\n' \"${COMPREPLY[@]}\"";
+    let out = sb
+        .command("bash", &["--norc", "-c", script])
+        .env("PATH", path_with_nsnet())
+        .env("NSNET_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    let offered: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert!(offered.contains(&"--help".to_string()), "{offered:?}");
+    assert_eq!(values(offered), Vec::<String>::new());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!state.exists(), "completion created the state directory");
+}
+
+#[test]
+fn zsh_and_fish_scripts_call_back_into_nsnet() {
+    for shell in ["zsh", "fish"] {
+        let out = std::process::Command::new(NSNET)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("NSNET_COMPLETE"), "{shell}: {text}");
+        assert!(text.contains("nsnet"), "{shell}: {text}");
+    }
+    let bad = std::process::Command::new(NSNET)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("tcsh") && err.contains("bash, zsh, fish"),
+        "{err}"
+    );
+}
+
+/// Every command's page (leaf or group), as clap knows them from `--help`.
+fn commands() -> Vec<String> {
+    fn subcommands(prefix: &[&str]) -> Vec<String> {
+        let mut args: Vec<&str> = prefix.to_vec();
+        args.push("--help");
+        let help = std::process::Command::new(NSNET)
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(help.stdout).unwrap();
+        let Some((_, list)) = text.split_once("Commands:\n") else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for line in list.lines().take_while(|l| l.starts_with("  ")) {
+            let name = line.split_whitespace().next().unwrap();
+            if name == "help" {
+                continue;
+            }
+            let mut path = prefix.to_vec();
+            path.push(name);
+            found.push(path.join("-"));
+            found.extend(subcommands(&path));
+        }
+        found
+    }
+    subcommands(&[])
+}
+
+#[test]
+fn man_pages_render_for_every_subcommand() {
+    if !have("groff") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(NSNET)
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut expected: Vec<String> = commands().iter().map(|c| format!("nsnet-{c}.1")).collect();
+    expected.push("nsnet.1".into());
+    expected.sort();
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, expected);
+    assert!(files.len() > 30, "{files:?}");
+    for f in &files {
+        // -ww: every groff warning; -z: format without output. A clean page warns about nothing.
+        let r = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(dir.path().join(f))
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success() && r.stderr.is_empty(),
+            "{f}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    // What a reader sees: the page of a nested subcommand, its usage and a flag's help.
+    let text = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-P-cbou"])
+        .arg(dir.path().join("nsnet-network-create.1"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("nsnet network create"), "{text}");
+    assert!(text.contains("--internal"), "{text}");
+    assert!(text.contains("No default route for endpoints"), "{text}");
+    // Without --dir: nsnet.1 on stdout.
+    let one = std::process::Command::new(NSNET)
+        .arg("man")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&one.stdout).starts_with(".ie \\n(.g .ds Aq"));
+}
