@@ -250,3 +250,114 @@ fn man_pages_render_for_every_subcommand() {
         .unwrap();
     assert!(String::from_utf8_lossy(&one.stdout).starts_with(".ie \\n(.g .ds Aq"));
 }
+
+/// A topology with enough objects for progress to matter: `n` namespaces on one network.
+fn many(n: usize) -> String {
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    let mut yaml = format!(
+        "name: many\nnamespaces: [{}]\nnetworks:\n  wide:\n    subnets: [10.88.0.0/24]\n    endpoints:\n",
+        names.join(", ")
+    );
+    for name in &names {
+        yaml.push_str(&format!("      {name}: {{}}\n"));
+    }
+    yaml
+}
+
+/// Runs `nsnet ARGS` in the sandbox with a pseudo-terminal as stdout and stderr (util-linux
+/// `script`), as a user at a terminal would; returns what the terminal received.
+fn on_terminal(sb: &Sandbox, args: &str, env: &[(&str, &str)]) -> String {
+    let mut c = sb.command("script", &["-qec", &format!("{NSNET} {args}"), "/dev/null"]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_on_a_terminal_silence_in_pipes_and_with_quiet() {
+    if !common::root() || !have("script") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let file = sb.state_dir().join("many.yaml");
+    std::fs::write(&file, many(24)).unwrap();
+    let file = file.to_str().unwrap();
+
+    // Piped: the result on stdout, nothing at all on stderr.
+    let piped = sb.nsnet(&["apply", "-f", file]);
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert!(
+        piped.stdout.contains("applied 49 change(s)"),
+        "{}",
+        piped.stdout
+    );
+    assert_eq!(piped.stderr, "");
+    let piped = sb.nsnet(&["gc"]);
+    assert_eq!(
+        (piped.code, piped.stdout.as_str(), piped.stderr.as_str()),
+        (0, "nothing to collect\n", "")
+    );
+
+    // A terminal: one line redrawn in place (carriage return, erase line), erased at the end.
+    let tty = on_terminal(&sb, "repair", &[]);
+    assert!(tty.contains("\r\x1b[2Krepair "), "{tty:?}");
+    assert!(tty.contains("[2/2]\x1b[0m installing"), "{tty:?}");
+    assert!(
+        tty.contains("firewall rebuilt: 1 network(s), 24 endpoint(s)"),
+        "{tty:?}"
+    );
+    let tty = on_terminal(&sb, "gc", &[]);
+    assert!(tty.contains("gc \x1b[2m["), "{tty:?}");
+    assert!(tty.contains("[25/25]\x1b[0m network wide"), "{tty:?}");
+    assert!(tty.ends_with("nothing to collect\r\n"), "{tty:?}");
+    let tty = on_terminal(&sb, &format!("destroy -f {file}"), &[("NO_COLOR", "1")]);
+    assert!(tty.contains("\r\x1b[2Kdestroy [25/25] - netns"), "{tty:?}");
+    assert!(
+        tty.contains("removed 25 object(s) of topology many"),
+        "{tty:?}"
+    );
+    // NO_COLOR: cursor control only, no colour (SGR) sequence.
+    assert!(
+        !tty.contains("\x1b[2m") && !tty.contains("\x1b[0m"),
+        "{tty:?}"
+    );
+
+    // --quiet: nothing on a terminal, nothing in a pipe, and the work is still done.
+    assert_eq!(
+        on_terminal(&sb, &format!("--quiet apply -f {file}"), &[]),
+        ""
+    );
+    assert_eq!(sb.json(&["network", "ls"]).as_array().unwrap().len(), 1);
+    let quiet = sb.nsnet(&["-q", "destroy", "-f", file]);
+    assert_eq!(
+        (quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()),
+        (0, "", "")
+    );
+    sb.assert_clean();
+    // Errors still speak under --quiet.
+    sb.fails(1, &["-q", "network", "rm", "nosuch"], &["nosuch"]);
+}
+
+#[test]
+fn colour_only_on_terminals_without_no_color() {
+    if !common::root() || !have("script") {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.ok(&["network", "create", "blue", "--subnet", "10.77.0.0/24"]);
+    let coloured = on_terminal(&sb, "doctor", &[]);
+    assert!(coloured.contains("\x1b[32mOK  \x1b[0m"), "{coloured:?}");
+    let plain = on_terminal(&sb, "doctor", &[("NO_COLOR", "1")]);
+    assert!(plain.contains("OK    "), "{plain:?}");
+    assert!(!plain.contains("\x1b["), "{plain:?}");
+    let piped = sb.nsnet(&["doctor"]);
+    assert!(
+        piped.stdout.contains("OK    ") && !piped.stdout.contains('\x1b'),
+        "{}",
+        piped.stdout
+    );
+    // An empty NO_COLOR does not count (no-color.org).
+    assert!(on_terminal(&sb, "doctor", &[("NO_COLOR", "")]).contains("\x1b[32m"));
+}

@@ -652,7 +652,10 @@ mod tests {
             "OK    ipv6  enabled\nWARN  gc    1 leftover(s): x\n            fix: run nsnet gc\n"
         );
         let coloured = render_in(&checks, true);
-        assert!(coloured.starts_with("\x1b[32mOK  \x1b[0m  ipv6"), "{coloured:?}");
+        assert!(
+            coloured.starts_with("\x1b[32mOK  \x1b[0m  ipv6"),
+            "{coloured:?}"
+        );
         assert!(coloured.contains("\x1b[33mWARN\x1b[0m  gc"), "{coloured:?}");
     }
 }
