@@ -18,7 +18,7 @@ pub struct Cli {
     pub format: Format,
     /// Print errors only: no tables, messages or progress (JSON asked for with `--format json`,
     /// and what graph, logs, exec, completions and man exist to produce, are still written).
-    #[arg(short, long, global = true, env = "NSNET_QUIET")]
+    #[arg(short, long, global = true, env = "NSNET_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,

@@ -336,6 +336,22 @@ fn progress_on_a_terminal_silence_in_pipes_and_with_quiet() {
         (0, "", "")
     );
     sb.assert_clean();
+    // NSNET_QUIET=1 is --quiet; NSNET_QUIET=0 is not.
+    let env_quiet = sb
+        .command(NSNET, &["gc"])
+        .env("NSNET_QUIET", "1")
+        .output()
+        .unwrap();
+    assert!(env_quiet.status.success() && env_quiet.stdout.is_empty());
+    let env_loud = sb
+        .command(NSNET, &["gc"])
+        .env("NSNET_QUIET", "0")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&env_loud.stdout),
+        "nothing to collect\n"
+    );
     // Errors still speak under --quiet.
     sb.fails(1, &["-q", "network", "rm", "nosuch"], &["nosuch"]);
 }
