@@ -89,12 +89,31 @@ fn write_pages(cmd: clap::Command, dir: &Path, written: &mut Vec<String>) -> Res
     Ok(())
 }
 
-/// The state directory a completion reads: `--state-dir` is not parsed yet when the shell
-/// asks, so the environment or the default.
+/// The state directory a completion reads: a `--state-dir` already typed on the line being
+/// completed (the shell passes the words as arguments), else the environment or the default.
 fn state_dir() -> std::path::PathBuf {
-    std::env::var_os("NSNET_STATE_DIR")
+    let words: Vec<String> = std::env::args().collect();
+    typed_state_dir(&words)
         .map(Into::into)
+        .or_else(|| std::env::var_os("NSNET_STATE_DIR").map(Into::into))
         .unwrap_or_else(|| nsnet_store::DEFAULT_STATE_DIR.into())
+}
+
+/// The value of the last complete `--state-dir DIR` or `--state-dir=DIR` among `words` (the
+/// last word is the one being completed, so it is not a value yet).
+fn typed_state_dir(words: &[String]) -> Option<String> {
+    let done = &words[..words.len().saturating_sub(1)];
+    let mut found = None;
+    for (i, w) in done.iter().enumerate() {
+        if let Some(v) = w.strip_prefix("--state-dir=") {
+            found = Some(v.to_string());
+        } else if w == "--state-dir" {
+            if let Some(v) = done.get(i + 1) {
+                found = Some(v.clone());
+            }
+        }
+    }
+    found
 }
 
 /// Reads names from the store, or none: a completion never creates a state directory and never
@@ -153,4 +172,29 @@ pub fn namespaces() -> ArgValueCandidates {
 /// Namespace names, and "host" for the machine's own.
 pub fn namespaces_or_host() -> ArgValueCandidates {
     ArgValueCandidates::new(|| netns_names(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::typed_state_dir;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn state_dir_typed_on_the_line() {
+        let t = |l: &str| typed_state_dir(&words(l));
+        assert_eq!(t("nsnet -- nsnet network inspect bl"), None);
+        assert_eq!(
+            t("nsnet -- nsnet --state-dir /s network inspect "),
+            Some("/s".into())
+        );
+        assert_eq!(
+            t("nsnet -- nsnet network rm --state-dir=/t b"),
+            Some("/t".into())
+        );
+        // The word under the cursor is not a value yet.
+        assert_eq!(t("nsnet -- nsnet network rm --state-dir /u"), None);
+    }
 }

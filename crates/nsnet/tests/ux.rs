@@ -103,6 +103,30 @@ fn bash_completes_names_from_the_store() {
     assert_eq!(bash_complete(&sb, "nsnet inspect ho"), ["host"]);
     assert_eq!(bash_complete(&sb, "nsnet logs w"), ["web1"]);
     assert_eq!(bash_complete(&sb, "nsnet run --network gr"), ["green"]);
+    // A --state-dir typed on the line is the store completed from.
+    let other = sb.state_dir().join("other");
+    let made = sb
+        .command(
+            NSNET,
+            &[
+                "--state-dir",
+                other.to_str().unwrap(),
+                "network",
+                "create",
+                "violet",
+                "--subnet",
+                "10.76.0.0/24",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let line = format!("nsnet --state-dir {} network inspect ", other.display());
+    assert_eq!(values(bash_complete(&sb, &line)), ["violet"]);
     // A name made after the script was sourced is offered too (nothing is cached).
     sb.ok(&["network", "create", "blue2", "--subnet", "10.79.0.0/24"]);
     assert_eq!(
@@ -110,6 +134,18 @@ fn bash_completes_names_from_the_store() {
         ["blue", "blue2"]
     );
     sb.ok(&["rm", "-f", "web1"]);
+    sb.command(
+        NSNET,
+        &[
+            "--state-dir",
+            other.to_str().unwrap(),
+            "network",
+            "rm",
+            "violet",
+        ],
+    )
+    .output()
+    .unwrap();
 }
 
 #[test]
