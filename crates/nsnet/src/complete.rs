@@ -107,10 +107,8 @@ fn typed_state_dir(words: &[String]) -> Option<String> {
     for (i, w) in done.iter().enumerate() {
         if let Some(v) = w.strip_prefix("--state-dir=") {
             found = Some(v.to_string());
-        } else if w == "--state-dir" {
-            if let Some(v) = done.get(i + 1) {
-                found = Some(v.clone());
-            }
+        } else if let Some(v) = done.get(i + 1).filter(|_| w == "--state-dir") {
+            found = Some(v.clone());
         }
     }
     found

@@ -413,3 +413,72 @@ fn colour_only_on_terminals_without_no_color() {
     // An empty NO_COLOR does not count (no-color.org).
     assert!(on_terminal(&sb, "doctor", &[("NO_COLOR", "")]).contains("\x1b[32m"));
 }
+
+/// Mean wall time of `f` over `n` runs, in milliseconds.
+fn mean_ms(n: u32, mut f: impl FnMut()) -> f64 {
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / f64::from(n)
+}
+
+/// Figures for BENCHMARKS.md: what a TAB costs against starting nsnet at all, and what
+/// drawing progress costs an apply/destroy cycle against the same cycle with --quiet (both on
+/// a pty). `cargo test --release -p nsnet --test ux -- --ignored --nocapture figures`
+#[test]
+#[ignore]
+fn figures() {
+    if !common::root() || !have("script") {
+        return;
+    }
+    let sb = Sandbox::new();
+    for i in 0..50 {
+        sb.ok(&[
+            "network",
+            "create",
+            &format!("n{i}"),
+            "--subnet",
+            &format!("10.90.{i}.0/24"),
+        ]);
+    }
+    let version = mean_ms(50, || {
+        assert!(sb.nsnet(&["--version"]).code == 0);
+    });
+    // What the bash script runs for `nsnet network inspect <TAB>`.
+    let tab = mean_ms(50, || {
+        let out = sb
+            .command(NSNET, &["--", "nsnet", "network", "inspect", ""])
+            .env("NSNET_COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", "3")
+            .env("_CLAP_IFS", "\n")
+            .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+            .env("_CLAP_COMPLETE_SPACE", "true")
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("n49"));
+    });
+    println!(
+        "completion of 50 network names: {tab:.1} ms per TAB, {:.2}x `nsnet --version` ({version:.1} ms)",
+        tab / version
+    );
+    for i in 0..50 {
+        sb.ok(&["network", "rm", &format!("n{i}")]);
+    }
+    let file = sb.state_dir().join("many.yaml");
+    std::fs::write(&file, many(60)).unwrap();
+    let file = file.to_str().unwrap();
+    let cycle = |quiet: &str| {
+        mean_ms(3, || {
+            on_terminal(&sb, &format!("{quiet} apply -f {file}"), &[]);
+            on_terminal(&sb, &format!("{quiet} destroy -f {file}"), &[]);
+        })
+    };
+    let quiet = cycle("--quiet");
+    let drawn = cycle("");
+    println!(
+        "apply (121 changes) + destroy of 60 namespaces on a pty: {drawn:.0} ms with progress, {:.3}x the same with --quiet ({quiet:.0} ms)",
+        drawn / quiet
+    );
+    sb.assert_clean();
+}
