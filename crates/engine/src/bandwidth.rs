@@ -28,7 +28,7 @@ impl<K: Kernel> Engine<K> {
         let Some(row) = self.attachment_row(network, key)? else {
             return Err(EngineError::not_found(
                 "attachment",
-                &format!("{key} on network {network}"),
+                format!("{key} on network {network}"),
             ));
         };
         let ops = [
