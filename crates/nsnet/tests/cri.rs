@@ -6,9 +6,10 @@
 //! this VM's root lacks CAP_SYS_RESOURCE, and CRI sets -998 on sandboxes), images are built
 //! offline (the pause image from the static catatonit, an httpd image from busybox-static),
 //! and the client is tests/cri/client.py (Debian's python3-grpcio with messages protoc
-//! compiles from tests/cri/cri.proto). The same pods run once with nsnet as the node's CNI
-//! plugin and once with the reference bridge + portmap chain, each in its own sandbox, and
-//! the pod start times of both are printed (see BENCHMARKS.md).
+//! compiles from tests/cri/cri.proto). The same pods run with nsnet as the node's CNI plugin
+//! (the README's conflist) and with the reference bridge + portmap chain, each under its own
+//! containerd in its own sandbox, their pods alternating, and the pod start times of both are
+//! printed (see BENCHMARKS.md).
 
 mod common;
 mod engines;
@@ -28,29 +29,24 @@ const PYTHON: &str = "/usr/bin/python3";
 const CATATONIT: &str = "/usr/bin/catatonit";
 /// The node's pod CIDR, as the README's example gives it.
 const POD_CIDR: &str = "10.244.1.0/24";
-/// Pods per chain: the first serves HTTP on hostPort 8080, the second is its client; all are
-/// timed.
-const PODS: usize = 5;
+/// Pods per chain, all timed: each serves HTTP on its own hostPort; pod 1 is pod 0's client.
+const PODS: usize = 7;
 
-/// The README's conflist for a Kubernetes node (with the test's state directory).
+/// The README's conflist for a Kubernetes node, as written there, with the test's state
+/// directory.
 fn nsnet_conflist(state_dir: &Path) -> Value {
-    json!({
-        "cniVersion": "1.0.0",
-        "name": "k8s-pod-network",
-        "plugins": [{
-            "type": "nsnet",
-            "bridge": "cni0",
-            "isGateway": true,
-            "ipMasq": true,
-            "stateDir": state_dir,
-            "ipam": {
-                "type": "host-local",
-                "ranges": [[{"subnet": POD_CIDR}]],
-                "routes": [{"dst": "0.0.0.0/0"}]
-            },
-            "capabilities": {"portMappings": true, "bandwidth": true}
-        }]
-    })
+    let readme = include_str!("../../../README.md");
+    let mut list: Value = readme
+        .split("```json")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.contains("\"k8s-pod-network\""))
+        .map(|block| serde_json::from_str(block).expect("README conflist is JSON"))
+        .expect("README has the Kubernetes node's conflist");
+    let subnet = &list["plugins"][0]["ipam"]["ranges"][0][0]["subnet"];
+    assert_eq!(subnet, POD_CIDR, "the README's pod CIDR");
+    list["plugins"][0]["stateDir"] = json!(state_dir);
+    list
 }
 
 /// The reference chain kubelet's documentation shows: bridge, then portmap for hostPorts.
@@ -386,7 +382,8 @@ struct Pod {
     containers: Vec<String>,
 }
 
-/// What one chain's run measured.
+/// What one chain's run measured, in seconds per pod.
+#[derive(Default)]
 struct Timing {
     run: Vec<f64>,
     start: Vec<f64>,
@@ -399,55 +396,72 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs the pods of one chain in its own sandbox and checks them; returns the timings.
-fn chain(name: &str, nsnet: bool) -> Timing {
-    let s = Sandbox::with_private(&engines::PRIVATE);
-    s.add_outside();
-    let (conflist, bin) = if nsnet {
-        (nsnet_conflist(s.state_dir()), None)
-    } else {
-        (
-            reference_conflist(),
-            Some(PathBuf::from(engines::REFERENCE_DIR)),
-        )
-    };
-    let mut c = Cri::start(&s, &conflist, bin.as_deref());
-    let logs = c.dir.path().join("pods");
+/// One CNI configuration under its own containerd, in its own sandbox.
+struct Chain<'a> {
+    name: &'static str,
+    nsnet: bool,
+    s: &'a Sandbox,
+    c: Cri<'a>,
+    logs: PathBuf,
+    pods: Vec<Pod>,
+    timing: Timing,
+}
 
-    let (v, _) = c.ok("Version", json!({"version": "0.1.0"}));
-    assert_eq!(v["runtime_name"], "containerd", "{v}");
-    assert_eq!(v["runtime_api_version"], "v1", "{v}");
-    // kubelet waits for NetworkReady: containerd has loaded the conflist.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (st, _) = c.ok("Status", json!({}));
-        let ready = st["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|cond| cond["status"] == true);
-        if ready {
-            break;
+impl<'a> Chain<'a> {
+    /// containerd with the chain's conflist, up and NetworkReady (what kubelet waits for),
+    /// after kubelet's first calls.
+    fn start(name: &'static str, nsnet: bool, s: &'a Sandbox) -> Chain<'a> {
+        s.add_outside();
+        let (conflist, bin) = if nsnet {
+            (nsnet_conflist(s.state_dir()), None)
+        } else {
+            (
+                reference_conflist(),
+                Some(PathBuf::from(engines::REFERENCE_DIR)),
+            )
+        };
+        let mut c = Cri::start(s, &conflist, bin.as_deref());
+        let logs = c.dir.path().join("pods");
+        let (v, _) = c.ok("Version", json!({"version": "0.1.0"}));
+        assert_eq!(v["runtime_name"], "containerd", "{v}");
+        assert_eq!(v["runtime_api_version"], "v1", "{v}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (st, _) = c.ok("Status", json!({}));
+            let ready = st["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|cond| cond["status"] == true);
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: runtime not ready: {st}");
+            std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(Instant::now() < deadline, "{name}: runtime not ready: {st}");
-        std::thread::sleep(Duration::from_millis(100));
+        Chain {
+            name,
+            nsnet,
+            s,
+            c,
+            logs,
+            pods: Vec::new(),
+            timing: Timing::default(),
+        }
     }
 
-    let mut timing = Timing {
-        run: vec![],
-        start: vec![],
-        stop: vec![],
-    };
-    let mut pods = Vec::new();
-    for i in 0..PODS {
+    /// Pod `i` with hostPort 8080+i to its port 80, running httpd, as kubelet starts it.
+    fn run_pod(&mut self, i: usize) {
+        let name = self.name;
         let pod = format!("pod{i}");
         let ports = [(8080 + i as i32, 80)];
         let config = pod_config(
             &pod,
-            &logs,
+            &self.logs,
             &ports,
             json!({"kubernetes.io/config.source": "api"}),
         );
+        let c = &mut self.c;
         let (r, run_s) = c.ok(
             "RunPodSandbox",
             json!({"config": config, "runtime_handler": ""}),
@@ -482,134 +496,137 @@ fn chain(name: &str, nsnet: bool) -> Timing {
         );
         let ip = st["status"]["network"]["ip"].as_str().unwrap().to_string();
         assert!(ip.starts_with("10.244.1."), "{name}: pod {pod} got {ip}");
-        timing.run.push(run_s);
-        timing.start.push(run_s + create_s + start_s);
-        pods.push(Pod {
+        self.timing.run.push(run_s);
+        self.timing.start.push(run_s + create_s + start_s);
+        self.pods.push(Pod {
             id,
             ip,
             netns: netns_of(&st),
             containers: vec![cid],
         });
     }
-    let mut ips: Vec<&str> = pods.iter().map(|p| p.ip.as_str()).collect();
-    ips.sort();
-    ips.dedup();
-    assert_eq!(ips.len(), PODS, "{name}: pod IPs not distinct");
-    if nsnet {
-        // The store knows the same addresses CRI reports.
-        let net = s.json(&["network", "inspect", "k8s-pod-network"]);
-        let mut known: Vec<String> = net["endpoints"]
-            .as_array()
+
+    /// Distinct pod IPs (nsnet's store agrees), pod to pod, and pod 0's hostPort from
+    /// outside, from the host's address and from its loopback.
+    fn check_traffic(&self) {
+        let (name, s) = (self.name, self.s);
+        let mut ips: Vec<&str> = self.pods.iter().map(|p| p.ip.as_str()).collect();
+        ips.sort();
+        ips.dedup();
+        assert_eq!(ips.len(), self.pods.len(), "{name}: pod IPs not distinct");
+        if self.nsnet {
+            let net = s.json(&["network", "inspect", "k8s-pod-network"]);
+            let mut known: Vec<String> = net["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    let a = e["addrs"][0].as_str().unwrap();
+                    a.split('/').next().unwrap().to_string()
+                })
+                .collect();
+            known.sort();
+            assert_eq!(known, ips, "{name}: the store's addresses");
+        }
+        let client_ns = Path::new(&self.pods[1].netns)
+            .file_name()
             .unwrap()
-            .iter()
-            .map(|e| {
-                e["addrs"][0]
-                    .as_str()
-                    .unwrap()
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
-        known.sort();
-        assert_eq!(known, ips, "{name}");
-    }
-
-    // Pod to pod, the hostPort from outside and from the host (its address and loopback).
-    let client_ns = Path::new(&pods[1].netns)
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let web = format!("{}:80", pods[0].ip);
-    let hello = Some("hello\n".to_string());
-    assert_eq!(
-        http_get_soon(&s, &client_ns, &web),
-        hello,
-        "{name}: pod to pod"
-    );
-    for (from, to) in [
-        ("outside", "203.0.113.1:8080"),
-        ("host", "203.0.113.1:8080"),
-        ("host", "127.0.0.1:8080"),
-    ] {
+            .to_string_lossy()
+            .into_owned();
+        let web = format!("{}:80", self.pods[0].ip);
+        let hello = Some("hello\n".to_string());
         assert_eq!(
-            http_get_soon(&s, from, to),
+            http_get_soon(s, &client_ns, &web),
             hello,
-            "{name}: hostPort from {from} to {to}"
+            "{name}: pod to pod"
         );
+        for (from, to) in [
+            ("outside", "203.0.113.1:8080"),
+            ("host", "203.0.113.1:8080"),
+            ("host", "127.0.0.1:8080"),
+        ] {
+            assert_eq!(
+                http_get_soon(s, from, to),
+                hello,
+                "{name}: hostPort from {from} to {to}"
+            );
+        }
     }
 
-    if nsnet {
-        // A bandwidth annotation reaches nsnet as containerd's `bandwidth` capability.
-        let config = pod_config(
-            "limited",
-            &logs,
-            &[],
-            json!({"kubernetes.io/ingress-bandwidth": "10M", "kubernetes.io/egress-bandwidth": "5M"}),
-        );
-        let (r, _) = c.ok("RunPodSandbox", json!({"config": config}));
+    /// A pod with bandwidth annotations gets nsnet's qdiscs (containerd's `bandwidth`
+    /// capability), then goes.
+    fn check_bandwidth(&mut self) {
+        let name = self.name;
+        let annotations = json!({
+            "kubernetes.io/ingress-bandwidth": "10M",
+            "kubernetes.io/egress-bandwidth": "5M"
+        });
+        let config = pod_config("limited", &self.logs, &[], annotations);
+        let (r, _) = self.c.ok("RunPodSandbox", json!({"config": config}));
         let id = r["pod_sandbox_id"].as_str().unwrap().to_string();
-        let net = s.json(&["network", "inspect", "k8s-pod-network"]);
+        let (st, _) = self.c.ok(
+            "PodSandboxStatus",
+            json!({"pod_sandbox_id": id, "verbose": true}),
+        );
+        let ip = st["status"]["network"]["ip"].as_str().unwrap();
+        let net = self.s.json(&["network", "inspect", "k8s-pod-network"]);
         let ep = net["endpoints"]
             .as_array()
             .unwrap()
             .iter()
             .find(|e| {
-                !pods.iter().any(|p| {
-                    e["addrs"][0]
-                        .as_str()
-                        .unwrap()
-                        .starts_with(&format!("{}/", p.ip))
-                })
+                e["addrs"][0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{ip}/"))
             })
-            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: no endpoint for {ip}: {net}"))
             .clone();
         let host_if = ep["host_ifname"].as_str().unwrap();
-        let q = s.sh("tc", &["qdisc", "show", "dev", host_if]).stdout;
+        let q = self.s.sh("tc", &["qdisc", "show", "dev", host_if]).stdout;
         assert!(
             q.contains("tbf") && q.contains("rate 10Mbit"),
             "{name}: {q}"
         );
-        let (st, _) = c.ok(
-            "PodSandboxStatus",
-            json!({"pod_sandbox_id": id, "verbose": true}),
-        );
-        let ns = netns_of(&st);
-        let q = s
-            .sh(
-                "nsenter",
-                &[&format!("--net={ns}"), "tc", "qdisc", "show", "dev", "eth0"],
-            )
+        let netns = format!("--net={}", netns_of(&st));
+        let q = self
+            .s
+            .sh("nsenter", &[&netns, "tc", "qdisc", "show", "dev", "eth0"])
             .stdout;
         assert!(q.contains("tbf") && q.contains("rate 5Mbit"), "{name}: {q}");
-        c.ok("StopPodSandbox", json!({"pod_sandbox_id": id}));
-        c.ok("RemovePodSandbox", json!({"pod_sandbox_id": id}));
+        self.c.ok("StopPodSandbox", json!({"pod_sandbox_id": id}));
+        self.c.ok("RemovePodSandbox", json!({"pod_sandbox_id": id}));
     }
 
-    // kubelet's teardown: containers stopped and removed, then the sandbox stopped (CNI
-    // DEL) and removed; StopPodSandbox twice, as kubelet may.
-    for p in &pods {
+    /// kubelet's teardown of pod `i`: containers stopped and removed, then the sandbox
+    /// stopped (CNI DEL; twice, as kubelet may) and removed.
+    fn remove_pod(&mut self, i: usize) {
+        let p = &self.pods[i];
         for cid in &p.containers {
-            c.ok("StopContainer", json!({"container_id": cid, "timeout": 2}));
-            c.ok("RemoveContainer", json!({"container_id": cid}));
+            self.c
+                .ok("StopContainer", json!({"container_id": cid, "timeout": 2}));
+            self.c.ok("RemoveContainer", json!({"container_id": cid}));
         }
-        let (_, stop_s) = c.ok("StopPodSandbox", json!({"pod_sandbox_id": p.id}));
-        c.ok("StopPodSandbox", json!({"pod_sandbox_id": p.id}));
-        c.ok("RemovePodSandbox", json!({"pod_sandbox_id": p.id}));
-        timing.stop.push(stop_s);
+        let id = json!({"pod_sandbox_id": p.id});
+        let (_, stop_s) = self.c.ok("StopPodSandbox", id.clone());
+        self.c.ok("StopPodSandbox", id.clone());
+        self.c.ok("RemovePodSandbox", id);
+        self.timing.stop.push(stop_s);
     }
-    let (left, _) = c.ok("ListPodSandbox", json!({}));
-    assert_eq!(left["items"], json!([]), "{name}: pods left");
-    assert!(
-        http_get_soon(&s, "outside", "203.0.113.1:8080").is_none(),
-        "{name}: the hostPort outlived its pod"
-    );
-    if nsnet {
-        assert_nothing_left(&s, &["lo", "uplink0"], &["outside"], name);
+
+    /// No pod left in containerd, the hostPort closed, and (nsnet) nothing left at all.
+    fn check_gone(&mut self) {
+        let name = self.name;
+        let (left, _) = self.c.ok("ListPodSandbox", json!({}));
+        assert_eq!(left["items"], json!([]), "{name}: pods left");
+        assert!(
+            engines::http_get(self.s, "outside", "203.0.113.1:8080").is_none(),
+            "{name}: the hostPort outlived its pod"
+        );
+        if self.nsnet {
+            assert_nothing_left(self.s, &["lo", "uplink0"], &["outside"], name);
+        }
     }
-    timing
 }
 
 #[test]
@@ -618,22 +635,53 @@ fn kubelet_calls_through_containerds_cri_with_nsnet_and_the_reference_chain() {
     if !ready(test) {
         return;
     }
-    let reference = chain("bridge+portmap", false);
-    let ours = chain("nsnet", true);
-    let ms = |v: &[f64]| median(v) * 1000.0;
+    let sandboxes = [
+        Sandbox::with_private(&engines::PRIVATE),
+        Sandbox::with_private(&engines::PRIVATE),
+    ];
+    let mut chains = [
+        Chain::start("bridge+portmap", false, &sandboxes[0]),
+        Chain::start("nsnet", true, &sandboxes[1]),
+    ];
+    // Pods of both chains alternate, so a load that comes and goes on the machine weighs on
+    // both alike.
+    for i in 0..PODS {
+        for ch in chains.iter_mut() {
+            ch.run_pod(i);
+        }
+    }
+    for ch in chains.iter_mut() {
+        ch.check_traffic();
+        if ch.nsnet {
+            ch.check_bandwidth();
+        }
+    }
+    for i in 0..PODS {
+        for ch in chains.iter_mut() {
+            ch.remove_pod(i);
+        }
+    }
+    for ch in chains.iter_mut() {
+        ch.check_gone();
+    }
+    let [reference, ours] = &chains;
+    let (r, o) = (&reference.timing, &ours.timing);
+    let line = |what: &str, o: &[f64], r: &[f64]| {
+        format!(
+            "  {what}: nsnet {:.0} ms, bridge+portmap {:.0} ms, ratio {:.2}",
+            median(o) * 1000.0,
+            median(r) * 1000.0,
+            median(o) / median(r)
+        )
+    };
     eprintln!(
-        "CRI pod start, median of {PODS} pods with a hostPort (containerd 1.6, same run):\n\
-         \x20 RunPodSandbox (CNI ADD inside): nsnet {:.0} ms, bridge+portmap {:.0} ms, ratio {:.2}\n\
-         \x20 + CreateContainer + StartContainer: nsnet {:.0} ms, bridge+portmap {:.0} ms, ratio {:.2}\n\
-         \x20 StopPodSandbox (CNI DEL inside): nsnet {:.0} ms, bridge+portmap {:.0} ms, ratio {:.2}",
-        ms(&ours.run),
-        ms(&reference.run),
-        median(&ours.run) / median(&reference.run),
-        ms(&ours.start),
-        ms(&reference.start),
-        median(&ours.start) / median(&reference.start),
-        ms(&ours.stop),
-        ms(&reference.stop),
-        median(&ours.stop) / median(&reference.stop),
+        "CRI pod start, median of {PODS} pods with a hostPort each, chains alternating (containerd 1.6, same run):\n{}\n{}\n{}",
+        line("RunPodSandbox (CNI ADD inside)", &o.run, &r.run),
+        line(
+            "RunPodSandbox + CreateContainer + StartContainer",
+            &o.start,
+            &r.start
+        ),
+        line("StopPodSandbox (CNI DEL inside)", &o.stop, &r.stop),
     );
 }
