@@ -35,14 +35,31 @@ impl<K: Kernel> Engine<K> {
             (NsRef::Host, row.host_ifname.to_string(), to),
             (ns_ref(&row.netns), row.ifname.to_string(), from),
         ];
+        let mut done: Vec<(NsRef, String)> = Vec::new();
         for (ns, ifname, shaping) in ops {
-            if !shaping.is_empty() {
-                self.kernel.apply(&KernelOp::Shape {
-                    ns,
-                    ifname,
-                    shaping,
-                })?;
+            if shaping.is_empty() {
+                continue;
             }
+            let op = KernelOp::Shape {
+                ns: ns.clone(),
+                ifname: ifname.clone(),
+                shaping,
+            };
+            if let Err(e) = self.kernel.apply(&op) {
+                // Half a limit is not what was asked: take the other direction's off again.
+                for (ns, ifname) in done {
+                    let undo = KernelOp::Shape {
+                        ns,
+                        ifname,
+                        shaping: Shaping::default(),
+                    };
+                    if let Err(u) = self.kernel.apply(&undo) {
+                        tracing::warn!(error = %u, "undo of a rate limit");
+                    }
+                }
+                return Err(e.into());
+            }
+            done.push((ns, ifname));
         }
         Ok(())
     }

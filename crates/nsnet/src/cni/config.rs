@@ -120,9 +120,28 @@ pub struct RuntimeConfig {
     #[allow(dead_code)]
     pub aliases: Option<BTreeMap<String, Vec<String>>>,
     /// host-local's capability: these range sets replace `ipam.ranges`.
+    #[serde(default, deserialize_with = "range_sets")]
     pub ip_ranges: Option<Vec<Vec<RangeConf>>>,
     pub bandwidth: Option<BandwidthConf>,
     pub dns: Option<RuntimeDns>,
+}
+
+/// `ipRanges` as a list of range sets (CNI's convention), or as the flat list of ranges
+/// go-cni's `WithCapabilityIPRanges` sends, each range then its own set.
+fn range_sets<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Vec<RangeConf>>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Sets(Vec<Vec<RangeConf>>),
+        Flat(Vec<RangeConf>),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::Sets(sets)) => Some(sets),
+        Some(Either::Flat(ranges)) => Some(ranges.into_iter().map(|r| vec![r]).collect()),
+    })
 }
 
 /// `args.cni`: the convention for per-attachment arguments in the configuration.
@@ -921,6 +940,28 @@ mod tests {
         let n = conf(v).network().unwrap();
         assert_eq!(n.spec.subnets()[0].gateway.to_string(), "10.244.2.254");
         assert_eq!(n.ranges[0].start.to_string(), "10.244.2.10");
+        // go-cni's flat list: one set per range.
+        let mut v = base();
+        v["runtimeConfig"] = json!({
+            "ipRanges": [{"Subnet": "10.244.3.0/24", "RangeStart": "", "RangeEnd": "", "Gateway": ""},
+                         {"Subnet": "fd00:244:3::/64", "RangeStart": "", "RangeEnd": "", "Gateway": ""}]
+        });
+        let mut v6 = v.clone();
+        v6["ipam"]["routes"] = json!([]);
+        let n = conf(v6).network().unwrap();
+        let subnets: Vec<String> = n
+            .spec
+            .subnets()
+            .iter()
+            .map(|s| s.cidr.to_string())
+            .collect();
+        assert_eq!(subnets, ["10.244.3.0/24", "fd00:244:3::/64"]);
+        // A range that is not one is a decode failure.
+        v["runtimeConfig"] = json!({"ipRanges": [["10.0.0.0/24"]]});
+        assert_eq!(
+            NetConf::from_json(&v).unwrap_err().code,
+            code::DECODE_FAILURE
+        );
         // An empty list leaves ipam.ranges in force.
         let mut v = base();
         v["runtimeConfig"] = json!({"ipRanges": []});

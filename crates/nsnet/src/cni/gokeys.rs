@@ -90,6 +90,9 @@ pub fn fold(v: &mut Value, keys: &Keys) {
                 fold(item, inner);
             }
         }
+        // One level of list less than expected: go-cni sends `ipRanges` as a flat list of
+        // ranges where host-local reads a list of range sets.
+        (v @ Value::Object(_), Keys::List(inner)) => fold(v, inner),
         _ => {}
     }
 }
@@ -137,9 +140,12 @@ mod tests {
             v,
             json!({"portMappings": [{"hostPort": 1, "hostIP": "::1"}], "mac": "02:00:00:00:00:02"})
         );
-        // Values of the wrong shape are left for serde to refuse.
-        let mut v = json!({"PortMappings": {"HostPort": 1}});
+        // go-cni's flat ipRanges fold too; a value of another shape is left for serde.
+        let mut v = json!({"IPRanges": [{"Subnet": "10.0.0.0/24"}], "Mac": 5});
         fold(&mut v, &RUNTIME_CONFIG);
-        assert_eq!(v, json!({"portMappings": {"HostPort": 1}}));
+        assert_eq!(
+            v,
+            json!({"ipRanges": [{"subnet": "10.0.0.0/24"}], "mac": 5})
+        );
     }
 }
