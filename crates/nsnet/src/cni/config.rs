@@ -889,15 +889,17 @@ mod tests {
 
     #[test]
     fn containerd_capabilities_as_go_cni_spells_them() {
-        // containerd 1.6's stdin for a pod with a hostPort, bandwidth annotations and a DNS
-        // config (go-cni's structs have no JSON tags).
+        // containerd 1.6.20's stdin, as captured under tests/cri.rs, for a pod with a hostPort,
+        // bandwidth annotations and kubelet's DNS config (go-cni's structs have no JSON tags).
         let mut v = base();
         v["runtimeConfig"] = json!({
             "portMappings": [{"HostPort": 8080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""},
                              {"HostPort": 5353, "ContainerPort": 53, "Protocol": "udp", "HostIP": "127.0.0.1"}],
             "bandwidth": {"IngressRate": 1000000, "IngressBurst": 4294967295u64,
                           "EgressRate": 2000000, "EgressBurst": 4294967295u64},
-            "dns": {"Servers": ["10.96.0.10"], "Searches": ["default.svc.cluster.local"], "Options": ["ndots:5"]}
+            "dns": {"Servers": ["10.96.0.10"],
+                    "Searches": ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+                    "Options": ["ndots:5"]}
         });
         let c = conf(v);
         let r = c.request(&CniArgs::default()).unwrap();
