@@ -32,7 +32,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NSNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // --quiet keeps warnings out too; NSNET_LOG, when set, still says what to log.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(if cli.quiet { "error" } else { "warn" })
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(output::colour_stderr())
