@@ -1,11 +1,13 @@
 //! nsnet: container networking for Linux. One binary: the CLI for humans, the CNI plugin (when
-//! `CNI_COMMAND` is set) and, later, topology files. Exit codes: 0 ok, 1 error, 2 usage.
+//! `CNI_COMMAND` is set), the netavark plugin (when the first argument is one of its
+//! subcommands) and topology files. Exit codes: 0 ok, 1 error, 2 usage.
 
 mod cli;
 mod cni;
 mod commands;
 mod context;
 mod hint;
+mod netavark;
 mod output;
 mod sandbox;
 mod topology;
@@ -18,6 +20,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     if cni::invoked() {
         return cni::main();
+    }
+    if netavark::invoked() {
+        return netavark::main();
     }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
