@@ -11,10 +11,11 @@
 # only inside the tests' sandboxes, with private roots and configuration. Listing
 # containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
 # are not installed; no service is started (see below).
+# protobuf-compiler: builds netavark 2.x (below).
 # graphviz: `dot` renders `nsnet graph --svg`, and tests/graph.rs reads the rendered picture back.
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
-  podman conmon catatonit runc containerd graphviz "$@")
+  podman conmon catatonit runc containerd graphviz protobuf-compiler "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,4 +33,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# netavark >= 1.6 runs network plugins (podman 5's path to nsnet, tests/netavark.rs); Debian
+# bookworm has 1.4, so it is built from crates.io into /usr/local (a few minutes on 2 CPUs),
+# once: skipped when that version is there already. Its build directory is thrown away.
+NETAVARK_VERSION=2.1.0
+if ! /usr/local/bin/netavark version 2>/dev/null | grep -q "\"version\": \"$NETAVARK_VERSION\""; then
+  echo "building netavark $NETAVARK_VERSION"
+  build=$(mktemp -d)
+  CARGO_TARGET_DIR="$build" cargo install netavark --version "$NETAVARK_VERSION" --locked \
+    --root /usr/local --quiet
+  rm -rf "$build"
 fi
