@@ -8,6 +8,8 @@
 mod common;
 mod engines;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -105,6 +107,8 @@ struct Rig {
     s: Sandbox,
     netavark: PathBuf,
     dir: tempfile::TempDir,
+    /// Each container's per-network options and ports, for its teardown.
+    given: RefCell<HashMap<String, (Value, Value)>>,
 }
 
 impl Rig {
@@ -118,7 +122,12 @@ impl Rig {
         for c in &CONTAINERS[1..] {
             assert_eq!(s.sh("ip", &["netns", "add", c]).code, 0);
         }
-        Rig { s, netavark, dir }
+        Rig {
+            s,
+            netavark,
+            dir,
+            given: RefCell::default(),
+        }
     }
 
     fn path(&self, sub: &str) -> String {
@@ -154,19 +163,18 @@ impl Rig {
     }
 
     fn setup_ok(&self, c: &str, net: &Value, per_net: Value, ports: Value) -> Value {
+        self.given
+            .borrow_mut()
+            .insert(c.to_string(), (per_net.clone(), ports.clone()));
         let r = self.netavark("setup", c, net, per_net, ports);
         assert_eq!(r.code, 0, "netavark setup {c}: {}{}", r.stdout, r.stderr);
         serde_json::from_str(&r.stdout).unwrap()
     }
 
+    /// Teardown with the options the container's setup had, as podman passes them.
     fn teardown_ok(&self, c: &str, net: &Value) {
-        let r = self.netavark(
-            "teardown",
-            c,
-            net,
-            json!({"interface_name": "eth0"}),
-            json!(null),
-        );
+        let (per_net, ports) = self.given.borrow()[c].clone();
+        let r = self.netavark("teardown", c, net, per_net, ports);
         assert_eq!(r.code, 0, "netavark teardown {c}: {}{}", r.stdout, r.stderr);
     }
 
@@ -306,6 +314,7 @@ fn netavark_runs_nsnet_setup_and_teardown_with_real_traffic() {
 
     // Refusals through netavark: {"error"} reaches podman, nothing is left of the attempt.
     let before = fw_elements(s);
+    assert_eq!(s.sh("ip", &["netns", "add", "c3"]).code, 0);
     let r = rig.netavark(
         "setup",
         "c3",
@@ -320,7 +329,6 @@ fn netavark_runs_nsnet_setup_and_teardown_with_real_traffic() {
         said.contains("nsnet") && said.contains("10.89.5.50"),
         "{said}"
     );
-    assert_eq!(s.sh("ip", &["netns", "add", "c3"]).code, 0);
     let r = rig.netavark(
         "setup",
         "c3",
@@ -365,34 +373,55 @@ fn median(mut samples: Vec<f64>) -> f64 {
     }
 }
 
-/// Times `rounds` setup+teardown of c1 through netavark on `net` (c2 stays attached, so the
+/// How a timed call reaches the driver.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Netavark,
+    /// nsnet's plugin run directly with the input netavark hands it: the plugin's own share.
+    Direct,
+}
+
+/// One setup or teardown of container `c` on `net`, through `via`; asserts success.
+fn call(rig: &Rig, via: Via, verb: &str, c: &str, net: &Value, per_net: Value, ports: Value) {
+    if via == Via::Netavark {
+        if verb == "setup" {
+            rig.setup_ok(c, net, per_net, ports);
+        } else {
+            rig.teardown_ok(c, net);
+        }
+        return;
+    }
+    let input = json!({
+        "container_id": format!("{c}-0123456789abcdef"),
+        "container_name": c,
+        "port_mappings": ports,
+        "network": net,
+        "network_options": per_net,
+    });
+    let netns = format!("/run/netns/{c}");
+    let r = piped(&rig.s, NSNET, &[verb, &netns], &input.to_string());
+    assert_eq!(r.code, 0, "nsnet {verb} {c}: {}{}", r.stdout, r.stderr);
+}
+
+/// Times `rounds` setup+teardown of c1 on `net` through `via` (c2 stays attached, so the
 /// network exists throughout), with one published port and a static IP, as podman passes them.
-fn time(rig: &Rig, net: &Value, rounds: usize) -> (f64, f64) {
+fn time(rig: &Rig, net: &Value, via: Via, rounds: usize) -> (f64, f64) {
     let ports = json!([{"container_port": 80, "host_ip": "", "host_port": 8080,
         "protocol": "tcp", "range": 1}]);
-    rig.setup_ok(
-        "c2",
-        net,
-        json!({"interface_name": "eth0", "static_ips": ["10.89.5.50"]}),
-        json!(null),
-    );
+    let c1 = json!({"interface_name": "eth0", "static_ips": ["10.89.5.2"]});
+    let c2 = json!({"interface_name": "eth0", "static_ips": ["10.89.5.50"]});
+    call(rig, via, "setup", "c2", net, c2.clone(), json!(null));
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();
-        rig.setup_ok(
-            "c1",
-            net,
-            json!({"interface_name": "eth0",
-            "static_ips": ["10.89.5.2"]}),
-            ports.clone(),
-        );
+        call(rig, via, "setup", "c1", net, c1.clone(), ports.clone());
         up.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(rig.ping("c1", "10.89.5.50"));
         let t = Instant::now();
-        rig.teardown_ok("c1", net);
+        call(rig, via, "teardown", "c1", net, c1.clone(), ports.clone());
         down.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    rig.teardown_ok("c2", net);
+    call(rig, via, "teardown", "c2", net, c2, json!(null));
     (median(up), median(down))
 }
 
@@ -410,18 +439,25 @@ fn the_plugin_against_netavarks_bridge_driver_on_the_same_input() {
     bridge_net["network_interface"] = json!("podman1");
     bridge_net.as_object_mut().unwrap().remove("options");
     let rounds = 10;
-    let (b_up, b_down) = time(&rig, &bridge_net, rounds);
-    let (p_up, p_down) = time(&rig, &plugin_net, rounds);
-    let row = |what: &str, b: f64, p: f64| {
-        eprintln!("| {what} | {b:.1} ms | {p:.1} ms | {:.2} |", p / b);
+    let (b_up, b_down) = time(&rig, &bridge_net, Via::Netavark, rounds);
+    let (p_up, p_down) = time(&rig, &plugin_net, Via::Netavark, rounds);
+    let (d_up, d_down) = time(&rig, &plugin_net, Via::Direct, rounds);
+    let row = |what: &str, b: f64, p: f64, d: f64| {
+        eprintln!(
+            "| {what} | {b:.1} ms | {p:.1} ms | {d:.1} ms | {:.2} | {:.2} |",
+            p / b,
+            d / b
+        );
     };
     eprintln!(
         "netavark {} with its bridge driver vs the nsnet plugin, median of {rounds}:",
         Path::new(NETAVARK).display()
     );
-    eprintln!("| step | netavark bridge | netavark + nsnet plugin | plugin / bridge |");
-    eprintln!("| --- | --- | --- | --- |");
-    row("setup (1 port)", b_up, p_up);
-    row("teardown", b_down, p_down);
+    eprintln!(
+        "| step | netavark bridge | netavark + nsnet plugin | nsnet plugin alone | plugin via netavark / bridge | plugin alone / bridge |"
+    );
+    eprintln!("| --- | --- | --- | --- | --- | --- |");
+    row("setup (1 port)", b_up, p_up, d_up);
+    row("teardown", b_down, p_down, d_down);
     assert_nothing_left(s, &KEEP, &["outside", "c1", "c2"], "after both drivers");
 }
