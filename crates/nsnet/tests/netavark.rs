@@ -461,3 +461,69 @@ fn the_plugin_against_netavarks_bridge_driver_on_the_same_input() {
     row("teardown", b_down, p_down, d_down);
     assert_nothing_left(s, &KEEP, &["outside", "c1", "c2"], "after both drivers");
 }
+
+#[test]
+fn a_container_on_two_networks_one_dual_stack_gets_one_default_route_per_family() {
+    let Some(bin) = netavark(module_path!()) else {
+        return;
+    };
+    let rig = Rig::new(bin);
+    let s = &rig.s;
+    let (_, a) = plugin(s, &["create"], &definition(s, "pnet"));
+    let mut q = definition(s, "qnet");
+    q["subnets"] = json!([{"subnet": "10.89.6.0/24"}, {"subnet": "fd00:89:6::/64"}]);
+    let (code, b) = plugin(s, &["create"], &q);
+    assert_eq!(code, 0, "{b}");
+    assert_eq!(b["ipv6_enabled"], true);
+    let ports = json!([{"container_port": 80, "host_ip": "", "host_port": 8080,
+        "protocol": "tcp", "range": 1}]);
+    let opts = json!({
+        "container_id": "c1-0123456789abcdef",
+        "container_name": "c1",
+        "port_mappings": ports,
+        "networks": {"pnet": {"interface_name": "eth0"}, "qnet": {"interface_name": "eth1"}},
+        "network_info": {"pnet": a, "qnet": b},
+    });
+    let run = |verb: &str| {
+        let args = [
+            "--config",
+            &rig.path("config"),
+            "--plugin-directory",
+            &rig.path("plugins"),
+            verb,
+            "/run/netns/c1",
+        ];
+        let r = piped(s, NETAVARK, &args, &opts.to_string());
+        assert_eq!(r.code, 0, "netavark {verb}: {}{}", r.stdout, r.stderr);
+        r.stdout
+    };
+    let status: Value = serde_json::from_str(&run("setup")).unwrap();
+    let eth1 = &status["qnet"]["interfaces"]["eth1"]["subnets"];
+    assert_eq!(
+        eth1[1],
+        json!({"gateway": "fd00:89:6::1", "ipnet": "fd00:89:6::2/64"})
+    );
+    let routes = s.sh("ip", &["-n", "c1", "route", "show", "default"]).stdout;
+    assert_eq!(
+        routes.trim(),
+        "default via 10.89.5.1 dev eth0 proto static",
+        "{routes}"
+    );
+    let routes6 = s
+        .sh("ip", &["-n", "c1", "-6", "route", "show", "default"])
+        .stdout;
+    assert!(
+        routes6.contains("default via fd00:89:6::1 dev eth1"),
+        "{routes6}"
+    );
+    assert!(rig.ping("c1", "10.89.5.1"));
+    assert!(rig.ping("c1", "10.89.6.1"));
+    assert!(rig.ping("c1", "fd00:89:6::1"));
+    // The port is published once, to the first network's address.
+    let server = s.tcp_server("c1", "0.0.0.0:80");
+    assert!(s.tcp_hello("outside", "203.0.113.1:8080"));
+    assert_eq!(server.peer(), Some("203.0.113.2".parse().unwrap()));
+    run("teardown");
+    run("teardown");
+    assert_nothing_left(s, &KEEP, &["outside", "c1", "c2"], "after teardown");
+}

@@ -158,8 +158,34 @@ pub fn setup(netns: &str, exec: &PluginExec) -> Result<StatusBlock> {
     if !netns.starts_with('/') {
         bail!("setup {netns}: give the container's network namespace as an absolute path");
     }
-    let (def, req) = request(netns, exec)?;
+    let (def, mut req) = request(netns, exec)?;
     let mut engine = super::open(&def.state_dir)?;
+    // A container on several networks: netavark hands its published ports to each of them,
+    // and each network would give it a default route. Ports are published once, through the
+    // first network (a host port maps to one address); a family's default route comes from
+    // the first non-internal network with an address of that family.
+    let others: Vec<EndpointView> = engine
+        .owner_attachments(&req.key.owner_id)?
+        .into_iter()
+        .filter(|a| a.netns == netns && a.network != def.spec.name().as_str())
+        .collect();
+    if others.iter().any(|a| !a.ports.is_empty()) {
+        req.publish.clear();
+    }
+    let mut covered = Vec::new();
+    for a in &others {
+        let name = NetName::new(&a.network)?;
+        if !engine.network_inspect(&name)?.internal {
+            covered.extend(a.addrs.iter().map(|n| n.addr().is_ipv4()));
+        }
+    }
+    req.routes = RoutePolicy::Explicit(
+        def.routes
+            .iter()
+            .filter(|r| !covered.contains(&r.via.is_ipv4()))
+            .cloned()
+            .collect(),
+    );
     let what = format!(
         "attach container {} ({}) interface {} to network {} (netns {netns})",
         exec.container_name,
