@@ -9,12 +9,12 @@
 # podman, conmon, catatonit, runc: podman 4 with its CNI backend driving nsnet (tests/podman.rs);
 # containerd (ctr, shim): `ctr run --cni` driving nsnet (tests/containerd.rs). Both engines run
 # only inside the tests' sandboxes, with private roots and configuration. Listing
-# containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
-# are not installed; no service is started (see below).
+# containernetworking-plugins satisfies podman's network stack, so Debian's netavark (1.4, no
+# plugins) and aardvark-dns are not installed; no service is started (see below).
 # graphviz: `dot` renders `nsnet graph --svg`, and tests/graph.rs reads the rendered picture back.
 # python3-grpcio, python3-protobuf, protobuf-compiler: tests/cri.rs's CRI client (kubelet's calls to
-# containerd's CRI; protoc compiles tests/cri/cri.proto, and builds netavark 2.x below); iptables: the reference portmap plugin
-# that test compares nsnet with.
+# containerd's CRI; protoc compiles tests/cri/cri.proto; it also builds netavark 2.x, below);
+# iptables: the reference portmap plugin that test compares nsnet with.
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
   podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
