@@ -308,6 +308,20 @@ fn netavark_runs_nsnet_setup_and_teardown_with_real_traffic() {
         );
         assert!(server.peer().is_some());
     }
+    // A second setup of a container (podman after a reboot, the first one's namespace gone)
+    // replaces its stale attachment.
+    let again = rig.setup_ok(
+        "c1",
+        &net,
+        json!({"interface_name": "eth0", "aliases": ["c1"]}),
+        json!([{"container_port": 80, "host_ip": "", "host_port": 8080, "protocol": "tcp",
+            "range": 1}]),
+    );
+    assert_eq!(
+        again["pnet"]["interfaces"]["eth0"]["subnets"][0]["ipnet"],
+        "10.89.5.2/24"
+    );
+    assert!(rig.ping("c1", "10.89.5.50"));
     // nsnet shows podman's containers like any other attachment.
     let shown = s.ok(&["network", "inspect", "pnet"]);
     assert!(shown.contains("c1-0123456789abcdef"), "{shown}");

@@ -193,6 +193,20 @@ pub fn setup(netns: &str, exec: &PluginExec) -> Result<StatusBlock> {
         req.key.ifname,
         def.spec.name()
     );
+    // A second setup of the same container on the same network means the first one's
+    // container is gone without a teardown (podman after a reboot or a crash): that attachment
+    // is stale, and it is removed first rather than refused.
+    if engine.attachment(def.spec.name(), &req.key)?.is_some() {
+        tracing::info!(key = %req.key, network = %def.spec.name(), "setup replaces a stale attachment");
+        engine.detach(def.spec.name(), &req.key).map_err(|e| {
+            e.during(format!(
+                "remove the stale attachment of container {} interface {} to network {}",
+                req.key.owner_id,
+                req.key.ifname,
+                def.spec.name()
+            ))
+        })?;
+    }
     let ep = engine.attach(&req).map_err(|e| e.during(what))?;
     Ok(status(&def, &ep, req.mac))
 }
