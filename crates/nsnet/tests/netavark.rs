@@ -417,26 +417,62 @@ fn call(rig: &Rig, via: Via, verb: &str, c: &str, net: &Value, per_net: Value, p
     assert_eq!(r.code, 0, "nsnet {verb} {c}: {}{}", r.stdout, r.stderr);
 }
 
-/// Times `rounds` setup+teardown of c1 on `net` through `via` (c2 stays attached, so the
-/// network exists throughout), with one published port and a static IP, as podman passes them.
-fn time(rig: &Rig, net: &Value, via: Via, rounds: usize) -> (f64, f64) {
-    let ports = json!([{"container_port": 80, "host_ip": "", "host_port": 8080,
-        "protocol": "tcp", "range": 1}]);
-    let c1 = json!({"interface_name": "eth0", "static_ips": ["10.89.5.2"]});
-    let c2 = json!({"interface_name": "eth0", "static_ips": ["10.89.5.50"]});
-    call(rig, via, "setup", "c2", net, c2.clone(), json!(null));
-    let (mut up, mut down) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let t = Instant::now();
-        call(rig, via, "setup", "c1", net, c1.clone(), ports.clone());
-        up.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert!(rig.ping("c1", "10.89.5.50"));
-        let t = Instant::now();
-        call(rig, via, "teardown", "c1", net, c1.clone(), ports.clone());
-        down.push(t.elapsed().as_secs_f64() * 1000.0);
+/// One way of running podman's input: the driver, its network, its two containers (the
+/// second stays attached, so the network exists throughout) and their addresses.
+struct Subject {
+    via: Via,
+    net: Value,
+    ctrs: [&'static str; 2],
+    ips: [&'static str; 2],
+    setup: Vec<f64>,
+    teardown: Vec<f64>,
+}
+
+impl Subject {
+    fn new(via: Via, net: Value, ctrs: [&'static str; 2], ips: [&'static str; 2]) -> Subject {
+        Subject {
+            via,
+            net,
+            ctrs,
+            ips,
+            setup: Vec::new(),
+            teardown: Vec::new(),
+        }
     }
-    call(rig, via, "teardown", "c2", net, c2, json!(null));
-    (median(up), median(down))
+
+    fn per_net(&self, i: usize) -> Value {
+        json!({"interface_name": "eth0", "static_ips": [self.ips[i]]})
+    }
+
+    /// Setup and teardown of the first container, timed; traffic to the second in between.
+    fn round(&mut self, rig: &Rig) {
+        let ports = json!([{"container_port": 80, "host_ip": "", "host_port": 8080,
+            "protocol": "tcp", "range": 1}]);
+        let [c, resident] = self.ctrs;
+        let t = Instant::now();
+        call(
+            rig,
+            self.via,
+            "setup",
+            c,
+            &self.net,
+            self.per_net(0),
+            ports.clone(),
+        );
+        self.setup.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(rig.ping(c, self.ips[1]), "{resident} from {c}");
+        let t = Instant::now();
+        call(
+            rig,
+            self.via,
+            "teardown",
+            c,
+            &self.net,
+            self.per_net(0),
+            ports,
+        );
+        self.teardown.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
 }
 
 #[test]
@@ -446,16 +482,78 @@ fn the_plugin_against_netavarks_bridge_driver_on_the_same_input() {
     };
     let rig = Rig::new(bin);
     let s = &rig.s;
+    for c in ["b1", "b2"] {
+        assert_eq!(s.sh("ip", &["netns", "add", c]).code, 0);
+    }
     let (_, plugin_net) = plugin(s, &["create"], &definition(s, "pnet"));
-    // The same network for netavark's own driver: its bridge takes no nsnet options.
+    // The same definition for netavark's own driver, on another subnet so that both networks
+    // exist at once: its bridge takes no nsnet options.
     let mut bridge_net = plugin_net.clone();
+    bridge_net["name"] = json!("bnet");
     bridge_net["driver"] = json!("bridge");
     bridge_net["network_interface"] = json!("podman1");
+    bridge_net["subnets"] = json!([{"subnet": "10.89.7.0/24", "gateway": "10.89.7.1"}]);
     bridge_net.as_object_mut().unwrap().remove("options");
-    let rounds = 10;
-    let (b_up, b_down) = time(&rig, &bridge_net, Via::Netavark, rounds);
-    let (p_up, p_down) = time(&rig, &plugin_net, Via::Netavark, rounds);
-    let (d_up, d_down) = time(&rig, &plugin_net, Via::Direct, rounds);
+    let mut subjects = [
+        Subject::new(
+            Via::Netavark,
+            bridge_net,
+            ["b1", "b2"],
+            ["10.89.7.2", "10.89.7.50"],
+        ),
+        Subject::new(
+            Via::Netavark,
+            plugin_net.clone(),
+            ["c1", "c2"],
+            ["10.89.5.2", "10.89.5.50"],
+        ),
+        Subject::new(
+            Via::Direct,
+            plugin_net,
+            ["c1", "c2"],
+            ["10.89.5.2", "10.89.5.50"],
+        ),
+    ];
+    // The resident containers: one per network (the plugin's two subjects share one).
+    for sub in &subjects[..2] {
+        call(
+            &rig,
+            sub.via,
+            "setup",
+            sub.ctrs[1],
+            &sub.net,
+            sub.per_net(1),
+            json!(null),
+        );
+    }
+    // Rounds alternate between the subjects, so the load of a shared machine weighs on each
+    // alike.
+    let rounds = 15;
+    for _ in 0..rounds {
+        for sub in subjects.iter_mut() {
+            sub.round(&rig);
+        }
+    }
+    for sub in &subjects[..2] {
+        call(
+            &rig,
+            sub.via,
+            "teardown",
+            sub.ctrs[1],
+            &sub.net,
+            sub.per_net(1),
+            json!(null),
+        );
+    }
+    let [bridge, via, alone] = subjects.map(|s| (median(s.setup), median(s.teardown)));
+    eprintln!(
+        "netavark {} with its bridge driver vs the nsnet plugin, median of {rounds} alternating rounds:",
+        Path::new(NETAVARK).display()
+    );
+    eprintln!(
+        "| step | netavark bridge | netavark + nsnet plugin | nsnet plugin alone | plugin via netavark / bridge | plugin alone / bridge |"
+    );
+    eprintln!("| --- | --: | --: | --: | --: | --: |");
     let row = |what: &str, b: f64, p: f64, d: f64| {
         eprintln!(
             "| {what} | {b:.1} ms | {p:.1} ms | {d:.1} ms | {:.2} | {:.2} |",
@@ -463,17 +561,14 @@ fn the_plugin_against_netavarks_bridge_driver_on_the_same_input() {
             d / b
         );
     };
-    eprintln!(
-        "netavark {} with its bridge driver vs the nsnet plugin, median of {rounds}:",
-        Path::new(NETAVARK).display()
+    row("setup (1 published port)", bridge.0, via.0, alone.0);
+    row("teardown", bridge.1, via.1, alone.1);
+    assert_nothing_left(
+        s,
+        &KEEP,
+        &["outside", "c1", "c2", "b1", "b2"],
+        "after both drivers",
     );
-    eprintln!(
-        "| step | netavark bridge | netavark + nsnet plugin | nsnet plugin alone | plugin via netavark / bridge | plugin alone / bridge |"
-    );
-    eprintln!("| --- | --- | --- | --- | --- | --- |");
-    row("setup (1 port)", b_up, p_up, d_up);
-    row("teardown", b_down, p_down, d_down);
-    assert_nothing_left(s, &KEEP, &["outside", "c1", "c2"], "after both drivers");
 }
 
 #[test]
