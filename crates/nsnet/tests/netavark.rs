@@ -353,6 +353,29 @@ fn netavark_runs_nsnet_setup_and_teardown_with_real_traffic() {
     );
     assert_eq!(r.code, 1, "a host port in use: {}", r.stdout);
     assert!(r.stdout.contains("8080"), "{}", r.stdout);
+    // A failure half-way, in the kernel (the container already has an eth0): undone.
+    let links_before = s.host_links();
+    let made = s.sh(
+        "ip",
+        &[
+            "-n", "c3", "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
+        ],
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let r = rig.netavark(
+        "setup",
+        "c3",
+        &net,
+        json!({"interface_name": "eth0"}),
+        json!([{"container_port": 80, "host_ip": "", "host_port": 8081, "protocol": "tcp",
+            "range": 1}]),
+    );
+    assert_eq!(r.code, 1, "eth0 exists in c3: {}", r.stdout);
+    assert!(r.stdout.contains("interface eth0 already exists"), "{}", r.stdout);
+    assert_eq!(s.host_links(), links_before, "a failed setup left a link");
+    assert_eq!(s.sh("ip", &["-n", "c3", "link", "del", "eth0"]).code, 0);
+    let shown = s.ok(&["network", "inspect", "pnet"]);
+    assert!(!shown.contains("c3-0123456789abcdef"), "{shown}");
     assert_eq!(
         fw_elements(s),
         before,
