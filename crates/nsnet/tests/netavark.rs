@@ -371,7 +371,11 @@ fn netavark_runs_nsnet_setup_and_teardown_with_real_traffic() {
             "range": 1}]),
     );
     assert_eq!(r.code, 1, "eth0 exists in c3: {}", r.stdout);
-    assert!(r.stdout.contains("interface eth0 already exists"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("interface eth0 already exists"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(s.host_links(), links_before, "a failed setup left a link");
     assert_eq!(s.sh("ip", &["-n", "c3", "link", "del", "eth0"]).code, 0);
     let shown = s.ok(&["network", "inspect", "pnet"]);
