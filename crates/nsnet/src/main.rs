@@ -1,5 +1,6 @@
 //! nsnet: container networking for Linux. One binary: the CLI for humans, the CNI plugin (when
-//! `CNI_COMMAND` is set) and, later, topology files. Exit codes: 0 ok, 1 error, 2 usage.
+//! `CNI_COMMAND` is set), the netavark plugin (when the first argument is one of its
+//! subcommands) and topology files. Exit codes: 0 ok, 1 error, 2 usage.
 
 mod cli;
 mod cni;
@@ -7,6 +8,7 @@ mod commands;
 mod complete;
 mod context;
 mod hint;
+mod netavark;
 mod output;
 mod progress;
 mod sandbox;
@@ -19,6 +21,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     if cni::invoked() {
         return cni::main();
+    }
+    if netavark::invoked() {
+        return netavark::main();
     }
     complete::answer_if_asked();
     let cli = match cli::Cli::try_parse() {
