@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 use simple_dns::rdata::{A, AAAA, PTR, RData};
-use simple_dns::{CLASS, Name, OPCODE, Packet, PacketFlag, QCLASS, QTYPE, RCODE, ResourceRecord, TYPE};
+use simple_dns::{
+    CLASS, Name, OPCODE, Packet, PacketFlag, QCLASS, QTYPE, RCODE, ResourceRecord, TYPE,
+};
 
 use crate::{SEARCH_DOMAIN, TTL, Table};
 
@@ -229,27 +231,48 @@ mod tests {
     #[test]
     fn a_aaaa_nodata_and_nxdomain() {
         let solo = ("10.1.0.4", "10.1.0.1");
-        assert_eq!(ask(solo.0, solo.1, "WWW", TYPE::A), (RCODE::NoError, vec!["10.1.0.2".into()]));
-        assert_eq!(ask(solo.0, solo.1, "www", TYPE::AAAA), (RCODE::NoError, vec!["fd01::2".into()]));
+        assert_eq!(
+            ask(solo.0, solo.1, "WWW", TYPE::A),
+            (RCODE::NoError, vec!["10.1.0.2".into()])
+        );
+        assert_eq!(
+            ask(solo.0, solo.1, "www", TYPE::AAAA),
+            (RCODE::NoError, vec!["fd01::2".into()])
+        );
         assert_eq!(
             ask(solo.0, solo.1, "web.dns.nsnet", TYPE::A),
             (RCODE::NoError, vec!["10.1.0.2".into()])
         );
         // solo has no IPv6 address: NODATA, not NXDOMAIN, not forwarded.
-        assert_eq!(ask(solo.0, solo.1, "solo", TYPE::AAAA), (RCODE::NoError, vec![]));
-        assert_eq!(ask(solo.0, solo.1, "solo", TYPE::MX), (RCODE::NoError, vec![]));
+        assert_eq!(
+            ask(solo.0, solo.1, "solo", TYPE::AAAA),
+            (RCODE::NoError, vec![])
+        );
+        assert_eq!(
+            ask(solo.0, solo.1, "solo", TYPE::MX),
+            (RCODE::NoError, vec![])
+        );
         // Under the search domain and unknown: NXDOMAIN, never forwarded.
-        assert_eq!(ask(solo.0, solo.1, "db.dns.nsnet", TYPE::A), (RCODE::NameError, vec![]));
+        assert_eq!(
+            ask(solo.0, solo.1, "db.dns.nsnet", TYPE::A),
+            (RCODE::NameError, vec![])
+        );
     }
 
     #[test]
     fn ptr_answers_in_scope() {
         let (code, ans) = ask("10.1.0.4", "10.1.0.1", "2.0.1.10.in-addr.arpa", TYPE::PTR);
-        assert_eq!((code, ans), (RCODE::NoError, vec!["web.dns.nsnet".to_string()]));
+        assert_eq!(
+            (code, ans),
+            (RCODE::NoError, vec!["web.dns.nsnet".to_string()])
+        );
         let v6 = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.d.f.ip6.arpa";
         assert_eq!(reverse_ip(v6), Some(ip("fd01::2")));
         let (code, ans) = ask("10.1.0.4", "10.1.0.1", v6, TYPE::PTR);
-        assert_eq!((code, ans), (RCODE::NoError, vec!["web.dns.nsnet".to_string()]));
+        assert_eq!(
+            (code, ans),
+            (RCODE::NoError, vec!["web.dns.nsnet".to_string()])
+        );
         assert_eq!(reverse_ip("1.2.3.in-addr.arpa"), None);
     }
 
@@ -257,7 +280,10 @@ mod tests {
     fn other_names_are_forwarded_except_from_internal_networks() {
         let t = sample();
         let q = query("example.org", TYPE::A);
-        assert_eq!(respond(&t, &q, ip("10.1.0.4"), ip("10.1.0.1"), true), Reply::Forward);
+        assert_eq!(
+            respond(&t, &q, ip("10.1.0.4"), ip("10.1.0.1"), true),
+            Reply::Forward
+        );
         let Reply::Local(b) = respond(&t, &q, ip("10.2.0.3"), ip("10.2.0.1"), true) else {
             panic!("internal: answered locally");
         };
@@ -309,6 +335,9 @@ mod tests {
         };
         assert_eq!(&b[..2], &[0x12, 0x34]);
         assert_eq!(b[3] & 0x0f, RCODE::FormatError as u8);
-        assert_eq!(respond(&t, &bad[..5], ip("10.1.0.4"), ip("10.1.0.1"), true), Reply::Drop);
+        assert_eq!(
+            respond(&t, &bad[..5], ip("10.1.0.4"), ip("10.1.0.1"), true),
+            Reply::Drop
+        );
     }
 }

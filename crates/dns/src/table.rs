@@ -122,7 +122,11 @@ impl Table {
     pub fn scope(&self, client: IpAddr, local: IpAddr) -> Vec<NetIx> {
         match self.client_networks.get(&client) {
             Some(nets) => nets.clone(),
-            None => self.by_gateway.get(&local).map(|&ix| vec![ix]).unwrap_or_default(),
+            None => self
+                .by_gateway
+                .get(&local)
+                .map(|&ix| vec![ix])
+                .unwrap_or_default(),
         }
     }
 
@@ -233,10 +237,17 @@ pub(crate) mod tests {
     fn scope_follows_the_client_networks() {
         let t = sample();
         let web = t.scope(ip("10.1.0.2"), ip("10.1.0.1"));
-        assert_eq!(web.len(), 2, "web is on both networks, whichever address it asks from");
+        assert_eq!(
+            web.len(),
+            2,
+            "web is on both networks, whichever address it asks from"
+        );
         let solo = t.scope(ip("10.1.0.4"), ip("10.1.0.1"));
         assert_eq!(t.lookup(&solo, "db"), None, "db is on back only");
-        assert_eq!(t.lookup(&solo, "web"), Some(vec![ip("10.1.0.2"), ip("fd01::2")]));
+        assert_eq!(
+            t.lookup(&solo, "web"),
+            Some(vec![ip("10.1.0.2"), ip("fd01::2")])
+        );
         let db = t.scope(ip("10.2.0.3"), ip("10.2.0.1"));
         assert_eq!(t.lookup(&db, "solo"), None);
         assert_eq!(t.lookup(&db, "web"), Some(vec![ip("10.2.0.2")]));
@@ -250,8 +261,16 @@ pub(crate) mod tests {
     fn names_are_case_insensitive_and_qualified_by_network() {
         let t = sample();
         let db = t.scope(ip("10.2.0.3"), ip("10.2.0.1"));
-        assert_eq!(t.lookup(&db, "db"), Some(vec![ip("10.2.0.3")]), "stored as DB");
-        assert_eq!(t.lookup(&db, "web.front"), None, "front is not in db's scope");
+        assert_eq!(
+            t.lookup(&db, "db"),
+            Some(vec![ip("10.2.0.3")]),
+            "stored as DB"
+        );
+        assert_eq!(
+            t.lookup(&db, "web.front"),
+            None,
+            "front is not in db's scope"
+        );
         assert_eq!(t.lookup(&db, "web.back"), Some(vec![ip("10.2.0.2")]));
         let both = t.scope(ip("10.1.0.2"), ip("10.1.0.1"));
         assert_eq!(t.lookup(&both, "web.back"), Some(vec![ip("10.2.0.2")]));
@@ -260,7 +279,11 @@ pub(crate) mod tests {
             Some(vec![ip("10.1.0.2"), ip("fd01::2"), ip("10.2.0.2")])
         );
         assert_eq!(t.lookup(&both, "nope"), None);
-        assert_eq!(t.lookup(&both, "ghost"), None, "entries of unknown networks are dropped");
+        assert_eq!(
+            t.lookup(&both, "ghost"),
+            None,
+            "entries of unknown networks are dropped"
+        );
     }
 
     #[test]
@@ -275,6 +298,9 @@ pub(crate) mod tests {
         );
         assert!(t.may_forward(&front));
         let back_only = t.scope(ip("10.2.0.3"), ip("10.2.0.1"));
-        assert!(!t.may_forward(&back_only), "internal networks get no forwarding");
+        assert!(
+            !t.may_forward(&back_only),
+            "internal networks get no forwarding"
+        );
     }
 }

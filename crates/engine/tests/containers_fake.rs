@@ -41,6 +41,7 @@ fn req(name: &str, nets: &[&str], cmd: &str) -> RunRequest {
         rootfs: None,
         detach: true,
         command: vec![cmd.into(), "300".into()],
+        aliases: Vec::new(),
     }
 }
 

@@ -56,6 +56,7 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         publish: req.publish,
         ranges: network.ranges.clone(),
         routes: RoutePolicy::Explicit(network.routes.clone()),
+        aliases: Vec::new(),
     };
     let mut engine = super::open(&conf.basics)?;
     let what = format!(

@@ -71,6 +71,7 @@ pub fn run(state_dir: &Path, format: Format, args: RunArgs) -> Result<()> {
         rootfs: args.rootfs.as_deref().map(rootfs).transpose()?,
         detach: args.detach,
         command: args.command,
+        aliases: args.aliases,
     };
     let mut engine = context::open(state_dir)?;
     if args.detach {
