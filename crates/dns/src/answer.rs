@@ -136,6 +136,27 @@ fn build(mut r: Packet<'_>, udp: bool, limit: usize) -> Reply {
         .map_or(Reply::Drop, Reply::Local)
 }
 
+/// SERVFAIL for a query no upstream answered in time (the client then tries its next
+/// server at once instead of waiting out its own timeout).
+pub fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+    match Packet::parse(query) {
+        Ok(q) => {
+            let mut r = Packet::new_reply(q.id());
+            if q.has_flags(PacketFlag::RECURSION_DESIRED) {
+                r.set_flags(PacketFlag::RECURSION_DESIRED);
+            }
+            r.set_flags(PacketFlag::RECURSION_AVAILABLE);
+            r.questions = q.questions.clone();
+            *r.rcode_mut() = RCODE::ServerFailure;
+            r.build_bytes_vec().ok()
+        }
+        Err(_) => match error_from_header(query, RCODE::ServerFailure) {
+            Reply::Local(b) => Some(b),
+            _ => None,
+        },
+    }
+}
+
 /// A bare error answer echoing the id and opcode of a query whose body did not parse.
 fn error_from_header(query: &[u8], rcode: RCODE) -> Reply {
     let Some(head) = query.get(..12) else {
@@ -323,6 +344,15 @@ mod tests {
             panic!()
         };
         assert_eq!(Packet::parse(&tcp).unwrap().answers.len(), 60);
+    }
+
+    #[test]
+    fn servfail_echoes_id_and_question() {
+        let q = query("example.org", TYPE::A);
+        let bytes = servfail(&q).unwrap();
+        let p = Packet::parse(&bytes).unwrap();
+        assert_eq!((p.id(), p.rcode()), (0x1234, RCODE::ServerFailure));
+        assert_eq!(p.questions[0].qname.to_string(), "example.org");
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod answer;
 pub mod table;
 pub mod upstream;
 
-pub use answer::{Reply, respond};
+pub use answer::{Reply, respond, servfail};
 pub use table::{Entry, Network, Table};
 
 /// Search domain written into containers' resolv.conf; names under it are answered here

@@ -110,6 +110,18 @@ pub enum Command {
     },
     /// Run the seed walkthrough live in a throwaway sandbox, proving each step with traffic.
     Demo,
+    /// Container names over DNS: what the responder serves.
+    #[command(subcommand)]
+    Dns(DnsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCmd {
+    /// Names served, per network: namespace, aliases, addresses (and the responder's pid).
+    Ls,
+    /// The responder itself (started by nsnet on first need; not for humans).
+    #[command(hide = true)]
+    Serve,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod cli;
 mod cni;
 mod commands;
 mod context;
+mod dns;
 mod hint;
 mod output;
 mod sandbox;

@@ -1,6 +1,7 @@
 //! One file per subcommand; each turns arguments into validated requests and calls the engine.
 
 mod demo;
+mod dns;
 mod doctor;
 mod exec;
 mod gc;
@@ -23,7 +24,9 @@ use anyhow::Result;
 use nsnet_core::names::{HOST, NsName};
 use nsnet_core::ops::NsRef;
 
-use crate::cli::{Cli, Command};
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, DnsCmd, NetnsCmd};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -32,6 +35,32 @@ pub fn run(cli: Cli) -> Result<()> {
         format,
         command,
     } = cli;
+    // Commands that may change networks or names tell the DNS responder (or start it).
+    let changes_names = matches!(
+        command,
+        Command::Netns(NetnsCmd::Rm { .. })
+            | Command::Network(_)
+            | Command::Repair
+            | Command::Apply(_)
+            | Command::Destroy(_)
+            | Command::Gc
+            | Command::Stop { .. }
+            | Command::Rm { .. }
+    );
+    let state = state_dir.clone();
+    let result = dispatch(state_dir, format, command);
+    if changes_names {
+        // A failed command may have changed something before failing: sync either way,
+        // reporting the command's own error first.
+        let synced = crate::dns::sync(&state).context("DNS responder");
+        result?;
+        synced?;
+        return Ok(());
+    }
+    result
+}
+
+fn dispatch(state_dir: std::path::PathBuf, format: crate::cli::Format, command: Command) -> Result<()> {
     match command {
         Command::Netns(cmd) => netns::run(&state_dir, format, cmd),
         Command::Link(cmd) => link::run(&state_dir, format, cmd),
@@ -60,6 +89,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs { name } => logs::run(&state_dir, &name),
         Command::Stop { names, time } => stop::run(&state_dir, &names, time),
         Command::Rm { force, names } => rm::run(&state_dir, &names, force),
+        Command::Dns(DnsCmd::Serve) => crate::dns::serve(&state_dir),
+        Command::Dns(DnsCmd::Ls) => dns::ls(&state_dir, format),
     }
 }
 

@@ -54,6 +54,7 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
         "PRIMARY",
         "PORTS",
         "CONTAINER",
+        "DNS NAMES",
     ]);
     for e in eps {
         t.row(vec![
@@ -66,6 +67,11 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
             if e.primary { "yes".into() } else { "no".into() },
             list(&e.ports),
             e.container_id.clone().unwrap_or_else(|| "-".into()),
+            if e.names.is_empty() {
+                "-".into()
+            } else {
+                e.names.join(",")
+            },
         ]);
     }
     t.render()
