@@ -37,9 +37,8 @@ pub fn ls(state_dir: &Path, format: Format) -> Result<()> {
     let mut store = Store::open(state_dir)
         .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
     let table = crate::dns::table(&mut store)?;
-    let responder = crate::dns::responder_pid(state_dir).filter(|pid| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok()
-    });
+    let responder = crate::dns::responder_pid(state_dir)
+        .filter(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok());
     let served = Served {
         responder,
         networks: table

@@ -60,7 +60,11 @@ pub fn run(cli: Cli) -> Result<()> {
     result
 }
 
-fn dispatch(state_dir: std::path::PathBuf, format: crate::cli::Format, command: Command) -> Result<()> {
+fn dispatch(
+    state_dir: std::path::PathBuf,
+    format: crate::cli::Format,
+    command: Command,
+) -> Result<()> {
     match command {
         Command::Netns(cmd) => netns::run(&state_dir, format, cmd),
         Command::Link(cmd) => link::run(&state_dir, format, cmd),

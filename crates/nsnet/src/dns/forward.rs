@@ -26,7 +26,9 @@ impl Upstreams {
     }
 
     fn current(&self) -> Vec<SocketAddr> {
-        let mtime = std::fs::metadata(RESOLV_CONF).and_then(|m| m.modified()).ok();
+        let mtime = std::fs::metadata(RESOLV_CONF)
+            .and_then(|m| m.modified())
+            .ok();
         let Ok(mut c) = self.cached.lock() else {
             return Vec::new();
         };
@@ -104,7 +106,8 @@ fn udp_once(up: SocketAddr, query: &[u8], budget: Duration) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 65535];
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
-        sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
         let n = sock.recv(&mut buf).ok()?;
         if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
             let mut a = buf[..n].to_vec();

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt,
-    socket, sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt, socket,
+    sockopt,
 };
 use nsnet_dns::{Reply, Table, respond, servfail};
 
@@ -37,7 +37,10 @@ pub struct Shared {
 
 impl Shared {
     fn table(&self) -> Arc<Table> {
-        self.table.read().map(|t| Arc::clone(&t)).unwrap_or_default()
+        self.table
+            .read()
+            .map(|t| Arc::clone(&t))
+            .unwrap_or_default()
     }
 }
 
@@ -124,11 +127,15 @@ fn start(addr: IpAddr, shared: &Arc<Shared>) -> std::io::Result<Listener> {
     let mut threads = Vec::new();
     {
         let (stop, shared) = (Arc::clone(&stop), Arc::clone(shared));
-        threads.push(std::thread::spawn(move || serve_udp(udp, addr, &stop, &shared)));
+        threads.push(std::thread::spawn(move || {
+            serve_udp(udp, addr, &stop, &shared)
+        }));
     }
     {
         let (stop, shared) = (Arc::clone(&stop), Arc::clone(shared));
-        threads.push(std::thread::spawn(move || serve_tcp(tcp, addr, &stop, &shared)));
+        threads.push(std::thread::spawn(move || {
+            serve_tcp(tcp, addr, &stop, &shared)
+        }));
     }
     Ok(Listener { stop, threads })
 }
@@ -180,7 +187,10 @@ fn serve_udp(sock: UdpSocket, local: IpAddr, stop: &AtomicBool, shared: &Arc<Sha
                 }
                 let (sock, shared, query) = (Arc::clone(&sock), Arc::clone(shared), query.to_vec());
                 std::thread::spawn(move || {
-                    let answer = shared.upstreams.forward_udp(&query).or_else(|| servfail(&query));
+                    let answer = shared
+                        .upstreams
+                        .forward_udp(&query)
+                        .or_else(|| servfail(&query));
                     if let Some(b) = answer {
                         let _ = sock.send_to(&b, peer);
                     }
@@ -231,7 +241,10 @@ fn serve_tcp_client(
         let answer = match respond(&shared.table(), &query, peer, local, false) {
             Reply::Local(b) => Some(b),
             Reply::Drop => None,
-            Reply::Forward => shared.upstreams.forward_tcp(&query).or_else(|| servfail(&query)),
+            Reply::Forward => shared
+                .upstreams
+                .forward_tcp(&query)
+                .or_else(|| servfail(&query)),
         };
         let Some(answer) = answer else {
             return Ok(());
