@@ -4,6 +4,7 @@
 //! over UDP and TCP with truncation honoured, keeps answering while it reloads, comes back
 //! after kill -9 with `gc`, and is gone once the last network with DNS is.
 
+mod cnidriver;
 mod common;
 
 use std::io::{Read, Write};
@@ -12,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use cnidriver::{Conflist, Driver, Runtime};
 use common::{Sandbox, root};
+use serde_json::json;
 use simple_dns::rdata::{A, RData};
 use simple_dns::{CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, RCODE, TYPE};
 
@@ -714,6 +717,70 @@ fn kill9_then_gc_restarts_and_last_network_stops_it() {
     assert!(!s.state_dir().join("dns.pid").exists());
     s.ok(&["network", "rm", "solo-net"]);
     for ns in ["web", "db", "solo"] {
+        s.ok(&["netns", "rm", ns]);
+    }
+    s.assert_clean();
+}
+
+#[test]
+fn cni_dns_responder_key_aliases_and_result() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    host_resolv_conf(&s, "nameserver 192.0.2.53\n");
+    let d = Driver::new(&s);
+    let list = Conflist::single(
+        "1.0.0",
+        json!({
+            "type": "nsnet",
+            "name": "pods",
+            "bridge": "cni-pods",
+            "isGateway": true,
+            "dnsResponder": true,
+            "capabilities": {"aliases": true},
+            "dns": {"search": ["corp.example"]},
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.89.0.0/24"}]]}
+        }),
+    );
+    for ns in ["p1", "p2"] {
+        s.ok(&["netns", "add", ns]);
+    }
+    let one = Runtime::new("ctr1", "/run/netns/p1").cap("aliases", json!({"pods": ["alpha"]}));
+    let mut two = Runtime::new("ctr2", "/run/netns/p2");
+    two.args.push(("IgnoreUnknown".into(), "1".into()));
+    two.args.push(("K8S_POD_NAME".into(), "beta".into()));
+    let res = d.add(&list, &one).unwrap();
+    assert_eq!(
+        res["dns"],
+        json!({"nameservers": ["10.89.0.1"], "search": ["dns.nsnet", "corp.example"]})
+    );
+    let res2 = d.add(&list, &two).unwrap();
+    assert!(s.dns_pid().is_some(), "ADD started no responder");
+    assert_eq!(
+        ask(&s, "p2", "10.89.0.1", "alpha", TYPE::A),
+        found(&["10.89.0.2"])
+    );
+    assert_eq!(
+        ask(&s, "p1", "10.89.0.1", "beta", TYPE::A),
+        found(&["10.89.0.3"])
+    );
+    // A CNI namespace is a path, not a name: only aliases are answered.
+    let ls = s.json(&["dns", "ls"]);
+    assert_eq!(ls["names"][0]["names"], json!(["alpha"]), "{ls}");
+    d.del(&list, &one, Some(&res)).unwrap();
+    assert_eq!(
+        ask(&s, "p2", "10.89.0.1", "alpha.dns.nsnet", TYPE::A),
+        nxdomain()
+    );
+    let pid = s.dns_pid().unwrap();
+    // The last DEL removes the configuration's network, and the responder with it.
+    d.del(&list, &two, Some(&res2)).unwrap();
+    assert!(
+        eventually(3, || !alive(pid)),
+        "responder outlived the CNI network"
+    );
+    for ns in ["p1", "p2"] {
         s.ok(&["netns", "rm", ns]);
     }
     s.assert_clean();

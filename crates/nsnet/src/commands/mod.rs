@@ -26,7 +26,7 @@ use nsnet_core::ops::NsRef;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command, DnsCmd, NetnsCmd};
+use crate::cli::{Cli, Command, DnsCmd, NetnsCmd, NetworkCmd};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -35,29 +35,36 @@ pub fn run(cli: Cli) -> Result<()> {
         format,
         command,
     } = cli;
-    // Commands that may change networks or names tell the DNS responder (or start it).
-    let changes_names = matches!(
+    // Commands that may add names or networks start the DNS responder when none runs;
+    // those that only remove tell a running one.
+    let adds = matches!(
         command,
-        Command::Netns(NetnsCmd::Rm { .. })
-            | Command::Network(_)
+        Command::Network(NetworkCmd::Create(_) | NetworkCmd::Connect(_))
             | Command::Repair
             | Command::Apply(_)
-            | Command::Destroy(_)
             | Command::Gc
+    );
+    let removes = matches!(
+        command,
+        Command::Netns(NetnsCmd::Rm { .. })
+            | Command::Network(NetworkCmd::Rm { .. } | NetworkCmd::Disconnect { .. })
+            | Command::Destroy(_)
             | Command::Stop { .. }
             | Command::Rm { .. }
     );
     let state = state_dir.clone();
     let result = dispatch(state_dir, format, command);
-    if changes_names {
-        // A failed command may have changed something before failing: sync either way,
-        // reporting the command's own error first.
-        let synced = crate::dns::sync(&state).context("DNS responder");
-        result?;
-        synced?;
-        return Ok(());
-    }
-    result
+    // A failed command may have changed something before failing: tell the responder either
+    // way, reporting the command's own error first.
+    let told = if adds {
+        crate::dns::sync(&state)
+    } else if removes {
+        crate::dns::notify(&state).map(drop)
+    } else {
+        Ok(())
+    };
+    result?;
+    told.context("DNS responder")
 }
 
 fn dispatch(

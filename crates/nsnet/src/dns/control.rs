@@ -46,16 +46,30 @@ fn lock_held(state_dir: &Path) -> Result<bool> {
 /// After a change to networks or names: signals the running responder to reload, or starts
 /// one when a network with DNS on exists and none runs.
 pub fn sync(state_dir: &Path) -> Result<()> {
+    if notify(state_dir)? {
+        return Ok(());
+    }
+    let mut store = Store::open(state_dir)
+        .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
+    if store.read(|tx| tx.dns_needed())? {
+        start(state_dir)?;
+    }
+    Ok(())
+}
+
+/// After a removal: signals the running responder to reload; Ok(false) when none runs
+/// (nothing to tell: a removal never makes one needed).
+pub fn notify(state_dir: &Path) -> Result<bool> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if !lock_held(state_dir)? {
-            break;
+            return Ok(false);
         }
         // Held with a pidfile: running. Held without one: starting (its pidfile comes next,
         // and it reads the store after) or exiting (then a new one is needed): wait.
         if let Some(pid) = responder_pid(state_dir) {
             return match kill(Pid::from_raw(pid), Signal::SIGHUP) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(true),
                 Err(e) => Err(e).context(format!("signal the DNS responder (pid {pid})")),
             };
         }
@@ -67,12 +81,6 @@ pub fn sync(state_dir: &Path) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let mut store = Store::open(state_dir)
-        .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
-    if store.read(|tx| tx.dns_needed())? {
-        start(state_dir)?;
-    }
-    Ok(())
 }
 
 /// Starts `nsnet dns serve` in its own session and waits until it serves (or reports why

@@ -8,7 +8,7 @@ mod listen;
 mod load;
 mod serve;
 
-pub use control::{responder_pid, sync};
+pub use control::{notify, responder_pid, sync};
 pub use load::table;
 pub use serve::serve;
 
