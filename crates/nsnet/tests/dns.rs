@@ -168,6 +168,20 @@ fn two_networks(s: &Sandbox) {
     s.ok(&["network", "connect", "back", "web"]);
     s.ok(&["network", "connect", "back", "db", "--alias", "postgres"]);
     s.ok(&["network", "connect", "front", "solo"]);
+    // Commands return once they signalled the responder: solo's name answered means the
+    // last reload is done.
+    assert!(
+        eventually(3, || ask_with(
+            s,
+            "solo",
+            "10.1.0.1",
+            "solo",
+            TYPE::A,
+            false,
+            Duration::from_secs(1)
+        ) == Some(found(&["10.1.0.3"]))),
+        "solo never resolved"
+    );
 }
 
 /// Waits until `f` holds, up to `secs`.
@@ -283,16 +297,18 @@ fn names_aliases_scoping_families_and_ptr() {
 
     // Disconnect and reconnect: the names follow without any restart.
     let pid = s.dns_pid();
+    // (The command returns after its signal; the reload follows within milliseconds.)
     s.ok(&["network", "disconnect", "front", "solo"]);
-    assert_eq!(
-        ask(&s, "web", front_gw, "solo.dns.nsnet", TYPE::A),
-        nxdomain()
-    );
+    assert!(eventually(2, || ask(
+        &s,
+        "web",
+        front_gw,
+        "solo.dns.nsnet",
+        TYPE::A
+    ) == nxdomain()));
     s.ok(&["network", "connect", "front", "solo", "--alias", "lone"]);
-    assert_eq!(
-        ask(&s, "web", front_gw, "lone", TYPE::A),
-        found(&["10.1.0.3"])
-    );
+    assert!(eventually(2, || ask(&s, "web", front_gw, "lone", TYPE::A)
+        == found(&["10.1.0.3"])));
     assert_eq!(s.dns_pid(), pid, "a reload must not restart the responder");
 
     // Bad aliases are refused before anything changes.
@@ -757,6 +773,13 @@ fn cni_dns_responder_key_aliases_and_result() {
     );
     let res2 = d.add(&list, &two).unwrap();
     assert!(s.dns_pid().is_some(), "ADD started no responder");
+    assert!(eventually(2, || ask(
+        &s,
+        "p1",
+        "10.89.0.1",
+        "beta",
+        TYPE::A
+    ) == found(&["10.89.0.3"])));
     assert_eq!(
         ask(&s, "p2", "10.89.0.1", "alpha", TYPE::A),
         found(&["10.89.0.2"])
@@ -769,10 +792,13 @@ fn cni_dns_responder_key_aliases_and_result() {
     let ls = s.json(&["dns", "ls"]);
     assert_eq!(ls["names"][0]["names"], json!(["alpha"]), "{ls}");
     d.del(&list, &one, Some(&res)).unwrap();
-    assert_eq!(
-        ask(&s, "p2", "10.89.0.1", "alpha.dns.nsnet", TYPE::A),
-        nxdomain()
-    );
+    assert!(eventually(2, || ask(
+        &s,
+        "p2",
+        "10.89.0.1",
+        "alpha.dns.nsnet",
+        TYPE::A
+    ) == nxdomain()));
     let pid = s.dns_pid().unwrap();
     // The last DEL removes the configuration's network, and the responder with it.
     d.del(&list, &two, Some(&res2)).unwrap();
