@@ -49,9 +49,11 @@ pub fn sync(state_dir: &Path) -> Result<()> {
     if notify(state_dir)? {
         return Ok(());
     }
-    let mut store = Store::open(state_dir)
+    // Read-only: no schema check or pragmas, the command before this one did that.
+    let mut store = Store::open_read_only(state_dir)
         .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
     if store.read(|tx| tx.dns_needed())? {
+        drop(store);
         start(state_dir)?;
     }
     Ok(())
