@@ -19,13 +19,20 @@ use super::{LOCK_FILE, LOG_FILE, PID_FILE};
 /// How long a command waits for a new responder to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The pid in the pidfile, if any.
+/// The pid in the pidfile, when that process is a responder (`nsnet ... dns serve`): a
+/// pidfile left by a killed responder may name a pid reused since, which must never get
+/// our signals.
 pub fn responder_pid(state_dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(state_dir.join(PID_FILE))
+    let pid: i32 = std::fs::read_to_string(state_dir.join(PID_FILE))
         .ok()?
         .trim()
         .parse()
-        .ok()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.windows(2)
+        .any(|w| w == [b"dns".as_slice(), b"serve"])
+        .then_some(pid)
 }
 
 /// Whether a responder holds the lock (then it is running or about to exit).

@@ -27,12 +27,15 @@ const POLL: Duration = Duration::from_millis(250);
 const MAX_FORWARDS: usize = 256;
 /// An idle TCP client is dropped after this long.
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// TCP clients served at once (each holds a thread); beyond it, new ones are closed.
+const MAX_TCP_CLIENTS: usize = 128;
 
 /// What every listener thread shares.
 pub struct Shared {
     table: RwLock<Arc<Table>>,
     upstreams: Upstreams,
     forwards: AtomicUsize,
+    tcp_clients: AtomicUsize,
 }
 
 impl Shared {
@@ -63,6 +66,7 @@ impl Listeners {
                 table: RwLock::new(Arc::new(Table::default())),
                 upstreams: Upstreams::new(),
                 forwards: AtomicUsize::new(0),
+                tcp_clients: AtomicUsize::new(0),
             }),
             open: Mutex::new(BTreeMap::new()),
             failed: AtomicBool::new(false),
@@ -217,9 +221,14 @@ fn serve_tcp(sock: TcpListener, local: IpAddr, stop: &AtomicBool, shared: &Arc<S
         let Ok((stream, peer)) = sock.accept() else {
             continue;
         };
+        if shared.tcp_clients.fetch_add(1, Ordering::Relaxed) >= MAX_TCP_CLIENTS {
+            shared.tcp_clients.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
         let shared = Arc::clone(shared);
         std::thread::spawn(move || {
             let _ = serve_tcp_client(stream, peer.ip(), local, &shared);
+            shared.tcp_clients.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }

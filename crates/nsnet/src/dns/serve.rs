@@ -87,8 +87,22 @@ fn run(state_dir: &Path, signals: &SigSet) -> Result<()> {
             }
         };
         if reload {
-            version = store.data_version()?;
-            listeners.update(load::table(&mut store)?);
+            // A failed read (the store busy past its timeout) keeps the current table: the
+            // next tick tries again, as the version it saw is not recorded.
+            match store
+                .data_version()
+                .and_then(|v| Ok((v, load::table(&mut store)?)))
+            {
+                Ok((v, table)) => {
+                    version = v;
+                    listeners.update(table);
+                }
+                Err(e) => {
+                    eprintln!("nsnet dns: reload: {e}");
+                    version = -1;
+                    continue;
+                }
+            }
             if listeners.is_empty() && may_exit(state_dir)? {
                 return Ok(());
             }
