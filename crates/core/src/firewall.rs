@@ -371,6 +371,21 @@ mod tests {
     }
 
     #[test]
+    fn dns_networks_mark_their_bridge() {
+        let on = lan().dns(true).build().unwrap();
+        let els: Vec<String> = network_elements(&on)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            els.contains(&"dns_bridges \"nsbr-lan\"".to_string()),
+            "{els:?}"
+        );
+        let off = lan().build().unwrap();
+        assert!(network_elements(&off).iter().all(|e| e.set != SET_DNS));
+    }
+
+    #[test]
     fn network_elements_follow_options() {
         let els: Vec<String> = network_elements(&spec())
             .iter()

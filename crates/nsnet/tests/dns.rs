@@ -429,6 +429,32 @@ fn containers_resolve_through_their_gateway_and_the_firewall_admits_dns() {
         Some(found(&["10.5.0.2"])),
         "DNS over TCP through the drop"
     );
+    // An internal network too.
+    s.ok(&[
+        "network",
+        "create",
+        "sealed",
+        "--subnet",
+        "10.7.0.0/24",
+        "--internal",
+    ]);
+    s.ok(&["netns", "add", "vault"]);
+    s.ok(&[
+        "network", "connect", "sealed", "vault", "--alias", "secrets",
+    ]);
+    assert!(eventually(2, || ask(
+        &s,
+        "vault",
+        "10.7.0.1",
+        "secrets",
+        TYPE::A
+    ) == found(&["10.7.0.2"])));
+    assert!(
+        !s.ping("vault", "10.7.0.1"),
+        "the admin's drop is not in place"
+    );
+    s.ok(&["netns", "rm", "vault"]);
+    s.ok(&["network", "rm", "sealed"]);
     s.ok(&["rm", "-f", "api", "cli", "old"]);
     s.ok(&["network", "rm", "lan"]);
     s.ok(&["network", "rm", "plain"]);

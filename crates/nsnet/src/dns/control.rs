@@ -149,6 +149,35 @@ fn start(state_dir: &Path) -> Result<()> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pidfile_naming_another_program_names_no_responder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(responder_pid(dir.path()), None);
+        // This test process is alive but no responder: never to be signalled.
+        std::fs::write(
+            dir.path().join(PID_FILE),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        assert_eq!(responder_pid(dir.path()), None);
+        assert!(
+            !lock_held(dir.path()).unwrap(),
+            "no lock file: nothing runs"
+        );
+        let held = take_lock(dir.path()).unwrap().unwrap();
+        assert!(lock_held(dir.path()).unwrap());
+        assert!(take_lock(dir.path()).unwrap().is_none());
+        drop(held);
+        assert!(!lock_held(dir.path()).unwrap());
+        // Nothing runs: notify has nobody to tell, and signals nobody.
+        assert!(!notify(dir.path()).unwrap());
+    }
+}
+
 /// Holds the lock file exclusively for the life of the returned guard; Ok(None) when another
 /// process holds it.
 pub(super) fn take_lock(state_dir: &Path) -> Result<Option<Flock<File>>> {
