@@ -149,6 +149,24 @@ fn start(state_dir: &Path) -> Result<()> {
     }
 }
 
+/// Holds the lock file exclusively for the life of the returned guard; Ok(None) when another
+/// process holds it.
+pub(super) fn take_lock(state_dir: &Path) -> Result<Option<Flock<File>>> {
+    let path = state_dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e).with_context(|| format!("lock {}", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,23 +193,5 @@ mod tests {
         assert!(!lock_held(dir.path()).unwrap());
         // Nothing runs: notify has nobody to tell, and signals nobody.
         assert!(!notify(dir.path()).unwrap());
-    }
-}
-
-/// Holds the lock file exclusively for the life of the returned guard; Ok(None) when another
-/// process holds it.
-pub(super) fn take_lock(state_dir: &Path) -> Result<Option<Flock<File>>> {
-    let path = state_dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("open {}", path.display()))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(e).with_context(|| format!("lock {}", path.display())),
     }
 }
