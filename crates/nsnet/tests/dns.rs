@@ -837,3 +837,46 @@ fn cni_dns_responder_key_aliases_and_result() {
     }
     s.assert_clean();
 }
+
+#[test]
+fn topology_file_dns_key() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    host_resolv_conf(&s, "nameserver 192.0.2.53\n");
+    let file = s.state_dir().join("named.yaml");
+    let text = "name: named\nnetworks:\n  svc:\n    subnets: [10.30.0.0/24]\n    dns: true\n\
+                containers:\n  api:\n    command: [sleep, infinity]\n    networks: [svc]\n  \
+                worker:\n    command: [sleep, infinity]\n    networks: [svc]\n";
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap();
+    s.ok(&["apply", "-f", file]);
+    assert!(s.dns_pid().is_some(), "apply started no responder");
+    let resolv = s.sh("cat", &["/etc/netns/worker/resolv.conf"]).stdout;
+    assert!(resolv.contains("\nnameserver 10.30.0.1\n"), "{resolv}");
+    assert!(eventually(2, || ask(
+        &s,
+        "worker",
+        "10.30.0.1",
+        "api",
+        TYPE::A
+    ) == found(&["10.30.0.2"])));
+    assert!(s.ok(&["plan", "-f", file]).contains("no changes"));
+    // The same network without the key is a different definition.
+    std::fs::write(
+        s.state_dir().join("plain.yaml"),
+        text.replace("    dns: true\n", ""),
+    )
+    .unwrap();
+    let plain = s.state_dir().join("plain.yaml");
+    let plan = s.ok(&["plan", "-f", plain.to_str().unwrap()]);
+    assert!(plan.contains("svc"), "{plan}");
+    let pid = s.dns_pid().unwrap();
+    s.ok(&["destroy", "-f", file]);
+    assert!(
+        eventually(3, || !alive(pid)),
+        "responder outlived the file's network"
+    );
+    s.assert_clean();
+}
