@@ -18,6 +18,7 @@ fn connect(network: &str, ns: &str) -> ConnectRequest {
         ifname: None,
         container_id: None,
         publish: vec![],
+        aliases: vec![],
     }
 }
 

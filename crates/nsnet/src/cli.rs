@@ -134,6 +134,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Container names over DNS: what the responder serves.
+    #[command(subcommand)]
+    Dns(DnsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCmd {
+    /// Names served, per network: namespace, aliases, addresses (and the responder's pid).
+    Ls,
+    /// The responder itself (started by nsnet on first need; not for humans).
+    #[command(hide = true)]
+    Serve,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +171,9 @@ pub struct RunArgs {
     /// Detach: print the name and leave it running; its output goes to `nsnet logs NAME`.
     #[arg(short, long)]
     pub detach: bool,
+    /// Another name the container answers to over DNS on its networks. Repeat for more.
+    #[arg(long = "alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
     /// The command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -317,6 +332,12 @@ pub struct NetworkCreate {
     /// The switch that carries the network's frames (bridge: a Linux bridge).
     #[arg(long, default_value = "bridge", value_name = "DRIVER")]
     pub driver: String,
+    /// Answer container names over DNS on the gateway addresses (the default).
+    #[arg(long, overrides_with = "no_dns")]
+    pub dns: bool,
+    /// No DNS responder for this network: containers get the host's nameservers.
+    #[arg(long, overrides_with = "dns")]
+    pub no_dns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -336,6 +357,9 @@ pub struct NetworkConnect {
     /// Publish a port: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp|sctp].
     #[arg(long = "publish", short = 'p', value_name = "SPEC")]
     pub publish: Vec<String>,
+    /// Another name the namespace answers to over DNS on this network. Repeat for more.
+    #[arg(long = "alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

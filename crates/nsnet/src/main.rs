@@ -7,6 +7,7 @@ mod cni;
 mod commands;
 mod complete;
 mod context;
+mod dns;
 mod hint;
 mod netavark;
 mod output;

@@ -75,6 +75,9 @@ pub struct StateFacts {
     /// `None` when the store was not opened: no database yet, or opening it would change
     /// the directory's mode.
     pub health: Option<Result<StoreHealth, String>>,
+    /// Whether a network has DNS on, and the running responder's pid (None when the store
+    /// was not opened).
+    pub dns: Option<(bool, Option<i32>)>,
 }
 
 pub fn run(state_dir: &Path, format: Format) -> Result<()> {
@@ -134,12 +137,21 @@ fn gather_state(dir: &Path) -> StateFacts {
             .and_then(|mut engine| Ok(engine.doctor_store()?))
             .map_err(|e| format!("{e:#}"))
     });
+    let dns = openable.then(|| {
+        let needed = nsnet_store::Store::open_read_only(dir)
+            .and_then(|mut st| st.read(|tx| tx.dns_needed()))
+            .unwrap_or(false);
+        let running = crate::dns::responder_pid(dir)
+            .filter(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok());
+        (needed, running)
+    });
     StateFacts {
         dir: dir.to_path_buf(),
         mode,
         is_dir,
         size,
         health,
+        dns,
     }
 }
 
@@ -284,6 +296,22 @@ pub fn classify(f: &Facts) -> Vec<Check> {
 fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
     let dir = s.dir.display();
     let mut out = Vec::new();
+    match s.dns {
+        None | Some((false, None)) => {}
+        Some((_, Some(pid))) => out.push(check(
+            "DNS responder",
+            Status::Ok,
+            format!("running (pid {pid})"),
+        )),
+        Some((true, None)) => out.push(with_fix(
+            check(
+                "DNS responder",
+                Status::Warn,
+                "a network has DNS on but no responder runs: its containers' names go unanswered",
+            ),
+            "run nsnet gc (or nsnet repair)",
+        )),
+    }
     match s.mode {
         None => {
             out.push(check(
@@ -554,8 +582,25 @@ mod tests {
                 is_dir: true,
                 size: 4096,
                 health: Some(Ok(StoreHealth::default())),
+                dns: Some((true, None)),
             },
         }
+    }
+
+    #[test]
+    fn a_dns_network_without_its_responder_warns_with_the_fix() {
+        let mut f = facts();
+        let c = find(&classify(&f), "DNS responder").clone();
+        assert_eq!(c.status, Status::Warn);
+        assert_eq!(c.fix.as_deref(), Some("run nsnet gc (or nsnet repair)"));
+        f.state.dns = Some((true, Some(77)));
+        let c = find(&classify(&f), "DNS responder").clone();
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Ok, "running (pid 77)")
+        );
+        f.state.dns = Some((false, None));
+        assert!(classify(&f).iter().all(|c| c.name != "DNS responder"));
     }
 
     fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {

@@ -120,6 +120,9 @@ pub fn request(netns: &str, exec: &PluginExec) -> Result<(Definition, AttachRequ
         publish,
         ranges: def.ranges.clone(),
         routes: RoutePolicy::Explicit(def.routes.clone()),
+        // Podman's aliases (the container's name and short id among them) become DNS names
+        // wherever the network has nsnet's responder.
+        aliases: opts.aliases.clone().unwrap_or_default(),
     };
     Ok((def, req))
 }
@@ -343,6 +346,7 @@ mod tests {
             state: "ready".into(),
             container_id: Some("752947ff91f9".into()),
             ports: vec![],
+            names: vec![],
         };
         let s = serde_json::to_value(status(&def, &ep, req.mac)).unwrap();
         assert_eq!(

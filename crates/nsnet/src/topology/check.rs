@@ -186,6 +186,7 @@ fn network(ctx: &Ctx<'_>, name: &At<String>, def: &NetworkDef) -> Result<Network
         .icc(def.icc)
         .routed(def.routed.v)
         .driver(driver)
+        .dns(def.dns)
         .build()
         .map_err(|e| ctx.err(spec_field(&e, def), e))
 }
