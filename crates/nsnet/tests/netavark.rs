@@ -210,7 +210,10 @@ fn info_and_create_by_hand_complete_and_refuse_definitions() {
         json!([{"subnet": "10.89.5.0/24", "gateway": "10.89.5.1"}])
     );
     assert_eq!(out["network_interface"], "nsbr-web");
-    assert_eq!(out["dns_enabled"], false);
+    assert_eq!(
+        out["dns_enabled"], true,
+        "kept: nsnet's responder serves it"
+    );
     assert_eq!(out["ipam_options"], json!({"driver": "host-local"}));
     assert_eq!(out["created"], "2026-11-30T13:00:00.000000000Z");
     assert_eq!(out["driver"], "nsnet");
@@ -284,7 +287,9 @@ fn netavark_runs_nsnet_setup_and_teardown_with_real_traffic() {
         if1["subnets"],
         json!([{"gateway": "10.89.5.1", "ipnet": "10.89.5.2/24"}])
     );
-    assert_eq!(st1["pnet"]["dns_server_ips"], json!([]));
+    // nsnet's responder on the gateway: podman writes it into the containers' resolv.conf.
+    assert_eq!(st1["pnet"]["dns_server_ips"], json!(["10.89.5.1"]));
+    assert_eq!(st1["pnet"]["dns_search_domains"], json!(["dns.nsnet"]));
     let mac1 = if1["mac_address"].as_str().unwrap();
     assert!(
         s.sh("ip", &["-n", "c1", "link", "show", "eth0"])
@@ -295,6 +300,27 @@ fn netavark_runs_nsnet_setup_and_teardown_with_real_traffic() {
     assert_eq!(if2["mac_address"], "02:aa:bb:cc:dd:01");
     assert_eq!(if2["subnets"][0]["ipnet"], "10.89.5.50/24");
 
+    // c1's alias answered to c2 by the responder on the gateway.
+    let found = (0..20).any(|_| {
+        let r = s.sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                "c2",
+                "busybox",
+                "nslookup",
+                "-type=a",
+                "c1",
+                "10.89.5.1",
+            ],
+        );
+        r.code == 0 && r.stdout.contains("10.89.5.2") || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        }
+    });
+    assert!(found, "c2 resolves c1 through nsnet's responder");
     // Container to container, to the gateway, and out through the masquerade.
     assert!(rig.ping("c1", "10.89.5.50"));
     assert!(rig.ping("c2", "10.89.5.1"));
@@ -512,7 +538,11 @@ fn the_plugin_against_netavarks_bridge_driver_on_the_same_input() {
     for c in ["b1", "b2"] {
         assert_eq!(s.sh("ip", &["netns", "add", c]).code, 0);
     }
-    let (_, plugin_net) = plugin(s, &["create"], &definition(s, "pnet"));
+    // DNS off on both sides: the bridge driver's aardvark-dns is not installed here, and the
+    // comparison is of the network setup.
+    let mut def = definition(s, "pnet");
+    def["dns_enabled"] = json!(false);
+    let (_, plugin_net) = plugin(s, &["create"], &def);
     // The same definition for netavark's own driver, on another subnet so that both networks
     // exist at once: its bridge takes no nsnet options.
     let mut bridge_net = plugin_net.clone();

@@ -1,8 +1,9 @@
 //! `create`: validate a network definition podman is about to store and complete it: a subnet
 //! when none is given (the first free /24 of 10.89.0.0/16, podman's own pool), each subnet's
-//! gateway, the bridge name, `ipv6_enabled` from the subnets, the IPAM driver, and
-//! `dns_enabled` off (netavark gives plugin networks no aardvark-dns, and nsnet has no
-//! responder yet). Nothing is made in the kernel: the network appears with its first container.
+//! gateway, the bridge name, `ipv6_enabled` from the subnets and the IPAM driver. `dns_enabled`
+//! stays as asked: netavark gives plugin networks no aardvark-dns, so nsnet's own responder
+//! answers the containers' names on the gateway. Nothing is made in the kernel: the network
+//! appears with its first container.
 
 use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
@@ -84,7 +85,6 @@ pub fn run(input: Value) -> Result<Value> {
         "ipv6_enabled".into(),
         json!(def.spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6())),
     );
-    out.insert("dns_enabled".into(), json!(false));
     if net
         .ipam_options
         .as_ref()
@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(out["subnets"][1]["lease_range"]["start_ip"], "fd00:90::10");
         assert_eq!(out["network_interface"], "nsbr-web");
         assert_eq!(out["ipv6_enabled"], true);
-        assert_eq!(out["dns_enabled"], false);
+        assert_eq!(out["dns_enabled"], true);
         assert_eq!(out["ipam_options"]["driver"], "host-local");
         assert_eq!(out["options"]["mtu"], "1400");
         // What create completes reads back the same.

@@ -119,7 +119,7 @@ impl Definition {
             .is_some_and(|d| !d.is_empty())
         {
             bail!(
-                "network {name}: network DNS servers are not supported by nsnet (it has no DNS responder for podman yet); remove --dns"
+                "network {name}: network DNS servers are not supported by nsnet (its responder forwards to the host's nameservers); remove --dns"
             );
         }
         let cidrs = subnets(net)?;
@@ -148,6 +148,7 @@ impl Definition {
             .mtu(mtu)
             .internal(net.internal)
             .icc(icc)
+            .dns(net.dns_enabled)
             .build()?;
         let mut ranges = Vec::new();
         for (conf, subnet) in net.subnets.iter().flatten().zip(spec.subnets()) {

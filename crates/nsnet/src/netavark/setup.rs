@@ -142,9 +142,19 @@ pub fn status(def: &Definition, ep: &EndpointView, mac: Option<Mac>) -> StatusBl
             ipnet: *a,
         })
         .collect();
+    // With nsnet's responder, podman writes the gateways and the search domain into the
+    // container's resolv.conf.
+    let (dns_server_ips, dns_search_domains) = if def.spec.dns() {
+        (
+            def.spec.subnets().iter().map(|s| s.gateway).collect(),
+            vec![nsnet_core::dnsname::SEARCH_DOMAIN.to_string()],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     StatusBlock {
-        dns_search_domains: Vec::new(),
-        dns_server_ips: Vec::new(),
+        dns_search_domains,
+        dns_server_ips,
         interfaces: [(
             ep.ifname.clone(),
             NetInterface {
@@ -211,6 +221,10 @@ pub fn setup(netns: &str, exec: &PluginExec) -> Result<StatusBlock> {
         })?;
     }
     let ep = engine.attach(&req).map_err(|e| e.during(what))?;
+    drop(engine);
+    if def.spec.dns() {
+        crate::dns::sync(&def.state_dir).context("DNS responder")?;
+    }
     Ok(status(&def, &ep, req.mac))
 }
 
@@ -235,6 +249,9 @@ pub fn teardown(exec: &PluginExec) -> Result<()> {
     // went.
     let released = engine.release_if_unused(&network)?;
     tracing::debug!(%network, %key, removed, released, "teardown");
+    drop(engine);
+    // Names went away: a running responder reloads now (it also notices within a second).
+    let _ = crate::dns::notify(&dir);
     Ok(())
 }
 
