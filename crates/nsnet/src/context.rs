@@ -23,7 +23,7 @@ pub fn open(state_dir: &Path) -> anyhow::Result<LiveEngine> {
         .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
     Ok(Engine::new(
         store,
-        LiveKernel::new(),
+        LiveKernel::new().with_ovs_dir(state_dir.join("ovs")),
         std::process::id(),
         boot_id(),
     ))
