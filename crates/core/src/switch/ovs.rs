@@ -7,7 +7,7 @@
 
 use super::{Switch, gateway_device};
 use crate::model::NetworkSpec;
-use crate::ops::KernelOp;
+use crate::ops::{KernelOp, NsRef};
 
 /// The Open vSwitch driver.
 pub struct OpenVSwitch;
@@ -41,15 +41,27 @@ impl Switch for OpenVSwitch {
         None
     }
 
-    /// The host end as a port; hairpin needs nothing (a frame the host sends back comes in
-    /// on the local port, so OVS may switch it out of the container's own port).
+    /// The host end as a port, answering no ARP itself; hairpin needs nothing (a frame the
+    /// host sends back comes in on the local port, so OVS may switch it out of the
+    /// container's own port).
     fn attach(&self, spec: &NetworkSpec, port: &str) -> Vec<KernelOp> {
-        vec![KernelOp::OvsAddPort {
-            bridge: spec.bridge().to_string(),
-            port: port.to_string(),
-            network: spec.name().to_string(),
-            protected: !spec.icc(),
-        }]
+        vec![
+            // The userspace datapath reads a port through a packet socket, so the host's IP
+            // stack sees the frames too: it would answer a container's ARP for the gateway
+            // with the veth's own MAC, and traffic to the host (published ports above all)
+            // would then come in on the veth, not the local port the firewall knows.
+            KernelOp::Sysctl {
+                ns: NsRef::Host,
+                key: format!("net/ipv4/conf/{port}/arp_ignore"),
+                value: "8".to_string(),
+            },
+            KernelOp::OvsAddPort {
+                bridge: spec.bridge().to_string(),
+                port: port.to_string(),
+                network: spec.name().to_string(),
+                protected: !spec.icc(),
+            },
+        ]
     }
 
     /// The port off the bridge before its veth goes (a port row left behind would name a

@@ -91,6 +91,9 @@ impl OvsDir {
     }
 
     fn start_ovsdb(&self) -> Result<(), DaemonError> {
+        // Both daemons before anything is made: a missing install is said up front.
+        find("ovsdb-server")?;
+        find("ovs-vswitchd")?;
         std::fs::create_dir_all(&self.0).map_err(|e| self.io("create", e))?;
         if !self.db().exists() {
             if !Path::new(SCHEMA).exists() {
@@ -201,11 +204,10 @@ impl OvsDir {
     }
 }
 
-/// A program of OVS on PATH or where Debian puts it.
-fn find(program: &str) -> Result<PathBuf, DaemonError> {
+/// A program of OVS on PATH (ovs-vswitchd also where Debian keeps it).
+pub fn find(program: &str) -> Result<PathBuf, DaemonError> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/bin"].map(PathBuf::from));
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.iter()
         .map(|d| d.join(program))
         .chain((program == "ovs-vswitchd").then(|| PathBuf::from(VSWITCHD_LIB)))
