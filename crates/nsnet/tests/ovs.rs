@@ -332,3 +332,61 @@ fn ovs_not_installed_is_a_clear_error_and_changes_nothing() {
     s.ok(&["network", "rm", "plain"]);
     s.assert_clean();
 }
+
+#[test]
+fn repair_restarts_dead_daemons_and_restores_the_switch() {
+    if !root() || !ovs_installed() {
+        return;
+    }
+    let s = world();
+    for ns in ["web", "peer"] {
+        s.ok(&["netns", "add", ns]);
+    }
+    s.ok(&[
+        "network",
+        "create",
+        "lan",
+        "--driver",
+        "ovs",
+        "--subnet",
+        "10.88.0.0/24",
+    ]);
+    s.ok(&["network", "connect", "lan", "web", "--publish", "8080:80"]);
+    s.ok(&["network", "connect", "lan", "peer"]);
+    assert!(s.ping("peer", "10.88.0.2"));
+    // Both daemons die (OOM killer, an admin): the local port with the gateway goes with
+    // ovs-vswitchd, and nothing is switched.
+    let pids = s.daemons();
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        // SAFETY: the daemons this test's nsnet started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for _ in 0..100 {
+        if s.daemons().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !s.ping("peer", "10.88.0.2"),
+        "switching without ovs-vswitchd"
+    );
+    s.ok(&["repair"]);
+    assert_eq!(s.daemons().len(), 2, "repair did not restart the daemons");
+    assert!(
+        s.ping("peer", "10.88.0.2"),
+        "container to container after repair"
+    );
+    assert!(s.ping("peer", "10.88.0.1"), "gateway after repair");
+    let srv = s.tcp_server("web", "0.0.0.0:80");
+    assert!(
+        s.tcp_hello("outside", "203.0.113.1:8080"),
+        "published port after repair"
+    );
+    assert!(srv.peer().is_some());
+    // Repair with everything in place changes nothing.
+    s.ok(&["repair"]);
+    assert!(s.ping("peer", "10.88.0.2"));
+    s.teardown(&["lan"]);
+}
