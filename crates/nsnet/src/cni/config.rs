@@ -826,7 +826,8 @@ mod tests {
         let e = conf(v).network().unwrap_err();
         assert_eq!(e.code, code::INVALID_CONFIG, "{}", e.msg);
         assert!(
-            e.msg.contains("invalid driver \"hub\": allowed: bridge, ovs"),
+            e.msg
+                .contains("invalid driver \"hub\": allowed: bridge, ovs"),
             "{}",
             e.msg
         );
