@@ -61,7 +61,7 @@ impl OvsSandbox {
     }
 
     /// The rows of Bridge, Port and Interface in nsnet's database file (read offline).
-    fn rows(&self) -> usize {
+    fn ovs_rows(&self) -> usize {
         let q = r#"["Open_vSwitch",{"op":"select","table":"Bridge","where":[]},{"op":"select","table":"Port","where":[]},{"op":"select","table":"Interface","where":[]}]"#;
         let db = self.dir().join("conf.db");
         let r = self.sh("ovsdb-tool", &["query", db.to_str().unwrap(), q]);
@@ -83,7 +83,7 @@ impl OvsSandbox {
             self.ok(&["network", "rm", n, "--force"]);
         }
         assert!(self.daemons().is_empty(), "OVS daemons left running");
-        assert_eq!(self.rows(), 0, "OVS rows left");
+        assert_eq!(self.ovs_rows(), 0, "OVS rows left");
         self.assert_clean();
     }
 }
@@ -117,6 +117,7 @@ fn world() -> OvsSandbox {
         "--addr",
         "198.51.100.2/24",
     ]);
+    s.add_outside_v6();
     OvsSandbox(s)
 }
 
@@ -137,6 +138,8 @@ fn ovs_network_carries_every_path_the_bridge_does() {
         "ovs",
         "--subnet",
         "10.88.0.0/24",
+        "--subnet",
+        "fd00:88::/64",
         "--mtu",
         "1400",
     ]);
@@ -161,6 +164,8 @@ fn ovs_network_carries_every_path_the_bridge_does() {
     assert!(s.tcp_hello("peer", "10.88.0.2:7000"), "tcp peer -> web");
     assert!(srv.peer().is_some());
     assert!(s.ping("web", "10.88.0.1"), "gateway");
+    assert!(s.ping("web", "fd00:88::3"), "IPv6 container to container");
+    assert!(s.ping("web", "fd00:88::1"), "IPv6 gateway");
     // Egress, masqueraded behind the uplink.
     let srv = s.tcp_server("outside", "203.0.113.2:9000");
     assert!(s.tcp_hello("web", "203.0.113.2:9000"), "egress");
@@ -173,6 +178,12 @@ fn ovs_network_carries_every_path_the_bridge_does() {
         "outside -> published"
     );
     assert_eq!(srv.peer().unwrap().to_string(), "203.0.113.2");
+    let srv = s.tcp_server("web", "[::]:80");
+    assert!(
+        s.tcp_hello("outside", "[2001:db8::1]:8080"),
+        "outside -> published over IPv6"
+    );
+    assert_eq!(srv.peer().unwrap().to_string(), "2001:db8::2");
     for dst in ["203.0.113.1:8080", "198.51.100.1:8080", "127.0.0.1:8080"] {
         let srv = s.tcp_server("web", "0.0.0.0:80");
         assert!(s.tcp_hello("host", dst), "host -> {dst}");
@@ -389,4 +400,33 @@ fn repair_restarts_dead_daemons_and_restores_the_switch() {
     s.ok(&["repair"]);
     assert!(s.ping("peer", "10.88.0.2"));
     s.teardown(&["lan"]);
+}
+
+#[test]
+fn topology_file_mixes_drivers_and_destroy_leaves_nothing() {
+    if !root() || !ovs_installed() {
+        return;
+    }
+    let s = OvsSandbox(Sandbox::new());
+    let file = s.state_dir().join("t.yaml");
+    std::fs::write(
+        &file,
+        "name: t\nnamespaces: [web, app, db]\nnetworks:\n  front:\n    subnets: [10.10.1.0/24]\n    driver: ovs\n    endpoints:\n      web: {}\n      app: {}\n  back:\n    subnets: [10.10.2.0/24]\n    internal: true\n    endpoints:\n      app: {}\n      db: {}\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    s.ok(&["apply", "-f", file]);
+    assert!(s.ok(&["apply", "-f", file]).contains("no changes"));
+    assert_eq!(s.json(&["network", "inspect", "front"])["driver"], "ovs");
+    assert_eq!(s.json(&["network", "inspect", "back"])["driver"], "bridge");
+    assert!(s.ping("web", "10.10.1.3"), "web -> app over OVS");
+    assert!(s.ping("app", "10.10.2.3"), "app -> db over the bridge");
+    assert!(
+        !s.ping("web", "10.10.2.3"),
+        "web reached the internal network"
+    );
+    s.ok(&["destroy", "-f", file]);
+    assert!(s.daemons().is_empty(), "OVS daemons left running");
+    assert_eq!(s.ovs_rows(), 0, "OVS rows left");
+    s.assert_clean();
 }
