@@ -4,11 +4,14 @@
 //! and icc=false enforced inside OVS, gc of a port whose namespace vanished, and teardown
 //! that leaves no OVS row, no daemon and no interface.
 
+mod cnidriver;
 mod common;
 
 use std::path::PathBuf;
 
+use cnidriver::{Conflist, Driver, Runtime};
 use common::{Sandbox, root};
+use serde_json::json;
 
 /// Whether Open vSwitch is installed; without it the test skips, or fails under `CI` (as
 /// root tests do), since a test that needs OVS must never pass without having run.
@@ -426,6 +429,48 @@ fn topology_file_mixes_drivers_and_destroy_leaves_nothing() {
         "web reached the internal network"
     );
     s.ok(&["destroy", "-f", file]);
+    assert!(s.daemons().is_empty(), "OVS daemons left running");
+    assert_eq!(s.ovs_rows(), 0, "OVS rows left");
+    s.assert_clean();
+}
+
+#[test]
+fn cni_add_check_del_on_an_ovs_network() {
+    if !root() || !ovs_installed() {
+        return;
+    }
+    let s = OvsSandbox(Sandbox::new());
+    let d = Driver::new(&s);
+    let list = Conflist::single(
+        "1.0.0",
+        json!({
+            "type": "nsnet",
+            "name": "kube",
+            "driver": "ovs",
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.70.0.0/24"}]]}
+        }),
+    );
+    let mut added = Vec::new();
+    for (i, ns) in ["c1", "c2"].iter().enumerate() {
+        s.ok(&["netns", "add", ns]);
+        let rt = Runtime::new(&format!("ctr{i}"), &format!("/run/netns/{ns}"));
+        let res = d
+            .add(&list, &rt)
+            .unwrap_or_else(|e| panic!("ADD {ns}: {e}"));
+        d.check(&list, &rt, &res)
+            .unwrap_or_else(|e| panic!("CHECK {ns}: {e}"));
+        added.push((rt, res));
+    }
+    assert_eq!(s.json(&["network", "inspect", "kube"])["driver"], "ovs");
+    assert!(s.ping("c1", "10.70.0.3"), "c1 -> c2 over OVS");
+    assert!(s.ping("c2", "10.70.0.1"), "gateway");
+    for (rt, res) in &added {
+        d.del(&list, rt, Some(res)).unwrap();
+    }
+    for ns in ["c1", "c2"] {
+        s.ok(&["netns", "rm", ns]);
+    }
+    // The configuration-owned network went with its last attachment, and OVS with it.
     assert!(s.daemons().is_empty(), "OVS daemons left running");
     assert_eq!(s.ovs_rows(), 0, "OVS rows left");
     s.assert_clean();

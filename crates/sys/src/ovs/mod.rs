@@ -34,6 +34,22 @@ pub fn datapath_type() -> &'static str {
     }
 }
 
+/// What `doctor` says of Open vSwitch: where its daemons are and which datapath nsnet
+/// would use, or the error a `--driver ovs` network would meet.
+pub fn installed() -> Result<String, String> {
+    let server = daemon::find("ovsdb-server").map_err(|e| e.to_string())?;
+    let vswitchd = daemon::find("ovs-vswitchd").map_err(|e| e.to_string())?;
+    let dp = match datapath_type() {
+        "system" => "kernel datapath (openvswitch module loaded)",
+        _ => "userspace datapath (no openvswitch module)",
+    };
+    Ok(format!(
+        "{}, {}; {dp}",
+        server.display(),
+        vswitchd.display()
+    ))
+}
+
 /// nsnet's Open vSwitch: the daemons' directory, and a connection once one is needed.
 #[derive(Default)]
 pub struct Ovs {
