@@ -475,3 +475,104 @@ fn cni_add_check_del_on_an_ovs_network() {
     assert_eq!(s.ovs_rows(), 0, "OVS rows left");
     s.assert_clean();
 }
+
+/// Runs `nsnet ARGS` killed (SIGKILL) at crash point `k`; true when it got that far.
+fn crashed_at(s: &Sandbox, k: u32, args: &[&str]) -> bool {
+    let out = s
+        .command(common::NSNET, args)
+        .env("NSNET_CRASH_AT", k.to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let crashed = err.contains("crash point");
+    assert!(
+        crashed || out.status.success(),
+        "nsnet {args:?} failed: {err}"
+    );
+    crashed
+}
+
+#[test]
+fn a_command_killed_at_any_point_leaves_what_gc_makes_whole() {
+    if !root() || !ovs_installed() {
+        return;
+    }
+    let s = OvsSandbox(Sandbox::new());
+    let create = [
+        "network",
+        "create",
+        "lan",
+        "--driver",
+        "ovs",
+        "--subnet",
+        "10.88.0.0/24",
+    ];
+    let connect = ["network", "connect", "lan", "a"];
+    let ports = |s: &OvsSandbox| -> usize {
+        if s.daemons().is_empty() {
+            return 0;
+        }
+        let r = s.sh(
+            "ovs-vsctl",
+            &[
+                &format!("--db=unix:{}", s.dir().join("db.sock").display()),
+                "--columns=name",
+                "--bare",
+                "find",
+                "Port",
+                "external_ids:nsnet-network=lan",
+            ],
+        );
+        r.stdout.split_whitespace().count()
+    };
+    // A killed create: gc rolls it back (no bridge, daemons stopped) or it was complete.
+    let mut points = 0;
+    for k in 1.. {
+        if !crashed_at(&s, k, &create) {
+            points = k - 1;
+            break;
+        }
+        s.ok(&["gc"]);
+        let nets = s.json(&["network", "ls"]).as_array().unwrap().len();
+        match nets {
+            0 => {
+                assert_eq!(ports(&s), 0, "create killed at {k}: OVS rows left");
+                assert!(s.daemons().is_empty(), "create killed at {k}: daemons left");
+            }
+            _ => {
+                // Committed before the kill: the bridge and its local port are whole.
+                assert_eq!(ports(&s), 1, "create killed at {k}");
+                s.ok(&["network", "rm", "lan"]);
+            }
+        }
+        assert_eq!(
+            s.host_links(),
+            vec!["lo".to_string()],
+            "create killed at {k}"
+        );
+    }
+    // The bridge with its local port and the gateway device's steps, each with two points.
+    assert!(points >= 8, "create has only {points} crash points");
+    s.ok(&["netns", "add", "a"]);
+    // A killed connect: after gc, the endpoint and its port are both there or both gone.
+    for k in 1.. {
+        if !crashed_at(&s, k, &connect) {
+            points = k - 1;
+            break;
+        }
+        s.ok(&["gc"]);
+        let eps = s.json(&["network", "inspect", "lan"])["endpoints"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(ports(&s), 1 + eps, "connect killed at {k}: port rows");
+        if eps == 1 {
+            assert!(s.ping("a", "10.88.0.1"), "connect killed at {k}");
+            s.ok(&["network", "disconnect", "lan", "a"]);
+        }
+        assert_eq!(ports(&s), 1, "connect killed at {k}");
+    }
+    assert!(points >= 8, "connect has only {points} crash points");
+    assert!(s.ping("a", "10.88.0.1"));
+    s.teardown(&["lan"]);
+}
