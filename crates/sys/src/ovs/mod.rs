@@ -187,7 +187,12 @@ impl Ovs {
             ));
         };
         if let Some(e) = set_elems(&row["error"]).first().and_then(|e| e.as_str()) {
-            return Err(err(what, FailKind::Other, format!("ovs-vswitchd: {e}")));
+            // As the kernel says of a missing interface (the `Net` contract).
+            let kind = match e.contains("No such device") {
+                true => FailKind::NotFound,
+                false => FailKind::Other,
+            };
+            return Err(err(what, kind, format!("ovs-vswitchd: {e}")));
         }
         match set_elems(&row["ofport"]).first().and_then(|p| p.as_i64()) {
             Some(p) if p > 0 => Ok(()),
