@@ -576,3 +576,81 @@ fn a_command_killed_at_any_point_leaves_what_gc_makes_whole() {
     assert!(s.ping("a", "10.88.0.1"));
     s.teardown(&["lan"]);
 }
+
+#[test]
+fn a_running_system_open_vswitch_is_used_and_left_running() {
+    if !root() || !ovs_installed() {
+        return;
+    }
+    let s = OvsSandbox(Sandbox::new());
+    // The system's OVS, as Debian's service runs it, in the sandbox's private /run.
+    let start = "set -e; d=/run/openvswitch; mkdir -p $d; export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d; \
+        ovsdb-tool create $d/conf.db /usr/share/openvswitch/vswitch.ovsschema; \
+        ovsdb-server --detach --pidfile=$d/ovsdb-server.pid --log-file=$d/ovsdb-server.log --remote=punix:$d/db.sock $d/conf.db; \
+        ovs-vsctl --db=unix:$d/db.sock --no-wait init; \
+        ovs-vswitchd --detach --pidfile=$d/ovs-vswitchd.pid --log-file=$d/ovs-vswitchd.log unix:$d/db.sock";
+    let r = s.sh("sh", &["-c", start]);
+    assert_eq!(r.code, 0, "start the system's OVS: {}", r.stderr);
+    let system_pids = || -> Vec<i32> {
+        ["ovsdb-server", "ovs-vswitchd"]
+            .iter()
+            .filter_map(|d| {
+                let p = format!("/proc/{}/root/run/openvswitch/{d}.pid", s.pid());
+                std::fs::read_to_string(p).ok()?.trim().parse().ok()
+            })
+            .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+            .collect()
+    };
+    /// Kills the system's daemons of this sandbox at the end, however the test ends.
+    struct Kill(Vec<i32>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for pid in &self.0 {
+                // SAFETY: the daemons this test started, by their pidfiles.
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
+        }
+    }
+    let _kill = Kill(system_pids());
+    assert_eq!(system_pids().len(), 2);
+    s.ok(&[
+        "network",
+        "create",
+        "lan",
+        "--driver",
+        "ovs",
+        "--subnet",
+        "10.88.0.0/24",
+    ]);
+    for ns in ["a", "b"] {
+        s.ok(&["netns", "add", ns]);
+        s.ok(&["network", "connect", "lan", ns]);
+    }
+    assert!(s.daemons().is_empty(), "nsnet started its own daemons");
+    let show = s.sh(
+        "ovs-vsctl",
+        &[
+            "--db=unix:/run/openvswitch/db.sock",
+            "list-ports",
+            "nsbr-lan",
+        ],
+    );
+    assert_eq!(
+        show.stdout.lines().count(),
+        2,
+        "{}{}",
+        show.stdout,
+        show.stderr
+    );
+    assert!(s.ping("a", "10.88.0.3"));
+    for ns in ["a", "b"] {
+        s.ok(&["netns", "rm", ns]);
+    }
+    s.ok(&["network", "rm", "lan"]);
+    let left = s.sh(
+        "ovs-vsctl",
+        &["--db=unix:/run/openvswitch/db.sock", "list-br"],
+    );
+    assert_eq!(left.stdout.trim(), "", "bridges left");
+    assert_eq!(system_pids().len(), 2, "nsnet stopped the system's OVS");
+}

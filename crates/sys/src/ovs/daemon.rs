@@ -86,6 +86,11 @@ impl OvsDir {
         self.pid(daemon).is_some()
     }
 
+    /// Whether nsnet's own ovsdb-server runs here.
+    pub fn running(&self) -> bool {
+        self.alive("ovsdb-server")
+    }
+
     fn io(&self, what: &str, e: std::io::Error) -> DaemonError {
         DaemonError::Io(format!("{what} {}: {e}", self.0.display()))
     }

@@ -21,6 +21,10 @@ use daemon::{DaemonError, OvsDir};
 /// The external id on every row nsnet makes: its value is the owning network.
 pub const OWNER_KEY: &str = "nsnet-network";
 
+/// Where a system's own Open vSwitch (Debian's service) listens. When it runs, nsnet uses it
+/// and starts no daemon of its own: two ovs-vswitchd would fight over the kernel datapath.
+const SYSTEM_SOCKETS: &[&str] = &["/run/openvswitch/db.sock", "/var/run/openvswitch/db.sock"];
+
 /// How long ovs-vswitchd may take to apply a change, in milliseconds.
 const APPLY_TIMEOUT_MS: u64 = 10_000;
 
@@ -55,6 +59,8 @@ pub fn installed() -> Result<String, String> {
 pub struct Ovs {
     dir: Option<OvsDir>,
     db: Option<Ovsdb>,
+    /// The connection is to the system's Open vSwitch, which nsnet never stops.
+    system: bool,
 }
 
 fn err(what: &str, kind: FailKind, cause: impl Into<String>) -> KernelError {
@@ -90,6 +96,7 @@ impl Ovs {
         Ovs {
             dir: Some(OvsDir(dir)),
             db: None,
+            system: false,
         }
     }
 
@@ -103,30 +110,60 @@ impl Ovs {
         })
     }
 
-    /// The connection, starting the daemons first if they are not running.
+    /// The system's Open vSwitch, unless nsnet's own runs (it keeps serving what it has).
+    fn system_db(&self) -> Option<Ovsdb> {
+        if self.dir.as_ref().is_some_and(OvsDir::running) {
+            return None;
+        }
+        SYSTEM_SOCKETS
+            .iter()
+            .find_map(|p| Ovsdb::connect(Path::new(p)).ok())
+    }
+
+    /// The connection: the system's Open vSwitch when it runs, else nsnet's own, its daemons
+    /// started first if they are not running.
     fn db(&mut self, what: &str) -> Result<&mut Ovsdb, KernelError> {
         if self.db.is_none() {
-            let db = self.dir(what)?.ensure().map_err(|e| daemon_err(what, e))?;
+            let db = match self.system_db() {
+                Some(db) => {
+                    self.system = true;
+                    db
+                }
+                None => self.dir(what)?.ensure().map_err(|e| daemon_err(what, e))?,
+            };
             self.db = Some(db);
         }
         Ok(self.db.as_mut().expect("set above"))
     }
 
-    /// The connection for a removal: `None` when nsnet never ran OVS here, so there is
-    /// nothing to remove (and no daemon is started just to find that out).
+    /// The connection for a removal: `None` when no Open vSwitch ever ran for nsnet here, so
+    /// there is nothing to remove (and no daemon is started just to find that out).
     fn db_to_remove(&mut self, what: &str) -> Result<Option<&mut Ovsdb>, KernelError> {
         if self.db.is_none() && !self.dir(what)?.has_db() {
-            return Ok(None);
+            match self.system_db() {
+                Some(db) => {
+                    self.system = true;
+                    self.db = Some(db);
+                }
+                None => return Ok(None),
+            }
         }
         self.db(what).map(Some)
     }
 
     /// Runs `ops` plus a bump of `next_cfg`, then waits until ovs-vswitchd has applied it.
-    fn transact_applied(
+    fn transact_applied(&mut self, what: &str, ops: Vec<Value>) -> Result<Vec<Value>, KernelError> {
+        let (results, next) = self.commit(what, ops)?;
+        self.wait_applied(what, next)?;
+        Ok(results)
+    }
+
+    /// Runs `ops` plus a bump of `next_cfg`: their results and the `next_cfg` to wait for.
+    fn commit(
         &mut self,
         what: &str,
         mut ops: Vec<Value>,
-    ) -> Result<Vec<Value>, KernelError> {
+    ) -> Result<(Vec<Value>, i64), KernelError> {
         let n = ops.len();
         ops.push(json!({"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["next_cfg", "+=", 1]]}));
         ops.push(
@@ -138,9 +175,8 @@ impl Ovs {
             .first()
             .and_then(|r| r["next_cfg"].as_i64())
             .ok_or_else(|| err(what, FailKind::Other, "ovsdb has no Open_vSwitch row"))?;
-        self.wait_applied(what, next)?;
         results.truncate(n);
-        Ok(results)
+        Ok((results, next))
     }
 
     /// Waits on the server (one `wait` op, no polling) for `cur_cfg` to reach `next`.
@@ -253,8 +289,13 @@ impl Ovs {
                 "other_config": map([("hwaddr", mac.to_string())]), "external_ids": owner(network)}}),
             json!({"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["bridges", "insert", ["named-uuid", "bridge"]]]}),
         ];
-        self.transact_applied(what, ops)?;
-        if let Err(e) = self.check_iface(what, name) {
+        let (_, next) = self.commit(what, ops)?;
+        // Committed: a bridge the switch did not take is deleted again, so a failed op
+        // leaves nothing (the engine undoes only the ops that succeeded).
+        let taken = self
+            .wait_applied(what, next)
+            .and_then(|()| self.check_iface(what, name));
+        if let Err(e) = taken {
             let _ = self.del_bridge(what, name);
             return Err(e);
         }
@@ -272,6 +313,9 @@ impl Ovs {
 
     /// Stops nsnet's daemons when no bridge is left: nothing needs them.
     fn stop_if_idle(&mut self, what: &str) {
+        if self.system {
+            return;
+        }
         let Ok(db) = self.db(what) else { return };
         let left = db
             .transact(vec![
@@ -301,23 +345,20 @@ impl Ovs {
                 "name": port, "interfaces": ["named-uuid", "iface"], "protected": protected, "external_ids": owner(network)}}),
             json!({"op": "mutate", "table": "Bridge", "where": by_name(bridge), "mutations": [["ports", "insert", ["named-uuid", "port"]]]}),
         ];
-        // A bridge that is missing leaves the port unreferenced: the transaction fails with a
-        // referential integrity violation, and so names the bridge here.
-        let done = self.transact_applied(what, ops).map_err(|mut e| {
-            if e.cause.contains("referential integrity") || e.cause.contains("not referenced") {
-                e.kind = FailKind::NotFound;
-                e.cause = format!("no ovs bridge {bridge}");
-            }
-            e
-        })?;
+        let (done, next) = self.commit(what, ops)?;
         if done[2]["count"].as_u64() == Some(0) {
+            // No bridge took the port: OVSDB dropped the unreferenced rows at commit.
             return Err(err(
                 what,
                 FailKind::NotFound,
                 format!("no ovs bridge {bridge}"),
             ));
         }
-        if let Err(e) = self.check_iface(what, port) {
+        // Committed: a port the switch did not take is deleted again (see `add_bridge`).
+        let taken = self
+            .wait_applied(what, next)
+            .and_then(|()| self.check_iface(what, port));
+        if let Err(e) = taken {
             let _ = self.del_port(what, bridge, port);
             return Err(e);
         }
