@@ -12,11 +12,15 @@
 # containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
 # are not installed; no service is started (see below).
 # graphviz: `dot` renders `nsnet graph --svg`, and tests/graph.rs reads the rendered picture back.
-# openvswitch-switch: ovsdb-server, ovs-vswitchd and ovs-ofctl for `--driver ovs` networks; the
-# tests start the daemons themselves inside their sandboxes (policy-rc.d keeps the service off).
+# python3-grpcio, python3-protobuf, protobuf-compiler: tests/cri.rs's CRI client (kubelet's calls to
+# containerd's CRI; protoc compiles tests/cri/cri.proto); iptables: the reference portmap plugin
+# that test compares nsnet with.
+# openvswitch-switch: ovsdb-server and ovs-vswitchd for `--driver ovs` networks; nsnet starts
+# the daemons itself (the tests inside their sandboxes), policy-rc.d keeps the service off.
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
-  podman conmon catatonit runc containerd graphviz openvswitch-switch "$@")
+  podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
+  iptables openvswitch-switch "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
