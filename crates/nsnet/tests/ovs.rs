@@ -199,6 +199,12 @@ fn ovs_network_carries_every_path_the_bridge_does() {
             "{client} -> published"
         );
         assert!(srv.peer().is_some());
+        let srv = s.tcp_server("web", "[::]:80");
+        assert!(
+            s.tcp_hello(client, "[2001:db8::1]:8080"),
+            "{client} -> published over IPv6"
+        );
+        assert!(srv.peer().is_some());
     }
     // Disconnect takes the port off the switch; connecting again works.
     s.ok(&["network", "disconnect", "lan", "peer"]);
