@@ -434,6 +434,21 @@ fn topology_file_mixes_drivers_and_destroy_leaves_nothing() {
         !s.ping("web", "10.10.2.3"),
         "web reached the internal network"
     );
+    // Changing a network's driver in the file replaces the network, endpoints and all.
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::write(file, text.replacen("    driver: ovs\n", "", 1)).unwrap();
+    assert!(s.ok(&["plan", "-f", file]).contains("replace"));
+    s.ok(&["apply", "-f", file]);
+    assert_eq!(s.json(&["network", "inspect", "front"])["driver"], "bridge");
+    assert!(s.ping("web", "10.10.1.3"), "web -> app over the bridge now");
+    assert!(
+        s.daemons().is_empty(),
+        "OVS daemons left after the last OVS network went"
+    );
+    std::fs::write(file, text).unwrap();
+    s.ok(&["apply", "-f", file]);
+    assert_eq!(s.json(&["network", "inspect", "front"])["driver"], "ovs");
+    assert!(s.ping("web", "10.10.1.3"), "web -> app over OVS again");
     s.ok(&["destroy", "-f", file]);
     assert!(s.daemons().is_empty(), "OVS daemons left running");
     assert_eq!(s.ovs_rows(), 0, "OVS rows left");
