@@ -456,7 +456,7 @@ fn topology_file_mixes_drivers_and_destroy_leaves_nothing() {
 }
 
 #[test]
-fn cni_add_check_del_on_an_ovs_network() {
+fn cni_parallel_add_check_del_on_an_ovs_network() {
     if !root() || !ovs_installed() {
         return;
     }
@@ -471,24 +471,44 @@ fn cni_add_check_del_on_an_ovs_network() {
             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.70.0.0/24"}]]}
         }),
     );
-    let mut added = Vec::new();
-    for (i, ns) in ["c1", "c2"].iter().enumerate() {
+    // 16 ADDs at once: the first creates the network and starts the daemons, the others
+    // wait for it (the store's lock), each returns with its port switching.
+    let n = 16;
+    let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    for ns in &names {
         s.ok(&["netns", "add", ns]);
-        let rt = Runtime::new(&format!("ctr{i}"), &format!("/run/netns/{ns}"));
-        let res = d
-            .add(&list, &rt)
-            .unwrap_or_else(|e| panic!("ADD {ns}: {e}"));
-        d.check(&list, &rt, &res)
-            .unwrap_or_else(|e| panic!("CHECK {ns}: {e}"));
-        added.push((rt, res));
+    }
+    let rts: Vec<Runtime> = names
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| Runtime::new(&format!("ctr{i}"), &format!("/run/netns/{ns}")))
+        .collect();
+    let results: Vec<serde_json::Value> = std::thread::scope(|sc| {
+        let handles: Vec<_> = rts.iter().map(|rt| sc.spawn(|| d.add(&list, rt))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap_or_else(|e| panic!("ADD: {e}")))
+            .collect()
+    });
+    for (rt, res) in rts.iter().zip(&results) {
+        d.check(&list, rt, res)
+            .unwrap_or_else(|e| panic!("CHECK: {e}"));
     }
     assert_eq!(s.json(&["network", "inspect", "kube"])["driver"], "ovs");
-    assert!(s.ping("c1", "10.70.0.3"), "c1 -> c2 over OVS");
-    assert!(s.ping("c2", "10.70.0.1"), "gateway");
-    for (rt, res) in &added {
-        d.del(&list, rt, Some(res)).unwrap();
+    assert_eq!(s.vsctl(&["list-ports", "nsbr-kube"]).lines().count(), n);
+    for res in &results {
+        let ip = res["ips"][0]["address"].as_str().unwrap();
+        let ip = ip.split('/').next().unwrap();
+        assert!(s.ping("c0", ip), "c0 -> {ip} over OVS");
     }
-    for ns in ["c1", "c2"] {
+    assert!(s.ping("c1", "10.70.0.1"), "gateway");
+    std::thread::scope(|sc| {
+        for (rt, res) in rts.iter().zip(&results) {
+            let (d, list) = (&d, &list);
+            sc.spawn(move || d.del(list, rt, Some(res)).unwrap());
+        }
+    });
+    for ns in &names {
         s.ok(&["netns", "rm", ns]);
     }
     // The configuration-owned network went with its last attachment, and OVS with it.
