@@ -1,8 +1,10 @@
 //! Open vSwitch as a network's switch (`--driver ovs`), proven with real traffic inside
 //! sandboxes where nsnet starts ovsdb-server and ovs-vswitchd itself (the userspace datapath
-//! on a kernel without the openvswitch module): every path the Linux bridge has, isolation
-//! and icc=false enforced inside OVS, gc of a port whose namespace vanished, and teardown
-//! that leaves no OVS row, no daemon and no interface.
+//! on a kernel without the openvswitch module): every path the Linux bridge has (IPv4 and
+//! IPv6), isolation, internal, routed, and icc=false enforced inside OVS; gc of a port whose
+//! namespace vanished and of commands killed at every crash point; repair after the daemons
+//! died; the topology and CNI faces; the system's own OVS when it runs; and teardown that
+//! leaves no OVS row, no daemon and no interface.
 
 mod cnidriver;
 mod common;
@@ -216,12 +218,12 @@ fn ovs_network_carries_every_path_the_bridge_does() {
 }
 
 #[test]
-fn ovs_networks_are_isolated_internal_and_icc_off() {
+fn ovs_networks_are_isolated_internal_icc_off_and_routed() {
     if !root() || !ovs_installed() {
         return;
     }
     let s = world();
-    for ns in ["a1", "a2", "b1", "q1", "q2", "i1", "i2"] {
+    for ns in ["a1", "a2", "b1", "q1", "q2", "i1", "i2", "o1"] {
         s.ok(&["netns", "add", ns]);
     }
     let ovs = ["--driver", "ovs"];
@@ -235,6 +237,7 @@ fn ovs_networks_are_isolated_internal_and_icc_off() {
     create("netb", "10.92.0.0/24", &[]);
     create("quiet", "10.93.0.0/24", &["--driver", "ovs", "--icc=false"]);
     create("inner", "10.94.0.0/24", &["--driver", "ovs", "--internal"]);
+    create("open", "10.95.0.0/24", &["--driver", "ovs", "--routed"]);
     for (net, ns) in [
         ("neta", "a1"),
         ("neta", "a2"),
@@ -282,7 +285,25 @@ fn ovs_networks_are_isolated_internal_and_icc_off() {
         !s.ping("a1", "10.94.0.2"),
         "another network reached internal"
     );
-    s.teardown(&["neta", "netb", "quiet", "inner"]);
+    // From outside, with routes to the subnets through the host: only the routed network
+    // takes traffic straight to its containers.
+    s.ok(&["network", "connect", "open", "o1"]);
+    for net in ["10.91.0.0/24", "10.95.0.0/24"] {
+        s.ok(&["route", "add", "outside", net, "via", "203.0.113.1"]);
+    }
+    let srv = s.tcp_server("o1", "0.0.0.0:81");
+    assert!(
+        s.tcp_hello("outside", "10.95.0.2:81"),
+        "outside -> routed OVS network"
+    );
+    assert_eq!(srv.peer().unwrap().to_string(), "203.0.113.2");
+    let srv = s.tcp_server("a1", "0.0.0.0:81");
+    assert!(
+        !s.tcp_hello("outside", "10.91.0.2:81"),
+        "outside reached an unrouted network"
+    );
+    assert!(srv.peer().is_none());
+    s.teardown(&["neta", "netb", "quiet", "inner", "open"]);
 }
 
 #[test]
