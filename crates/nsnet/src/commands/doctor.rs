@@ -86,7 +86,8 @@ pub fn run(state_dir: &Path, format: Format) -> Result<()> {
         ok: checks.iter().all(|c| c.status != Status::Fail),
         checks,
     };
-    print(format, &report, |r| render(&r.checks))?;
+    let colour = crate::output::colour_stdout();
+    print(format, &report, |r| render_in(&r.checks, colour))?;
     let failed = report
         .checks
         .iter()
@@ -505,18 +506,23 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// One line per check, the fix indented under it.
-pub fn render(checks: &[Check]) -> String {
+/// One line per check, the fix indented under it; the status in green, yellow or red when
+/// `colour`.
+pub fn render_in(checks: &[Check], colour: bool) -> String {
     let name_width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
-        let status = match c.status {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
+        let (status, sgr) = match c.status {
+            Status::Ok => ("OK", "32"),
+            Status::Warn => ("WARN", "33"),
+            Status::Fail => ("FAIL", "31"),
         };
+        let mut status = format!("{status:<4}");
+        if colour {
+            status = format!("\x1b[{sgr}m{status}\x1b[0m");
+        }
         out.push_str(&format!(
-            "{status:<4}  {:<name_width$}  {}\n",
+            "{status}  {:<name_width$}  {}\n",
             c.name, c.detail
         ));
         if let Some(fix) = &c.fix {
@@ -669,8 +675,14 @@ mod tests {
             ),
         ];
         assert_eq!(
-            render(&checks),
+            render_in(&checks, false),
             "OK    ipv6  enabled\nWARN  gc    1 leftover(s): x\n            fix: run nsnet gc\n"
         );
+        let coloured = render_in(&checks, true);
+        assert!(
+            coloured.starts_with("\x1b[32mOK  \x1b[0m  ipv6"),
+            "{coloured:?}"
+        );
+        assert!(coloured.contains("\x1b[33mWARN\x1b[0m  gc"), "{coloured:?}");
     }
 }

@@ -30,8 +30,10 @@ pub fn run(cli: Cli) -> Result<()> {
     let Cli {
         state_dir,
         format,
+        quiet,
         command,
     } = cli;
+    crate::output::set_quiet(quiet);
     match command {
         Command::Netns(cmd) => netns::run(&state_dir, format, cmd),
         Command::Link(cmd) => link::run(&state_dir, format, cmd),
@@ -60,6 +62,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs { name } => logs::run(&state_dir, &name),
         Command::Stop { names, time } => stop::run(&state_dir, &names, time),
         Command::Rm { force, names } => rm::run(&state_dir, &names, force),
+        Command::Completions { shell } => crate::complete::script(shell, &mut std::io::stdout()),
+        Command::Man { dir: None } => crate::complete::man_page(&mut std::io::stdout()),
+        Command::Man { dir: Some(dir) } => {
+            let pages = crate::complete::man_pages(&dir)?;
+            crate::output::note(&format!(
+                "wrote {} manual pages to {}",
+                pages.len(),
+                dir.display()
+            ));
+            Ok(())
+        }
     }
 }
 

@@ -130,7 +130,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
         NetworkCmd::Rm { name, force } => {
             let name = NetName::new(&name)?;
             context::open(state_dir)?.network_rm(&name, force)?;
-            println!("{name}");
+            crate::output::note(name.as_str());
         }
         NetworkCmd::Connect(c) => {
             let req = ConnectRequest {
