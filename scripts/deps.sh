@@ -17,10 +17,12 @@
 # iptables: the reference portmap plugin that test compares nsnet with.
 # groff-base: tests/ux.rs renders every page of `nsnet man` with groff; bsdutils: `script`, the
 # pty under which tests/ux.rs watches progress drawn on a terminal.
+# openvswitch-switch: ovsdb-server and ovs-vswitchd for `--driver ovs` networks; nsnet starts
+# the daemons itself (the tests inside their sandboxes), policy-rc.d keeps the service off.
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
   podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
-  iptables groff-base bsdutils "$@")
+  iptables groff-base bsdutils openvswitch-switch "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

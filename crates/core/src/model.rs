@@ -484,16 +484,19 @@ pub enum Driver {
     /// A Linux bridge: the seed's `ip link add v-net-0 type bridge`.
     #[default]
     Bridge,
+    /// An Open vSwitch bridge, driven over OVSDB (the seed's other virtual switch).
+    Ovs,
 }
 
 impl Driver {
     /// Every driver, in the order `--help` and errors list them.
-    pub const ALL: &'static [Driver] = &[Driver::Bridge];
+    pub const ALL: &'static [Driver] = &[Driver::Bridge, Driver::Ovs];
 
     /// The name faces and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Driver::Bridge => "bridge",
+            Driver::Ovs => "ovs",
         }
     }
 }
@@ -807,7 +810,7 @@ mod tests {
             assert_eq!(v4().driver(*d).build().unwrap().driver(), *d);
         }
         let e = "hub".parse::<Driver>().unwrap_err().to_string();
-        assert_eq!(e, "invalid driver \"hub\": allowed: bridge");
+        assert_eq!(e, "invalid driver \"hub\": allowed: bridge, ovs");
     }
 
     #[test]

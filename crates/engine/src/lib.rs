@@ -20,6 +20,7 @@ mod primary;
 mod removal;
 mod repair;
 mod route;
+mod switch_repair;
 mod topology;
 mod verify;
 pub mod views;

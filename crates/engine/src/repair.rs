@@ -37,6 +37,7 @@ impl<K: Kernel> Engine<K> {
             let mut changes = Vec::new();
             let mut sysctls = Vec::new();
             let (mut endpoints, mut ports) = (0, 0);
+            let mut switches = Vec::new();
             // Rows being removed keep no elements: `gc` or their remover finishes them.
             let networks: Vec<_> = networks
                 .into_iter()
@@ -55,11 +56,13 @@ impl<K: Kernel> Engine<K> {
                         .into_iter()
                         .filter(|op| matches!(op, KernelOp::Sysctl { .. })),
                 );
+                let mut host_ifnames = Vec::new();
                 for e in tx.endpoints_of_network(n.spec.name())? {
                     if e.state == RowState::Removing {
                         continue;
                     }
                     endpoints += 1;
+                    host_ifnames.push(e.host_ifname.to_string());
                     changes.extend(
                         firewall::endpoint_elements(&n.spec, e.host_ifname.as_str())
                             .into_iter()
@@ -77,6 +80,7 @@ impl<K: Kernel> Engine<K> {
                             .map(FwChange::Add),
                     );
                 }
+                switches.push((&n.spec, host_ifnames));
             }
             let elements = changes.len();
             progress(
@@ -88,6 +92,9 @@ impl<K: Kernel> Engine<K> {
             if !networks.is_empty() {
                 kernel.fw_ensure()?;
                 kernel.apply(&KernelOp::Firewall(changes))?;
+                for (spec, host_ifnames) in &switches {
+                    crate::switch_repair::restore(kernel, spec, host_ifnames)?;
+                }
                 for op in &sysctls {
                     kernel.apply(op)?;
                 }

@@ -329,7 +329,8 @@ pub struct NetworkCreate {
     /// only published ports, this network and the host itself reach them).
     #[arg(long)]
     pub routed: bool,
-    /// The switch that carries the network's frames (bridge: a Linux bridge).
+    /// The switch that carries the network's frames: bridge (a Linux bridge) or ovs (Open
+    /// vSwitch, whose daemons nsnet starts itself).
     #[arg(long, default_value = "bridge", value_name = "DRIVER")]
     pub driver: String,
     /// Answer container names over DNS on the gateway addresses (the default).

@@ -1016,11 +1016,17 @@ mod tests {
             conf(v.clone()).network().unwrap().spec.driver(),
             Driver::Bridge
         );
+        v["driver"] = json!("ovs");
+        assert_eq!(
+            conf(v.clone()).network().unwrap().spec.driver(),
+            Driver::Ovs
+        );
         v["driver"] = json!("hub");
         let e = conf(v).network().unwrap_err();
         assert_eq!(e.code, code::INVALID_CONFIG, "{}", e.msg);
         assert!(
-            e.msg.contains("invalid driver \"hub\": allowed: bridge"),
+            e.msg
+                .contains("invalid driver \"hub\": allowed: bridge, ovs"),
             "{}",
             e.msg
         );

@@ -62,7 +62,7 @@ fn open_dir(dir: &std::path::Path) -> Result<Engine<LiveKernel>, CniError> {
     })?;
     Ok(Engine::new(
         store,
-        LiveKernel::new(),
+        crate::context::kernel(dir),
         std::process::id(),
         crate::context::boot_id(),
     ))

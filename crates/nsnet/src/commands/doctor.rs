@@ -57,6 +57,8 @@ pub struct Facts {
     pub ipv6_disabled: Option<String>,
     pub ip_forward: Option<String>,
     pub state: StateFacts,
+    /// Open vSwitch's programs and the datapath nsnet would use, or what is missing.
+    pub ovs: Result<String, String>,
 }
 
 /// Whether a kernel feature worked when tried, or the kernel's refusal.
@@ -113,6 +115,7 @@ fn gather(state_dir: &Path) -> Facts {
         ipv6_disabled: probe::sysctl("net.ipv6.conf.all.disable_ipv6"),
         ip_forward: probe::sysctl("net.ipv4.ip_forward"),
         state: gather_state(state_dir),
+        ovs: nsnet_sys::ovs::installed(),
     }
 }
 
@@ -287,6 +290,17 @@ pub fn classify(f: &Facts) -> Vec<Check> {
         ),
     });
     out.extend(classify_state(&f.state, nsnet_table));
+    out.push(match &f.ovs {
+        Ok(detail) => check("open vswitch", Status::Ok, detail.clone()),
+        Err(missing) => with_fix(
+            check(
+                "open vswitch",
+                Status::Warn,
+                format!("{missing}: only `--driver ovs` networks need it"),
+            ),
+            "apt-get install openvswitch-switch (nsnet starts its daemons itself)",
+        ),
+    });
     if let Ok(r) = &f.ruleset {
         out.extend(conflicts(r));
     }
@@ -584,6 +598,7 @@ mod tests {
                 health: Some(Ok(StoreHealth::default())),
                 dns: Some((true, None)),
             },
+            ovs: Err("Open vSwitch is not installed: no ovsdb-server".into()),
         }
     }
 
@@ -601,6 +616,18 @@ mod tests {
         );
         f.state.dns = Some((false, None));
         assert!(classify(&f).iter().all(|c| c.name != "DNS responder"));
+    }
+
+    #[test]
+    fn open_vswitch_missing_is_a_warning_with_the_package() {
+        let c = classify(&facts());
+        let ovs = find(&c, "open vswitch");
+        assert_eq!(ovs.status, Status::Warn);
+        assert!(ovs.detail.contains("--driver ovs"), "{}", ovs.detail);
+        assert!(ovs.fix.as_deref().unwrap().contains("openvswitch-switch"));
+        let mut f = facts();
+        f.ovs = Ok("ovsdb-server, ovs-vswitchd; datapath netdev".into());
+        assert_eq!(find(&classify(&f), "open vswitch").status, Status::Ok);
     }
 
     fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {

@@ -34,6 +34,8 @@ pub struct LiveKernel {
     /// index the kernel no longer knows (the interface was replaced) is looked up again.
     indexes: HashMap<NsRef, HashMap<String, u32>>,
     crash: CrashPoints,
+    /// Open vSwitch, for networks of the `ovs` driver.
+    ovs: crate::ovs::Ovs,
     /// Netlink goes to this recorder instead of the kernel (tests without root).
     #[cfg(any(test, feature = "testkit"))]
     recorder: Option<crate::nl::record::Recorder>,
@@ -102,6 +104,13 @@ impl LiveKernel {
             crash: CrashPoints::from_env(),
             ..Self::default()
         }
+    }
+
+    /// This backend with nsnet's own Open vSwitch daemons (started on first use) keeping
+    /// their database, socket and pidfiles in `dir`.
+    pub fn with_ovs_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.ovs = crate::ovs::Ovs::new(dir);
+        self
     }
 
     /// A kernel backend whose netlink requests go to `recorder`, which answers them, instead
@@ -455,6 +464,33 @@ impl LiveKernel {
                     FailKind::Other,
                     "firewall changes go through Firewall::apply_fw",
                 ));
+            }
+            KernelOp::OvsAddBridge {
+                name,
+                network,
+                mtu,
+                mac,
+            } => {
+                self.live_only(what)?;
+                self.ovs.add_bridge(what, name, network, *mtu, *mac)?;
+            }
+            KernelOp::OvsDelBridge { name } => {
+                self.live_only(what)?;
+                self.unlearn(&NsRef::Host, name);
+                self.ovs.del_bridge(what, name)?;
+            }
+            KernelOp::OvsAddPort {
+                bridge,
+                port,
+                network,
+                protected,
+            } => {
+                self.live_only(what)?;
+                self.ovs.add_port(what, bridge, port, network, *protected)?;
+            }
+            KernelOp::OvsDelPort { bridge, port } => {
+                self.live_only(what)?;
+                self.ovs.del_port(what, bridge, port)?;
             }
             KernelOp::Shape {
                 ns,
