@@ -159,6 +159,7 @@ pub struct NetworkSpec {
     icc: bool,
     routed: bool,
     driver: Driver,
+    dns: bool,
 }
 
 impl NetworkSpec {
@@ -174,6 +175,7 @@ impl NetworkSpec {
             icc: true,
             routed: false,
             driver: Driver::default(),
+            dns: false,
             name,
         }
     }
@@ -222,6 +224,11 @@ impl NetworkSpec {
         self.driver
     }
 
+    /// Whether nsnet's responder answers container names on the gateway addresses.
+    pub fn dns(&self) -> bool {
+        self.dns
+    }
+
     /// The bridge's own MAC (see [`Mac::for_bridge`]).
     pub fn bridge_mac(&self) -> Mac {
         Mac::for_bridge(&self.name)
@@ -259,6 +266,7 @@ pub struct NetworkSpecBuilder {
     icc: bool,
     routed: bool,
     driver: Driver,
+    dns: bool,
 }
 
 impl NetworkSpecBuilder {
@@ -316,6 +324,13 @@ impl NetworkSpecBuilder {
         self
     }
 
+    /// Container names over DNS on the gateway addresses (default off here: faces choose
+    /// their own default, and a stored network keeps what it was recorded with).
+    pub fn dns(mut self, dns: bool) -> Self {
+        self.dns = dns;
+        self
+    }
+
     /// Checks the whole definition: subnets (present, not special-use, host bits clear, room
     /// for hosts, no overlap between them), gateways (each inside exactly one subnet, at most
     /// one per subnet, neither its network nor its broadcast address), the MTU against the
@@ -332,6 +347,7 @@ impl NetworkSpecBuilder {
             icc,
             routed,
             driver,
+            dns,
         } = self;
         if subnets.is_empty() {
             return Err(CoreError::InvalidValue {
@@ -422,6 +438,7 @@ impl NetworkSpecBuilder {
             icc,
             routed,
             driver,
+            dns,
         })
     }
 
@@ -455,6 +472,7 @@ impl NetworkSpecBuilder {
             icc: self.icc,
             routed: self.routed,
             driver: self.driver,
+            dns: self.dns,
         })
     }
 }
@@ -466,16 +484,19 @@ pub enum Driver {
     /// A Linux bridge: the seed's `ip link add v-net-0 type bridge`.
     #[default]
     Bridge,
+    /// An Open vSwitch bridge, driven over OVSDB (the seed's other virtual switch).
+    Ovs,
 }
 
 impl Driver {
     /// Every driver, in the order `--help` and errors list them.
-    pub const ALL: &'static [Driver] = &[Driver::Bridge];
+    pub const ALL: &'static [Driver] = &[Driver::Bridge, Driver::Ovs];
 
     /// The name faces and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Driver::Bridge => "bridge",
+            Driver::Ovs => "ovs",
         }
     }
 }
@@ -789,7 +810,7 @@ mod tests {
             assert_eq!(v4().driver(*d).build().unwrap().driver(), *d);
         }
         let e = "hub".parse::<Driver>().unwrap_err().to_string();
-        assert_eq!(e, "invalid driver \"hub\": allowed: bridge");
+        assert_eq!(e, "invalid driver \"hub\": allowed: bridge, ovs");
     }
 
     #[test]

@@ -115,6 +115,33 @@ pub enum KernelOp {
         ifname: String,
         shaping: Shaping,
     },
+    /// An Open vSwitch bridge owned by nsnet's `network`, with its local port (named as the
+    /// bridge: the device that holds the gateway addresses) at `mtu`, the bridge at `mac`.
+    /// Returns once the switch has it. One with that name is `Exists`.
+    OvsAddBridge {
+        name: String,
+        network: String,
+        mtu: Option<u32>,
+        mac: Mac,
+    },
+    /// The Open vSwitch bridge gone, with its ports and local port; missing is `NotFound`.
+    OvsDelBridge {
+        name: String,
+    },
+    /// The host interface `port` made a port of the Open vSwitch `bridge`, owned by
+    /// `network`; protected ports exchange no frame with each other (icc off). Returns once
+    /// the switch has it.
+    OvsAddPort {
+        bridge: String,
+        port: String,
+        network: String,
+        protected: bool,
+    },
+    /// The port `port` off the Open vSwitch `bridge`; missing is `NotFound`.
+    OvsDelPort {
+        bridge: String,
+        port: String,
+    },
 }
 
 impl KernelOp {
@@ -154,6 +181,12 @@ impl KernelOp {
             KernelOp::Firewall(changes) => {
                 KernelOp::Firewall(changes.iter().rev().map(FwChange::inverse).collect())
             }
+            KernelOp::OvsAddBridge { name, .. } => KernelOp::OvsDelBridge { name: name.clone() },
+            KernelOp::OvsAddPort { bridge, port, .. } => KernelOp::OvsDelPort {
+                bridge: bridge.clone(),
+                port: port.clone(),
+            },
+            KernelOp::OvsDelBridge { .. } | KernelOp::OvsDelPort { .. } => return None,
             KernelOp::LinkUp { .. }
             | KernelOp::DeleteLink { .. }
             | KernelOp::Sysctl { .. }
@@ -197,6 +230,14 @@ impl fmt::Display for KernelOp {
                 ifname,
                 shaping,
             } => write!(f, "shape {ifname} in netns {ns}: {shaping}"),
+            KernelOp::OvsAddBridge { name, .. } => write!(f, "create ovs bridge {name}"),
+            KernelOp::OvsDelBridge { name } => write!(f, "delete ovs bridge {name}"),
+            KernelOp::OvsAddPort { bridge, port, .. } => {
+                write!(f, "add port {port} to ovs bridge {bridge}")
+            }
+            KernelOp::OvsDelPort { bridge, port } => {
+                write!(f, "delete port {port} from ovs bridge {bridge}")
+            }
             KernelOp::Firewall(changes) => {
                 write!(f, "firewall: ")?;
                 for (i, c) in changes.iter().enumerate() {

@@ -4,8 +4,12 @@
 //! of a `Switch`; the rest of a plan (namespaces, addresses in containers, routes, sysctls of
 //! the host, firewall elements) is the same whichever switch carries the frames.
 
+mod ovs;
+
 use crate::model::{Driver, NetworkSpec};
 use crate::ops::{KernelOp, NsRef};
+
+pub use ovs::OpenVSwitch;
 
 /// A switch driver: pure, it only says which kernel operations do its work.
 pub trait Switch {
@@ -28,6 +32,7 @@ pub trait Switch {
 pub fn of(spec: &NetworkSpec) -> &'static dyn Switch {
     match spec.driver() {
         Driver::Bridge => &LinuxBridge,
+        Driver::Ovs => &OpenVSwitch,
     }
 }
 
@@ -42,53 +47,61 @@ fn host_sysctl(key: String, value: &str) -> KernelOp {
     }
 }
 
+/// The device that holds a switch's gateway addresses (the Linux bridge itself, or Open
+/// vSwitch's local port, named as the bridge): IPv6 set up before it goes up, the gateway
+/// addresses, up, and `route_localnet` so the host's 127.0.0.1 reaches published ports.
+fn gateway_device(spec: &NetworkSpec) -> Vec<KernelOp> {
+    let bridge = spec.bridge().to_string();
+    let mut ops = Vec::new();
+    if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6()) {
+        // Before the bridge goes up: a tentative link-local address would hold back
+        // neighbour solicitations, and so the first packets to every endpoint, for a second.
+        ops.push(host_sysctl(
+            format!("net/ipv6/conf/{bridge}/accept_dad"),
+            "0",
+        ));
+    } else {
+        // No IPv6 on an IPv4-only network's bridge: every port added or removed is a link
+        // change on which the kernel resends the bridge's MLD reports and reruns DAD,
+        // flooded to every port (through br_netfilter): setup would grow with the number
+        // of endpoints.
+        ops.push(host_sysctl(
+            format!("net/ipv6/conf/{bridge}/disable_ipv6"),
+            "1",
+        ));
+    }
+    ops.extend(spec.subnets().iter().map(|s| KernelOp::AddAddr {
+        ns: NsRef::Host,
+        ifname: bridge.clone(),
+        addr: s.gateway_cidr(),
+    }));
+    ops.push(KernelOp::LinkUp {
+        ns: NsRef::Host,
+        ifname: bridge.clone(),
+    });
+    if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv4()) {
+        // Slash form: bridge names may contain dots.
+        ops.push(host_sysctl(
+            format!("net/ipv4/conf/{bridge}/route_localnet"),
+            "1",
+        ));
+    }
+    ops
+}
+
 impl Switch for LinuxBridge {
     fn kind(&self) -> &'static str {
         "bridge"
     }
 
-    /// The bridge with its pinned MAC, IPv6 set up before it goes up, the gateway addresses,
-    /// up, and `route_localnet` so the host's 127.0.0.1 reaches published ports.
+    /// The bridge with its pinned MAC, then its gateway device's setup.
     fn create(&self, spec: &NetworkSpec) -> Vec<KernelOp> {
-        let bridge = spec.bridge().to_string();
         let mut ops = vec![KernelOp::CreateBridge {
-            name: bridge.clone(),
+            name: spec.bridge().to_string(),
             mtu: spec.mtu(),
             mac: spec.bridge_mac(),
         }];
-        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv6()) {
-            // Before the bridge goes up: a tentative link-local address would hold back
-            // neighbour solicitations, and so the first packets to every endpoint, for a second.
-            ops.push(host_sysctl(
-                format!("net/ipv6/conf/{bridge}/accept_dad"),
-                "0",
-            ));
-        } else {
-            // No IPv6 on an IPv4-only network's bridge: every port added or removed is a link
-            // change on which the kernel resends the bridge's MLD reports and reruns DAD,
-            // flooded to every port (through br_netfilter): setup would grow with the number
-            // of endpoints.
-            ops.push(host_sysctl(
-                format!("net/ipv6/conf/{bridge}/disable_ipv6"),
-                "1",
-            ));
-        }
-        ops.extend(spec.subnets().iter().map(|s| KernelOp::AddAddr {
-            ns: NsRef::Host,
-            ifname: bridge.clone(),
-            addr: s.gateway_cidr(),
-        }));
-        ops.push(KernelOp::LinkUp {
-            ns: NsRef::Host,
-            ifname: bridge.clone(),
-        });
-        if spec.subnets().iter().any(|s| s.cidr.addr().is_ipv4()) {
-            // Slash form: bridge names may contain dots.
-            ops.push(host_sysctl(
-                format!("net/ipv4/conf/{bridge}/route_localnet"),
-                "1",
-            ));
-        }
+        ops.extend(gateway_device(spec));
         ops
     }
 

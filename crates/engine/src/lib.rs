@@ -4,6 +4,7 @@
 
 mod apply;
 mod attachment;
+mod bandwidth;
 mod conflict;
 mod container;
 mod doctor;
@@ -19,6 +20,7 @@ mod primary;
 mod removal;
 mod repair;
 mod route;
+mod switch_repair;
 mod topology;
 mod verify;
 pub mod views;

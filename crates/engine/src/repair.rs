@@ -22,18 +22,30 @@ pub struct RepairReport {
 impl<K: Kernel> Engine<K> {
     /// Reinstalls the firewall skeleton and all elements in one transaction per table set.
     pub fn repair(&mut self) -> Result<RepairReport, EngineError> {
+        self.repair_observed(|_, _, _| {})
+    }
+
+    /// `repair`, calling `progress(step, steps, what)` for each network it collects elements
+    /// for, then before the one kernel transaction that installs them all.
+    pub fn repair_observed(
+        &mut self,
+        mut progress: impl FnMut(usize, usize, &str),
+    ) -> Result<RepairReport, EngineError> {
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
             let networks = tx.networks()?;
             let mut changes = Vec::new();
             let mut sysctls = Vec::new();
             let (mut endpoints, mut ports) = (0, 0);
+            let mut switches = Vec::new();
             // Rows being removed keep no elements: `gc` or their remover finishes them.
             let networks: Vec<_> = networks
                 .into_iter()
                 .filter(|n| n.state != RowState::Removing)
                 .collect();
-            for n in &networks {
+            let steps = networks.len() + 1;
+            for (i, n) in networks.iter().enumerate() {
+                progress(i + 1, steps, &format!("network {}", n.spec.name()));
                 changes.extend(
                     firewall::network_elements(&n.spec)
                         .into_iter()
@@ -44,11 +56,13 @@ impl<K: Kernel> Engine<K> {
                         .into_iter()
                         .filter(|op| matches!(op, KernelOp::Sysctl { .. })),
                 );
+                let mut host_ifnames = Vec::new();
                 for e in tx.endpoints_of_network(n.spec.name())? {
                     if e.state == RowState::Removing {
                         continue;
                     }
                     endpoints += 1;
+                    host_ifnames.push(e.host_ifname.to_string());
                     changes.extend(
                         firewall::endpoint_elements(&n.spec, e.host_ifname.as_str())
                             .into_iter()
@@ -66,12 +80,21 @@ impl<K: Kernel> Engine<K> {
                             .map(FwChange::Add),
                     );
                 }
+                switches.push((&n.spec, host_ifnames));
             }
-            kernel.fw_remove()?;
             let elements = changes.len();
+            progress(
+                steps,
+                steps,
+                &format!("installing {elements} firewall element(s)"),
+            );
+            kernel.fw_remove()?;
             if !networks.is_empty() {
                 kernel.fw_ensure()?;
                 kernel.apply(&KernelOp::Firewall(changes))?;
+                for (spec, host_ifnames) in &switches {
+                    crate::switch_repair::restore(kernel, spec, host_ifnames)?;
+                }
                 for op in &sysctls {
                     kernel.apply(op)?;
                 }

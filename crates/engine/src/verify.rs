@@ -164,7 +164,11 @@ impl<K: Kernel> Engine<K> {
         match iface(&host.interfaces, &veth) {
             None => problems.push(Problem::HostEndMissing(veth)),
             Some(v) => {
-                if v.master.as_deref() != Some(bridge.as_str()) {
+                // Only a Linux bridge makes its ports the kernel's slaves; an Open vSwitch
+                // port has no master on the userspace datapath (ovs-system on the kernel's).
+                if net.spec.driver() == nsnet_core::model::Driver::Bridge
+                    && v.master.as_deref() != Some(bridge.as_str())
+                {
                     problems.push(Problem::NotAPort {
                         ifname: veth.clone(),
                         bridge: bridge.clone(),

@@ -17,13 +17,19 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// The live kernel backend of the state in `state_dir`: nsnet's own Open vSwitch daemons, when
+/// a network needs them, keep their files in its `ovs` directory.
+pub fn kernel(state_dir: &Path) -> LiveKernel {
+    LiveKernel::new().with_ovs_dir(state_dir.join("ovs"))
+}
+
 /// Opens the store in `state_dir` and the live kernel backend.
 pub fn open(state_dir: &Path) -> anyhow::Result<LiveEngine> {
     let store = Store::open(state_dir)
         .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
     Ok(Engine::new(
         store,
-        LiveKernel::new(),
+        kernel(state_dir),
         std::process::id(),
         boot_id(),
     ))

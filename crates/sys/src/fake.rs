@@ -42,6 +42,9 @@ pub struct FakeKernel {
     pub routes: BTreeMap<String, Vec<Route>>,
     /// Veth peers, both ways: (namespace, interface) to the other end.
     peers: BTreeMap<(String, String), (String, String)>,
+    /// Open vSwitch bridges: name to (owning network, ports). As live, a port stays on its
+    /// bridge when its device goes, until it is deleted.
+    pub ovs: BTreeMap<String, (String, BTreeSet<String>)>,
 }
 
 /// A route the fake holds.
@@ -213,6 +216,44 @@ impl FakeKernel {
             KernelOp::Sysctl { ns, .. } => self.check_ns(ns, what)?,
             KernelOp::Hairpin { ifname } => self.check_link(&NsRef::Host, ifname, what)?,
             KernelOp::Shape { ns, ifname, .. } => self.check_link(ns, ifname, what)?,
+            KernelOp::OvsAddBridge { name, network, .. } => {
+                if self.ovs.contains_key(name) {
+                    return Err(KernelError::new(what, FailKind::Exists, "bridge exists"));
+                }
+                // Its local port, named as the bridge.
+                self.add_link(&NsRef::Host, name, what)?;
+                self.ovs
+                    .insert(name.clone(), (network.clone(), BTreeSet::new()));
+            }
+            KernelOp::OvsDelBridge { name } => {
+                if self.ovs.remove(name).is_none() {
+                    return Err(Self::not_found(what, "no such bridge"));
+                }
+                self.remove_link("host", name);
+            }
+            KernelOp::OvsAddPort { bridge, port, .. } => {
+                if !self.ovs.contains_key(bridge) {
+                    return Err(Self::not_found(what, "no such bridge"));
+                }
+                self.check_link(&NsRef::Host, port, what)?;
+                if self.ovs.values().any(|(_, ports)| ports.contains(port)) {
+                    return Err(KernelError::new(what, FailKind::Exists, "port exists"));
+                }
+                self.ovs
+                    .get_mut(bridge)
+                    .expect("checked")
+                    .1
+                    .insert(port.clone());
+            }
+            KernelOp::OvsDelPort { bridge, port } => {
+                let removed = self
+                    .ovs
+                    .get_mut(bridge)
+                    .is_some_and(|(_, ports)| ports.remove(port));
+                if !removed {
+                    return Err(Self::not_found(what, "no such port"));
+                }
+            }
             KernelOp::Firewall(_) => {
                 return Err(KernelError::new(
                     what,

@@ -9,6 +9,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod nl;
+pub mod ovs;
 pub mod ports;
 pub mod probe;
 pub mod process;

@@ -283,3 +283,139 @@ fn live_kernel_keeps_the_contract() {
     nsnet_sys::require_root!();
     nsnet_sys::testkit::in_sandbox(|| scenario(&mut LiveKernel::new()));
 }
+
+/// Open vSwitch ops: a bridge with its local port as a host interface, ports of existing host
+/// interfaces, `Exists` and `NotFound` as for links; a port outlives its device until deleted.
+fn ovs_scenario<K: Kernel>(k: &mut K) {
+    let bridge = |name: &str| KernelOp::OvsAddBridge {
+        name: name.into(),
+        network: "c".into(),
+        mtu: Some(1400),
+        mac: nsnet_core::model::Mac([2, 0, 0, 0, 0, 1]),
+    };
+    let del_bridge = KernelOp::OvsDelBridge {
+        name: "nsbr-c".into(),
+    };
+    let port = |p: &str| KernelOp::OvsAddPort {
+        bridge: "nsbr-c".into(),
+        port: p.into(),
+        network: "c".into(),
+        protected: true,
+    };
+    let del_port = |p: &str| KernelOp::OvsDelPort {
+        bridge: "nsbr-c".into(),
+        port: p.into(),
+    };
+    assert_eq!(
+        kind_of("delete missing bridge", k.apply(&del_bridge)),
+        FailKind::NotFound
+    );
+    ok("add bridge", k.apply(&bridge("nsbr-c")));
+    ok(
+        "local port is a host interface",
+        k.apply(&KernelOp::LinkUp {
+            ns: NsRef::Host,
+            ifname: "nsbr-c".into(),
+        }),
+    );
+    assert_eq!(
+        kind_of("add bridge again", k.apply(&bridge("nsbr-c"))),
+        FailKind::Exists
+    );
+    ok("netns", k.create_netns("oc"));
+    let end = |n: NsRef, i: &str| VethEnd {
+        ns: n,
+        name: i.to_string(),
+        mac: None,
+        master: None,
+        ipv6: false,
+    };
+    ok(
+        "veth",
+        k.apply(&KernelOp::CreateVeth {
+            a: end(NsRef::Host, "pa"),
+            b: end(ns("oc"), "pb"),
+            mtu: None,
+        }),
+    );
+    ok("add port", k.apply(&port("pa")));
+    assert_eq!(
+        kind_of("add port again", k.apply(&port("pa"))),
+        FailKind::Exists
+    );
+    assert_eq!(
+        kind_of("port of a missing interface", k.apply(&port("nope"))),
+        FailKind::NotFound
+    );
+    let other = KernelOp::OvsAddPort {
+        bridge: "nsbr-x".into(),
+        port: "pa".into(),
+        network: "c".into(),
+        protected: false,
+    };
+    assert_eq!(
+        kind_of("port on a missing bridge", k.apply(&other)),
+        FailKind::NotFound
+    );
+    ok(
+        "device gone",
+        k.apply(&KernelOp::DeleteLink {
+            ns: NsRef::Host,
+            ifname: "pa".into(),
+        }),
+    );
+    ok("delete port of a gone device", k.apply(&del_port("pa")));
+    assert_eq!(
+        kind_of("delete port again", k.apply(&del_port("pa"))),
+        FailKind::NotFound
+    );
+    ok("delete bridge", k.apply(&del_bridge));
+    assert_eq!(
+        kind_of("delete bridge again", k.apply(&del_bridge)),
+        FailKind::NotFound
+    );
+    assert_eq!(
+        kind_of(
+            "local port gone with the bridge",
+            k.apply(&KernelOp::LinkUp {
+                ns: NsRef::Host,
+                ifname: "nsbr-c".into(),
+            })
+        ),
+        FailKind::NotFound
+    );
+    ok("netns gone", k.delete_netns("oc"));
+}
+
+#[test]
+fn fake_kernel_keeps_the_ovs_contract() {
+    ovs_scenario(&mut FakeKernel::default());
+}
+
+#[test]
+fn live_kernel_keeps_the_ovs_contract() {
+    nsnet_sys::require_root!();
+    if nsnet_sys::ovs::installed().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "Open vSwitch is not installed and CI is set: run scripts/deps.sh"
+        );
+        eprintln!("skipped: Open vSwitch is not installed");
+        return;
+    }
+    let dir = nsnet_sys::testkit::scratch_dir("ovs-contract");
+    /// Stops the daemons the scenario started, whatever happens to it, and drops their files.
+    struct Stop(nsnet_sys::ovs::daemon::OvsDir);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.stop();
+            if let Some(scratch) = self.0.0.parent() {
+                let _ = std::fs::remove_dir_all(scratch);
+            }
+        }
+    }
+    let _stop = Stop(nsnet_sys::ovs::daemon::OvsDir(dir.join("ovs")));
+    nsnet_sys::testkit::in_sandbox(|| {
+        ovs_scenario(&mut LiveKernel::new().with_ovs_dir(dir.join("ovs")))
+    });
+}

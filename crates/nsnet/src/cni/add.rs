@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::config::{NetConf, Network};
 use super::env::CniEnv;
 use super::error::CniError;
-use super::result::{CniResult, Interface, IpConfig, Route};
+use super::result::{CniResult, Dns, Interface, IpConfig, Route};
 use super::version::Version;
 use super::words;
 
@@ -56,13 +56,39 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         publish: req.publish,
         ranges: network.ranges.clone(),
         routes: RoutePolicy::Explicit(network.routes.clone()),
+        aliases: req.aliases,
     };
     let mut engine = super::open(&conf.basics)?;
     let what = format!(
         "attach {} (netns {netns})",
         words::attachment(add.network.name(), &add.key)
     );
-    let ep = engine.attach(&add).map_err(|e| e.during(what))?;
+    let ep = engine.attach(&add).map_err(|e| e.during(what.clone()))?;
+    if !req.bandwidth.is_empty() {
+        let name = add.network.name();
+        let shaped =
+            engine.attachment_shape(name, &add.key, req.bandwidth.ingress, req.bandwidth.egress);
+        if let Err(e) = shaped {
+            // A failed ADD leaves nothing: the runtime will not DEL what it never got.
+            let undone = engine
+                .detach(name, &add.key)
+                .and_then(|_| engine.release_if_unused(name));
+            if let Err(u) = undone {
+                tracing::warn!(attachment = %what, error = %u, "undo of a failed ADD");
+            }
+            return Err(e.during(format!("limit the bandwidth of {what}")).into());
+        }
+    }
+    drop(engine);
+    if network.spec.dns() {
+        let dir = conf.basics.state_dir()?;
+        crate::dns::sync(&dir).map_err(|e| {
+            CniError::new(
+                super::error::code::IO_FAILURE,
+                format!("DNS responder: {e:#}"),
+            )
+        })?;
+    }
     let ours = result(&network, &ep, &netns, conf);
     let out = match prev {
         Some(mut p) => {
@@ -117,8 +143,32 @@ fn result(network: &Network, ep: &EndpointView, netns: &str, conf: &NetConf) -> 
                 gw: Some(r.via),
             })
             .collect(),
-        dns: conf.dns.clone().unwrap_or_default(),
+        dns: dns(network, conf),
     }
+}
+
+/// The result's DNS: the configuration's, with the gateways and the search domain first
+/// when the network has nsnet's responder.
+fn dns(network: &Network, conf: &NetConf) -> Dns {
+    let mut out = conf.dns.clone().unwrap_or_default();
+    if network.spec.dns() {
+        let mut servers: Vec<String> = network
+            .spec
+            .subnets()
+            .iter()
+            .map(|s| s.gateway.to_string())
+            .collect();
+        for n in out.nameservers.drain(..) {
+            if !servers.contains(&n) {
+                servers.push(n);
+            }
+        }
+        out.nameservers = servers;
+        let domain = nsnet_core::dnsname::SEARCH_DOMAIN.to_string();
+        out.search.retain(|d| *d != domain);
+        out.search.insert(0, domain);
+    }
+    out
 }
 
 #[cfg(test)]

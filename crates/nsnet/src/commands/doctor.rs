@@ -57,6 +57,8 @@ pub struct Facts {
     pub ipv6_disabled: Option<String>,
     pub ip_forward: Option<String>,
     pub state: StateFacts,
+    /// Open vSwitch's programs and the datapath nsnet would use, or what is missing.
+    pub ovs: Result<String, String>,
 }
 
 /// Whether a kernel feature worked when tried, or the kernel's refusal.
@@ -75,6 +77,9 @@ pub struct StateFacts {
     /// `None` when the store was not opened: no database yet, or opening it would change
     /// the directory's mode.
     pub health: Option<Result<StoreHealth, String>>,
+    /// Whether a network has DNS on, and the running responder's pid (None when the store
+    /// was not opened).
+    pub dns: Option<(bool, Option<i32>)>,
 }
 
 pub fn run(state_dir: &Path, format: Format) -> Result<()> {
@@ -84,7 +89,8 @@ pub fn run(state_dir: &Path, format: Format) -> Result<()> {
         ok: checks.iter().all(|c| c.status != Status::Fail),
         checks,
     };
-    print(format, &report, |r| render(&r.checks))?;
+    let colour = crate::output::colour_stdout();
+    print(format, &report, |r| render_in(&r.checks, colour))?;
     let failed = report
         .checks
         .iter()
@@ -109,6 +115,7 @@ fn gather(state_dir: &Path) -> Facts {
         ipv6_disabled: probe::sysctl("net.ipv6.conf.all.disable_ipv6"),
         ip_forward: probe::sysctl("net.ipv4.ip_forward"),
         state: gather_state(state_dir),
+        ovs: nsnet_sys::ovs::installed(),
     }
 }
 
@@ -133,12 +140,21 @@ fn gather_state(dir: &Path) -> StateFacts {
             .and_then(|mut engine| Ok(engine.doctor_store()?))
             .map_err(|e| format!("{e:#}"))
     });
+    let dns = openable.then(|| {
+        let needed = nsnet_store::Store::open_read_only(dir)
+            .and_then(|mut st| st.read(|tx| tx.dns_needed()))
+            .unwrap_or(false);
+        let running = crate::dns::responder_pid(dir)
+            .filter(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok());
+        (needed, running)
+    });
     StateFacts {
         dir: dir.to_path_buf(),
         mode,
         is_dir,
         size,
         health,
+        dns,
     }
 }
 
@@ -274,6 +290,17 @@ pub fn classify(f: &Facts) -> Vec<Check> {
         ),
     });
     out.extend(classify_state(&f.state, nsnet_table));
+    out.push(match &f.ovs {
+        Ok(detail) => check("open vswitch", Status::Ok, detail.clone()),
+        Err(missing) => with_fix(
+            check(
+                "open vswitch",
+                Status::Warn,
+                format!("{missing}: only `--driver ovs` networks need it"),
+            ),
+            "apt-get install openvswitch-switch (nsnet starts its daemons itself)",
+        ),
+    });
     if let Ok(r) = &f.ruleset {
         out.extend(conflicts(r));
     }
@@ -283,6 +310,22 @@ pub fn classify(f: &Facts) -> Vec<Check> {
 fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
     let dir = s.dir.display();
     let mut out = Vec::new();
+    match s.dns {
+        None | Some((false, None)) => {}
+        Some((_, Some(pid))) => out.push(check(
+            "DNS responder",
+            Status::Ok,
+            format!("running (pid {pid})"),
+        )),
+        Some((true, None)) => out.push(with_fix(
+            check(
+                "DNS responder",
+                Status::Warn,
+                "a network has DNS on but no responder runs: its containers' names go unanswered",
+            ),
+            "run nsnet gc (or nsnet repair)",
+        )),
+    }
     match s.mode {
         None => {
             out.push(check(
@@ -491,18 +534,23 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// One line per check, the fix indented under it.
-pub fn render(checks: &[Check]) -> String {
+/// One line per check, the fix indented under it; the status in green, yellow or red when
+/// `colour`.
+pub fn render_in(checks: &[Check], colour: bool) -> String {
     let name_width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
-        let status = match c.status {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
+        let (status, sgr) = match c.status {
+            Status::Ok => ("OK", "32"),
+            Status::Warn => ("WARN", "33"),
+            Status::Fail => ("FAIL", "31"),
         };
+        let mut status = format!("{status:<4}");
+        if colour {
+            status = format!("\x1b[{sgr}m{status}\x1b[0m");
+        }
         out.push_str(&format!(
-            "{status:<4}  {:<name_width$}  {}\n",
+            "{status}  {:<name_width$}  {}\n",
             c.name, c.detail
         ));
         if let Some(fix) = &c.fix {
@@ -548,8 +596,38 @@ mod tests {
                 is_dir: true,
                 size: 4096,
                 health: Some(Ok(StoreHealth::default())),
+                dns: Some((true, None)),
             },
+            ovs: Err("Open vSwitch is not installed: no ovsdb-server".into()),
         }
+    }
+
+    #[test]
+    fn a_dns_network_without_its_responder_warns_with_the_fix() {
+        let mut f = facts();
+        let c = find(&classify(&f), "DNS responder").clone();
+        assert_eq!(c.status, Status::Warn);
+        assert_eq!(c.fix.as_deref(), Some("run nsnet gc (or nsnet repair)"));
+        f.state.dns = Some((true, Some(77)));
+        let c = find(&classify(&f), "DNS responder").clone();
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Ok, "running (pid 77)")
+        );
+        f.state.dns = Some((false, None));
+        assert!(classify(&f).iter().all(|c| c.name != "DNS responder"));
+    }
+
+    #[test]
+    fn open_vswitch_missing_is_a_warning_with_the_package() {
+        let c = classify(&facts());
+        let ovs = find(&c, "open vswitch");
+        assert_eq!(ovs.status, Status::Warn);
+        assert!(ovs.detail.contains("--driver ovs"), "{}", ovs.detail);
+        assert!(ovs.fix.as_deref().unwrap().contains("openvswitch-switch"));
+        let mut f = facts();
+        f.ovs = Ok("ovsdb-server, ovs-vswitchd; datapath netdev".into());
+        assert_eq!(find(&classify(&f), "open vswitch").status, Status::Ok);
     }
 
     fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
@@ -642,8 +720,14 @@ mod tests {
             ),
         ];
         assert_eq!(
-            render(&checks),
+            render_in(&checks, false),
             "OK    ipv6  enabled\nWARN  gc    1 leftover(s): x\n            fix: run nsnet gc\n"
         );
+        let coloured = render_in(&checks, true);
+        assert!(
+            coloured.starts_with("\x1b[32mOK  \x1b[0m  ipv6"),
+            "{coloured:?}"
+        );
+        assert!(coloured.contains("\x1b[33mWARN\x1b[0m  gc"), "{coloured:?}");
     }
 }

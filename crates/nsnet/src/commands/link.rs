@@ -49,6 +49,7 @@ fn shaping_args(a: &LinkSet) -> Result<Shaping> {
             .transpose()?,
         loss_ppm: a.loss.as_deref().map(parse_loss).transpose()?,
         rate_bps: a.rate.as_deref().map(parse_rate).transpose()?,
+        burst_bits: None,
     };
     if s.is_empty() && !a.clear {
         anyhow::bail!(
@@ -89,7 +90,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: LinkCmd) -> Result<()> {
             let ifname = IfName::new(&a.ifname)?;
             let shaping = shaping_args(&a)?;
             context::open(state_dir)?.link_shape(&ns, &ifname, shaping)?;
-            println!("{} in netns {}: {shaping}", a.ifname, a.netns);
+            crate::output::note(&format!("{} in netns {}: {shaping}", a.ifname, a.netns));
         }
         LinkCmd::Ls => {
             let links = context::open(state_dir)?.link_ls()?;

@@ -10,17 +10,11 @@ use crate::cli::Format;
 use crate::context;
 use crate::hint::topology_error;
 use crate::output::print;
+use crate::progress::Progress;
 use crate::topology::load;
 
 fn lines(changes: &[Change]) -> Vec<String> {
     changes.iter().map(ToString::to_string).collect()
-}
-
-/// Long applies show progress on stderr (stdout stays the result).
-fn progress(i: usize, n: usize, c: &Change) {
-    if n > 20 {
-        eprintln!("[{i}/{n}] {c}");
-    }
 }
 
 pub fn plan(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
@@ -40,9 +34,11 @@ pub fn plan(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
 pub fn apply(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
     let desired = load(file)?;
     let start = Instant::now();
+    let mut progress = Progress::new("apply");
     let changes = context::open(state_dir)?
-        .topology_apply(&desired, progress)
+        .topology_apply(&desired, |i, n, c| progress.step(i, n, c))
         .map_err(topology_error)?;
+    drop(progress);
     let took = start.elapsed();
     print(format, &lines(&changes), |l| {
         if l.is_empty() {
@@ -60,9 +56,11 @@ pub fn apply(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
 
 pub fn destroy(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
     let desired = load(file)?;
+    let mut progress = Progress::new("destroy");
     let changes = context::open(state_dir)?
-        .topology_destroy(&desired.name, progress)
+        .topology_destroy(&desired.name, |i, n, c| progress.step(i, n, c))
         .map_err(topology_error)?;
+    drop(progress);
     print(format, &lines(&changes), |l| {
         if l.is_empty() {
             format!("nothing to destroy for topology {}\n", desired.name)

@@ -186,6 +186,7 @@ fn network(ctx: &Ctx<'_>, name: &At<String>, def: &NetworkDef) -> Result<Network
         .icc(def.icc)
         .routed(def.routed.v)
         .driver(driver)
+        .dns(def.dns)
         .build()
         .map_err(|e| ctx.err(spec_field(&e, def), e))
 }
@@ -295,6 +296,7 @@ fn end(ctx: &Ctx<'_>, e: &EndDef, ns: &str, peer: &str) -> Result<LinkEndDef, Fi
         // The kernel counts bytes: keep the rate a whole number of bytes per second, so what
         // is read back equals what was asked.
         rate_bps: parsed(ctx, &e.rate, |d| parse_rate(d).map(|r| r / 8 * 8))?,
+        burst_bits: None,
     };
     ctx.at(&e.at, shaping.validate())?;
     Ok(LinkEndDef {

@@ -249,7 +249,7 @@ mod tests {
             ),
             (
                 "name: t\nnetworks:\n  lan:\n    subnets: [10.0.0.0/24]\n    driver: hub\n",
-                "t.yaml:5:13: networks.lan.driver: invalid driver \"hub\": allowed: bridge",
+                "t.yaml:5:13: networks.lan.driver: invalid driver \"hub\": allowed: bridge, ovs",
             ),
             (
                 "name: t\nnetworks:\n  lan:\n    subnets: [fd00::/64]\n    mtu: 1000\n",

@@ -25,6 +25,8 @@ pub struct NetworkDef {
     pub icc: bool,
     pub routed: At<bool>,
     pub driver: Option<Text>,
+    /// Container names over DNS (default false: networks a file made before keep theirs).
+    pub dns: bool,
     pub endpoints: Vec<(Text, EndpointDef)>,
 }
 
@@ -121,6 +123,7 @@ impl NetworkDef {
             "icc",
             "routed",
             "driver",
+            "dns",
             "endpoints",
         ])?;
         m.require("subnets")?;
@@ -134,6 +137,7 @@ impl NetworkDef {
             icc: m.flag("icc", true)?.v,
             routed: m.flag("routed", false)?,
             driver: m.opt_text("driver")?,
+            dns: m.flag("dns", false)?.v,
             endpoints: named(m, "endpoints", EndpointDef::read)?,
         })
     }

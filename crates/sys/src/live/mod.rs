@@ -34,6 +34,8 @@ pub struct LiveKernel {
     /// index the kernel no longer knows (the interface was replaced) is looked up again.
     indexes: HashMap<NsRef, HashMap<String, u32>>,
     crash: CrashPoints,
+    /// Open vSwitch, for networks of the `ovs` driver.
+    ovs: crate::ovs::Ovs,
     /// Netlink goes to this recorder instead of the kernel (tests without root).
     #[cfg(any(test, feature = "testkit"))]
     recorder: Option<crate::nl::record::Recorder>,
@@ -102,6 +104,13 @@ impl LiveKernel {
             crash: CrashPoints::from_env(),
             ..Self::default()
         }
+    }
+
+    /// This backend with nsnet's own Open vSwitch daemons (started on first use) keeping
+    /// their database, socket and pidfiles in `dir`.
+    pub fn with_ovs_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.ovs = crate::ovs::Ovs::new(dir);
+        self
     }
 
     /// A kernel backend whose netlink requests go to `recorder`, which answers them, instead
@@ -456,6 +465,33 @@ impl LiveKernel {
                     "firewall changes go through Firewall::apply_fw",
                 ));
             }
+            KernelOp::OvsAddBridge {
+                name,
+                network,
+                mtu,
+                mac,
+            } => {
+                self.live_only(what)?;
+                self.ovs.add_bridge(what, name, network, *mtu, *mac)?;
+            }
+            KernelOp::OvsDelBridge { name } => {
+                self.live_only(what)?;
+                self.unlearn(&NsRef::Host, name);
+                self.ovs.del_bridge(what, name)?;
+            }
+            KernelOp::OvsAddPort {
+                bridge,
+                port,
+                network,
+                protected,
+            } => {
+                self.live_only(what)?;
+                self.ovs.add_port(what, bridge, port, network, *protected)?;
+            }
+            KernelOp::OvsDelPort { bridge, port } => {
+                self.live_only(what)?;
+                self.ovs.del_port(what, bridge, port)?;
+            }
             KernelOp::Shape {
                 ns,
                 ifname,
@@ -515,6 +551,7 @@ fn shaper_of(s: &Shaping) -> Shaper {
     if s.delay_us.is_none() && s.jitter_us.is_none() && s.loss_ppm.is_none() {
         return Shaper::Tbf {
             rate_bytes: s.rate_bps.unwrap_or(0) / 8,
+            burst_bytes: s.burst_bits.map_or(0, |b| (b / 8) as u32),
         };
     }
     Shaper::Netem(Netem {
@@ -531,9 +568,13 @@ fn shaper_of(s: &Shaping) -> Shaper {
 fn shaping_of(shaper: &Shaper) -> Shaping {
     let nonzero = |v: u64| (v > 0).then_some(v);
     let n = match shaper {
-        Shaper::Tbf { rate_bytes } => {
+        Shaper::Tbf {
+            rate_bytes,
+            burst_bytes,
+        } => {
             return Shaping {
                 rate_bps: nonzero(rate_bytes * 8),
+                burst_bits: (*burst_bytes > 0).then(|| u64::from(*burst_bytes) * 8),
                 ..Shaping::default()
             };
         }
@@ -546,6 +587,7 @@ fn shaping_of(shaper: &Shaper) -> Shaping {
             ((u64::from(n.loss) * 1_000_000 + u64::from(u32::MAX) / 2) / u64::from(u32::MAX)) as u32
         }),
         rate_bps: nonzero(n.rate_bytes * 8),
+        burst_bits: None,
     }
 }
 
