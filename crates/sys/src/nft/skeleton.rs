@@ -12,7 +12,7 @@
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 use nsnet_core::firewall::{
     CT_MARK, CT_MARK_FROM_BRIDGE, FAMILY_BRIDGE, FAMILY_INET, MAP_ANY4, MAP_ANY6, MAP_IP4, MAP_IP6,
-    SET_BRIDGES, SET_INTERNAL, SET_MASQ, SET_NOICC, SET_ROUTED, SET_SAME_BRIDGE, TABLE,
+    SET_BRIDGES, SET_DNS, SET_INTERNAL, SET_MASQ, SET_NOICC, SET_ROUTED, SET_SAME_BRIDGE, TABLE,
 };
 
 use super::msg::{self, Writer};
@@ -201,6 +201,15 @@ fn daddr_is_local() -> Vec<A> {
     ]
 }
 
+/// `fib daddr . iif type local`: a local address of the interface the packet came in on.
+fn daddr_is_local_on_iif() -> Vec<A> {
+    vec![
+        // NFTA_FIB_F_DADDR | NFTA_FIB_F_IIF, NFT_FIB_RESULT_ADDRTYPE, into reg 1.
+        expr("fib", vec![A::U32(3, 2 | 8), A::U32(2, 3), A::U32(1, R1)]),
+        cmp(CMP_EQ, &2u32.to_ne_bytes()), // RTN_LOCAL
+    ]
+}
+
 /// `dnat <family> to` the address in reg 1 and the port in `proto_reg` (NFT_NAT_DNAT).
 fn dnat(family: u32, proto_reg: u32) -> A {
     expr(
@@ -282,6 +291,15 @@ const NOICC: SetRef = SetRef {
     name: SET_NOICC,
     id: 10,
 };
+const DNS: SetRef = SetRef {
+    name: SET_DNS,
+    id: 12,
+};
+/// The anonymous `{ tcp, udp }` of the inet table's input chain.
+const TCP_UDP: SetRef = SetRef {
+    name: "__set%d",
+    id: 13,
+};
 /// The anonymous `{ ip, ip6 }` of the bridge table (the kernel names it `__set0`).
 const ETHER_TYPES: SetRef = SetRef {
     name: "__set%d",
@@ -295,6 +313,8 @@ const UDATA_IFNAME: &str = "000401000000";
 const UDATA_IFNAME_PAIR: &str = "000400000000030800040d0000000100";
 const UDATA_DNAT_MAP: &str =
     "000400000000010400000000030800040d0000000100040800040d0000000100060400000000";
+/// ...and for the anonymous `{ tcp, udp }`, host-order keys typed as `meta l4proto`...
+const UDATA_L4PROTOS: &str = "000401000000030e0004090000000106000410000000";
 /// ...and for the anonymous `{ ip, ip6 }`, big-endian keys of the ethertype expression.
 const UDATA_ETHER_TYPES: &str = "0004020000000314000407000000010c000411000000010403000000";
 
@@ -325,6 +345,7 @@ const T_IP6_PROTO_PORT: u32 = (8 << 12) | T_PROTO_PORT;
 const T_IP4_PORT: u32 = (7 << 6) | 13;
 const T_IP6_PORT: u32 = (8 << 6) | 13;
 const T_ETHERTYPE: u32 = 10;
+const T_INET_PROTO: u32 = 12;
 const NFT_SET_ANONYMOUS: u32 = 1;
 const NFT_SET_CONSTANT: u32 = 2;
 const NFT_SET_MAP: u32 = 8;
@@ -404,6 +425,7 @@ const PREROUTING: u32 = 0;
 const FORWARD: u32 = 2;
 const OUTPUT: u32 = 3;
 const POSTROUTING: u32 = 4;
+const INPUT: u32 = 1;
 
 fn base_chain(family: u8, name: &str, kind: &str, hook: u32, prio: i32) -> Msg {
     Msg {
@@ -460,6 +482,7 @@ pub(crate) fn install_msgs(replace: bool) -> Vec<Msg> {
     });
     m.push(base_chain(i, "postrouting", "nat", POSTROUTING, 100));
     m.push(base_chain(i, "forward", "filter", FORWARD, -10));
+    m.push(base_chain(i, "input", "filter", INPUT, -10));
     m.push(new_set(i, ifname_set(BRIDGES), None));
     m.push(new_set(
         i,
@@ -473,7 +496,7 @@ pub(crate) fn install_msgs(replace: bool) -> Vec<Msg> {
         },
         None,
     ));
-    for set in [MASQ, INTERNAL, ROUTED] {
+    for set in [MASQ, INTERNAL, ROUTED, DNS] {
         m.push(new_set(i, ifname_set(set), None));
     }
     // Keys and data of concatenations take 4-byte slots: proto 4, port 4, IPv4 4, IPv6 16.
@@ -684,6 +707,45 @@ pub(crate) fn install_msgs(replace: bool) -> Vec<Msg> {
     ];
     m.extend(rules.into_iter().map(|(c, e)| rule(i, c, e)));
 
+    // iifname @dns_bridges meta l4proto { tcp, udp } th dport 53 fib daddr . iif type local
+    //   ct mark set ct mark | CT_MARK accept
+    // Its anonymous `{ tcp, udp }` just before the rule, where nft makes it (so the handles
+    // of both ways of installing agree).
+    m.push(new_set(
+        i,
+        SetDef {
+            set: TCP_UDP,
+            flags: NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+            key_type: T_INET_PROTO,
+            key_len: 1,
+            data: None,
+            udata: unhex(UDATA_L4PROTOS),
+        },
+        Some(2),
+    ));
+    m.push(anon_elements(
+        i,
+        &TCP_UDP,
+        &[&[libc::IPPROTO_TCP as u8], &[libc::IPPROTO_UDP as u8]],
+        "the elements of set { tcp, udp }",
+    ));
+    m.push(rule(
+        i,
+        "input",
+        cat(vec![
+            ifname_in(META_IIFNAME, &DNS, false),
+            vec![
+                meta(META_L4PROTO, R1),
+                lookup(&TCP_UDP, None, false),
+                dport(R1),
+                cmp(CMP_EQ, &53u16.to_be_bytes()),
+            ],
+            daddr_is_local_on_iif(),
+            ct_mark_or(CT_MARK),
+            vec![verdict(ACCEPT, None)],
+        ]),
+    ));
+
     // table bridge nsnet: iifname @noicc_ports oifname @noicc_ports ether type { ip, ip6 } drop
     m.push(new_table(b));
     m.push(base_chain(b, "forward", "filter", FORWARD, -10));
@@ -701,24 +763,12 @@ pub(crate) fn install_msgs(replace: bool) -> Vec<Msg> {
         },
         Some(2),
     ));
-    let elem = |v: u16| {
-        A::Nest(
-            1,
-            vec![A::Nest(1, vec![A::Bytes(1, v.to_be_bytes().to_vec())])],
-        )
-    };
-    m.push(Msg {
-        cmd: NFT_MSG_NEWSETELEM,
-        flags: NLM_F_CREATE,
-        family: b,
-        attrs: vec![
-            s(1, TABLE),
-            s(2, ETHER_TYPES.name),
-            A::U32(4, ETHER_TYPES.id), // NFTA_SET_ELEM_LIST_SET_ID
-            A::Nest(3, vec![elem(0x0800), elem(0x86dd)]),
-        ],
-        what: "the elements of set { ip, ip6 }".into(),
-    });
+    m.push(anon_elements(
+        b,
+        &ETHER_TYPES,
+        &[&0x0800u16.to_be_bytes(), &0x86ddu16.to_be_bytes()],
+        "the elements of set { ip, ip6 }",
+    ));
     m.push(rule(
         b,
         "forward",
@@ -733,6 +783,23 @@ pub(crate) fn install_msgs(replace: bool) -> Vec<Msg> {
         ]),
     ));
     m
+}
+
+/// The elements of an anonymous set made in the same transaction (found by its id).
+fn anon_elements(family: u8, set: &SetRef, keys: &[&[u8]], what: &str) -> Msg {
+    let elem = |k: &[u8]| A::Nest(1, vec![A::Nest(1, vec![A::Bytes(1, k.to_vec())])]);
+    Msg {
+        cmd: NFT_MSG_NEWSETELEM,
+        flags: NLM_F_CREATE,
+        family,
+        attrs: vec![
+            s(1, TABLE),
+            s(2, set.name),
+            A::U32(4, set.id), // NFTA_SET_ELEM_LIST_SET_ID
+            A::Nest(3, keys.iter().map(|k| elem(k)).collect()),
+        ],
+        what: what.into(),
+    }
 }
 
 /// IPS_DST_NAT, and conntrack's established and related state bits.
@@ -784,15 +851,15 @@ mod tests {
         assert_eq!(count(NFT_MSG_DELTABLE), 2);
         assert_eq!(install_msgs(false).len(), msgs.len() - 4);
         assert_eq!(count(NFT_MSG_NEWCHAIN), nsnet_core::firewall::CHAINS.len());
-        assert_eq!(count(NFT_MSG_NEWSET), 11);
-        assert_eq!(count(NFT_MSG_NEWRULE), 21);
+        assert_eq!(count(NFT_MSG_NEWSET), 13);
+        assert_eq!(count(NFT_MSG_NEWRULE), 22);
         let bytes = encode(&msgs);
         // BATCH_BEGIN, the messages, BATCH_END, all well framed.
         assert_eq!(crate::nl::wire::messages(&bytes).count(), msgs.len() + 2);
     }
 
     #[test]
-    fn set_ids_are_unique_and_sets_precede_rules() {
+    fn set_ids_are_unique_and_named_sets_precede_rules() {
         let msgs = install_msgs(false);
         let ids: Vec<u32> = msgs
             .iter()
@@ -809,9 +876,15 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), ids.len(), "{ids:?}");
         let first_rule = msgs.iter().position(|m| m.cmd == NFT_MSG_NEWRULE).unwrap();
+        // Named sets first; an anonymous one comes just before its rule, as nft makes it.
+        let named = |m: &Msg| {
+            m.attrs
+                .iter()
+                .any(|a| matches!(a, A::Str(2, n) if !n.starts_with("__set")))
+        };
         let last_inet_set = msgs
             .iter()
-            .rposition(|m| m.cmd == NFT_MSG_NEWSET && m.family == FAMILY_INET)
+            .rposition(|m| m.cmd == NFT_MSG_NEWSET && m.family == FAMILY_INET && named(m))
             .unwrap();
         assert!(last_inet_set < first_rule);
     }
