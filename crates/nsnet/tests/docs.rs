@@ -38,13 +38,17 @@ doc!(walkthrough, "walkthrough.md");
 doc!(topology_lab, "topology.md");
 doc!(podman_cni, "podman-cni.md");
 doc!(containerd_ctr, "containerd.md");
+doc!(dns_names, "dns.md");
+doc!(ovs_switch, "ovs.md");
 
 /// The guides the `doc!` lines above run (kept in step by `every_guide_runs`).
-const GUIDES: [&str; 4] = [
+const GUIDES: [&str; 6] = [
     "walkthrough.md",
     "topology.md",
     "podman-cni.md",
     "containerd.md",
+    "dns.md",
+    "ovs.md",
 ];
 
 fn docs_dir() -> PathBuf {

@@ -428,11 +428,33 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Processes other than the holder in the sandbox's own network namespace: daemons a test
+    /// started, directly or through nsnet (the DNS responder, Open vSwitch's two), whatever
+    /// state directory they use and however the test ended.
+    fn strays(&self) -> Vec<i32> {
+        let holder = self.holder.id() as i32;
+        let Ok(ours) = std::fs::read_link(format!("/proc/{holder}/ns/net")) else {
+            return Vec::new();
+        };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| *pid != holder)
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns == ours)
+            })
+            .collect()
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        // Tests run in network and mount namespaces, not a pid namespace: a responder a test
+        // Tests run in network and mount namespaces, not a pid namespace: a daemon a test
         // started would outlive the holder and keep the sandbox's namespaces alive.
-        if let Some(pid) = self.dns_pid() {
+        for pid in self.strays() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
