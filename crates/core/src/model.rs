@@ -159,6 +159,7 @@ pub struct NetworkSpec {
     icc: bool,
     routed: bool,
     driver: Driver,
+    vni: Option<u32>,
 }
 
 impl NetworkSpec {
@@ -174,6 +175,7 @@ impl NetworkSpec {
             icc: true,
             routed: false,
             driver: Driver::default(),
+            vni: None,
             name,
         }
     }
@@ -222,6 +224,25 @@ impl NetworkSpec {
         self.driver
     }
 
+    /// The VXLAN network identifier of an overlay network (`Driver::Vxlan`); `None` otherwise.
+    pub fn vni(&self) -> Option<u32> {
+        self.vni
+    }
+
+    /// The VXLAN device of an overlay network (`nsvx` and its VNI: the same on every host).
+    pub fn overlay_dev(&self) -> Option<String> {
+        self.vni.map(|v| format!("nsvx{v}"))
+    }
+
+    /// This host's slice of an overlay network: its (IPv4) subnet as recorded here.
+    pub fn overlay_slice(&self) -> Option<ipnet::Ipv4Net> {
+        self.vni?;
+        self.subnets.iter().find_map(|s| match s.cidr {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        })
+    }
+
     /// The bridge's own MAC (see [`Mac::for_bridge`]).
     pub fn bridge_mac(&self) -> Mac {
         Mac::for_bridge(&self.name)
@@ -259,6 +280,7 @@ pub struct NetworkSpecBuilder {
     icc: bool,
     routed: bool,
     driver: Driver,
+    vni: Option<u32>,
 }
 
 impl NetworkSpecBuilder {
@@ -316,6 +338,13 @@ impl NetworkSpecBuilder {
         self
     }
 
+    /// The VXLAN network identifier of an overlay network; `None` (the default) derives one
+    /// from the network's name, so every host computes the same one.
+    pub fn vni(mut self, vni: impl Into<Option<u32>>) -> Self {
+        self.vni = vni.into();
+        self
+    }
+
     /// Checks the whole definition: subnets (present, not special-use, host bits clear, room
     /// for hosts, no overlap between them), gateways (each inside exactly one subnet, at most
     /// one per subnet, neither its network nor its broadcast address), the MTU against the
@@ -332,6 +361,7 @@ impl NetworkSpecBuilder {
             icc,
             routed,
             driver,
+            vni,
         } = self;
         if subnets.is_empty() {
             return Err(CoreError::InvalidValue {
@@ -412,6 +442,14 @@ impl NetworkSpecBuilder {
             check_mtu(m, subnets.iter().any(|s| s.addr().is_ipv6()))?;
         }
         check_routed(&name, internal, routed)?;
+        let vni = check_vni(&name, driver, vni)?;
+        if driver == Driver::Vxlan && subnets.iter().any(|s| s.addr().is_ipv6()) {
+            return Err(CoreError::InvalidValue {
+                what: "network",
+                value: name.to_string(),
+                reason: "a vxlan network takes IPv4 subnets only".to_string(),
+            });
+        }
         Ok(NetworkSpec {
             bridge: bridge.unwrap_or_else(|| default_bridge(&name)),
             name,
@@ -422,6 +460,7 @@ impl NetworkSpecBuilder {
             icc,
             routed,
             driver,
+            vni,
         })
     }
 
@@ -455,8 +494,44 @@ impl NetworkSpecBuilder {
             icc: self.icc,
             routed: self.routed,
             driver: self.driver,
+            vni: self.vni,
         })
     }
+}
+
+/// The VNI of a network: only overlays have one; given, it must fit VXLAN's 24 bits.
+fn check_vni(name: &NetName, driver: Driver, vni: Option<u32>) -> Result<Option<u32>, CoreError> {
+    match (driver, vni) {
+        (Driver::Bridge, None) => Ok(None),
+        (Driver::Bridge, Some(v)) => Err(CoreError::InvalidValue {
+            what: "vni",
+            value: v.to_string(),
+            reason: format!(
+                "network {name} is not a vxlan network; only --driver vxlan takes a vni"
+            ),
+        }),
+        (Driver::Vxlan, None) => Ok(Some(default_vni(name))),
+        (Driver::Vxlan, Some(v)) if (1..=MAX_VNI).contains(&v) => Ok(Some(v)),
+        (Driver::Vxlan, Some(v)) => Err(CoreError::InvalidValue {
+            what: "vni",
+            value: v.to_string(),
+            reason: format!("allowed: 1 to {MAX_VNI}"),
+        }),
+    }
+}
+
+/// The largest VXLAN network identifier (24 bits).
+pub const MAX_VNI: u32 = 0x00ff_ffff;
+
+/// The VNI of an overlay network that names none: a hash of its name, the same on every host.
+pub fn default_vni(name: &NetName) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    // Folded to 24 bits; 0 is avoided so the value reads as "set".
+    ((h >> 24) ^ (h & MAX_VNI)).max(1)
 }
 
 /// What carries a network's frames between its endpoints (see `crate::switch`).
@@ -466,16 +541,20 @@ pub enum Driver {
     /// A Linux bridge: the seed's `ip link add v-net-0 type bridge`.
     #[default]
     Bridge,
+    /// A Linux bridge per host for the host's slice of the subnet, joined to the other hosts'
+    /// slices by routes through one kernel VXLAN device (flannel's vxlan backend).
+    Vxlan,
 }
 
 impl Driver {
     /// Every driver, in the order `--help` and errors list them.
-    pub const ALL: &'static [Driver] = &[Driver::Bridge];
+    pub const ALL: &'static [Driver] = &[Driver::Bridge, Driver::Vxlan];
 
     /// The name faces and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Driver::Bridge => "bridge",
+            Driver::Vxlan => "vxlan",
         }
     }
 }
@@ -558,8 +637,18 @@ impl Mac {
     /// neighbour's cache entry for the gateway goes stale), and a re-create after a reboot
     /// yields the same one. Bridges are separate segments: two networks sharing one is harmless.
     pub fn for_bridge(network: &NetName) -> Self {
+        Self::hashed(network.as_str().as_bytes())
+    }
+
+    /// The MAC of a host's VXLAN device on an overlay: from the VNI and the host's slice, so
+    /// every other host computes its neighbour and FDB entries without asking.
+    pub fn for_vtep(vni: u32, slice: IpNet) -> Self {
+        Self::hashed(format!("vtep {vni} {slice}").as_bytes())
+    }
+
+    fn hashed(input: &[u8]) -> Self {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in network.as_str().bytes() {
+        for &b in input {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }

@@ -146,6 +146,10 @@ ALTER TABLE networks ADD COLUMN cni_owned INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE networks ADD COLUMN driver TEXT NOT NULL DEFAULT 'bridge';
 "#,
+    // The VXLAN network identifier of an overlay network (driver 'vxlan'); NULL otherwise.
+    r#"
+ALTER TABLE networks ADD COLUMN vni INTEGER;
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address

@@ -1,0 +1,329 @@
+//! Overlay networks (`Driver::Vxlan`), flannel-style and routed: each host owns a slice of the
+//! network's subnet (its bridge holds the slice's gateway), and one VXLAN device per network
+//! carries traffic to the other hosts' slices. Everything a host needs to reach another is
+//! computed from that host's underlay address and slice: its VTEP address is the slice's
+//! network address and its VTEP MAC a hash of the VNI and the slice, so static membership
+//! needs no exchange between hosts. Per remote host there are exactly three kernel entries
+//! ([`OverlayPeer`]); nothing per remote container.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::CoreError;
+use crate::model::{Mac, NetworkSpec};
+use crate::ops::OverlayPeer;
+
+/// The IANA VXLAN port (the kernel's default, 8472, predates the assignment).
+pub const VXLAN_PORT: u16 = 4789;
+/// What VXLAN over IPv4 adds to every frame: outer IPv4 (20), UDP (8), VXLAN (8), inner
+/// Ethernet (14). The overlay's MTU is the underlay's minus this.
+pub const VXLAN_OVERHEAD: u32 = 50;
+/// The prefix length of a host's slice of an overlay network's subnet.
+pub const SLICE_PREFIX: u8 = 24;
+
+/// A host of an overlay, as the membership source (topology file) names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    pub underlay: Ipv4Addr,
+    /// Which slice of every overlay network's subnet the host owns (the N-th /24).
+    pub slice: u32,
+}
+
+/// The `index`-th slice of `subnet`.
+pub fn slice_of(network: &str, subnet: Ipv4Net, index: u32) -> Result<Ipv4Net, CoreError> {
+    let err = |reason: String| CoreError::Subnet {
+        network: network.to_string(),
+        subnet: IpNet::V4(subnet),
+        reason,
+    };
+    if subnet.prefix_len() >= SLICE_PREFIX {
+        return Err(err(format!(
+            "a vxlan network's subnet must be shorter than /{SLICE_PREFIX}, to hold one /{SLICE_PREFIX} slice per host"
+        )));
+    }
+    let count = 1u64 << (SLICE_PREFIX - subnet.prefix_len());
+    if u64::from(index) >= count {
+        return Err(err(format!(
+            "has {count} /{SLICE_PREFIX} slices (0 to {}); slice {index} is outside it",
+            count - 1
+        )));
+    }
+    let base = u32::from(subnet.network()) + (index << (32 - SLICE_PREFIX));
+    Ok(Ipv4Net::new(Ipv4Addr::from(base), SLICE_PREFIX).expect("prefix in range"))
+}
+
+/// A host's VTEP address on an overlay: its slice's network address (never an endpoint's).
+pub fn vtep_ip(slice: Ipv4Net) -> Ipv4Addr {
+    slice.network()
+}
+
+/// The entries on this host's device `spec` for a remote host owning `slice` at `underlay`.
+pub fn peer(spec: &NetworkSpec, slice: Ipv4Net, underlay: Ipv4Addr) -> Option<OverlayPeer> {
+    Some(OverlayPeer {
+        dev: spec.overlay_dev()?,
+        slice: IpNet::V4(slice),
+        vtep: IpAddr::V4(vtep_ip(slice)),
+        mac: Mac::for_vtep(spec.vni()?, IpNet::V4(slice)),
+        underlay: IpAddr::V4(underlay),
+    })
+}
+
+/// What the kernel holds on an overlay device, grouped by the remote slice it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveEntries {
+    /// Routes on the device: destination -> gateway.
+    pub routes: Vec<(IpNet, Option<IpAddr>)>,
+    /// Permanent neighbour entries: address -> MAC.
+    pub neighbours: Vec<(IpAddr, Mac)>,
+    /// Forwarding-database entries: MAC -> underlay destination.
+    pub fdb: Vec<(Mac, IpAddr)>,
+}
+
+/// A remote host as the live entries show it, and what is wrong with it, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePeer {
+    /// The peer the entries describe (what must be removed if it is not wanted).
+    pub peer: OverlayPeer,
+    /// Which of the three entries is missing or points elsewhere.
+    pub drift: Option<String>,
+}
+
+/// The peers that `live` describes on `spec`'s device: every route through the device whose
+/// destination is a slice of another host, with the neighbour and FDB entries it relies on.
+/// Entries with no route to hang on (left over by hand) show up as drift of nothing and are
+/// ignored: they make nothing reachable.
+pub fn observe(spec: &NetworkSpec, live: &LiveEntries) -> Vec<LivePeer> {
+    let (Some(dev), Some(vni)) = (spec.overlay_dev(), spec.vni()) else {
+        return Vec::new();
+    };
+    let own = spec.overlay_slice();
+    let mut out = Vec::new();
+    for (dest, via) in &live.routes {
+        let IpNet::V4(slice) = *dest else { continue };
+        if slice.prefix_len() != SLICE_PREFIX || Some(slice) == own {
+            continue;
+        }
+        let vtep = IpAddr::V4(vtep_ip(slice));
+        let mac = Mac::for_vtep(vni, *dest);
+        let neighbour = live.neighbours.iter().find(|(ip, _)| *ip == vtep);
+        let fdb = live.fdb.iter().find(|(m, _)| *m == mac);
+        let underlay = fdb.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |(_, u)| *u);
+        let drift = if *via != Some(vtep) {
+            Some(format!("route to {slice} does not go via {vtep}"))
+        } else if neighbour.is_none() {
+            Some(format!("neighbour entry for {vtep} is missing"))
+        } else if neighbour.is_some_and(|(_, m)| *m != mac) {
+            Some(format!("neighbour entry for {vtep} names another MAC"))
+        } else if fdb.is_none() {
+            Some(format!("forwarding entry for {mac} is missing"))
+        } else {
+            None
+        };
+        out.push(LivePeer {
+            peer: OverlayPeer {
+                dev: dev.clone(),
+                slice: *dest,
+                vtep,
+                mac,
+                underlay,
+            },
+            drift,
+        });
+    }
+    // A route whose neighbour or FDB entry is gone is drift of that peer; an FDB entry whose
+    // route is gone is found through the wanted peers (see `diff`).
+    out
+}
+
+/// One change to a network's peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerChange {
+    /// Add (or, with a reason, repair) a peer's entries.
+    Add {
+        peer: OverlayPeer,
+        reason: Option<String>,
+    },
+    Remove(OverlayPeer),
+}
+
+impl fmt::Display for PeerChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerChange::Add { peer, reason: None } => write!(f, "+ overlay peer {peer}"),
+            PeerChange::Add {
+                peer,
+                reason: Some(r),
+            } => write!(f, "~ overlay peer {peer}: repair, drift: {r}"),
+            PeerChange::Remove(peer) => write!(f, "- overlay peer {peer}"),
+        }
+    }
+}
+
+/// The fewest changes from the `live` peers to the `wanted` ones: remove what is not wanted
+/// (or points at another underlay address, then add it again), add what is missing, repair
+/// what drifted. `live` holds the FDB entries too, so a peer whose route alone was deleted is
+/// seen as drift, not as a new peer.
+pub fn diff(wanted: &[OverlayPeer], live: &[LivePeer], fdb: &[(Mac, IpAddr)]) -> Vec<PeerChange> {
+    let live_by_slice: BTreeMap<IpNet, &LivePeer> =
+        live.iter().map(|l| (l.peer.slice, l)).collect();
+    let mut out = Vec::new();
+    for l in live {
+        if !wanted.iter().any(|w| w.slice == l.peer.slice) {
+            out.push(PeerChange::Remove(l.peer.clone()));
+        }
+    }
+    for w in wanted {
+        let reason = match live_by_slice.get(&w.slice) {
+            None if fdb.iter().any(|(m, _)| *m == w.mac) => {
+                Some(format!("route to {} is missing", w.slice))
+            }
+            None => {
+                out.push(PeerChange::Add {
+                    peer: w.clone(),
+                    reason: None,
+                });
+                continue;
+            }
+            Some(l) => match &l.drift {
+                Some(d) => Some(d.clone()),
+                None if l.peer.underlay != w.underlay => Some(format!(
+                    "forwarding entry goes to {} instead",
+                    l.peer.underlay
+                )),
+                None => continue,
+            },
+        };
+        out.push(PeerChange::Add {
+            peer: w.clone(),
+            reason,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Driver;
+    use crate::names::NetName;
+
+    fn spec(slice: &str) -> NetworkSpec {
+        NetworkSpec::builder(NetName::new("ov").unwrap())
+            .subnets([slice.parse().unwrap()])
+            .driver(Driver::Vxlan)
+            .vni(42)
+            .build()
+            .unwrap()
+    }
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn slices_are_numbered_inside_the_subnet() {
+        assert_eq!(
+            slice_of("ov", net("10.200.0.0/16"), 3).unwrap(),
+            net("10.200.3.0/24")
+        );
+        let e = slice_of("ov", net("10.200.0.0/23"), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("slice 2 is outside it"), "{e}");
+        let e = slice_of("ov", net("10.200.0.0/24"), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shorter than /24"), "{e}");
+    }
+
+    #[test]
+    fn every_host_computes_the_same_peer_entries() {
+        let here = spec("10.200.1.0/24");
+        let p = peer(&here, net("10.200.2.0/24"), "192.0.2.2".parse().unwrap()).unwrap();
+        assert_eq!(p.dev, "nsvx42");
+        assert_eq!(p.vtep.to_string(), "10.200.2.0");
+        // Host 2's own device MAC is the one host 1 names.
+        assert_eq!(p.mac, Mac::for_vtep(42, "10.200.2.0/24".parse().unwrap()));
+        assert_ne!(p.mac, Mac::for_vtep(43, "10.200.2.0/24".parse().unwrap()));
+    }
+
+    fn live_of(peers: &[OverlayPeer]) -> LiveEntries {
+        LiveEntries {
+            routes: peers.iter().map(|p| (p.slice, Some(p.vtep))).collect(),
+            neighbours: peers.iter().map(|p| (p.vtep, p.mac)).collect(),
+            fdb: peers.iter().map(|p| (p.mac, p.underlay)).collect(),
+        }
+    }
+
+    fn render(c: &[PeerChange]) -> Vec<String> {
+        c.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn peers_converge_by_diff() {
+        let here = spec("10.200.1.0/24");
+        let p2 = peer(&here, net("10.200.2.0/24"), "192.0.2.2".parse().unwrap()).unwrap();
+        let p3 = peer(&here, net("10.200.3.0/24"), "192.0.2.3".parse().unwrap()).unwrap();
+        let wanted = vec![p2.clone(), p3.clone()];
+        // From nothing: both added.
+        let none = LiveEntries::default();
+        let c = diff(&wanted, &observe(&here, &none), &none.fdb);
+        assert_eq!(c.len(), 2);
+        assert!(
+            c.iter()
+                .all(|c| matches!(c, PeerChange::Add { reason: None, .. }))
+        );
+        // Applied: nothing to do.
+        let all = live_of(&wanted);
+        assert_eq!(diff(&wanted, &observe(&here, &all), &all.fdb), vec![]);
+        // Host 3 leaves: only its entries go.
+        let c = diff(&wanted[..1], &observe(&here, &all), &all.fdb);
+        assert_eq!(c, vec![PeerChange::Remove(p3.clone())]);
+        // Drift: each of the three entries deleted by hand is repaired.
+        let mut l = all.clone();
+        l.fdb.retain(|(m, _)| *m != p2.mac);
+        assert_eq!(
+            render(&diff(&wanted, &observe(&here, &l), &l.fdb)),
+            [format!(
+                "~ overlay peer {p2}: repair, drift: forwarding entry for {} is missing",
+                p2.mac
+            )]
+        );
+        let mut l = all.clone();
+        l.neighbours.clear();
+        assert_eq!(diff(&wanted, &observe(&here, &l), &l.fdb).len(), 2);
+        let mut l = all.clone();
+        l.routes.retain(|(d, _)| *d != p3.slice);
+        assert_eq!(
+            render(&diff(&wanted, &observe(&here, &l), &l.fdb)),
+            [format!(
+                "~ overlay peer {p3}: repair, drift: route to 10.200.3.0/24 is missing"
+            )]
+        );
+        // A host that moved to another underlay address.
+        let moved = peer(&here, net("10.200.3.0/24"), "192.0.2.33".parse().unwrap()).unwrap();
+        let c = diff(&[p2, moved], &observe(&here, &all), &all.fdb);
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].to_string()
+                .contains("forwarding entry goes to 192.0.2.3")
+        );
+    }
+
+    #[test]
+    fn the_own_slice_and_other_routes_are_not_peers() {
+        let here = spec("10.200.1.0/24");
+        let live = LiveEntries {
+            routes: vec![
+                ("10.200.1.0/24".parse().unwrap(), None),
+                ("10.200.0.0/16".parse().unwrap(), None),
+            ],
+            ..LiveEntries::default()
+        };
+        assert!(observe(&here, &live).is_empty());
+    }
+}
