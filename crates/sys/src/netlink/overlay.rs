@@ -31,7 +31,7 @@ pub struct PeerSpec {
 /// The entries on one VXLAN device.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OverlayEntries {
-    /// Routes through the device: destination and gateway.
+    /// IPv4 routes through the device: destination and gateway.
     pub routes: Vec<(IpNet, Option<IpAddr>)>,
     /// Permanent IPv4 neighbour entries: address and MAC.
     pub neighbours: Vec<(IpAddr, [u8; 6])>,
@@ -65,7 +65,8 @@ impl Rtnl {
         let routes = self
             .routes()?
             .into_iter()
-            .filter(|r| r.oif == Some(oif))
+            // The overlay is IPv4: the kernel's own fe80::/64 is none of its entries.
+            .filter(|r| r.oif == Some(oif) && r.dest.addr().is_ipv4())
             .map(|r| (r.dest, r.gateway))
             .collect();
         let mut out = OverlayEntries {
@@ -75,9 +76,15 @@ impl Rtnl {
         for family in [AddressFamily::Inet, AddressFamily::Bridge] {
             let op = format!("dump {family} neighbours");
             let replies = self.dump(|| {
+                // The kernel filters on the device itself: for FDB dumps by the header's
+                // index, for neighbour dumps (which refuse it there) by NDA_IFINDEX.
                 let mut msg = NeighbourMessage::default();
                 msg.header.family = family;
-                msg.header.ifindex = oif;
+                if family == AddressFamily::Bridge {
+                    msg.header.ifindex = oif;
+                } else {
+                    msg.attributes.push(NeighbourAttribute::IfIndex(oif));
+                }
                 Req::new(op.clone(), 0, RouteNetlinkMessage::GetNeighbour(msg))
             })?;
             for reply in replies.iter().filter(|r| r.kind == RTM_NEWNEIGH) {
@@ -234,5 +241,69 @@ fn route_req(p: &PeerSpec, add: bool) -> Req {
             0,
             RouteNetlinkMessage::DelRoute(msg),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::VxlanSpec;
+    use super::*;
+    use crate::testkit::in_fresh_netns;
+
+    #[test]
+    fn a_peer_is_three_entries_added_replaced_and_deleted_together() {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
+            let mac = [0x02, 0, 0, 0, 0, 1];
+            let dev = rtnl
+                .add_vxlan(&VxlanSpec {
+                    name: "nsvx7".into(),
+                    vni: 7,
+                    port: 4789,
+                    mtu: Some(1450),
+                    mac,
+                    alias: None,
+                })
+                .unwrap();
+            // The device's own VTEP address: without any address the kernel has no table to
+            // judge an onlink gateway in ("Nexthop has invalid gateway").
+            rtnl.add_addr(dev, "10.200.1.0/32".parse().unwrap(), false)
+                .unwrap();
+            rtnl.set_up(dev).unwrap();
+            let link = rtnl.link("nsvx7").unwrap().unwrap();
+            assert_eq!(
+                (link.kind.as_deref(), link.mtu, link.mac),
+                (Some("vxlan"), Some(1450), Some(mac))
+            );
+            let peer = PeerSpec {
+                oif: dev,
+                slice: "10.200.2.0/24".parse().unwrap(),
+                vtep: "10.200.2.0".parse().unwrap(),
+                mac: [0x02, 0, 0, 0, 0, 2],
+                underlay: "192.0.2.2".parse().unwrap(),
+            };
+            rtnl.add_overlay_peer(&peer).unwrap();
+            let want = OverlayEntries {
+                routes: vec![(peer.slice, Some(peer.vtep))],
+                neighbours: vec![(peer.vtep, peer.mac)],
+                fdb: vec![(peer.mac, peer.underlay)],
+            };
+            assert_eq!(rtnl.overlay_entries(dev).unwrap(), want);
+            // Adding again replaces: the same entries, and a moved host's new address.
+            let moved = PeerSpec {
+                underlay: "192.0.2.9".parse().unwrap(),
+                ..peer.clone()
+            };
+            rtnl.add_overlay_peer(&moved).unwrap();
+            assert_eq!(
+                rtnl.overlay_entries(dev).unwrap().fdb,
+                vec![(peer.mac, moved.underlay)]
+            );
+            rtnl.del_overlay_peer(&moved).unwrap();
+            assert_eq!(rtnl.overlay_entries(dev).unwrap(), OverlayEntries::default());
+            // Deleting what is gone is done.
+            rtnl.del_overlay_peer(&moved).unwrap();
+        });
     }
 }
