@@ -243,6 +243,22 @@ impl NetworkSpec {
         })
     }
 
+    /// This definition on one host of an overlay: `slice` (inside the subnet) as its only
+    /// subnet, its gateway the slice's first host, and the MTU `mtu` unless one was given.
+    pub fn sliced(&self, slice: ipnet::Ipv4Net, mtu: u32) -> Result<NetworkSpec, CoreError> {
+        NetworkSpec::builder(self.name.clone())
+            .bridge(self.bridge.clone())
+            .subnets([IpNet::V4(slice)])
+            .mtu(self.mtu.or(Some(mtu)))
+            .internal(self.internal)
+            .masquerade(self.masquerade)
+            .icc(self.icc)
+            .routed(self.routed)
+            .driver(self.driver)
+            .vni(self.vni)
+            .build()
+    }
+
     /// The bridge's own MAC (see [`Mac::for_bridge`]).
     pub fn bridge_mac(&self) -> Mac {
         Mac::for_bridge(&self.name)

@@ -13,8 +13,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::CoreError;
-use crate::model::{Mac, NetworkSpec};
+use crate::model::{Driver, Mac, NetworkSpec};
+use crate::names::NetName;
 use crate::ops::OverlayPeer;
+use crate::topology::Desired;
 
 /// The IANA VXLAN port (the kernel's default, 8472, predates the assignment).
 pub const VXLAN_PORT: u16 = 4789;
@@ -31,6 +33,82 @@ pub struct Host {
     pub underlay: Ipv4Addr,
     /// Which slice of every overlay network's subnet the host owns (the N-th /24).
     pub slice: u32,
+}
+
+/// The MTU of an overlay network that names none: a 1500-byte underlay's, minus VXLAN's.
+pub const DEFAULT_MTU: u32 = 1500 - VXLAN_OVERHEAD;
+
+/// One overlay network as this host runs it: the peers its device must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalOverlay {
+    pub network: NetName,
+    pub peers: Vec<OverlayPeer>,
+}
+
+/// Turns a topology's overlay networks into this host's view of them: each vxlan network's
+/// subnet becomes this host's slice (endpoint addresses must lie in it), and every other host
+/// becomes a peer. Without hosts, an overlay is one host's, its whole subnet local.
+pub fn localize(
+    desired: &mut Desired,
+    hosts: &[Host],
+    this: Option<&str>,
+) -> Result<Vec<LocalOverlay>, CoreError> {
+    let mut out = Vec::new();
+    for net in desired.networks.iter_mut() {
+        if net.spec.driver() != Driver::Vxlan {
+            continue;
+        }
+        let name = net.spec.name().to_string();
+        let Some(IpNet::V4(subnet)) = net.spec.subnets().first().map(|s| s.cidr) else {
+            continue;
+        };
+        if hosts.is_empty() {
+            net.spec = net.spec.sliced(subnet, DEFAULT_MTU)?;
+            out.push(LocalOverlay {
+                network: net.spec.name().clone(),
+                peers: Vec::new(),
+            });
+            continue;
+        }
+        let Some(me) = this.and_then(|t| hosts.iter().find(|h| h.name == t)) else {
+            return Err(CoreError::InvalidValue {
+                what: "host",
+                value: this.unwrap_or("").to_string(),
+                reason: format!(
+                    "network {name} spans hosts {}: this machine must be one of them",
+                    hosts
+                        .iter()
+                        .map(|h| h.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
+        let slice = slice_of(&name, subnet, me.slice)?;
+        net.spec = net.spec.sliced(slice, DEFAULT_MTU)?;
+        for ep in &net.endpoints {
+            if let Some(ip) = ep.ips.iter().find(|ip| !IpNet::V4(slice).contains(*ip)) {
+                return Err(CoreError::Address {
+                    network: name.clone(),
+                    ip: *ip,
+                    reason: format!(
+                        "endpoint {} is on host {}, whose slice is {slice}",
+                        ep.netns, me.name
+                    ),
+                });
+            }
+        }
+        let mut peers = Vec::new();
+        for h in hosts.iter().filter(|h| h.name != me.name) {
+            let theirs = slice_of(&name, subnet, h.slice)?;
+            peers.extend(peer(&net.spec, theirs, h.underlay));
+        }
+        out.push(LocalOverlay {
+            network: net.spec.name().clone(),
+            peers,
+        });
+    }
+    Ok(out)
 }
 
 /// The `index`-th slice of `subnet`.
@@ -208,8 +286,6 @@ pub fn diff(wanted: &[OverlayPeer], live: &[LivePeer], fdb: &[(Mac, IpAddr)]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Driver;
-    use crate::names::NetName;
 
     fn spec(slice: &str) -> NetworkSpec {
         NetworkSpec::builder(NetName::new("ov").unwrap())

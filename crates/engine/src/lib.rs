@@ -14,6 +14,7 @@ mod link;
 mod mac;
 mod netns;
 mod network;
+mod overlay;
 mod ports;
 mod primary;
 mod removal;

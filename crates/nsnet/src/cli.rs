@@ -149,6 +149,10 @@ pub struct TopologyFile {
     /// Topology file (YAML; see examples/).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
+    /// Which of the file's `hosts` this machine is (default: the one whose underlay address
+    /// an interface here holds).
+    #[arg(long = "host")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,8 +39,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Route(cmd) => route::run(&state_dir, format, cmd),
         Command::Port(cmd) => port::run(&state_dir, format, cmd),
         Command::Repair => repair::run(&state_dir, format),
-        Command::Plan(t) => topology::plan(&state_dir, format, &t.file),
-        Command::Apply(t) => topology::apply(&state_dir, format, &t.file),
+        Command::Plan(t) => topology::plan(&state_dir, format, &t.file, t.host.as_deref()),
+        Command::Apply(t) => topology::apply(&state_dir, format, &t.file, t.host.as_deref()),
         Command::Destroy(t) => topology::destroy(&state_dir, format, &t.file),
         Command::Graph { file, svg, html } => {
             let output = match (svg, html) {

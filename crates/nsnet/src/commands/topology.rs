@@ -3,14 +3,23 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
-use nsnet_core::topology::Change;
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+use nsnet_core::overlay::{LocalOverlay, PeerChange, localize};
+use nsnet_core::topology::{Change, Desired};
+
+use nsnet_sys::kernel::Net;
 
 use crate::cli::Format;
 use crate::context;
 use crate::hint::topology_error;
 use crate::output::print;
-use crate::topology::load;
+use crate::topology::{load, load_with_hosts};
+
+fn peer_lines(changes: &[PeerChange]) -> Vec<String> {
+    changes.iter().map(ToString::to_string).collect()
+}
 
 fn lines(changes: &[Change]) -> Vec<String> {
     changes.iter().map(ToString::to_string).collect()
@@ -23,12 +32,33 @@ fn progress(i: usize, n: usize, c: &Change) {
     }
 }
 
-pub fn plan(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
-    let desired = load(file)?;
-    let changes = context::open(state_dir)?
-        .topology_plan(&desired)
-        .map_err(topology_error)?;
-    print(format, &lines(&changes), |l| {
+/// The file's desired state as this machine runs it, with its overlay networks' peers: this
+/// machine is the host named by `--host`, else the one whose underlay address it holds.
+fn localized(
+    engine: &mut context::LiveEngine,
+    file: &Path,
+    host: Option<&str>,
+) -> Result<(Desired, Vec<LocalOverlay>)> {
+    let (mut desired, hosts) = load_with_hosts(file)?;
+    let this = match host {
+        Some(h) => Some(h.to_string()),
+        None => hosts
+            .iter()
+            .find(|h| engine.kernel().host_holds(IpAddr::V4(h.underlay)))
+            .map(|h| h.name.clone()),
+    };
+    let overlays = localize(&mut desired, &hosts, this.as_deref())
+        .with_context(|| format!("{}", file.display()))?;
+    Ok((desired, overlays))
+}
+
+pub fn plan(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) -> Result<()> {
+    let mut engine = context::open(state_dir)?;
+    let (desired, overlays) = localized(&mut engine, file, host)?;
+    let changes = engine.topology_plan(&desired).map_err(topology_error)?;
+    let mut l = lines(&changes);
+    l.extend(peer_lines(&engine.overlay_plan(&overlays)?));
+    print(format, &l, |l| {
         if l.is_empty() {
             format!("no changes: the machine matches {}\n", file.display())
         } else {
@@ -37,14 +67,18 @@ pub fn plan(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
     })
 }
 
-pub fn apply(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
-    let desired = load(file)?;
+pub fn apply(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) -> Result<()> {
+    let mut engine = context::open(state_dir)?;
+    let (desired, overlays) = localized(&mut engine, file, host)?;
     let start = Instant::now();
-    let changes = context::open(state_dir)?
+    let changes = engine
         .topology_apply(&desired, progress)
         .map_err(topology_error)?;
+    // After the networks: a peer's entries go on the device the apply made.
+    let mut l = lines(&changes);
+    l.extend(peer_lines(&engine.overlay_apply(&overlays)?));
     let took = start.elapsed();
-    print(format, &lines(&changes), |l| {
+    print(format, &l, |l| {
         if l.is_empty() {
             format!("no changes: the machine matches {}\n", file.display())
         } else {

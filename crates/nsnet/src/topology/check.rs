@@ -16,9 +16,10 @@ use nsnet_core::topology::{
 use super::Ctx;
 use super::FileError;
 use super::read::{At, Spot};
-use super::shape::{self, ContainerDef, EndDef, File, LinkDef, NetworkDef};
+use super::shape::{self, ContainerDef, EndDef, File, HostDef, LinkDef, NetworkDef};
+use nsnet_core::overlay::Host;
 
-pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<Desired, FileError> {
+pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Vec<Host>), FileError> {
     ctx.at(&f.name.at, NetName::new(&f.name))?;
     let namespaces = namespaces(ctx, &f.namespaces)?;
     let mut ifnames = Claims::default();
@@ -26,14 +27,65 @@ pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<Desired, FileError> {
     let links = links(ctx, &namespaces, &f.links, &mut ifnames)?;
     let routes = routes(ctx, &namespaces, &f.routes)?;
     let containers = containers(ctx, &namespaces, &networks, &f.containers)?;
-    Ok(Desired {
-        name: f.name.v,
-        namespaces,
-        networks,
-        links,
-        routes,
-        containers,
-    })
+    let hosts = hosts(ctx, &f.hosts)?;
+    Ok((
+        Desired {
+            name: f.name.v,
+            namespaces,
+            networks,
+            links,
+            routes,
+            containers,
+        },
+        hosts,
+    ))
+}
+
+/// The hosts of the overlay networks: distinct underlay (IPv4) addresses and slices. A
+/// host's slice defaults to the last byte of its underlay address, which stays put when other
+/// hosts come and go.
+fn hosts(ctx: &Ctx<'_>, defs: &[(At<String>, HostDef)]) -> Result<Vec<Host>, FileError> {
+    let mut out: Vec<Host> = Vec::new();
+    for (name, def) in defs {
+        let underlay = match ctx.at(
+            &def.underlay.at,
+            parse_ip("underlay address", &def.underlay),
+        )? {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(a) => {
+                return Err(ctx.err(
+                    &def.underlay.at,
+                    format!("underlay address {a} is IPv6; allowed: an IPv4 address"),
+                ));
+            }
+        };
+        let slice = def
+            .slice
+            .as_ref()
+            .map_or(u32::from(underlay.octets()[3]), |s| s.v);
+        if let Some(other) = out.iter().find(|h| h.underlay == underlay) {
+            return Err(ctx.err(
+                &def.underlay.at,
+                format!("underlay address {underlay} is also host {}'s", other.name),
+            ));
+        }
+        if let Some(other) = out.iter().find(|h| h.slice == slice) {
+            let at = def.slice.as_ref().map_or(&name.at, |s| &s.at);
+            return Err(ctx.err(
+                at,
+                format!(
+                    "slice {slice} is also host {}'s; give each host its own `slice`",
+                    other.name
+                ),
+            ));
+        }
+        out.push(Host {
+            name: name.v.clone(),
+            underlay,
+            slice,
+        });
+    }
+    Ok(out)
 }
 
 fn namespaces(ctx: &Ctx<'_>, list: &[At<String>]) -> Result<Vec<NsName>, FileError> {
@@ -186,6 +238,7 @@ fn network(ctx: &Ctx<'_>, name: &At<String>, def: &NetworkDef) -> Result<Network
         .icc(def.icc)
         .routed(def.routed.v)
         .driver(driver)
+        .vni(def.vni.as_ref().map(|v| v.v))
         .build()
         .map_err(|e| ctx.err(spec_field(&e, def), e))
 }

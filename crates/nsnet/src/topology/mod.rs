@@ -9,6 +9,7 @@ mod shape;
 use std::path::Path as FsPath;
 
 use nsnet_core::CoreError;
+use nsnet_core::overlay::Host;
 use nsnet_core::topology::Desired;
 
 use read::{Flaw, Map, Pos, Spot};
@@ -63,6 +64,11 @@ impl Ctx<'_> {
 
 /// Reads and validates a topology file.
 pub fn load(path: &FsPath) -> Result<Desired, FileError> {
+    load_with_hosts(path).map(|(desired, _)| desired)
+}
+
+/// Reads and validates a topology file, with the hosts its overlay networks span.
+pub fn load_with_hosts(path: &FsPath) -> Result<(Desired, Vec<Host>), FileError> {
     let file = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| FileError {
         file: file.clone(),
@@ -70,11 +76,17 @@ pub fn load(path: &FsPath) -> Result<Desired, FileError> {
         field: String::new(),
         message: format!("cannot read: {e}"),
     })?;
-    parse(&file, &src)
+    parse_with_hosts(&file, &src)
 }
 
 /// Parses and validates topology text (`file` names it in errors).
+#[cfg(test)]
 pub fn parse(file: &str, src: &str) -> Result<Desired, FileError> {
+    parse_with_hosts(file, src).map(|(desired, _)| desired)
+}
+
+/// [`parse`], with the hosts the file's overlay networks span.
+pub fn parse_with_hosts(file: &str, src: &str) -> Result<(Desired, Vec<Host>), FileError> {
     let ctx = Ctx { file };
     let root = read::document(src).map_err(|f| ctx.flaw(f))?;
     let shape = Map::root(&root)

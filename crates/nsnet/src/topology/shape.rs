@@ -13,6 +13,24 @@ pub struct File {
     pub links: Vec<LinkDef>,
     pub routes: Vec<RouteDef>,
     pub containers: Vec<(Text, ContainerDef)>,
+    pub hosts: Vec<(Text, HostDef)>,
+}
+
+/// A host of the file's overlay networks.
+pub struct HostDef {
+    pub underlay: Text,
+    pub slice: Option<At<u32>>,
+}
+
+impl HostDef {
+    fn read(m: &Map<'_>) -> Result<HostDef, Flaw> {
+        m.only(&["underlay", "slice"])?;
+        m.require("underlay")?;
+        Ok(HostDef {
+            underlay: m.text("underlay")?,
+            slice: m.number("slice")?,
+        })
+    }
 }
 
 pub struct NetworkDef {
@@ -25,6 +43,7 @@ pub struct NetworkDef {
     pub icc: bool,
     pub routed: At<bool>,
     pub driver: Option<Text>,
+    pub vni: Option<At<u32>>,
     pub endpoints: Vec<(Text, EndpointDef)>,
 }
 
@@ -78,6 +97,7 @@ impl File {
             "links",
             "routes",
             "containers",
+            "hosts",
         ])?;
         Ok(File {
             name: m.text("name")?,
@@ -94,6 +114,7 @@ impl File {
                 .map(RouteDef::read)
                 .collect::<Result<_, _>>()?,
             containers: named(m, "containers", ContainerDef::read)?,
+            hosts: named(m, "hosts", HostDef::read)?,
         })
     }
 }
@@ -121,6 +142,7 @@ impl NetworkDef {
             "icc",
             "routed",
             "driver",
+            "vni",
             "endpoints",
         ])?;
         m.require("subnets")?;
@@ -134,6 +156,7 @@ impl NetworkDef {
             icc: m.flag("icc", true)?.v,
             routed: m.flag("routed", false)?,
             driver: m.opt_text("driver")?,
+            vni: m.number("vni")?,
             endpoints: named(m, "endpoints", EndpointDef::read)?,
         })
     }

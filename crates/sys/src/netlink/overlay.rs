@@ -301,7 +301,10 @@ mod tests {
                 vec![(peer.mac, moved.underlay)]
             );
             rtnl.del_overlay_peer(&moved).unwrap();
-            assert_eq!(rtnl.overlay_entries(dev).unwrap(), OverlayEntries::default());
+            assert_eq!(
+                rtnl.overlay_entries(dev).unwrap(),
+                OverlayEntries::default()
+            );
             // Deleting what is gone is done.
             rtnl.del_overlay_peer(&moved).unwrap();
         });
