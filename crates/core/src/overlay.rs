@@ -402,4 +402,132 @@ mod tests {
         };
         assert!(observe(&here, &live).is_empty());
     }
+
+    fn hosts() -> Vec<Host> {
+        (1..=3)
+            .map(|i| Host {
+                name: format!("h{i}"),
+                underlay: Ipv4Addr::new(192, 0, 2, i),
+                slice: u32::from(i),
+            })
+            .collect()
+    }
+
+    fn desired(ip: &str) -> Desired {
+        let spec = NetworkSpec::builder(NetName::new("ov").unwrap())
+            .subnets(["10.200.0.0/16".parse().unwrap()])
+            .driver(Driver::Vxlan)
+            .build()
+            .unwrap();
+        let mut d = Desired::empty("t");
+        d.networks.push(crate::topology::DesiredNetwork {
+            spec,
+            endpoints: vec![crate::topology::DesiredEndpoint {
+                network: NetName::new("ov").unwrap(),
+                netns: crate::names::NsName::new("a").unwrap(),
+                ips: vec![ip.parse().unwrap()],
+                mac: None,
+                ifname: None,
+                publish: Vec::new(),
+            }],
+        });
+        d
+    }
+
+    #[test]
+    fn localize_gives_this_host_its_slice_and_the_others_as_peers() {
+        let mut d = desired("10.200.2.10");
+        let local = localize(&mut d, &hosts(), Some("h2")).unwrap();
+        let spec = &d.networks[0].spec;
+        assert_eq!(spec.subnets()[0].cidr.to_string(), "10.200.2.0/24");
+        assert_eq!(spec.subnets()[0].gateway.to_string(), "10.200.2.1");
+        assert_eq!(spec.mtu(), Some(DEFAULT_MTU));
+        assert_eq!(spec.vni(), Some(crate::model::default_vni(spec.name())));
+        let peers: Vec<String> = local[0].peers.iter().map(|p| p.slice.to_string()).collect();
+        assert_eq!(peers, ["10.200.1.0/24", "10.200.3.0/24"]);
+        // An endpoint outside this host's slice, or a machine that is none of the hosts.
+        let e = localize(&mut desired("10.200.1.10"), &hosts(), Some("h2")).unwrap_err();
+        assert!(
+            e.to_string().contains("whose slice is 10.200.2.0/24"),
+            "{e}"
+        );
+        let e = localize(&mut desired("10.200.2.10"), &hosts(), None).unwrap_err();
+        assert!(e.to_string().contains("spans hosts h1, h2, h3"), "{e}");
+        // Without hosts: one host, the whole subnet.
+        let mut d = desired("10.200.9.10");
+        let local = localize(&mut d, &[], None).unwrap();
+        assert!(local[0].peers.is_empty());
+        assert_eq!(
+            d.networks[0].spec.subnets()[0].cidr.to_string(),
+            "10.200.0.0/16"
+        );
+    }
+
+    #[test]
+    fn the_switch_adds_a_vxlan_device_beside_the_bridge() {
+        let s = spec("10.200.1.0/24");
+        let ops: Vec<String> = crate::switch::of(&s)
+            .create(&s)
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert!(
+            ops.contains(&"create vxlan nsvx42 (vni 42)".to_string()),
+            "{ops:?}"
+        );
+        assert!(
+            ops.contains(&"add address 10.200.1.0/32 to nsvx42 in netns host".to_string()),
+            "{ops:?}"
+        );
+        let gone: Vec<String> = crate::switch::of(&s)
+            .remove(&s)
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(gone[0], "delete nsvx42 in netns host");
+        // The device is no bridge port.
+        assert_eq!(
+            crate::switch::of(&s).port_master(&s).as_deref(),
+            Some(s.bridge().as_str())
+        );
+    }
+
+    #[test]
+    fn the_device_counts_as_the_networks_own_bridge_in_the_firewall() {
+        use crate::firewall::{FwKey, SET_BRIDGES, SET_SAME_BRIDGE, network_elements};
+        let s = spec("10.200.1.0/24");
+        let els = network_elements(&s);
+        let has = |set: &str, key: FwKey| els.iter().any(|e| e.set == set && e.key == key);
+        let br = s.bridge().to_string();
+        assert!(has(SET_BRIDGES, FwKey::Ifname("nsvx42".into())));
+        assert!(has(
+            SET_SAME_BRIDGE,
+            FwKey::IfnamePair(br.clone(), "nsvx42".into())
+        ));
+        assert!(has(SET_SAME_BRIDGE, FwKey::IfnamePair("nsvx42".into(), br)));
+    }
+
+    #[test]
+    fn a_vni_is_for_vxlan_networks_and_fits_24_bits() {
+        let b = || {
+            NetworkSpec::builder(NetName::new("ov").unwrap())
+                .subnets(["10.200.0.0/16".parse().unwrap()])
+        };
+        let e = b().vni(5).build().unwrap_err().to_string();
+        assert!(e.contains("only --driver vxlan takes a vni"), "{e}");
+        let e = b()
+            .driver(Driver::Vxlan)
+            .vni(1 << 24)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allowed: 1 to 16777215"), "{e}");
+        let e = b()
+            .driver(Driver::Vxlan)
+            .subnets(["fd00::/64".parse().unwrap()])
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("IPv4 subnets only"), "{e}");
+    }
 }

@@ -374,4 +374,33 @@ mod tests {
             t[2]
         );
     }
+
+    #[test]
+    fn hosts_have_distinct_underlay_addresses_and_slices() {
+        let ok = "name: t\nhosts:\n  h1: { underlay: 192.0.2.1 }\n  h2: { underlay: 192.0.2.7, slice: 9 }\nnetworks:\n  ov: { driver: vxlan, vni: 7, subnets: [10.200.0.0/16] }\n";
+        let (d, hosts) = parse_with_hosts("t.yaml", ok).unwrap();
+        assert_eq!(d.networks[0].spec.vni(), Some(7));
+        let slices: Vec<u32> = hosts.iter().map(|h| h.slice).collect();
+        assert_eq!(
+            slices,
+            [1, 9],
+            "the last byte of the underlay address, or as given"
+        );
+        let e =
+            err("name: t\nhosts:\n  h1: { underlay: 192.0.2.1 }\n  h2: { underlay: 192.0.2.1 }\n");
+        assert!(
+            e.starts_with(
+                "t.yaml:4:19: hosts.h2.underlay: underlay address 192.0.2.1 is also host h1's"
+            ),
+            "{e}"
+        );
+        let e = err(
+            "name: t\nhosts:\n  h1: { underlay: 192.0.2.1 }\n  h2: { underlay: 198.51.100.1 }\n",
+        );
+        assert!(e.contains("slice 1 is also host h1's"), "{e}");
+        let e = err("name: t\nhosts:\n  h1: { underlay: 2001:db8::1 }\n");
+        assert!(e.contains("allowed: an IPv4 address"), "{e}");
+        let e = err("name: t\nhosts:\n  h1: { slice: 1 }\n");
+        assert!(e.contains("underlay"), "{e}");
+    }
 }
