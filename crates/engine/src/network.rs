@@ -251,6 +251,7 @@ impl<K: Kernel> Engine<K> {
                 masquerade: n.spec.masquerade(),
                 icc: n.spec.icc(),
                 routed: n.spec.routed(),
+                vni: n.spec.vni(),
                 state: n.state.name().to_string(),
                 endpoints: views,
                 usage,

@@ -32,6 +32,9 @@ pub struct NetworkDetail {
     pub icc: bool,
     /// Traffic routed from outside straight to the endpoints is accepted.
     pub routed: bool,
+    /// The VXLAN network identifier of an overlay network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
     pub state: String,
     pub endpoints: Vec<EndpointView>,
     pub usage: Vec<Usage>,

@@ -279,9 +279,14 @@ pub struct NetworkCreate {
     /// only published ports, this network and the host itself reach them).
     #[arg(long)]
     pub routed: bool,
-    /// The switch that carries the network's frames (bridge: a Linux bridge).
+    /// The switch that carries the network's frames (bridge: a Linux bridge; vxlan: an
+    /// overlay across hosts, see `hosts` in topology files).
     #[arg(long, default_value = "bridge", value_name = "DRIVER")]
     pub driver: String,
+    /// The VXLAN network identifier of a vxlan network (default: a hash of its name, the
+    /// same on every host).
+    #[arg(long, value_name = "N")]
+    pub vni: Option<u32>,
 }
 
 #[derive(Debug, Args)]

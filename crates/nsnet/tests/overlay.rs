@@ -217,6 +217,51 @@ fn three_hosts_share_two_isolated_overlays() {
     );
     assert_eq!(srv.peer().unwrap().to_string(), "192.0.2.254");
 
+    // Inspect shows this host's slice of the overlay.
+    let ov = h(1).json(&["network", "inspect", "ov"]);
+    assert_eq!(ov["driver"], "vxlan");
+    assert_eq!(ov["vni"], 42);
+    assert_eq!(ov["mtu"], 1450);
+    assert_eq!(ov["subnets"][0]["cidr"], "10.200.1.0/24");
+    h(1).fails(
+        1,
+        &[
+            "network",
+            "create",
+            "bad",
+            "--subnet",
+            "10.250.0.0/16",
+            "--driver",
+            "vxlan",
+            "--vni",
+            "0",
+        ],
+        &["invalid vni \"0\"", "allowed: 1 to 16777215"],
+    );
+
+    // The same with br_netfilter off: the overlay is routed, bridged frames only stay local.
+    for n in [1, 2] {
+        h(n).br_netfilter(false);
+    }
+    assert!(h(1).ping("a1", "10.200.2.10"), "br_netfilter off: a1 -> a2");
+    assert!(
+        !h(1).ping("a1", "10.201.2.10"),
+        "br_netfilter off: still isolated"
+    );
+    let srv = h(2).tcp_server("a2", "0.0.0.0:80");
+    assert!(
+        h(1).tcp_hello("a1", "192.0.2.2:8080"),
+        "br_netfilter off: published port from host 1's container"
+    );
+    assert_eq!(
+        srv.peer().unwrap().to_string(),
+        "192.0.2.1",
+        "masqueraded by host 1 on its way out"
+    );
+    for n in [1, 2] {
+        h(n).br_netfilter(true);
+    }
+
     // Drift: each of a peer's entries, deleted by hand, is shown and repaired.
     let mac2 = ip(h(1), &["neigh", "show", "10.200.2.0", "dev", "nsvx42"])
         .split_whitespace()

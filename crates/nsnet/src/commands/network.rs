@@ -95,6 +95,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 .icc(c.icc)
                 .routed(c.routed)
                 .driver(c.driver.parse()?)
+                .vni(c.vni)
                 .build()?;
             let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
             print(format, &detail, detail_table)?;
