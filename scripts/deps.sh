@@ -12,9 +12,11 @@
 # containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
 # are not installed; no service is started (see below).
 # graphviz: `dot` renders `nsnet graph --svg`, and tests/graph.rs reads the rendered picture back.
+# etcd-server: the membership store of vxlan overlays (tests/overlay.rs starts one inside its
+# sandbox, on loopback, with a temporary data directory; its service stays stopped).
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
-  podman conmon catatonit runc containerd graphviz "$@")
+  podman conmon catatonit runc containerd graphviz etcd-server "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -111,6 +111,32 @@ pub fn localize(
     Ok(out)
 }
 
+/// Where the hosts of a topology's overlay networks come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// The file lists them (`hosts:`); an empty list is a one-host overlay.
+    Static(Vec<Host>),
+    /// Each host registers itself in etcd under a lease and reads the others (`etcd:`).
+    Etcd(EtcdMember),
+}
+
+/// This host's registration in etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMember {
+    /// The etcd client endpoint, `HOST:PORT`.
+    pub endpoint: String,
+    /// Seconds a host stays listed after it stops renewing its lease.
+    pub ttl: u32,
+    /// This host: its name, underlay address and the slice it claims.
+    pub host: Host,
+}
+
+/// The default slice of a host: the last byte of its underlay address, which stays put when
+/// other hosts come and go.
+pub fn default_slice(underlay: Ipv4Addr) -> u32 {
+    u32::from(underlay.octets()[3])
+}
+
 /// The `index`-th slice of `subnet`.
 pub fn slice_of(network: &str, subnet: Ipv4Net, index: u32) -> Result<Ipv4Net, CoreError> {
     let err = |reason: String| CoreError::Subnet {

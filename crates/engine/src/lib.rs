@@ -12,6 +12,7 @@ mod error;
 mod gc;
 mod link;
 mod mac;
+pub mod membership;
 mod netns;
 mod network;
 mod overlay;

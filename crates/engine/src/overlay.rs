@@ -18,28 +18,38 @@ impl<K: Kernel> Engine<K> {
     ) -> Result<Vec<PeerChange>, EngineError> {
         let mut out = Vec::new();
         for w in wanted {
-            let Some(row) = self.store.read(|tx| tx.network(&w.network))? else {
-                out.extend(w.peers.iter().map(|p| PeerChange::Add {
-                    peer: p.clone(),
-                    reason: None,
-                }));
-                continue;
-            };
-            let Some(dev) = row.spec.overlay_dev() else {
-                continue;
-            };
-            let live = match self.kernel.overlay_entries(&dev) {
-                Ok(live) => live,
-                Err(e) if e.kind == FailKind::NotFound => LiveEntries::default(),
-                Err(e) => return Err(e.into()),
-            };
-            let observed = overlay::observe(&row.spec, &live);
-            out.extend(overlay::diff(&w.peers, &observed, &live.fdb));
+            out.extend(self.peer_changes(w)?.unwrap_or_else(|| {
+                w.peers
+                    .iter()
+                    .map(|p| PeerChange::Add {
+                        peer: p.clone(),
+                        reason: None,
+                    })
+                    .collect()
+            }));
         }
         Ok(out)
     }
 
-    /// Applies [`Engine::overlay_plan`]'s changes, under the store's write lock so two nsnet
+    /// The changes to one network's peers; `None` when the network does not exist here.
+    fn peer_changes(&mut self, w: &LocalOverlay) -> Result<Option<Vec<PeerChange>>, EngineError> {
+        let Some(row) = self.store.read(|tx| tx.network(&w.network))? else {
+            return Ok(None);
+        };
+        let Some(dev) = row.spec.overlay_dev() else {
+            return Ok(Some(Vec::new()));
+        };
+        let live = match self.kernel.overlay_entries(&dev) {
+            Ok(live) => live,
+            Err(e) if e.kind == FailKind::NotFound => LiveEntries::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let observed = overlay::observe(&row.spec, &live);
+        Ok(Some(overlay::diff(&w.peers, &observed, &live.fdb)))
+    }
+
+    /// Applies the changes to the peers of every network of `wanted` that exists here (a
+    /// network is made by `topology_apply` first), under the store's write lock so two nsnet
     /// processes never program one device at once. Each change stands alone (a peer's three
     /// entries go in one request): on a failure, the ones before it stay, and the next run
     /// finishes the rest.
@@ -47,7 +57,10 @@ impl<K: Kernel> Engine<K> {
         &mut self,
         wanted: &[LocalOverlay],
     ) -> Result<Vec<PeerChange>, EngineError> {
-        let changes = self.overlay_plan(wanted)?;
+        let mut changes = Vec::new();
+        for w in wanted {
+            changes.extend(self.peer_changes(w)?.unwrap_or_default());
+        }
         let kernel = &mut self.kernel;
         self.store.write(|_| {
             for c in &changes {

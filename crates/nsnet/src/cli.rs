@@ -110,6 +110,22 @@ pub enum Command {
     },
     /// Run the seed walkthrough live in a throwaway sandbox, proving each step with traffic.
     Demo,
+    /// Overlay networks that span hosts (`driver: vxlan` in topology files).
+    #[command(subcommand)]
+    Overlay(OverlayCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverlayCmd {
+    /// Follow the file's hosts as they come and go (keeping this host's etcd lease alive), and
+    /// converge the overlay peers each time; runs until stopped.
+    Watch {
+        #[command(flatten)]
+        topology: TopologyFile,
+        /// How often to look, in milliseconds.
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        interval_ms: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -60,10 +60,23 @@ fn underlay(hosts: &[Sandbox]) -> Sandbox {
 
 /// Host `n`'s file (1-based), for the hosts `members` (1-based numbers).
 fn file(n: usize, members: &[usize]) -> String {
-    let mut hosts = String::new();
+    let mut hosts = String::from("hosts:\n");
     for m in members {
         hosts.push_str(&format!("  h{m}: {{ underlay: 192.0.2.{m} }}\n"));
     }
+    workloads(n, &hosts)
+}
+
+/// Host `n`'s file with its membership in etcd (on the outside, leases of `ttl` seconds).
+fn etcd_file(n: usize, ttl: u32) -> String {
+    let member = format!(
+        "etcd: {{ endpoint: \"192.0.2.254:2379\", ttl: {ttl}, host: h{n}, underlay: 192.0.2.{n} }}\n"
+    );
+    workloads(n, &member)
+}
+
+/// The two overlays and host `n`'s containers on them, after `membership`.
+fn workloads(n: usize, membership: &str) -> String {
     let publish = if n == 2 {
         ", publish: [\"8080:80\"]"
     } else {
@@ -71,7 +84,7 @@ fn file(n: usize, members: &[usize]) -> String {
     };
     format!(
         "name: overlay\n\
-         hosts:\n{hosts}\
+         {membership}\
          namespaces: [a{n}, b{n}]\n\
          networks:\n\
          \x20 ov:\n\
@@ -365,5 +378,199 @@ fn three_hosts_share_two_isolated_overlays() {
         h(n).ok(&["destroy", "-f", &files[n - 1]]);
         let links = h(n).sh("ip", &["-o", "link"]).stdout;
         assert!(!links.contains("nsvx"), "{links}");
+    }
+}
+
+/// Whether `etcd` can run here; under CI its absence is a failure (scripts/deps.sh installs it).
+fn have_etcd() -> bool {
+    let ok = std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd is missing: install etcd-server (scripts/deps.sh)"
+        );
+        eprintln!("skipped: etcd is missing (install etcd-server)");
+    }
+    ok
+}
+
+/// Waits up to `secs` for `cond`.
+fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cond()
+}
+
+/// A process started in a sandbox, killed (by its PID) when dropped.
+struct Started(std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn routes_on(s: &Sandbox, dev: &str) -> usize {
+    s.sh("ip", &["route", "show", "dev", dev])
+        .stdout
+        .lines()
+        .count()
+}
+
+#[test]
+fn etcd_membership_follows_hosts_and_their_leases() {
+    if !root() || !have_etcd() {
+        return;
+    }
+    let hosts: Vec<Sandbox> = (0..HOSTS).map(|_| Sandbox::new()).collect();
+    let outside = underlay(&hosts);
+    let h = |n: usize| &hosts[n - 1];
+    // etcd on the outside, reachable over the underlay, its data in a temporary directory.
+    let data = outside.state_dir().join("etcd");
+    let log = std::fs::File::create(outside.state_dir().join("etcd.log")).unwrap();
+    let _etcd = Started(
+        outside
+            .command(
+                "etcd",
+                &[
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                    "--listen-client-urls",
+                    "http://192.0.2.254:2379",
+                    "--advertise-client-urls",
+                    "http://192.0.2.254:2379",
+                    "--listen-peer-urls",
+                    "http://127.0.0.1:2380",
+                ],
+            )
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd"),
+    );
+    assert!(
+        eventually(20, || outside
+            .in_ns("host", || std::net::TcpStream::connect("192.0.2.254:2379")
+                .is_ok())
+            .join()
+            .unwrap()),
+        "etcd did not come up"
+    );
+    const TTL: u32 = 3;
+    let files: Vec<String> = (1..=HOSTS)
+        .map(|n| write(h(n), &etcd_file(n, TTL)))
+        .collect();
+    // Each host joins in turn and sees those before it.
+    for n in 1..=HOSTS {
+        let applied = lines(h(n), &["apply", "-f", &files[n - 1]]);
+        let peers = applied
+            .iter()
+            .filter(|l| l.starts_with("+ overlay peer"))
+            .count();
+        assert_eq!(peers, 2 * (n - 1), "host {n}: {applied:?}");
+    }
+    // A slice another host holds is refused, and nothing changes.
+    let taken = write(
+        h(3),
+        &etcd_file(3, TTL)
+            .replace("underlay: 192.0.2.3 }", "underlay: 192.0.2.3, slice: 1 }")
+            .replace("host: h3", "host: h9"),
+    );
+    h(3).fails(
+        1,
+        &["apply", "-f", &taken],
+        &["slice 1 is held by host h1 in etcd"],
+    );
+    // The watchers keep the leases alive and bring the earlier hosts up to date.
+    let watch = |n: usize| {
+        Started(
+            h(n).command(
+                common::NSNET,
+                &[
+                    "overlay",
+                    "watch",
+                    "-f",
+                    &files[n - 1],
+                    "--interval-ms",
+                    "200",
+                ],
+            )
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start nsnet overlay watch"),
+        )
+    };
+    let mut watchers: Vec<Started> = (1..=HOSTS).map(watch).collect();
+    for n in 1..=HOSTS {
+        assert!(
+            eventually(10, || routes_on(h(n), "nsvx42") == HOSTS - 1
+                && routes_on(h(n), "nsvx43") == HOSTS - 1),
+            "host {n} did not learn every other host"
+        );
+    }
+    // The same traffic as with static membership.
+    for (from, to) in [(1, 2), (2, 3), (3, 1)] {
+        assert!(
+            h(from).ping(&format!("a{from}"), &format!("10.200.{to}.10")),
+            "a{from} -> a{to}"
+        );
+        assert!(
+            h(from).ping(&format!("b{from}"), &format!("10.201.{to}.10")),
+            "b{from} -> b{to}"
+        );
+    }
+    let srv = h(3).tcp_server("a3", "10.200.3.10:7000");
+    assert!(h(1).tcp_hello("a1", "10.200.3.10:7000"), "tcp a1 -> a3");
+    assert_eq!(srv.peer().unwrap().to_string(), "10.200.1.10");
+    assert!(!h(1).ping("a1", "10.201.3.10"), "ov -> ov2 across hosts");
+    // Leases outlive many TTLs while the watchers run.
+    std::thread::sleep(std::time::Duration::from_secs(u64::from(TTL) * 2));
+    assert!(h(1).ping("a1", "10.200.3.10"), "still there after two TTLs");
+
+    // Host 3 stops renewing: when its lease expires it disappears from hosts 1 and 2 (its two
+    // peers, nothing else), and host 3 itself is left as it was.
+    let before = h(3).sh("ip", &["route"]).stdout;
+    drop(watchers.pop());
+    for n in [1, 2] {
+        assert!(
+            eventually(u64::from(TTL) + 10, || routes_on(h(n), "nsvx42") == 1
+                && routes_on(h(n), "nsvx43") == 1),
+            "host {n} still has host 3's entries"
+        );
+        let fdb = h(n).sh("bridge", &["fdb", "show", "dev", "nsvx42"]).stdout;
+        assert!(
+            !fdb.contains("192.0.2.3") && fdb.contains("192.0.2.2") != (n == 2),
+            "{fdb}"
+        );
+    }
+    assert!(h(1).ping("a1", "10.200.2.10"), "hosts 1 and 2 still talk");
+    assert!(
+        !h(1).ping("a1", "10.200.3.10"),
+        "host 3 is gone from host 1"
+    );
+    assert_eq!(h(3).sh("ip", &["route"]).stdout, before, "host 3 untouched");
+    // What host 1's watcher reported: host 2 and 3 coming, host 3 going, per overlay.
+    let mut w1 = watchers.remove(0);
+    w1.0.kill().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(w1.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let gone: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("- overlay peer"))
+        .collect();
+    assert_eq!(gone.len(), 2, "{out}");
+    assert!(gone.iter().all(|l| l.contains("at 192.0.2.3")), "{out}");
+    drop(watchers);
+    for n in 1..=HOSTS {
+        h(n).ok(&["destroy", "-f", &files[n - 1]]);
     }
 }

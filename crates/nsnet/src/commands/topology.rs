@@ -6,8 +6,9 @@ use std::time::Instant;
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use nsnet_core::overlay::{LocalOverlay, PeerChange, localize};
+use nsnet_core::overlay::{LocalOverlay, Membership, PeerChange, localize};
 use nsnet_core::topology::{Change, Desired};
+use nsnet_engine::membership::EtcdMembership;
 
 use nsnet_sys::kernel::Net;
 
@@ -17,7 +18,7 @@ use crate::hint::topology_error;
 use crate::output::print;
 use crate::topology::{load, load_with_hosts};
 
-fn peer_lines(changes: &[PeerChange]) -> Vec<String> {
+pub(crate) fn peer_lines(changes: &[PeerChange]) -> Vec<String> {
     changes.iter().map(ToString::to_string).collect()
 }
 
@@ -32,20 +33,53 @@ fn progress(i: usize, n: usize, c: &Change) {
     }
 }
 
-/// The file's desired state as this machine runs it, with its overlay networks' peers: this
-/// machine is the host named by `--host`, else the one whose underlay address it holds.
-fn localized(
+/// What a command does to this host's registration in etcd.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Register {
+    /// Nothing: only read the hosts (plan).
+    No,
+    /// Claim the slice and publish the address under a live lease (apply).
+    Join,
+    /// Renew the lease; register again only when it had expired (watch).
+    Keep,
+}
+
+/// The file's desired state as this machine runs it, with its overlay networks' peers: the
+/// hosts are the file's (`hosts`; this machine is the one `--host` names, else the one whose
+/// underlay address it holds) or etcd's (`etcd`; this machine is the one it registers).
+pub(crate) fn localized(
     engine: &mut context::LiveEngine,
+    state_dir: &Path,
     file: &Path,
     host: Option<&str>,
+    register: Register,
 ) -> Result<(Desired, Vec<LocalOverlay>)> {
-    let (mut desired, hosts) = load_with_hosts(file)?;
-    let this = match host {
-        Some(h) => Some(h.to_string()),
-        None => hosts
-            .iter()
-            .find(|h| engine.kernel().host_holds(IpAddr::V4(h.underlay)))
-            .map(|h| h.name.clone()),
+    let (mut desired, membership) = load_with_hosts(file)?;
+    let (hosts, this) = match membership {
+        Membership::Static(hosts) => {
+            let this = match host {
+                Some(h) => Some(h.to_string()),
+                None => hosts
+                    .iter()
+                    .find(|h| engine.kernel().host_holds(IpAddr::V4(h.underlay)))
+                    .map(|h| h.name.clone()),
+            };
+            (hosts, this)
+        }
+        Membership::Etcd(member) => {
+            let etcd = EtcdMembership::new(&member, &desired.name, state_dir)?;
+            match register {
+                Register::No => {}
+                Register::Join => etcd.join(&member.host)?,
+                Register::Keep => etcd.keep(&member.host)?,
+            }
+            let mut hosts = etcd.hosts()?;
+            // Before its first apply, a host plans as if it had joined.
+            if !hosts.iter().any(|h| h.name == member.host.name) {
+                hosts.push(member.host.clone());
+            }
+            (hosts, Some(member.host.name))
+        }
     };
     let overlays = localize(&mut desired, &hosts, this.as_deref())
         .with_context(|| format!("{}", file.display()))?;
@@ -54,7 +88,7 @@ fn localized(
 
 pub fn plan(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) -> Result<()> {
     let mut engine = context::open(state_dir)?;
-    let (desired, overlays) = localized(&mut engine, file, host)?;
+    let (desired, overlays) = localized(&mut engine, state_dir, file, host, Register::No)?;
     let changes = engine.topology_plan(&desired).map_err(topology_error)?;
     let mut l = lines(&changes);
     l.extend(peer_lines(&engine.overlay_plan(&overlays)?));
@@ -69,7 +103,7 @@ pub fn plan(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) -
 
 pub fn apply(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) -> Result<()> {
     let mut engine = context::open(state_dir)?;
-    let (desired, overlays) = localized(&mut engine, file, host)?;
+    let (desired, overlays) = localized(&mut engine, state_dir, file, host, Register::Join)?;
     let start = Instant::now();
     let changes = engine
         .topology_apply(&desired, progress)

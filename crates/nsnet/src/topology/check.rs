@@ -16,10 +16,10 @@ use nsnet_core::topology::{
 use super::Ctx;
 use super::FileError;
 use super::read::{At, Spot};
-use super::shape::{self, ContainerDef, EndDef, File, HostDef, LinkDef, NetworkDef};
-use nsnet_core::overlay::Host;
+use super::shape::{self, ContainerDef, EndDef, EtcdDef, File, HostDef, LinkDef, NetworkDef};
+use nsnet_core::overlay::{EtcdMember, Host, Membership, default_slice};
 
-pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Vec<Host>), FileError> {
+pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Membership), FileError> {
     ctx.at(&f.name.at, NetName::new(&f.name))?;
     let namespaces = namespaces(ctx, &f.namespaces)?;
     let mut ifnames = Claims::default();
@@ -27,7 +27,16 @@ pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Vec<Host>), FileErro
     let links = links(ctx, &namespaces, &f.links, &mut ifnames)?;
     let routes = routes(ctx, &namespaces, &f.routes)?;
     let containers = containers(ctx, &namespaces, &networks, &f.containers)?;
-    let hosts = hosts(ctx, &f.hosts)?;
+    let membership = match &f.etcd {
+        None => Membership::Static(hosts(ctx, &f.hosts)?),
+        Some((at, _)) if !f.hosts.is_empty() => {
+            return Err(ctx.err(
+                at,
+                "give the overlay's hosts either under `hosts` (static) or through `etcd`, not both",
+            ));
+        }
+        Some((_, e)) => Membership::Etcd(etcd(ctx, e)?),
+    };
     Ok((
         Desired {
             name: f.name.v,
@@ -37,8 +46,43 @@ pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Vec<Host>), FileErro
             routes,
             containers,
         },
-        hosts,
+        membership,
     ))
+}
+
+/// This host's etcd registration.
+fn etcd(ctx: &Ctx<'_>, e: &EtcdDef) -> Result<EtcdMember, FileError> {
+    let underlay = ipv4(ctx, &e.underlay)?;
+    let ttl = e.ttl.as_ref().map_or(DEFAULT_TTL, |t| t.v);
+    if let Some(t) = e.ttl.as_ref().filter(|t| t.v < 2) {
+        return Err(ctx.err(
+            &t.at,
+            format!("ttl {} is too short; allowed: 2 seconds or more", t.v),
+        ));
+    }
+    Ok(EtcdMember {
+        endpoint: e.endpoint.v.clone(),
+        ttl,
+        host: Host {
+            name: e.host.v.clone(),
+            underlay,
+            slice: e.slice.as_ref().map_or(default_slice(underlay), |s| s.v),
+        },
+    })
+}
+
+/// How long a host stays listed in etcd after it stops renewing (flannel keeps 24 h; a
+/// host's entries then linger that long after it died).
+const DEFAULT_TTL: u32 = 30;
+
+fn ipv4(ctx: &Ctx<'_>, text: &At<String>) -> Result<std::net::Ipv4Addr, FileError> {
+    match ctx.at(&text.at, parse_ip("underlay address", text))? {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(a) => Err(ctx.err(
+            &text.at,
+            format!("underlay address {a} is IPv6; allowed: an IPv4 address"),
+        )),
+    }
 }
 
 /// The hosts of the overlay networks: distinct underlay (IPv4) addresses and slices. A
@@ -47,18 +91,7 @@ pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Vec<Host>), FileErro
 fn hosts(ctx: &Ctx<'_>, defs: &[(At<String>, HostDef)]) -> Result<Vec<Host>, FileError> {
     let mut out: Vec<Host> = Vec::new();
     for (name, def) in defs {
-        let underlay = match ctx.at(
-            &def.underlay.at,
-            parse_ip("underlay address", &def.underlay),
-        )? {
-            IpAddr::V4(a) => a,
-            IpAddr::V6(a) => {
-                return Err(ctx.err(
-                    &def.underlay.at,
-                    format!("underlay address {a} is IPv6; allowed: an IPv4 address"),
-                ));
-            }
-        };
+        let underlay = ipv4(ctx, &def.underlay)?;
         let slice = def
             .slice
             .as_ref()

@@ -9,7 +9,7 @@ mod shape;
 use std::path::Path as FsPath;
 
 use nsnet_core::CoreError;
-use nsnet_core::overlay::Host;
+use nsnet_core::overlay::Membership;
 use nsnet_core::topology::Desired;
 
 use read::{Flaw, Map, Pos, Spot};
@@ -67,8 +67,8 @@ pub fn load(path: &FsPath) -> Result<Desired, FileError> {
     load_with_hosts(path).map(|(desired, _)| desired)
 }
 
-/// Reads and validates a topology file, with the hosts its overlay networks span.
-pub fn load_with_hosts(path: &FsPath) -> Result<(Desired, Vec<Host>), FileError> {
+/// Reads and validates a topology file, with where its overlay networks' hosts come from.
+pub fn load_with_hosts(path: &FsPath) -> Result<(Desired, Membership), FileError> {
     let file = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| FileError {
         file: file.clone(),
@@ -85,8 +85,8 @@ pub fn parse(file: &str, src: &str) -> Result<Desired, FileError> {
     parse_with_hosts(file, src).map(|(desired, _)| desired)
 }
 
-/// [`parse`], with the hosts the file's overlay networks span.
-pub fn parse_with_hosts(file: &str, src: &str) -> Result<(Desired, Vec<Host>), FileError> {
+/// [`parse`], with where the file's overlay networks' hosts come from.
+pub fn parse_with_hosts(file: &str, src: &str) -> Result<(Desired, Membership), FileError> {
     let ctx = Ctx { file };
     let root = read::document(src).map_err(|f| ctx.flaw(f))?;
     let shape = Map::root(&root)
@@ -378,7 +378,10 @@ mod tests {
     #[test]
     fn hosts_have_distinct_underlay_addresses_and_slices() {
         let ok = "name: t\nhosts:\n  h1: { underlay: 192.0.2.1 }\n  h2: { underlay: 192.0.2.7, slice: 9 }\nnetworks:\n  ov: { driver: vxlan, vni: 7, subnets: [10.200.0.0/16] }\n";
-        let (d, hosts) = parse_with_hosts("t.yaml", ok).unwrap();
+        let (d, membership) = parse_with_hosts("t.yaml", ok).unwrap();
+        let Membership::Static(hosts) = membership else {
+            panic!("static membership expected");
+        };
         assert_eq!(d.networks[0].spec.vni(), Some(7));
         let slices: Vec<u32> = hosts.iter().map(|h| h.slice).collect();
         assert_eq!(

@@ -14,6 +14,32 @@ pub struct File {
     pub routes: Vec<RouteDef>,
     pub containers: Vec<(Text, ContainerDef)>,
     pub hosts: Vec<(Text, HostDef)>,
+    pub etcd: Option<(Spot, EtcdDef)>,
+}
+
+/// Overlay membership from etcd: the endpoint, and this host's registration.
+pub struct EtcdDef {
+    pub endpoint: Text,
+    pub ttl: Option<At<u32>>,
+    pub host: Text,
+    pub underlay: Text,
+    pub slice: Option<At<u32>>,
+}
+
+impl EtcdDef {
+    fn read(m: &Map<'_>) -> Result<EtcdDef, Flaw> {
+        m.only(&["endpoint", "ttl", "host", "underlay", "slice"])?;
+        for key in ["endpoint", "host", "underlay"] {
+            m.require(key)?;
+        }
+        Ok(EtcdDef {
+            endpoint: m.text("endpoint")?,
+            ttl: m.number("ttl")?,
+            host: m.text("host")?,
+            underlay: m.text("underlay")?,
+            slice: m.number("slice")?,
+        })
+    }
 }
 
 /// A host of the file's overlay networks.
@@ -98,6 +124,7 @@ impl File {
             "routes",
             "containers",
             "hosts",
+            "etcd",
         ])?;
         Ok(File {
             name: m.text("name")?,
@@ -115,6 +142,10 @@ impl File {
                 .collect::<Result<_, _>>()?,
             containers: named(m, "containers", ContainerDef::read)?,
             hosts: named(m, "hosts", HostDef::read)?,
+            etcd: m
+                .opt_map("etcd")?
+                .map(|(at, e)| Ok::<_, Flaw>((at, EtcdDef::read(&e)?)))
+                .transpose()?,
         })
     }
 }
