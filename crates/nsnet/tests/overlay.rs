@@ -532,6 +532,22 @@ fn etcd_membership_follows_hosts_and_their_leases() {
     assert!(h(1).tcp_hello("a1", "10.200.3.10:7000"), "tcp a1 -> a3");
     assert_eq!(srv.peer().unwrap().to_string(), "10.200.1.10");
     assert!(!h(1).ping("a1", "10.201.3.10"), "ov -> ov2 across hosts");
+    let srv = outside.tcp_server("host", "192.0.2.254:7002");
+    assert!(
+        h(3).tcp_hello("a3", "192.0.2.254:7002"),
+        "egress from host 3"
+    );
+    assert_eq!(
+        srv.peer().unwrap().to_string(),
+        "192.0.2.3",
+        "masqueraded by host 3"
+    );
+    let srv = h(2).tcp_server("a2", "0.0.0.0:80");
+    assert!(
+        outside.tcp_hello("host", "192.0.2.2:8080"),
+        "published port on host 2"
+    );
+    assert_eq!(srv.peer().unwrap().to_string(), "192.0.2.254");
     // Leases outlive many TTLs while the watchers run.
     std::thread::sleep(std::time::Duration::from_secs(u64::from(TTL) * 2));
     assert!(h(1).ping("a1", "10.200.3.10"), "still there after two TTLs");
