@@ -126,6 +126,9 @@ pub enum OverlayCmd {
         #[arg(long, default_value_t = 1000, value_name = "MS")]
         interval_ms: u64,
     },
+    /// Converge only the overlay peers to the file's hosts, once (what each round of `watch`
+    /// does; `apply` does it after everything else).
+    Sync(TopologyFile),
 }
 
 #[derive(Debug, Args)]

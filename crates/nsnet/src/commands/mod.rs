@@ -61,7 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs { name } => logs::run(&state_dir, &name),
         Command::Stop { names, time } => stop::run(&state_dir, &names, time),
         Command::Rm { force, names } => rm::run(&state_dir, &names, force),
-        Command::Overlay(cmd) => overlay::run(&state_dir, cmd),
+        Command::Overlay(cmd) => overlay::run(&state_dir, format, cmd),
     }
 }
 
