@@ -126,6 +126,13 @@ mod tests {
         )))
         .unwrap();
         assert_eq!(d.networks.len(), 2);
+        let (d, membership) = load_with_hosts(FsPath::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/overlay.yaml"
+        )))
+        .unwrap();
+        assert_eq!(d.networks[0].spec.vni(), Some(42));
+        assert!(matches!(membership, Membership::Static(h) if h.len() == 3));
     }
 
     #[test]
