@@ -47,6 +47,8 @@ pub enum Problem {
     BridgeMissing(String),
     #[error("bridge {0} is down")]
     BridgeDown(String),
+    #[error("vxlan device {0} of the overlay is missing")]
+    OverlayDeviceMissing(String),
     #[error("bridge {bridge} lacks gateway address {addr}")]
     GatewayMissing { bridge: String, addr: ipnet::IpNet },
     #[error("host interface {0} is missing")]
@@ -159,6 +161,11 @@ impl<K: Kernel> Engine<K> {
                     }
                 }
             }
+        }
+        if let Some(dev) = net.spec.overlay_dev()
+            && iface(&host.interfaces, &dev).is_none()
+        {
+            problems.push(Problem::OverlayDeviceMissing(dev));
         }
         let veth = ep.host_ifname.to_string();
         match iface(&host.interfaces, &veth) {

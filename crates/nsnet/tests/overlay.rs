@@ -257,6 +257,14 @@ fn three_hosts_share_two_isolated_overlays() {
 
     // Drift: the device itself. The network is rebuilt with its endpoints, then its peers.
     ip(h(1), &["link", "del", "nsvx42"]);
+    let check = h(1).nsnet(&["inspect", "a1", "--check"]);
+    assert!(
+        (check.stdout.clone() + &check.stderr)
+            .contains("vxlan device nsvx42 of the overlay is missing"),
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
     let plan = lines(h(1), &["plan", "-f", &files[0]]);
     assert!(
         plan.iter()
