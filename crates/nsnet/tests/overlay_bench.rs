@@ -222,6 +222,8 @@ fn overlay_against_a_routed_underlay() {
             std::fs::write(&p, file(1, containers, true, fake)).unwrap();
             let with = p.to_str().unwrap().to_string();
             h1.ok(&["apply", "-f", &without]);
+            // Untimed once: new containers settle (addresses, neighbours) before timing.
+            join(h1, h2, &["apply"], &without, &with);
             let mut cells = Vec::new();
             for (i, verb) in [&["apply"][..], &["overlay", "sync"][..]]
                 .iter()
