@@ -523,7 +523,7 @@ fn check_vni(name: &NetName, driver: Driver, vni: Option<u32>) -> Result<Option<
             what: "vni",
             value: v.to_string(),
             reason: format!(
-                "network {name} is not a vxlan network; only --driver vxlan takes a vni"
+                "network {name} is not a vxlan network; only vxlan networks take a vni"
             ),
         }),
         (Driver::Vxlan, None) => Ok(Some(default_vni(name))),
@@ -894,7 +894,7 @@ mod tests {
             assert_eq!(v4().driver(*d).build().unwrap().driver(), *d);
         }
         let e = "hub".parse::<Driver>().unwrap_err().to_string();
-        assert_eq!(e, "invalid driver \"hub\": allowed: bridge");
+        assert_eq!(e, "invalid driver \"hub\": allowed: bridge, vxlan");
     }
 
     #[test]

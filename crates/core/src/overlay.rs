@@ -540,7 +540,7 @@ mod tests {
                 .subnets(["10.200.0.0/16".parse().unwrap()])
         };
         let e = b().vni(5).build().unwrap_err().to_string();
-        assert!(e.contains("only --driver vxlan takes a vni"), "{e}");
+        assert!(e.contains("only vxlan networks take a vni"), "{e}");
         let e = b()
             .driver(Driver::Vxlan)
             .vni(1 << 24)

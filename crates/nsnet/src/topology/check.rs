@@ -184,6 +184,9 @@ fn spec_field<'d>(e: &CoreError, def: &'d NetworkDef) -> &'d Spot {
         CoreError::InvalidValue { what: "mtu", .. } => {
             def.mtu.as_ref().map_or(&def.subnets.at, |m| &m.at)
         }
+        CoreError::InvalidValue { what: "vni", .. } => {
+            def.vni.as_ref().map_or(&def.subnets.at, |v| &v.at)
+        }
         // Refused as a whole: for want of subnets, or for being internal and routed.
         CoreError::InvalidValue {
             what: "network", ..

@@ -410,6 +410,11 @@ mod tests {
         assert!(e.contains("slice 1 is also host h1's"), "{e}");
         let e = err("name: t\nhosts:\n  h1: { underlay: 2001:db8::1 }\n");
         assert!(e.contains("allowed: an IPv4 address"), "{e}");
+        let e = err("name: t\nnetworks:\n  lan: { subnets: [10.0.0.0/24], vni: 5 }\n");
+        assert!(
+            e.starts_with("t.yaml:3:39: networks.lan.vni: invalid vni"),
+            "{e}"
+        );
         let e = err("name: t\nhosts:\n  h1: { slice: 1 }\n");
         assert!(e.contains("underlay"), "{e}");
     }
