@@ -12,11 +12,15 @@
 # containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
 # are not installed; no service is started (see below).
 # graphviz: `dot` renders `nsnet graph --svg`, and tests/graph.rs reads the rendered picture back.
+# python3-grpcio, python3-protobuf, protobuf-compiler: tests/cri.rs's CRI client (kubelet's calls to
+# containerd's CRI; protoc compiles tests/cri/cri.proto); iptables: the reference portmap plugin
+# that test compares nsnet with.
 # etcd-server: the membership store of vxlan overlays (tests/overlay.rs starts one inside its
-# sandbox, on loopback, with a temporary data directory; its service stays stopped).
+# sandbox, on the underlay, with a temporary data directory; its service stays stopped).
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
-  podman conmon catatonit runc containerd graphviz etcd-server "$@")
+  podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
+  iptables etcd-server "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,4 +1,5 @@
-//! Link shaping: delay, jitter, loss and rate on an interface's egress (a netem qdisc).
+//! Link shaping: delay, jitter, loss and rate on an interface's egress (a netem qdisc, or tbf
+//! for a rate alone).
 
 use std::fmt;
 
@@ -17,6 +18,10 @@ pub struct Shaping {
     pub loss_ppm: Option<u32>,
     /// Rate limit, in bits per second.
     pub rate_bps: Option<u64>,
+    /// What may pass at once above the rate, in bits (the token bucket's size); unset: 10 ms
+    /// at the rate. Only with a rate alone (the CNI bandwidth capability gives it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_bits: Option<u64>,
 }
 
 impl Shaping {
@@ -34,8 +39,33 @@ impl Shaping {
                 reason: "jitter needs a delay (e.g. --delay 50ms --jitter 5ms)".into(),
             });
         }
+        if let Some(b) = self.burst_bits {
+            let alone = self.rate_bps.is_some()
+                && self.delay_us.is_none()
+                && self.jitter_us.is_none()
+                && self.loss_ppm.is_none();
+            if !alone {
+                return Err(invalid(
+                    "burst",
+                    &fmt_bits(b),
+                    "a burst goes with a rate alone (no delay, jitter or loss)",
+                ));
+            }
+            // The kernel's tbf takes the bucket in bytes as a u32.
+            if b / 8 >= u64::from(u32::MAX) || b < 8 {
+                return Err(invalid(
+                    "burst",
+                    &fmt_bits(b),
+                    "allowed: 8 bits to 32 Gbit (4 GiB)",
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+fn fmt_bits(bits: u64) -> String {
+    format!("{bits}bit")
 }
 
 fn invalid(what: &'static str, s: &str, reason: &str) -> CoreError {
@@ -154,6 +184,9 @@ impl fmt::Display for Shaping {
         if let Some(r) = self.rate_bps {
             parts.push(format!("rate {}", fmt_rate(r)));
         }
+        if let Some(b) = self.burst_bits {
+            parts.push(format!("burst {}", fmt_bits(b)));
+        }
         if parts.is_empty() {
             f.write_str("none")
         } else {
@@ -188,8 +221,31 @@ mod tests {
             jitter_us: Some(5_000),
             loss_ppm: Some(10_000),
             rate_bps: Some(10_000_000),
+            burst_bits: None,
         };
         assert_eq!(s.to_string(), "delay 50ms jitter 5ms loss 1% rate 10mbit");
+        let tbf = Shaping {
+            rate_bps: Some(1_000_000),
+            burst_bits: Some(80_000),
+            ..Default::default()
+        };
+        tbf.validate().unwrap();
+        assert_eq!(tbf.to_string(), "rate 1mbit burst 80000bit");
+        for bad in [
+            Shaping {
+                burst_bits: Some(80_000),
+                ..s
+            },
+            Shaping {
+                burst_bits: Some(u64::from(u32::MAX) * 8),
+                ..tbf
+            },
+        ] {
+            assert!(
+                bad.validate().unwrap_err().to_string().contains("burst"),
+                "{bad}"
+            );
+        }
         assert_eq!(Shaping::default().to_string(), "none");
         let bad = Shaping {
             jitter_us: Some(1),

@@ -4,6 +4,7 @@
 
 mod apply;
 mod attachment;
+mod bandwidth;
 mod conflict;
 mod container;
 mod doctor;

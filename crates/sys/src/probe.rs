@@ -185,6 +185,7 @@ pub fn qdiscs() -> io::Result<Qdiscs> {
         };
         let tbf = try_shaper(Shaper::Tbf {
             rate_bytes: 125_000,
+            burst_bytes: 0,
         });
         let netem = try_shaper(Shaper::Netem(Netem {
             latency_ns: 1_000_000,

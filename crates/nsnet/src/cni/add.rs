@@ -62,7 +62,22 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         "attach {} (netns {netns})",
         words::attachment(add.network.name(), &add.key)
     );
-    let ep = engine.attach(&add).map_err(|e| e.during(what))?;
+    let ep = engine.attach(&add).map_err(|e| e.during(what.clone()))?;
+    if !req.bandwidth.is_empty() {
+        let name = add.network.name();
+        let shaped =
+            engine.attachment_shape(name, &add.key, req.bandwidth.ingress, req.bandwidth.egress);
+        if let Err(e) = shaped {
+            // A failed ADD leaves nothing: the runtime will not DEL what it never got.
+            let undone = engine
+                .detach(name, &add.key)
+                .and_then(|_| engine.release_if_unused(name));
+            if let Err(u) = undone {
+                tracing::warn!(attachment = %what, error = %u, "undo of a failed ADD");
+            }
+            return Err(e.during(format!("limit the bandwidth of {what}")).into());
+        }
+    }
     let ours = result(&network, &ep, &netns, conf);
     let out = match prev {
         Some(mut p) => {

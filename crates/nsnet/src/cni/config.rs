@@ -19,8 +19,10 @@ use nsnet_core::port::{PortSpec, Proto};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::bandwidth::{Bandwidth, bandwidth};
 use super::env::{CniArgs, parse_addr};
 use super::error::{CniError, code};
+use super::gokeys;
 use super::result::Dns;
 use super::version::{Version, negotiate};
 
@@ -32,6 +34,20 @@ pub struct RangeConf {
     pub range_start: Option<String>,
     pub range_end: Option<String>,
     pub gateway: Option<String>,
+}
+
+impl RangeConf {
+    /// The range with empty strings read as absent: go-cni sends every field of its
+    /// `IPRanges`, `"RangeStart": ""` included.
+    fn without_empty(&self) -> RangeConf {
+        let some = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        RangeConf {
+            subnet: self.subnet.clone(),
+            range_start: some(&self.range_start),
+            range_end: some(&self.range_end),
+            gateway: some(&self.gateway),
+        }
+    }
 }
 
 /// A route of `ipam.routes`.
@@ -66,7 +82,33 @@ pub struct PortMapConf {
     pub host_ip: Option<String>,
 }
 
-/// `runtimeConfig`: what the runtime passes for the capabilities the plugin declares.
+/// The `bandwidth` capability, as the reference bandwidth plugin reads it: rates in bits per
+/// second, bursts in bits; ingress is traffic to the container, egress from it.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BandwidthConf {
+    pub ingress_rate: Option<u64>,
+    pub ingress_burst: Option<u64>,
+    pub egress_rate: Option<u64>,
+    pub egress_burst: Option<u64>,
+}
+
+/// The `dns` capability (the cluster's DNS for the pod). The runtime writes the pod's
+/// resolv.conf itself from it; nsnet configures no resolver, so it is only validated.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RuntimeDns {
+    #[serde(default)]
+    pub servers: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub searches: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub options: Vec<String>,
+}
+
+/// `runtimeConfig`: what the runtime passes for the capabilities the plugin declares. Its keys
+/// are matched ignoring case first (see `gokeys`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeConfig {
@@ -77,6 +119,29 @@ pub struct RuntimeConfig {
     /// validated.
     #[allow(dead_code)]
     pub aliases: Option<BTreeMap<String, Vec<String>>>,
+    /// host-local's capability: these range sets replace `ipam.ranges`.
+    #[serde(default, deserialize_with = "range_sets")]
+    pub ip_ranges: Option<Vec<Vec<RangeConf>>>,
+    pub bandwidth: Option<BandwidthConf>,
+    pub dns: Option<RuntimeDns>,
+}
+
+/// `ipRanges` as a list of range sets (CNI's convention), or as the flat list of ranges
+/// go-cni's `WithCapabilityIPRanges` sends, each range then its own set.
+fn range_sets<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Vec<RangeConf>>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Sets(Vec<Vec<RangeConf>>),
+        Flat(Vec<RangeConf>),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::Sets(sets)) => Some(sets),
+        Some(Either::Flat(ranges)) => Some(ranges.into_iter().map(|r| vec![r]).collect()),
+    })
 }
 
 /// `args.cni`: the convention for per-attachment arguments in the configuration.
@@ -161,6 +226,8 @@ pub struct Request {
     pub ips: Vec<IpAddr>,
     pub mac: Option<Mac>,
     pub publish: Vec<PortSpec>,
+    /// Rate limits of the traffic to and from the container (empty: none).
+    pub bandwidth: Bandwidth,
 }
 
 fn invalid(msg: impl Into<String>) -> CniError {
@@ -272,8 +339,13 @@ impl Basics {
 
 impl NetConf {
     /// Reads the whole configuration; wrong JSON types are decode failures.
+    /// `runtimeConfig`'s keys are matched as Go matches them (any case).
     pub fn from_json(v: &Value) -> Result<NetConf, CniError> {
-        decode(v.clone())
+        let mut v = v.clone();
+        if let Some(rc) = v.get_mut("runtimeConfig") {
+            gokeys::fold(rc, &gokeys::RUNTIME_CONFIG);
+        }
+        decode(v)
     }
 
     /// The network, its ranges and routes, validated.
@@ -314,13 +386,21 @@ impl NetConf {
                 ),
             ));
         }
-        let ranges: Vec<RangeConf> = match (&ipam.ranges, &ipam.subnet) {
+        let runtime_ranges = self
+            .runtime_config
+            .as_ref()
+            .and_then(|rc| rc.ip_ranges.clone())
+            .filter(|sets| !sets.is_empty());
+        let ranges: Vec<RangeConf> = match (
+            runtime_ranges.as_ref().or(ipam.ranges.as_ref()),
+            &ipam.subnet,
+        ) {
             (Some(sets), _) => {
                 let mut out = Vec::with_capacity(sets.len());
                 for (i, set) in sets.iter().enumerate() {
                     match set.as_slice() {
                         [] => return Err(invalid(format!("ipam.ranges[{i}] is empty"))),
-                        [one] => out.push(one.clone()),
+                        [one] => out.push(one.without_empty()),
                         more => {
                             return Err(unsupported(
                                 &format!("ipam.ranges[{i}]"),
@@ -492,7 +572,19 @@ impl NetConf {
             .iter()
             .map(port_spec)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Request { ips, mac, publish })
+        let bandwidth = match rc.bandwidth {
+            Some(b) => bandwidth(&b)?,
+            None => Bandwidth::default(),
+        };
+        for s in rc.dns.iter().flat_map(|d| d.servers.iter()) {
+            parse_ip("dns server", s)?;
+        }
+        Ok(Request {
+            ips,
+            mac,
+            publish,
+            bandwidth,
+        })
     }
 
     /// GC's list of attachments to keep: `cni.dev/valid-attachments` and the older
@@ -793,6 +885,94 @@ mod tests {
             let e = conf(v).request(&CniArgs::default()).unwrap_err();
             assert_eq!(e.code, code::INVALID_CONFIG, "{bad}: {}", e.msg);
         }
+    }
+
+    #[test]
+    fn containerd_capabilities_as_go_cni_spells_them() {
+        // containerd 1.6.20's stdin, as captured under tests/cri.rs, for a pod with a hostPort,
+        // bandwidth annotations and kubelet's DNS config (go-cni's structs have no JSON tags).
+        let mut v = base();
+        v["runtimeConfig"] = json!({
+            "portMappings": [{"HostPort": 8080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""},
+                             {"HostPort": 5353, "ContainerPort": 53, "Protocol": "udp", "HostIP": "127.0.0.1"}],
+            "bandwidth": {"IngressRate": 1000000, "IngressBurst": 4294967295u64,
+                          "EgressRate": 2000000, "EgressBurst": 4294967295u64},
+            "dns": {"Servers": ["10.96.0.10"],
+                    "Searches": ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+                    "Options": ["ndots:5"]}
+        });
+        let c = conf(v);
+        let r = c.request(&CniArgs::default()).unwrap();
+        assert_eq!(r.publish[0].to_string(), "8080:80/tcp");
+        assert_eq!(r.publish[1].to_string(), "127.0.0.1:5353:53/udp");
+        assert_eq!(r.bandwidth.ingress.rate_bps, Some(1_000_000));
+        assert_eq!(r.bandwidth.ingress.burst_bits, Some(4_294_967_295));
+        assert_eq!(r.bandwidth.egress.rate_bps, Some(2_000_000));
+        // CRI-O and podman spell them as CNI's conventions do; both decode alike.
+        let mut v = base();
+        v["runtimeConfig"] = json!({
+            "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ""}],
+            "bandwidth": {"ingressRate": 1000000, "ingressBurst": 4294967295u64}
+        });
+        let r2 = conf(v).request(&CniArgs::default()).unwrap();
+        assert_eq!(r2.publish[0], r.publish[0]);
+        assert_eq!(r2.bandwidth.ingress, r.bandwidth.ingress);
+        assert!(r2.bandwidth.egress.is_empty());
+        // A bad DNS server is refused, naming it.
+        let mut v = base();
+        v["runtimeConfig"] = json!({"dns": {"Servers": ["kube-dns"]}});
+        let e = conf(v).request(&CniArgs::default()).unwrap_err();
+        assert!(e.msg.contains("kube-dns"), "{}", e.msg);
+    }
+
+    #[test]
+    fn ip_ranges_replace_the_ipam_ranges() {
+        let mut v = base();
+        v["runtimeConfig"] = json!({
+            "ipRanges": [[{"Subnet": "10.244.1.0/24", "RangeStart": "", "RangeEnd": "", "Gateway": ""}]]
+        });
+        let n = conf(v).network().unwrap();
+        assert_eq!(n.spec.subnets()[0].cidr.to_string(), "10.244.1.0/24");
+        assert_eq!(n.spec.subnets()[0].gateway.to_string(), "10.244.1.1");
+        assert!(n.ranges.is_empty());
+        let mut v = base();
+        v["runtimeConfig"] = json!({
+            "ipRanges": [[{"subnet": "10.244.2.0/24", "rangeStart": "10.244.2.10", "gateway": "10.244.2.254"}]]
+        });
+        let n = conf(v).network().unwrap();
+        assert_eq!(n.spec.subnets()[0].gateway.to_string(), "10.244.2.254");
+        assert_eq!(n.ranges[0].start.to_string(), "10.244.2.10");
+        // go-cni's flat list: one set per range.
+        let mut v = base();
+        v["runtimeConfig"] = json!({
+            "ipRanges": [{"Subnet": "10.244.3.0/24", "RangeStart": "", "RangeEnd": "", "Gateway": ""},
+                         {"Subnet": "fd00:244:3::/64", "RangeStart": "", "RangeEnd": "", "Gateway": ""}]
+        });
+        let mut v6 = v.clone();
+        v6["ipam"]["routes"] = json!([]);
+        let n = conf(v6).network().unwrap();
+        let subnets: Vec<String> = n
+            .spec
+            .subnets()
+            .iter()
+            .map(|s| s.cidr.to_string())
+            .collect();
+        assert_eq!(subnets, ["10.244.3.0/24", "fd00:244:3::/64"]);
+        // A range that is not one is a decode failure.
+        v["runtimeConfig"] = json!({"ipRanges": [["10.0.0.0/24"]]});
+        assert_eq!(
+            NetConf::from_json(&v).unwrap_err().code,
+            code::DECODE_FAILURE
+        );
+        // An empty list leaves ipam.ranges in force.
+        let mut v = base();
+        v["runtimeConfig"] = json!({"ipRanges": []});
+        assert_eq!(
+            conf(v).network().unwrap().spec.subnets()[0]
+                .cidr
+                .to_string(),
+            "10.88.0.0/16"
+        );
     }
 
     #[test]

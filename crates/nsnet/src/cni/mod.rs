@@ -4,12 +4,14 @@
 //! prints the result (or the spec's error JSON) on stdout; logs go to stderr only.
 
 mod add;
+mod bandwidth;
 mod check;
 mod config;
 mod del;
 mod env;
 mod error;
 mod gc;
+mod gokeys;
 mod result;
 mod status;
 mod version;

@@ -56,12 +56,18 @@ impl Demo {
     /// Pings `dst` from `ns` ("host" for the sandbox's own namespace); `expect` says whether
     /// it must answer.
     fn ping(&self, ns: &str, dst: &str, expect: bool) -> Result<()> {
-        let ping = ["ping", "-c", "1", "-W", "1", dst];
+        // A reachable address gets several tries within 3 s (a loaded machine can lose the
+        // first packet to a neighbour entry still being resolved); an unreachable one, one second.
+        let ping: &[&str] = if expect {
+            &["ping", "-c", "1", "-w", "3", "-i", "0.2", dst]
+        } else {
+            &["ping", "-c", "1", "-W", "1", dst]
+        };
         let (ok, _) = if ns == "host" {
             self.run_cmd(&ping.join(" "), Command::new("ping").args(&ping[1..]))?
         } else {
             let mut args = vec!["netns", "exec", ns, "--"];
-            args.extend(ping);
+            args.extend(ping.iter().copied());
             self.run_cmd(
                 &format!("nsnet {}", args.join(" ")),
                 Command::new(&self.exe).args(&args),

@@ -49,6 +49,7 @@ fn shaping_args(a: &LinkSet) -> Result<Shaping> {
             .transpose()?,
         loss_ppm: a.loss.as_deref().map(parse_loss).transpose()?,
         rate_bps: a.rate.as_deref().map(parse_rate).transpose()?,
+        burst_bits: None,
     };
     if s.is_empty() && !a.clear {
         anyhow::bail!(

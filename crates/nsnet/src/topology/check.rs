@@ -384,6 +384,7 @@ fn end(ctx: &Ctx<'_>, e: &EndDef, ns: &str, peer: &str) -> Result<LinkEndDef, Fi
         // The kernel counts bytes: keep the rate a whole number of bytes per second, so what
         // is read back equals what was asked.
         rate_bps: parsed(ctx, &e.rate, |d| parse_rate(d).map(|r| r / 8 * 8))?,
+        burst_bits: None,
     };
     ctx.at(&e.at, shaping.validate())?;
     Ok(LinkEndDef {

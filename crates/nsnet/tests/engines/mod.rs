@@ -113,6 +113,11 @@ fn blob(layout: &Path, media_type: &str, bytes: &[u8]) -> Value {
 /// An OCI image archive (what `ctr image import` takes) of `root`, named `name`, built
 /// offline: one uncompressed layer, a config, a manifest and an index.
 pub fn oci_archive(root: &Path, name: &str, out: &Path) {
+    oci_archive_running(root, name, out, &["sh"]);
+}
+
+/// `oci_archive` with `cmd` as the image's command (a pause image runs its init).
+pub fn oci_archive_running(root: &Path, name: &str, out: &Path, cmd: &[&str]) {
     let layout = out.with_extension("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let layer_tar = out.with_extension("layer.tar");
@@ -130,7 +135,7 @@ pub fn oci_archive(root: &Path, name: &str, out: &Path) {
     let config = json!({
         "architecture": arch,
         "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
+        "config": {"Cmd": cmd, "Env": ["PATH=/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}
     });
     let config = blob(

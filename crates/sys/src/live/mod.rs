@@ -555,6 +555,7 @@ fn shaper_of(s: &Shaping) -> Shaper {
     if s.delay_us.is_none() && s.jitter_us.is_none() && s.loss_ppm.is_none() {
         return Shaper::Tbf {
             rate_bytes: s.rate_bps.unwrap_or(0) / 8,
+            burst_bytes: s.burst_bits.map_or(0, |b| (b / 8) as u32),
         };
     }
     Shaper::Netem(Netem {
@@ -571,9 +572,13 @@ fn shaper_of(s: &Shaping) -> Shaper {
 fn shaping_of(shaper: &Shaper) -> Shaping {
     let nonzero = |v: u64| (v > 0).then_some(v);
     let n = match shaper {
-        Shaper::Tbf { rate_bytes } => {
+        Shaper::Tbf {
+            rate_bytes,
+            burst_bytes,
+        } => {
             return Shaping {
                 rate_bps: nonzero(rate_bytes * 8),
+                burst_bits: (*burst_bytes > 0).then(|| u64::from(*burst_bytes) * 8),
                 ..Shaping::default()
             };
         }
@@ -586,6 +591,7 @@ fn shaping_of(shaper: &Shaper) -> Shaping {
             ((u64::from(n.loss) * 1_000_000 + u64::from(u32::MAX) / 2) / u64::from(u32::MAX)) as u32
         }),
         rate_bps: nonzero(n.rate_bytes * 8),
+        burst_bits: None,
     }
 }
 

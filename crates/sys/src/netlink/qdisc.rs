@@ -44,9 +44,11 @@ pub struct Netem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shaper {
     Netem(Netem),
-    /// Token bucket rate limit in bytes per second.
+    /// Token bucket rate limit in bytes per second, with the bucket's size in bytes (0: 10 ms
+    /// at the rate). The kernel reports the bucket as a time, not a size: read back, it is 0.
     Tbf {
         rate_bytes: u64,
+        burst_bytes: u32,
     },
 }
 
@@ -88,10 +90,13 @@ pub(crate) fn encode_options(n: &Netem) -> Vec<u8> {
     out
 }
 
-/// TCA_OPTIONS payload for tbf: parameters with an Ethernet link layer (no rate table), a
-/// burst of 10 ms at the rate (at least 16 full frames) and a queue of 50 ms more.
-pub(crate) fn encode_tbf(rate_bytes: u64) -> Vec<u8> {
-    let burst = (rate_bytes / 100).max(16 * 1514).min(u64::from(u32::MAX)) as u32;
+/// TCA_OPTIONS payload for tbf: parameters with an Ethernet link layer (no rate table), the
+/// given burst (else 10 ms at the rate, at least 16 full frames) and a queue of 50 ms more.
+pub(crate) fn encode_tbf(rate_bytes: u64, burst_bytes: u32) -> Vec<u8> {
+    let burst = match burst_bytes {
+        0 => (rate_bytes / 100).max(16 * 1514).min(u64::from(u32::MAX)) as u32,
+        b => b,
+    };
     let limit = (u64::from(burst) + rate_bytes / 20).min(u64::from(u32::MAX)) as u32;
     let mut parms = Vec::with_capacity(36);
     // struct tc_ratespec rate: cell_log, linklayer, overhead, cell_align, mpu, rate.
@@ -184,7 +189,10 @@ impl Rtnl {
     pub fn set_shaper(&mut self, index: u32, shaper: &Shaper) -> Result<(), NetlinkError> {
         let (kind, options) = match shaper {
             Shaper::Netem(n) => ("netem", encode_options(n)),
-            Shaper::Tbf { rate_bytes } => ("tbf", encode_tbf(*rate_bytes)),
+            Shaper::Tbf {
+                rate_bytes,
+                burst_bytes,
+            } => ("tbf", encode_tbf(*rate_bytes, *burst_bytes)),
         };
         let mut msg = qdisc_msg(index);
         msg.header.handle = TcHandle { major: 1, minor: 0 };
@@ -277,6 +285,7 @@ impl Rtnl {
                 Some("netem") => Shaper::Netem(decode_options(opts, tick_ns)),
                 Some("tbf") => Shaper::Tbf {
                     rate_bytes: decode_tbf(opts),
+                    burst_bytes: 0,
                 },
                 _ => continue,
             };
@@ -315,8 +324,14 @@ mod tests {
         let enc = encode_options(&n);
         assert_eq!(&enc[4..8], &NETEM_LIMIT.to_ne_bytes());
         assert_eq!(decode_options(&enc, 1.0), n);
-        assert_eq!(decode_tbf(&encode_tbf(1_250_000)), 1_250_000);
-        assert_eq!(decode_tbf(&encode_tbf(10_000_000_000)), 10_000_000_000);
+        assert_eq!(decode_tbf(&encode_tbf(1_250_000, 0)), 1_250_000);
+        assert_eq!(decode_tbf(&encode_tbf(10_000_000_000, 0)), 10_000_000_000);
+        // A given burst goes as TCA_TBF_BURST; the queue limit is that plus 50 ms.
+        let enc = encode_tbf(125_000, 10_000);
+        let burst = attrs(&enc).find(|(k, _)| *k == TCA_TBF_BURST).unwrap().1;
+        assert_eq!(u32_at(burst, 0), 10_000);
+        let parms = attrs(&enc).find(|(k, _)| *k == TCA_TBF_PARMS).unwrap().1;
+        assert_eq!(u32_at(parms, 24), 10_000 + 125_000 / 20);
     }
 
     #[test]
@@ -340,6 +355,7 @@ mod tests {
             assert_eq!(nl.shaper(index).unwrap(), None);
             let tbf = Shaper::Tbf {
                 rate_bytes: 125_000,
+                burst_bytes: 0,
             };
             nl.set_shaper(index, &tbf).unwrap();
             assert_eq!(nl.shaper(index).unwrap(), Some(tbf));
