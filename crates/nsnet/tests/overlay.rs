@@ -422,12 +422,15 @@ fn etcd_membership_follows_hosts_and_their_leases() {
         assert_eq!(peers, 2 * (n - 1), "host {n}: {applied:?}");
     }
     // A slice another host holds is refused, and nothing changes.
-    let taken = write(
-        h(3),
-        &etcd_file(3, TTL)
+    let taken = h(3).state_dir().join("taken.yaml");
+    std::fs::write(
+        &taken,
+        etcd_file(3, TTL)
             .replace("underlay: 192.0.2.3 }", "underlay: 192.0.2.3, slice: 1 }")
             .replace("host: h3", "host: h9"),
-    );
+    )
+    .unwrap();
+    let taken = taken.to_str().unwrap();
     h(3).fails(
         1,
         &["apply", "-f", &taken],
