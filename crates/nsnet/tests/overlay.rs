@@ -433,7 +433,7 @@ fn etcd_membership_follows_hosts_and_their_leases() {
     let taken = taken.to_str().unwrap();
     h(3).fails(
         1,
-        &["apply", "-f", &taken],
+        &["apply", "-f", taken],
         &["slice 1 is held by host h1 in etcd"],
     );
     // The watchers keep the leases alive and bring the earlier hosts up to date.
