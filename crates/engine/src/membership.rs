@@ -122,6 +122,21 @@ impl EtcdMembership {
         Ok(())
     }
 
+    /// Takes this host out: revokes its lease (its keys go with it, the other hosts drop its
+    /// peers at their next look) and forgets it. Idempotent.
+    pub fn leave(&self) -> Result<(), MembershipError> {
+        if let Some(id) = self.saved_lease() {
+            self.etcd.lease_revoke(id)?;
+        }
+        match std::fs::remove_file(&self.lease_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(MembershipError::LeaseFile {
+                path: self.lease_file.display().to_string(),
+                cause: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The hosts listed now, by name.
     pub fn hosts(&self) -> Result<Vec<Host>, MembershipError> {
         let hosts_prefix = format!("{}hosts/", self.prefix);

@@ -531,8 +531,27 @@ fn etcd_membership_follows_hosts_and_their_leases() {
         .collect();
     assert_eq!(gone.len(), 2, "{out}");
     assert!(gone.iter().all(|l| l.contains("at 192.0.2.3")), "{out}");
+    // Host 1 destroys its part: its lease is revoked at once (long before it would expire),
+    // and host 2's watcher drops its peers.
+    h(1).ok(&["destroy", "-f", &files[0]]);
+    let listed = outside
+        .in_ns("host", || {
+            nsnet_sys::etcd::Etcd::new("192.0.2.254:2379")
+                .unwrap()
+                .range_prefix("/nsnet/overlay/hosts/")
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+    let names: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["/nsnet/overlay/hosts/h2"]);
+    assert!(
+        eventually(5, || routes_on(h(2), "nsvx42") == 0),
+        "host 2 still has host 1's entries"
+    );
+    h(1).ok(&["destroy", "-f", &files[0]]);
     drop(watchers);
-    for n in 1..=HOSTS {
+    for n in 2..=HOSTS {
         h(n).ok(&["destroy", "-f", &files[n - 1]]);
     }
 }

@@ -98,6 +98,15 @@ impl Etcd {
         Ok(num(&v["result"]["TTL"]).unwrap_or(0))
     }
 
+    /// Revokes lease `id`, deleting every key under it; an unknown (expired) lease is fine.
+    pub fn lease_revoke(&self, id: i64) -> Result<(), EtcdError> {
+        let op = format!("revoke lease {id}");
+        match self.call(&op, "/v3/lease/revoke", &json!({ "ID": id.to_string() })) {
+            Err(e) if e.cause.contains("lease not found") => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
     /// Puts `key` = `value` under lease `lease` unless the key exists. Returns `None` when
     /// it was created, else the value it holds.
     pub fn create_if_absent(

@@ -16,7 +16,7 @@ use crate::cli::Format;
 use crate::context;
 use crate::hint::topology_error;
 use crate::output::print;
-use crate::topology::{load, load_with_hosts};
+use crate::topology::load_with_hosts;
 
 pub(crate) fn peer_lines(changes: &[PeerChange]) -> Vec<String> {
     changes.iter().map(ToString::to_string).collect()
@@ -127,10 +127,14 @@ pub fn apply(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) 
 }
 
 pub fn destroy(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
-    let desired = load(file)?;
+    let (desired, membership) = load_with_hosts(file)?;
     let changes = context::open(state_dir)?
         .topology_destroy(&desired.name, progress)
         .map_err(topology_error)?;
+    // Gone from this host, gone from the overlay: the others need not wait for the lease.
+    if let Membership::Etcd(member) = membership {
+        EtcdMembership::new(&member, &desired.name, state_dir)?.leave()?;
+    }
     print(format, &lines(&changes), |l| {
         if l.is_empty() {
             format!("nothing to destroy for topology {}\n", desired.name)
