@@ -9,18 +9,20 @@
 # podman, conmon, catatonit, runc: podman 4 with its CNI backend driving nsnet (tests/podman.rs);
 # containerd (ctr, shim): `ctr run --cni` driving nsnet (tests/containerd.rs). Both engines run
 # only inside the tests' sandboxes, with private roots and configuration. Listing
-# containernetworking-plugins satisfies podman's network stack, so netavark and aardvark-dns
-# are not installed; no service is started (see below).
+# containernetworking-plugins satisfies podman's network stack, so Debian's netavark (1.4, no
+# plugins) and aardvark-dns are not installed; no service is started (see below).
 # graphviz: `dot` renders `nsnet graph --svg`, and tests/graph.rs reads the rendered picture back.
 # python3-grpcio, python3-protobuf, protobuf-compiler: tests/cri.rs's CRI client (kubelet's calls to
-# containerd's CRI; protoc compiles tests/cri/cri.proto); iptables: the reference portmap plugin
-# that test compares nsnet with.
+# containerd's CRI; protoc compiles tests/cri/cri.proto; it also builds netavark 2.x, below);
+# iptables: the reference portmap plugin that test compares nsnet with.
+# groff-base: tests/ux.rs renders every page of `nsnet man` with groff; bsdutils: `script`, the
+# pty under which tests/ux.rs watches progress drawn on a terminal.
 # etcd-server: the membership store of vxlan overlays (tests/overlay.rs starts one inside its
 # sandbox, on the underlay, with a temporary data directory; its service stays stopped).
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
   podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
-  iptables etcd-server "$@")
+  iptables groff-base bsdutils etcd-server "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,4 +40,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# netavark >= 1.6 runs network plugins (podman 5's path to nsnet, tests/netavark.rs); Debian
+# bookworm has 1.4, so it is built from crates.io into /usr/local (a few minutes on 2 CPUs),
+# once: skipped when that version is there already. Its build directory is thrown away.
+NETAVARK_VERSION=2.1.0
+if ! /usr/local/bin/netavark version 2>/dev/null | grep -q "\"version\": \"$NETAVARK_VERSION\""; then
+  echo "building netavark $NETAVARK_VERSION"
+  build=$(mktemp -d)
+  CARGO_TARGET_DIR="$build" cargo install netavark --version "$NETAVARK_VERSION" --locked \
+    --root /usr/local --quiet
+  rm -rf "$build"
 fi

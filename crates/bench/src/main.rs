@@ -3,6 +3,7 @@
 //! ratios and the targets. Needs root; touches nothing outside the sandbox.
 
 mod dataplane;
+mod dns;
 mod longlife;
 mod parallel;
 mod ports;
@@ -86,6 +87,18 @@ struct Args {
 enum Mode {
     /// Only the long-life mix: --long-life operations through nsnet's CLI and CNI face.
     LongLife,
+    /// Only container-name DNS: nsnet's responder against aardvark-dns and dnsmasq.
+    Dns {
+        /// Sequential queries per server.
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+        /// Starts per server (median).
+        #[arg(long, default_value_t = 15)]
+        starts: usize,
+        /// Connect + disconnect cycles per case (median).
+        #[arg(long, default_value_t = 21)]
+        connects: usize,
+    },
 }
 
 /// Where each subject's containers live: a /16 of its own.
@@ -251,6 +264,20 @@ fn real_main(args: Args) -> Result<()> {
     let machine = machine();
     // While single-threaded: unshare the network and mount namespaces.
     let sandbox = Sandbox::enter()?;
+    if let Some(Mode::Dns {
+        queries,
+        starts,
+        connects,
+    }) = args.mode
+    {
+        let section = dns::bench(&nsnet, queries, starts, connects)?;
+        let text = format!(
+            "## nsnet-bench dns\n\n{machine}- load average at end: {}\n\n{section}",
+            loadavg()
+        );
+        drop(sandbox);
+        return emit(&text, args.out.as_deref());
+    }
     if let Some(Mode::LongLife) = args.mode {
         let section = long_life(&nsnet, args.long_life)?;
         let text = format!(

@@ -40,6 +40,11 @@ pub const SET_ROUTED: &str = "routed_bridges";
 /// Host veth ends of endpoints on networks with inter-container communication off (in the
 /// bridge table: `meta ibrname` needs nft_meta_bridge, which not every kernel has).
 pub const SET_NOICC: &str = "noicc_ports";
+/// Bridges of networks with DNS on: DNS from them to their own gateway (where nsnet's
+/// responder listens) is marked like the flows nsnet accepts, so an admin's default-drop input
+/// chain that accepts `ct mark & 0x01000000` lets it through, on internal and `icc=false`
+/// networks too.
+pub const SET_DNS: &str = "dns_bridges";
 /// DNAT maps: `proto . port` (any host address) and `addr . proto . port` (one address).
 pub const MAP_ANY4: &str = "pf_any4";
 pub const MAP_IP4: &str = "pf_ip4";
@@ -60,6 +65,7 @@ pub fn skeleton() -> String {
 	set {SET_MASQ} {{ type ifname; }}
 	set {SET_INTERNAL} {{ type ifname; }}
 	set {SET_ROUTED} {{ type ifname; }}
+	set {SET_DNS} {{ type ifname; }}
 	map {MAP_ANY4} {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
 	map {MAP_IP4} {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
 	map {MAP_ANY6} {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
@@ -103,6 +109,11 @@ pub fn skeleton() -> String {
 		oifname @{SET_ROUTED} accept
 		oifname @{SET_BRIDGES} drop
 	}}
+
+	chain input {{
+		{INPUT_HOOK}
+		iifname @{SET_DNS} meta l4proto {{ tcp, udp }} th dport 53 fib daddr . iif type local ct mark set ct mark | {CT_MARK:#010x} accept
+	}}
 }}
 table bridge {TABLE} {{
 	set {SET_NOICC} {{ type ifname; }}
@@ -123,21 +134,27 @@ pub const CHAINS: &[&str] = &[
     "inet nsnet publish",
     "inet nsnet postrouting",
     "inet nsnet forward",
+    "inet nsnet input",
     "bridge nsnet forward",
 ];
 
+/// The input chain's hook (it came with DNS: tables of older nsnets lack the chain, so the
+/// upgrade declares it before flushing every chain).
+const INPUT_HOOK: &str = "type filter hook input priority filter - 10; policy accept;";
+
 /// The newest object of the skeleton: tables without it were installed by an older nsnet.
-pub const NEWEST_SET: &str = SET_ROUTED;
+pub const NEWEST_SET: &str = SET_DNS;
 
 /// Script that brings tables installed by an older nsnet to this skeleton in one transaction,
 /// keeping every element: each chain's rules are replaced, and the skeleton's declarations
 /// add the sets it lacked (declaring an existing set or chain changes nothing). Every chain
 /// must exist in every released skeleton (a flush of a missing chain fails the script).
 pub fn upgrade_script() -> String {
-    let mut s: String = CHAINS
+    let mut s = format!("add chain inet {TABLE} input {{ {INPUT_HOOK} }}\n");
+    s += &CHAINS
         .iter()
         .map(|c| format!("flush chain {c}\n"))
-        .collect();
+        .collect::<String>();
     s.push_str(&skeleton());
     s
 }
@@ -270,6 +287,9 @@ pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
     if spec.routed() && !spec.internal() {
         out.push(ifname(FAMILY_INET, SET_ROUTED, br));
     }
+    if spec.dns() {
+        out.push(ifname(FAMILY_INET, SET_DNS, br));
+    }
     out
 }
 
@@ -353,7 +373,8 @@ mod tests {
         }
         assert_eq!(declared, CHAINS);
         let up = upgrade_script();
-        assert!(up.starts_with("flush chain inet nsnet prerouting\n"));
+        assert!(up.starts_with("add chain inet nsnet input {"));
+        assert!(up.contains("\nflush chain inet nsnet prerouting\n"));
         assert!(up.ends_with(&sk));
         assert!(sk.contains(&format!("set {NEWEST_SET} ")));
     }
@@ -366,6 +387,21 @@ mod tests {
         NetworkSpec::builder(NetName::new("lan").unwrap())
             .bridge(IfName::new("nsbr-lan").unwrap())
             .subnets(["10.0.0.0/24".parse().unwrap()])
+    }
+
+    #[test]
+    fn dns_networks_mark_their_bridge() {
+        let on = lan().dns(true).build().unwrap();
+        let els: Vec<String> = network_elements(&on)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            els.contains(&"dns_bridges \"nsbr-lan\"".to_string()),
+            "{els:?}"
+        );
+        let off = lan().build().unwrap();
+        assert!(network_elements(&off).iter().all(|e| e.set != SET_DNS));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! IPAM and the planner. Nothing here performs I/O, so all of it is unit-tested without root.
 
 pub mod container;
+pub mod dnsname;
 pub mod endpoint;
 pub mod error;
 pub mod firewall;

@@ -159,6 +159,7 @@ pub struct NetworkSpec {
     icc: bool,
     routed: bool,
     driver: Driver,
+    dns: bool,
     vni: Option<u32>,
 }
 
@@ -175,6 +176,7 @@ impl NetworkSpec {
             icc: true,
             routed: false,
             driver: Driver::default(),
+            dns: false,
             vni: None,
             name,
         }
@@ -224,6 +226,11 @@ impl NetworkSpec {
         self.driver
     }
 
+    /// Whether nsnet's responder answers container names on the gateway addresses.
+    pub fn dns(&self) -> bool {
+        self.dns
+    }
+
     /// The VXLAN network identifier of an overlay network (`Driver::Vxlan`); `None` otherwise.
     pub fn vni(&self) -> Option<u32> {
         self.vni
@@ -256,6 +263,7 @@ impl NetworkSpec {
             .routed(self.routed)
             .driver(self.driver)
             .vni(self.vni)
+            .dns(self.dns)
             .build()
     }
 
@@ -296,6 +304,7 @@ pub struct NetworkSpecBuilder {
     icc: bool,
     routed: bool,
     driver: Driver,
+    dns: bool,
     vni: Option<u32>,
 }
 
@@ -354,6 +363,13 @@ impl NetworkSpecBuilder {
         self
     }
 
+    /// Container names over DNS on the gateway addresses (default off here: faces choose
+    /// their own default, and a stored network keeps what it was recorded with).
+    pub fn dns(mut self, dns: bool) -> Self {
+        self.dns = dns;
+        self
+    }
+
     /// The VXLAN network identifier of an overlay network; `None` (the default) derives one
     /// from the network's name, so every host computes the same one.
     pub fn vni(mut self, vni: impl Into<Option<u32>>) -> Self {
@@ -377,6 +393,7 @@ impl NetworkSpecBuilder {
             icc,
             routed,
             driver,
+            dns,
             vni,
         } = self;
         if subnets.is_empty() {
@@ -476,6 +493,7 @@ impl NetworkSpecBuilder {
             icc,
             routed,
             driver,
+            dns,
             vni,
         })
     }
@@ -510,6 +528,7 @@ impl NetworkSpecBuilder {
             icc: self.icc,
             routed: self.routed,
             driver: self.driver,
+            dns: self.dns,
             vni: self.vni,
         })
     }

@@ -54,6 +54,8 @@ pub struct AttachRequest {
     /// Allocation windows, at most one per subnet.
     pub ranges: Vec<Range>,
     pub routes: RoutePolicy,
+    /// DNS aliases of the endpoint.
+    pub aliases: Vec<String>,
 }
 
 /// An attachment `gc_attachments` removed.
@@ -166,6 +168,7 @@ impl<K: Kernel> Engine<K> {
             ifname: Some(req.key.ifname.clone()),
             container_id: Some(req.key.owner_id.clone()),
             publish: req.publish.clone(),
+            aliases: req.aliases.clone(),
         };
         let policy = ConnectPolicy {
             routes: req.routes.clone(),

@@ -40,6 +40,8 @@ pub struct RunRequest {
     pub rootfs: Option<PathBuf>,
     pub detach: bool,
     pub command: Vec<String>,
+    /// DNS aliases of the container on each of its networks.
+    pub aliases: Vec<String>,
 }
 
 /// A container's attachment to a network.
@@ -151,6 +153,9 @@ impl<K: Kernel> Engine<K> {
         let name = req.name.to_string();
         let hostname = req.hostname.clone().unwrap_or_else(|| name.clone());
         model::check_hostname(&hostname)?;
+        for alias in &req.aliases {
+            nsnet_core::dnsname::check_alias(alias)?;
+        }
         if req.command.is_empty() {
             return Err(Conflict::NoCommand.into());
         }
@@ -274,9 +279,24 @@ impl<K: Kernel> Engine<K> {
                 } else {
                     Vec::new()
                 },
+                aliases: req.aliases.clone(),
             })?;
         }
-        let resolv = model::resolv_conf(&self.kernel.host_resolv_conf());
+        // With DNS on its primary network the container asks nsnet's responder on that
+        // network's gateway; otherwise it gets the host's nameservers (the hosts file lists
+        // its peers either way).
+        let primary = match req.networks.first() {
+            Some(n) => self.store.read(|tx| tx.network(&n.network))?,
+            None => None,
+        };
+        let host = self.kernel.host_resolv_conf();
+        let resolv = match primary {
+            Some(net) if net.spec.dns() => {
+                let gateways: Vec<_> = net.spec.subnets().iter().map(|s| s.gateway).collect();
+                nsnet_core::dnsname::resolv_conf(&gateways, &host)
+            }
+            _ => model::resolv_conf(&host),
+        };
         self.kernel.write_etc(name, "resolv.conf", &resolv)?;
         let networks: Vec<_> = req.networks.iter().map(|n| n.network.clone()).collect();
         self.refresh_hosts(&networks, Some(name))?;

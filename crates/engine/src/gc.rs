@@ -34,9 +34,32 @@ impl<K: Kernel> Engine<K> {
     /// A `creating` row is rolled back (the old state); a `removing` row is finished (the new
     /// state).
     pub fn gc(&mut self) -> Result<GcReport, EngineError> {
+        self.gc_observed(|_, _, _| {})
+    }
+
+    /// `gc`, calling `progress(done, total, row)` as it examines each row (containers,
+    /// endpoints, links, networks); `total` is counted up front, so the last call may come
+    /// before `done` reaches it when removing a container took its endpoints along.
+    pub fn gc_observed(
+        &mut self,
+        mut progress: impl FnMut(usize, usize, &str),
+    ) -> Result<GcReport, EngineError> {
+        let total = self.store.read(|tx| {
+            Ok::<_, StoreError>(
+                tx.containers()?.len()
+                    + tx.networks()?.len()
+                    + tx.endpoints()?.len()
+                    + tx.links()?.len(),
+            )
+        })?;
+        let mut done = 0;
+        let mut tick = |what: &str| {
+            done += 1;
+            progress(done.min(total), total, what);
+        };
         let mut report = GcReport::default();
         // Containers first: removing one disconnects its endpoints the regular way.
-        self.gc_containers(&mut report)?;
+        self.gc_containers(&mut report, &mut tick)?;
         let (networks, endpoints, links) = self
             .store
             .read(|tx| Ok::<_, StoreError>((tx.networks()?, tx.endpoints()?, tx.links()?)))?;
@@ -51,6 +74,7 @@ impl<K: Kernel> Engine<K> {
         }
         let mut emptied = std::collections::BTreeSet::new();
         for e in endpoints {
+            tick(&format!("endpoint {} on network {}", e.netns, e.network));
             let interrupted = self.interrupted(e.state, e.pid, &e.boot_id);
             let gone = e.state == RowState::Ready && !self.kernel.netns_exists(&ns_ref(&e.netns));
             if !interrupted && !gone {
@@ -79,6 +103,7 @@ impl<K: Kernel> Engine<K> {
             }
         }
         for l in links {
+            tick(&format!("link {}:{}", l.a.netns, l.a.ifname));
             let gone = l.state == RowState::Ready
                 && (!self.kernel.netns_exists(&ns_ref(&l.a.netns))
                     || !self.kernel.netns_exists(&ns_ref(&l.b.netns)));
@@ -93,6 +118,7 @@ impl<K: Kernel> Engine<K> {
             }
         }
         for n in networks {
+            tick(&format!("network {}", n.spec.name()));
             if n.state == RowState::Creating && self.owner_gone(n.pid, &n.boot_id) {
                 match self.remove_network(n.spec.name(), true) {
                     Ok(()) => report.networks.push(n.spec.name().to_string()),

@@ -26,6 +26,8 @@ struct Recorded {
     id: i64,
     plan: ConnectPlan,
     primary: bool,
+    /// The network answers names over DNS.
+    dns: bool,
 }
 
 /// How a connect differs from the CLI's; the default is the CLI's behaviour.
@@ -54,6 +56,8 @@ pub struct ConnectRequest {
     pub container_id: Option<String>,
     /// Ports to publish as part of the connect (`--publish`).
     pub publish: Vec<PortSpec>,
+    /// Names the endpoint answers to over DNS besides its namespace's (`--alias`).
+    pub aliases: Vec<String>,
 }
 
 pub(crate) fn ns_key(ns: &NsRef) -> String {
@@ -73,12 +77,25 @@ fn load_network(tx: &Tx<'_>, name: &NetName) -> Result<NetworkRow, EngineError> 
         .ok_or_else(|| EngineError::not_found("network", name))
 }
 
+/// The names an endpoint answers to over DNS: its namespace's, then its aliases.
+fn dns_names(netns: &str, aliases: &[String]) -> Vec<String> {
+    let mut names = vec![netns.to_string()];
+    names.extend(aliases.iter().filter(|a| *a != netns).cloned());
+    names
+}
+
 pub(crate) fn endpoint_view(
     tx: &Tx<'_>,
     e: &EndpointRow,
     primary_id: Option<i64>,
 ) -> Result<EndpointView, StoreError> {
+    let dns = tx.network(&e.network)?.is_some_and(|n| n.spec.dns());
     Ok(EndpointView {
+        names: if dns {
+            dns_names(&e.netns, &tx.aliases(e.id)?)
+        } else {
+            Vec::new()
+        },
         network: e.network.to_string(),
         netns: e.netns.clone(),
         ifname: e.ifname.to_string(),
@@ -251,6 +268,7 @@ impl<K: Kernel> Engine<K> {
                 masquerade: n.spec.masquerade(),
                 icc: n.spec.icc(),
                 routed: n.spec.routed(),
+                dns: n.spec.dns(),
                 vni: n.spec.vni(),
                 state: n.state.name().to_string(),
                 endpoints: views,
@@ -280,6 +298,9 @@ impl<K: Kernel> Engine<K> {
         req: &ConnectRequest,
         policy: &ConnectPolicy,
     ) -> Result<EndpointView, EngineError> {
+        for alias in &req.aliases {
+            nsnet_core::dnsname::check_alias(alias)?;
+        }
         if !self.kernel.netns_exists(&req.netns) {
             return Err(EngineError::not_found("netns", &req.netns));
         }
@@ -296,7 +317,12 @@ impl<K: Kernel> Engine<K> {
                     })?
             }
         };
-        let Recorded { id, plan, primary } = recorded;
+        let Recorded {
+            id,
+            plan,
+            primary,
+            dns,
+        } = recorded;
         if let Err(failed) = apply_ops(&mut self.kernel, &plan.ops) {
             self.store.write(|tx| tx.delete_endpoint(id))?;
             let veth = matches!(plan.ops[failed.op], KernelOp::CreateVeth { .. });
@@ -323,6 +349,11 @@ impl<K: Kernel> Engine<K> {
             state: RowState::Ready.name().to_string(),
             container_id: req.container_id.clone(),
             ports: mappings,
+            names: if dns {
+                dns_names(&ns_key(&req.netns), &req.aliases)
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -398,9 +429,15 @@ impl<K: Kernel> Engine<K> {
                 }
             })?;
             tx.insert_ports(id, mappings)?;
+            tx.insert_aliases(id, &req.aliases)?;
             // The primary rule as `inspect` applies it, whatever routes the face asked for.
             let primary = !net.spec.internal() && !in_ns.iter().any(|e| !e.internal);
-            Ok(Some(Recorded { id, plan, primary }))
+            Ok(Some(Recorded {
+                id,
+                plan,
+                primary,
+                dns: net.spec.dns(),
+            }))
         })
     }
 

@@ -22,6 +22,15 @@ pub struct RepairReport {
 impl<K: Kernel> Engine<K> {
     /// Reinstalls the firewall skeleton and all elements in one transaction per table set.
     pub fn repair(&mut self) -> Result<RepairReport, EngineError> {
+        self.repair_observed(|_, _, _| {})
+    }
+
+    /// `repair`, calling `progress(step, steps, what)` for each network it collects elements
+    /// for, then before the one kernel transaction that installs them all.
+    pub fn repair_observed(
+        &mut self,
+        mut progress: impl FnMut(usize, usize, &str),
+    ) -> Result<RepairReport, EngineError> {
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
             let networks = tx.networks()?;
@@ -33,7 +42,9 @@ impl<K: Kernel> Engine<K> {
                 .into_iter()
                 .filter(|n| n.state != RowState::Removing)
                 .collect();
-            for n in &networks {
+            let steps = networks.len() + 1;
+            for (i, n) in networks.iter().enumerate() {
+                progress(i + 1, steps, &format!("network {}", n.spec.name()));
                 changes.extend(
                     firewall::network_elements(&n.spec)
                         .into_iter()
@@ -67,8 +78,13 @@ impl<K: Kernel> Engine<K> {
                     );
                 }
             }
-            kernel.fw_remove()?;
             let elements = changes.len();
+            progress(
+                steps,
+                steps,
+                &format!("installing {elements} firewall element(s)"),
+            );
+            kernel.fw_remove()?;
             if !networks.is_empty() {
                 kernel.fw_ensure()?;
                 kernel.apply(&KernelOp::Firewall(changes))?;

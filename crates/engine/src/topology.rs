@@ -442,6 +442,7 @@ impl<K: Kernel> Engine<K> {
                     ifname: e.ifname.clone(),
                     container_id: None,
                     publish: e.publish.iter().map(single).collect(),
+                    aliases: Vec::new(),
                 })
                 .map(drop)
             }
@@ -518,6 +519,7 @@ impl<K: Kernel> Engine<K> {
                         .collect(),
                     publish: c.publish.iter().map(single).collect(),
                     env: c.env.clone(),
+                    aliases: Vec::new(),
                     rootfs: c.rootfs.as_ref().map(std::path::PathBuf::from),
                     detach: true,
                     command: c.command.clone(),

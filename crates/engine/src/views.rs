@@ -32,6 +32,8 @@ pub struct NetworkDetail {
     pub icc: bool,
     /// Traffic routed from outside straight to the endpoints is accepted.
     pub routed: bool,
+    /// Container names answered over DNS on the gateways.
+    pub dns: bool,
     /// The VXLAN network identifier of an overlay network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vni: Option<u32>,
@@ -53,6 +55,8 @@ pub struct EndpointView {
     pub state: String,
     pub container_id: Option<String>,
     pub ports: Vec<nsnet_core::port::PortMapping>,
+    /// Names answered over DNS on the network (empty when it has DNS off).
+    pub names: Vec<String>,
 }
 
 /// One line of `netns ls`.

@@ -51,6 +51,7 @@ fn add(e: &mut Engine<FakeKernel>, s: &NetworkSpec, id: &str) -> AttachRequest {
             dest: "0.0.0.0/0".parse().unwrap(),
             via: gw,
         }]),
+        aliases: vec![],
     }
 }
 
@@ -250,6 +251,7 @@ fn gc_keeps_listed_attachments_and_cli_endpoints() {
         ifname: None,
         container_id: None,
         publish: vec![],
+        aliases: vec![],
     })
     .unwrap();
     let report = e
@@ -387,6 +389,7 @@ fn a_network_the_configuration_created_goes_with_its_last_attachment() {
         ifname: None,
         container_id: None,
         publish: vec![],
+        aliases: vec![],
     })
     .unwrap();
     detach(e, "lan", "a");

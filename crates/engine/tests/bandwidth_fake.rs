@@ -51,6 +51,7 @@ fn each_direction_on_its_veth_end_and_a_half_failure_undone() {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 via: s.subnets()[0].gateway,
             }]),
+            aliases: vec![],
         })
         .unwrap();
     let name = NetName::new("pods").unwrap();

@@ -41,6 +41,7 @@ fn req(name: &str, nets: &[&str], cmd: &str) -> RunRequest {
         rootfs: None,
         detach: true,
         command: vec![cmd.into(), "300".into()],
+        aliases: Vec::new(),
     }
 }
 
@@ -252,4 +253,45 @@ fn attachment_gc_leaves_containers_alone() {
     assert_eq!(count(e, "endpoints"), 1);
     let ls = e.container_ls(false).unwrap();
     assert_eq!(ls[0].networks.len(), 1);
+}
+
+/// A container whose first network has DNS on asks that network's gateway, under the search
+/// domain; its aliases are recorded on each attachment; a bad alias changes nothing.
+#[test]
+fn dns_network_resolv_conf_and_aliases() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let spec = NetworkSpec::builder(NetName::new("named").unwrap())
+        .subnets(["10.6.0.0/24".parse().unwrap(), "fd06::/64".parse().unwrap()])
+        .dns(true)
+        .build()
+        .unwrap();
+    e.network_create(NetworkRequest { spec }).unwrap();
+    let mut r = req("api", &["named", "lan"], "sleep");
+    r.aliases = vec!["backend".into()];
+    e.container_run(r).unwrap();
+    let resolv = e.kernel().procs.etc[&("api".into(), "resolv.conf".into())].clone();
+    assert!(
+        resolv.contains("\nnameserver 10.6.0.1\nnameserver fd06::1\nsearch dns.nsnet"),
+        "{resolv}"
+    );
+    let names = |e: &mut Engine<FakeKernel>, net: &str| {
+        e.network_inspect(&NetName::new(net).unwrap())
+            .unwrap()
+            .endpoints[0]
+            .names
+            .clone()
+    };
+    assert_eq!(names(e, "named"), ["api", "backend"]);
+    assert!(names(e, "lan").is_empty(), "lan has DNS off");
+    let mut bad = req("bad", &["named"], "sleep");
+    bad.aliases = vec!["no way".into()];
+    let err = e.container_run(bad).unwrap_err().to_string();
+    assert!(err.contains("invalid alias \"no way\""), "{err}");
+    assert!(
+        e.container_ls(true)
+            .unwrap()
+            .iter()
+            .all(|c| c.name != "bad")
+    );
 }

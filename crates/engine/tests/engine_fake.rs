@@ -33,6 +33,7 @@ fn connect(network: &str, ns: &str) -> ConnectRequest {
         ifname: None,
         container_id: None,
         publish: vec![],
+        aliases: vec![],
     }
 }
 

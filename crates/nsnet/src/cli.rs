@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::complete::{containers, namespaces, namespaces_or_host, networks};
+
 /// Container networking for Linux: namespaces, veth links, bridge networks, routes.
 #[derive(Debug, Parser)]
 #[command(name = "nsnet", version, about, propagate_version = true)]
@@ -14,6 +16,10 @@ pub struct Cli {
     /// Output format of ls, inspect and create commands.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Print errors only: no tables, messages or progress (JSON asked for with `--format json`,
+    /// and what graph, logs, exec, completions and man exist to produce, are still written).
+    #[arg(short, long, global = true, env = "NSNET_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -65,6 +71,7 @@ pub enum Command {
     /// A namespace's interfaces, addresses, routes, networks and links ("host" for the machine).
     Inspect {
         /// Namespace name, or "host".
+        #[arg(add = namespaces_or_host())]
         netns: String,
         /// Check each endpoint of the namespace against what nsnet made (bridge, veth,
         /// addresses, MAC, default routes, firewall elements); exit 1 when anything differs.
@@ -81,6 +88,7 @@ pub enum Command {
     Run(RunArgs),
     /// Run a command inside a running container (joins all of its namespaces).
     Exec {
+        #[arg(add = containers())]
         name: String,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -91,10 +99,13 @@ pub enum Command {
         all: bool,
     },
     /// Print the output of a detached container.
-    Logs { name: String },
+    Logs {
+        #[arg(add = containers())]
+        name: String,
+    },
     /// Stop containers: SIGTERM, then SIGKILL after --time seconds; their network is released.
     Stop {
-        #[arg(required = true)]
+        #[arg(required = true, add = containers())]
         names: Vec<String>,
         /// Seconds to wait between SIGTERM and SIGKILL.
         #[arg(short, long, default_value_t = 10, value_name = "SECONDS")]
@@ -105,14 +116,39 @@ pub enum Command {
         /// Kill running containers first.
         #[arg(short, long)]
         force: bool,
-        #[arg(required = true)]
+        #[arg(required = true, add = containers())]
         names: Vec<String>,
     },
     /// Run the seed walkthrough live in a throwaway sandbox, proving each step with traffic.
     Demo,
+    /// Print the completion script of a shell, e.g.
+    /// `nsnet completions bash > /etc/bash_completion.d/nsnet` (regenerate it after upgrades).
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::complete::Shell,
+    },
+    /// Print nsnet's manual page, or write one page per subcommand into --dir, e.g.
+    /// `nsnet man --dir /usr/local/share/man/man1`.
+    Man {
+        /// Directory for nsnet.1, nsnet-network.1, nsnet-network-create.1, ...
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Container names over DNS: what the responder serves.
+    #[command(subcommand)]
+    Dns(DnsCmd),
     /// Overlay networks that span hosts (`driver: vxlan` in topology files).
     #[command(subcommand)]
     Overlay(OverlayCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCmd {
+    /// Names served, per network: namespace, aliases, addresses (and the responder's pid).
+    Ls,
+    /// The responder itself (started by nsnet on first need; not for humans).
+    #[command(hide = true)]
+    Serve,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +173,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Connect to a network, optionally at an address: NET[:IP]. Repeat for more networks.
-    #[arg(long = "network", value_name = "NET[:IP]")]
+    #[arg(long = "network", value_name = "NET[:IP]", add = networks())]
     pub networks: Vec<String>,
     /// Publish a port (on the first network): [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO].
     #[arg(long = "publish", short = 'p', value_name = "SPEC")]
@@ -154,6 +190,9 @@ pub struct RunArgs {
     /// Detach: print the name and leave it running; its output goes to `nsnet logs NAME`.
     #[arg(short, long)]
     pub detach: bool,
+    /// Another name the container answers to over DNS on its networks. Repeat for more.
+    #[arg(long = "alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
     /// The command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -182,11 +221,12 @@ pub enum NetnsCmd {
     Ls,
     /// Remove namespaces, disconnecting their endpoints and removing their links first.
     Rm {
-        #[arg(required = true)]
+        #[arg(required = true, add = namespaces())]
         names: Vec<String>,
     },
     /// Run a command inside a namespace, with /etc/netns/NAME/* over /etc like `ip netns exec`.
     Exec {
+        #[arg(add = namespaces())]
         name: String,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -203,7 +243,9 @@ pub enum LinkCmd {
     Set(LinkSet),
     /// Remove the link between two namespaces.
     Rm {
+        #[arg(add = namespaces_or_host())]
         netns_a: String,
+        #[arg(add = namespaces_or_host())]
         netns_b: String,
         /// Interface name at either end, when several links join the two.
         #[arg(long)]
@@ -213,7 +255,9 @@ pub enum LinkCmd {
 
 #[derive(Debug, Args)]
 pub struct LinkAdd {
+    #[arg(add = namespaces_or_host())]
     pub netns_a: String,
+    #[arg(add = namespaces_or_host())]
     pub netns_b: String,
     /// Address of end A, then of end B (CIDR, e.g. 192.168.15.1/24).
     #[arg(long = "addr", value_name = "CIDR", num_args = 1, action = clap::ArgAction::Append)]
@@ -231,6 +275,7 @@ pub struct LinkAdd {
 #[derive(Debug, Args)]
 pub struct LinkSet {
     /// Namespace of the interface ("host" for the machine's own).
+    #[arg(add = namespaces_or_host())]
     pub netns: String,
     /// A link end or endpoint interface made by nsnet.
     pub ifname: String,
@@ -258,9 +303,13 @@ pub enum NetworkCmd {
     /// List networks.
     Ls,
     /// Show a network: subnets, gateways, bridge, endpoints, address usage.
-    Inspect { name: String },
+    Inspect {
+        #[arg(add = networks())]
+        name: String,
+    },
     /// Remove a network (refused while endpoints exist, unless --force).
     Rm {
+        #[arg(add = networks())]
         name: String,
         #[arg(long)]
         force: bool,
@@ -268,7 +317,12 @@ pub enum NetworkCmd {
     /// Attach a namespace to a network.
     Connect(NetworkConnect),
     /// Detach a namespace from a network.
-    Disconnect { network: String, netns: String },
+    Disconnect {
+        #[arg(add = networks())]
+        network: String,
+        #[arg(add = namespaces())]
+        netns: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +356,12 @@ pub struct NetworkCreate {
     /// overlay across hosts, see `hosts` in topology files).
     #[arg(long, default_value = "bridge", value_name = "DRIVER")]
     pub driver: String,
+    /// Answer container names over DNS on the gateway addresses (the default).
+    #[arg(long, overrides_with = "no_dns")]
+    pub dns: bool,
+    /// No DNS responder for this network: containers get the host's nameservers.
+    #[arg(long, overrides_with = "dns")]
+    pub no_dns: bool,
     /// The VXLAN network identifier of a vxlan network (default: a hash of its name, the
     /// same on every host).
     #[arg(long, value_name = "N")]
@@ -310,7 +370,9 @@ pub struct NetworkCreate {
 
 #[derive(Debug, Args)]
 pub struct NetworkConnect {
+    #[arg(add = networks())]
     pub network: String,
+    #[arg(add = namespaces())]
     pub netns: String,
     /// Requested address (one per subnet); default: the lowest free.
     #[arg(long = "ip", value_name = "IP")]
@@ -323,20 +385,28 @@ pub struct NetworkConnect {
     /// Publish a port: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp|sctp].
     #[arg(long = "publish", short = 'p', value_name = "SPEC")]
     pub publish: Vec<String>,
+    /// Another name the namespace answers to over DNS on this network. Repeat for more.
+    #[arg(long = "alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PortCmd {
     /// Publish ports of a namespace: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO].
     Add {
+        #[arg(add = namespaces())]
         netns: String,
         #[arg(required = true, value_name = "SPEC")]
         specs: Vec<String>,
     },
     /// List published ports (of one namespace, or all).
-    Ls { netns: Option<String> },
+    Ls {
+        #[arg(add = namespaces())]
+        netns: Option<String>,
+    },
     /// Unpublish ports of a namespace.
     Rm {
+        #[arg(add = namespaces())]
         netns: String,
         #[arg(required = true, value_name = "SPEC")]
         specs: Vec<String>,
@@ -347,6 +417,7 @@ pub enum PortCmd {
 pub enum RouteCmd {
     /// Add a route: `nsnet route add NETNS DEST via GATEWAY` (DEST may be `default`).
     Add {
+        #[arg(add = namespaces())]
         netns: String,
         dest: String,
         #[arg(value_parser = ["via"], hide_possible_values = true)]
@@ -354,7 +425,14 @@ pub enum RouteCmd {
         gateway: String,
     },
     /// List the routes of a namespace.
-    Ls { netns: String },
+    Ls {
+        #[arg(add = namespaces())]
+        netns: String,
+    },
     /// Remove a route from a namespace.
-    Rm { netns: String, dest: String },
+    Rm {
+        #[arg(add = namespaces())]
+        netns: String,
+        dest: String,
+    },
 }

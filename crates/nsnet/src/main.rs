@@ -1,16 +1,20 @@
 //! nsnet: container networking for Linux. One binary: the CLI for humans, the CNI plugin (when
-//! `CNI_COMMAND` is set) and, later, topology files. Exit codes: 0 ok, 1 error, 2 usage.
+//! `CNI_COMMAND` is set), the netavark plugin (when the first argument is one of its
+//! subcommands) and topology files. Exit codes: 0 ok, 1 error, 2 usage.
 
 mod cli;
 mod cni;
 mod commands;
+mod complete;
 mod context;
+mod dns;
 mod hint;
+mod netavark;
 mod output;
+mod progress;
 mod sandbox;
 mod topology;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -19,6 +23,10 @@ fn main() -> ExitCode {
     if cni::invoked() {
         return cni::main();
     }
+    if netavark::invoked() {
+        return netavark::main();
+    }
+    complete::answer_if_asked();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -30,10 +38,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NSNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // --quiet keeps warnings out too; NSNET_LOG, when set, still says what to log.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(if cli.quiet { "error" } else { "warn" })
+                }),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(output::colour_stderr())
         .init();
     tracing::debug!("start");
     let result = commands::run(cli);

@@ -1,5 +1,8 @@
 //! Rendering: docker-style aligned columns, or JSON with `--format json`.
 
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 
 use crate::cli::Format;
@@ -52,7 +55,42 @@ impl Table {
     }
 }
 
-/// Prints `value` as JSON, or the table `table` builds from it.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `--quiet`: tables, messages and progress are not written; errors and JSON still are.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Whether text for a terminal may be coloured: it is a terminal and `NO_COLOR` is unset or
+/// empty (<https://no-color.org>).
+pub fn colour(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Whether stderr gets colour.
+pub fn colour_stderr() -> bool {
+    colour(std::io::stderr().is_terminal())
+}
+
+/// Whether stdout gets colour.
+pub fn colour_stdout() -> bool {
+    colour(std::io::stdout().is_terminal())
+}
+
+/// A one-line message on stdout (the name a command acted on, a summary), unless quiet.
+pub fn note(line: &str) {
+    if !quiet() {
+        println!("{line}");
+    }
+}
+
+/// Prints `value` as JSON, or the table `table` builds from it (nothing with `--quiet`).
 pub fn print<T: Serialize>(
     format: Format,
     value: &T,
@@ -60,6 +98,7 @@ pub fn print<T: Serialize>(
 ) -> anyhow::Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Table if quiet() => {}
         Format::Table => print!("{}", table(value)),
     }
     Ok(())

@@ -357,6 +357,15 @@ fn tables_of_an_older_nsnet_are_upgraded_in_place() {
     });
     let r = s.sh("nft", &["delete", "set", "inet", "nsnet", "routed_bridges"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Nor the input chain and set that came with DNS.
+    for args in [
+        &["flush", "chain", "inet", "nsnet", "input"][..],
+        &["delete", "chain", "inet", "nsnet", "input"],
+        &["delete", "set", "inet", "nsnet", "dns_bridges"],
+    ] {
+        let r = s.sh("nft", args);
+        assert_eq!(r.code, 0, "nft {args:?}: {}", r.stderr);
+    }
     assert!(
         reaches(&s, "outside", "web", "0.0.0.0:81", "10.88.0.2:81"),
         "the old tables let the outside in"
@@ -391,6 +400,10 @@ fn tables_of_an_older_nsnet_are_upgraded_in_place() {
         1,
         "rules duplicated: {forward}"
     );
+    let input = s
+        .sh("nft", &["list", "chain", "inet", "nsnet", "input"])
+        .stdout;
+    assert_eq!(input.matches("th dport 53").count(), 1, "{input}");
     for ns in ["web", "open", "outside"] {
         s.ok(&["netns", "rm", ns]);
     }

@@ -7,6 +7,7 @@
 mod containers;
 #[cfg(test)]
 mod cost_tests;
+mod dns;
 mod error;
 mod ipam;
 mod ports;
@@ -16,6 +17,7 @@ mod topology;
 mod tx;
 
 pub use containers::{ContainerRow, ContainerState, NewContainer};
+pub use dns::{DnsEndpointRow, DnsNetworkRow};
 pub use error::StoreError;
 pub use ports::PortRow;
 pub use rows::{
@@ -92,6 +94,29 @@ impl Store {
         let mut store = Store { conn, path };
         schema::migrate(&mut store.conn).map_err(|e| StoreError::open(&store.path, e))?;
         Ok(store)
+    }
+
+    /// Opens an existing store for reading only (the DNS responder: it never writes, and a
+    /// store that is gone is not recreated).
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::open(&path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| StoreError::open(&path, e))?;
+        Ok(Store { conn, path })
+    }
+
+    /// SQLite's `PRAGMA data_version`: changes when another connection commits, so a
+    /// long-lived reader notices changes it was not told about.
+    pub fn data_version(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
     /// Path of the database file.

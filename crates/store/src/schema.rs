@@ -146,6 +146,16 @@ ALTER TABLE networks ADD COLUMN cni_owned INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE networks ADD COLUMN driver TEXT NOT NULL DEFAULT 'bridge';
 "#,
+    // Container names over DNS: networks recorded before stay without; each endpoint may
+    // answer to aliases besides its namespace's name.
+    r#"
+ALTER TABLE networks ADD COLUMN dns INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE aliases (
+    endpoint INTEGER NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    PRIMARY KEY (endpoint, name)
+) STRICT, WITHOUT ROWID;
+"#,
     // The VXLAN network identifier of an overlay network (driver 'vxlan'); NULL otherwise.
     r#"
 ALTER TABLE networks ADD COLUMN vni INTEGER;

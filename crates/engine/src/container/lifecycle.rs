@@ -164,9 +164,14 @@ impl<K: Kernel> Engine<K> {
 
     /// `gc`'s part for containers: removes the ones that ended and the ones whose `run` died
     /// half-way (their endpoints, ports, namespace, files and row).
-    pub(crate) fn gc_containers(&mut self, report: &mut GcReport) -> Result<(), EngineError> {
+    pub(crate) fn gc_containers(
+        &mut self,
+        report: &mut GcReport,
+        tick: &mut dyn FnMut(&str),
+    ) -> Result<(), EngineError> {
         let rows = self.store.read(|tx| tx.containers())?;
         for row in rows {
+            tick(&format!("container {}", row.name));
             let what = match self.live(&row) {
                 Live::Creating | Live::Running(..) => continue,
                 Live::Abandoned => format!("{} (its run was interrupted)", row.name),

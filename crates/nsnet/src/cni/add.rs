@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::config::{NetConf, Network};
 use super::env::CniEnv;
 use super::error::CniError;
-use super::result::{CniResult, Interface, IpConfig, Route};
+use super::result::{CniResult, Dns, Interface, IpConfig, Route};
 use super::version::Version;
 use super::words;
 
@@ -56,6 +56,7 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         publish: req.publish,
         ranges: network.ranges.clone(),
         routes: RoutePolicy::Explicit(network.routes.clone()),
+        aliases: req.aliases,
     };
     let mut engine = super::open(&conf.basics)?;
     let what = format!(
@@ -77,6 +78,16 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
             }
             return Err(e.during(format!("limit the bandwidth of {what}")).into());
         }
+    }
+    drop(engine);
+    if network.spec.dns() {
+        let dir = conf.basics.state_dir()?;
+        crate::dns::sync(&dir).map_err(|e| {
+            CniError::new(
+                super::error::code::IO_FAILURE,
+                format!("DNS responder: {e:#}"),
+            )
+        })?;
     }
     let ours = result(&network, &ep, &netns, conf);
     let out = match prev {
@@ -132,8 +143,32 @@ fn result(network: &Network, ep: &EndpointView, netns: &str, conf: &NetConf) -> 
                 gw: Some(r.via),
             })
             .collect(),
-        dns: conf.dns.clone().unwrap_or_default(),
+        dns: dns(network, conf),
     }
+}
+
+/// The result's DNS: the configuration's, with the gateways and the search domain first
+/// when the network has nsnet's responder.
+fn dns(network: &Network, conf: &NetConf) -> Dns {
+    let mut out = conf.dns.clone().unwrap_or_default();
+    if network.spec.dns() {
+        let mut servers: Vec<String> = network
+            .spec
+            .subnets()
+            .iter()
+            .map(|s| s.gateway.to_string())
+            .collect();
+        for n in out.nameservers.drain(..) {
+            if !servers.contains(&n) {
+                servers.push(n);
+            }
+        }
+        out.nameservers = servers;
+        let domain = nsnet_core::dnsname::SEARCH_DOMAIN.to_string();
+        out.search.retain(|d| *d != domain);
+        out.search.insert(0, domain);
+    }
+    out
 }
 
 #[cfg(test)]

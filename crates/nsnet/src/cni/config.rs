@@ -115,9 +115,8 @@ pub struct RuntimeConfig {
     pub port_mappings: Option<Vec<PortMapConf>>,
     pub ips: Option<Vec<String>>,
     pub mac: Option<String>,
-    /// Accepted for name resolution; there is no DNS responder yet, so they are only
-    /// validated.
-    #[allow(dead_code)]
+    /// Names per network (podman's convention): this network's become the attachment's DNS
+    /// aliases.
     pub aliases: Option<BTreeMap<String, Vec<String>>>,
     /// host-local's capability: these range sets replace `ipam.ranges`.
     #[serde(default, deserialize_with = "range_sets")]
@@ -204,6 +203,9 @@ pub struct NetConf {
     pub routed: Option<bool>,
     /// nsnet: the switch driver (default "bridge").
     pub driver: Option<String>,
+    /// nsnet: answer container names over DNS on the gateways (default false: a CNI
+    /// runtime usually brings its own name service).
+    pub dns_responder: Option<bool>,
     /// nsnet: networks are always isolated from each other; only `true` is accepted.
     pub isolation: Option<bool>,
     #[serde(rename = "cni.dev/valid-attachments")]
@@ -226,6 +228,8 @@ pub struct Request {
     pub ips: Vec<IpAddr>,
     pub mac: Option<Mac>,
     pub publish: Vec<PortSpec>,
+    /// DNS aliases of the attachment.
+    pub aliases: Vec<String>,
     /// Rate limits of the traffic to and from the container (empty: none).
     pub bandwidth: Bandwidth,
 }
@@ -450,6 +454,7 @@ impl NetConf {
             .icc(self.icc.unwrap_or(true))
             .routed(self.routed.unwrap_or(false))
             .driver(self.driver.as_deref().unwrap_or("bridge").parse()?)
+            .dns(self.dns_responder.unwrap_or(false))
             .build()?;
         let mut bounds = Vec::new();
         for (r, s) in ranges.iter().zip(spec.subnets()) {
@@ -572,6 +577,17 @@ impl NetConf {
             .iter()
             .map(port_spec)
             .collect::<Result<Vec<_>, _>>()?;
+        // runtimeConfig's aliases of this network, else the pod name kubelet passes.
+        let aliases = match rc
+            .aliases
+            .and_then(|mut m| self.basics.name.as_ref().and_then(|n| m.remove(n)))
+        {
+            Some(list) => list,
+            None => env_args.pod_name.iter().cloned().collect(),
+        };
+        for a in &aliases {
+            nsnet_core::dnsname::check_alias(a).map_err(|e| invalid(e.to_string()))?;
+        }
         let bandwidth = match rc.bandwidth {
             Some(b) => bandwidth(&b)?,
             None => Bandwidth::default(),
@@ -583,6 +599,7 @@ impl NetConf {
             ips,
             mac,
             publish,
+            aliases,
             bandwidth,
         })
     }
@@ -856,8 +873,10 @@ mod tests {
         let env = CniArgs {
             ips: vec!["10.88.0.7".parse().unwrap()],
             mac: None,
+            pod_name: Some("pod-a".into()),
         };
         let r = conf(v).request(&env).unwrap();
+        assert_eq!(r.aliases, ["web", "www"], "this network's aliases");
         assert_eq!(r.ips, ["10.88.0.9".parse::<IpAddr>().unwrap()]);
         assert_eq!(r.mac.unwrap().to_string(), "02:00:00:00:00:09");
         assert_eq!(r.publish[0].to_string(), "8080:80/tcp");
@@ -1005,6 +1024,28 @@ mod tests {
             "{}",
             e.msg
         );
+    }
+
+    #[test]
+    fn dns_responder_key_and_aliases() {
+        assert!(
+            !conf(base()).network().unwrap().spec.dns(),
+            "off unless asked"
+        );
+        let mut v = base();
+        v["dnsResponder"] = json!(true);
+        assert!(conf(v.clone()).network().unwrap().spec.dns());
+        let env = CniArgs {
+            pod_name: Some("pod-a".into()),
+            ..CniArgs::default()
+        };
+        assert_eq!(conf(v.clone()).request(&env).unwrap().aliases, ["pod-a"]);
+        v["runtimeConfig"] = json!({"aliases": {"other": ["x"]}});
+        assert_eq!(conf(v.clone()).request(&env).unwrap().aliases, ["pod-a"]);
+        v["runtimeConfig"] = json!({"aliases": {"podman": ["bad name"]}});
+        let e = conf(v).request(&env).unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG);
+        assert!(e.msg.contains("invalid alias \"bad name\""), "{}", e.msg);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct CniArgs {
     pub ips: Vec<IpAddr>,
     /// `MAC=`: the container interface's MAC.
     pub mac: Option<Mac>,
+    /// `K8S_POD_NAME=` (an unknown key to nsnet otherwise): the pod's DNS name.
+    pub pod_name: Option<String>,
 }
 
 /// The environment of one invocation, validated for its command.
@@ -114,7 +116,12 @@ pub fn parse_args(s: &str) -> Result<CniArgs, CniError> {
                 }
             }
             "MAC" => out.mac = Some(v.parse().map_err(|e| err(format!("MAC: {e}")))?),
-            other => unknown.push(other),
+            other => {
+                if other == "K8S_POD_NAME" && nsnet_core::dnsname::check_alias(v).is_ok() {
+                    out.pod_name = Some(v.to_string());
+                }
+                unknown.push(other)
+            }
         }
     }
     if !unknown.is_empty() && !ignore_unknown {

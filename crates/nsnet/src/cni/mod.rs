@@ -79,14 +79,22 @@ fn dispatch(env: &CniEnv, stdin: &[u8]) -> Result<Option<Value>, CniError> {
     let json = config::parse_json(stdin)?;
     let basics = Basics::from_json(&json)?;
     let v = basics.version()?;
-    match env.command {
+    let out = match env.command {
         Command::Version => unreachable!("answered above"),
         Command::Del => del::run(env, &basics).map(|()| None),
         Command::Status => status::run(&basics, v).map(|()| None),
         Command::Add => add::run(env, &NetConf::from_json(&json)?, v).map(Some),
         Command::Check => check::run(env, &NetConf::from_json(&json)?, v).map(|()| None),
         Command::Gc => gc::run(&NetConf::from_json(&json)?, v).map(|()| None),
+    };
+    if matches!(env.command, Command::Del | Command::Gc) {
+        // Names went away: a running responder reloads now. Not worth failing a DEL over:
+        // the responder also notices the store changed within a second.
+        if let Ok(dir) = basics.state_dir() {
+            let _ = crate::dns::notify(&dir);
+        }
     }
+    out
 }
 
 /// The version to write errors in: the configuration's, when it names a supported one.

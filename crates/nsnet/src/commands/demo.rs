@@ -169,7 +169,16 @@ pub fn run() -> Result<()> {
     println!(
         "nsnet demo: the seed walkthrough in a throwaway sandbox (own network and mount namespaces)."
     );
-    walkthrough(&mut d)?;
+    let result = walkthrough(&mut d);
+    // A DNS responder the walkthrough's network started lives in the sandbox's namespaces,
+    // which it would keep alive after this process: it goes with the demo, however it ended.
+    if let Some(pid) = crate::dns::responder_pid(&d.state_dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    result?;
     println!("\nDone: every step proven with traffic; the sandbox disappears with this process.");
     drop(sandbox);
     Ok(())

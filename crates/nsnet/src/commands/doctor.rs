@@ -75,6 +75,9 @@ pub struct StateFacts {
     /// `None` when the store was not opened: no database yet, or opening it would change
     /// the directory's mode.
     pub health: Option<Result<StoreHealth, String>>,
+    /// Whether a network has DNS on, and the running responder's pid (None when the store
+    /// was not opened).
+    pub dns: Option<(bool, Option<i32>)>,
 }
 
 pub fn run(state_dir: &Path, format: Format) -> Result<()> {
@@ -84,7 +87,8 @@ pub fn run(state_dir: &Path, format: Format) -> Result<()> {
         ok: checks.iter().all(|c| c.status != Status::Fail),
         checks,
     };
-    print(format, &report, |r| render(&r.checks))?;
+    let colour = crate::output::colour_stdout();
+    print(format, &report, |r| render_in(&r.checks, colour))?;
     let failed = report
         .checks
         .iter()
@@ -133,12 +137,21 @@ fn gather_state(dir: &Path) -> StateFacts {
             .and_then(|mut engine| Ok(engine.doctor_store()?))
             .map_err(|e| format!("{e:#}"))
     });
+    let dns = openable.then(|| {
+        let needed = nsnet_store::Store::open_read_only(dir)
+            .and_then(|mut st| st.read(|tx| tx.dns_needed()))
+            .unwrap_or(false);
+        let running = crate::dns::responder_pid(dir)
+            .filter(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok());
+        (needed, running)
+    });
     StateFacts {
         dir: dir.to_path_buf(),
         mode,
         is_dir,
         size,
         health,
+        dns,
     }
 }
 
@@ -283,6 +296,22 @@ pub fn classify(f: &Facts) -> Vec<Check> {
 fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
     let dir = s.dir.display();
     let mut out = Vec::new();
+    match s.dns {
+        None | Some((false, None)) => {}
+        Some((_, Some(pid))) => out.push(check(
+            "DNS responder",
+            Status::Ok,
+            format!("running (pid {pid})"),
+        )),
+        Some((true, None)) => out.push(with_fix(
+            check(
+                "DNS responder",
+                Status::Warn,
+                "a network has DNS on but no responder runs: its containers' names go unanswered",
+            ),
+            "run nsnet gc (or nsnet repair)",
+        )),
+    }
     match s.mode {
         None => {
             out.push(check(
@@ -491,18 +520,23 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// One line per check, the fix indented under it.
-pub fn render(checks: &[Check]) -> String {
+/// One line per check, the fix indented under it; the status in green, yellow or red when
+/// `colour`.
+pub fn render_in(checks: &[Check], colour: bool) -> String {
     let name_width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
-        let status = match c.status {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
+        let (status, sgr) = match c.status {
+            Status::Ok => ("OK", "32"),
+            Status::Warn => ("WARN", "33"),
+            Status::Fail => ("FAIL", "31"),
         };
+        let mut status = format!("{status:<4}");
+        if colour {
+            status = format!("\x1b[{sgr}m{status}\x1b[0m");
+        }
         out.push_str(&format!(
-            "{status:<4}  {:<name_width$}  {}\n",
+            "{status}  {:<name_width$}  {}\n",
             c.name, c.detail
         ));
         if let Some(fix) = &c.fix {
@@ -548,8 +582,25 @@ mod tests {
                 is_dir: true,
                 size: 4096,
                 health: Some(Ok(StoreHealth::default())),
+                dns: Some((true, None)),
             },
         }
+    }
+
+    #[test]
+    fn a_dns_network_without_its_responder_warns_with_the_fix() {
+        let mut f = facts();
+        let c = find(&classify(&f), "DNS responder").clone();
+        assert_eq!(c.status, Status::Warn);
+        assert_eq!(c.fix.as_deref(), Some("run nsnet gc (or nsnet repair)"));
+        f.state.dns = Some((true, Some(77)));
+        let c = find(&classify(&f), "DNS responder").clone();
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Ok, "running (pid 77)")
+        );
+        f.state.dns = Some((false, None));
+        assert!(classify(&f).iter().all(|c| c.name != "DNS responder"));
     }
 
     fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
@@ -642,8 +693,14 @@ mod tests {
             ),
         ];
         assert_eq!(
-            render(&checks),
+            render_in(&checks, false),
             "OK    ipv6  enabled\nWARN  gc    1 leftover(s): x\n            fix: run nsnet gc\n"
         );
+        let coloured = render_in(&checks, true);
+        assert!(
+            coloured.starts_with("\x1b[32mOK  \x1b[0m  ipv6"),
+            "{coloured:?}"
+        );
+        assert!(coloured.contains("\x1b[33mWARN\x1b[0m  gc"), "{coloured:?}");
     }
 }

@@ -7,9 +7,12 @@ use anyhow::Result;
 use crate::cli::Format;
 use crate::context;
 use crate::output::print;
+use crate::progress::Progress;
 
 pub fn run(state_dir: &Path, format: Format) -> Result<()> {
-    let report = context::open(state_dir)?.gc()?;
+    let mut progress = Progress::new("gc");
+    let report = context::open(state_dir)?.gc_observed(|i, n, what| progress.step(i, n, &what))?;
+    drop(progress);
     print(format, &report, |r| {
         let mut out = String::new();
         for c in &r.containers {

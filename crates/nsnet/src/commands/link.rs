@@ -90,7 +90,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: LinkCmd) -> Result<()> {
             let ifname = IfName::new(&a.ifname)?;
             let shaping = shaping_args(&a)?;
             context::open(state_dir)?.link_shape(&ns, &ifname, shaping)?;
-            println!("{} in netns {}: {shaping}", a.ifname, a.netns);
+            crate::output::note(&format!("{} in netns {}: {shaping}", a.ifname, a.netns));
         }
         LinkCmd::Ls => {
             let links = context::open(state_dir)?.link_ls()?;

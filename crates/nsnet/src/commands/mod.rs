@@ -1,6 +1,7 @@
 //! One file per subcommand; each turns arguments into validated requests and calls the engine.
 
 mod demo;
+mod dns;
 mod doctor;
 mod exec;
 mod gc;
@@ -24,15 +25,56 @@ use anyhow::Result;
 use nsnet_core::names::{HOST, NsName};
 use nsnet_core::ops::NsRef;
 
-use crate::cli::{Cli, Command};
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, DnsCmd, NetnsCmd, NetworkCmd};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let Cli {
         state_dir,
         format,
+        quiet,
         command,
     } = cli;
+    crate::output::set_quiet(quiet);
+    // Commands that may add names or networks start the DNS responder when none runs;
+    // those that only remove tell a running one.
+    let adds = matches!(
+        command,
+        Command::Network(NetworkCmd::Create(_) | NetworkCmd::Connect(_))
+            | Command::Repair
+            | Command::Apply(_)
+            | Command::Gc
+    );
+    let removes = matches!(
+        command,
+        Command::Netns(NetnsCmd::Rm { .. })
+            | Command::Network(NetworkCmd::Rm { .. } | NetworkCmd::Disconnect { .. })
+            | Command::Destroy(_)
+            | Command::Stop { .. }
+            | Command::Rm { .. }
+    );
+    let state = state_dir.clone();
+    let result = dispatch(state_dir, format, command);
+    // A failed command may have changed something before failing: tell the responder either
+    // way, reporting the command's own error first.
+    let told = if adds {
+        crate::dns::sync(&state)
+    } else if removes {
+        crate::dns::notify(&state).map(drop)
+    } else {
+        Ok(())
+    };
+    result?;
+    told.context("DNS responder")
+}
+
+fn dispatch(
+    state_dir: std::path::PathBuf,
+    format: crate::cli::Format,
+    command: Command,
+) -> Result<()> {
     match command {
         Command::Netns(cmd) => netns::run(&state_dir, format, cmd),
         Command::Link(cmd) => link::run(&state_dir, format, cmd),
@@ -61,6 +103,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs { name } => logs::run(&state_dir, &name),
         Command::Stop { names, time } => stop::run(&state_dir, &names, time),
         Command::Rm { force, names } => rm::run(&state_dir, &names, force),
+        Command::Completions { shell } => crate::complete::script(shell, &mut std::io::stdout()),
+        Command::Man { dir: None } => crate::complete::man_page(&mut std::io::stdout()),
+        Command::Man { dir: Some(dir) } => {
+            let pages = crate::complete::man_pages(&dir)?;
+            crate::output::note(&format!(
+                "wrote {} manual pages to {}",
+                pages.len(),
+                dir.display()
+            ));
+            Ok(())
+        }
+        Command::Dns(DnsCmd::Serve) => crate::dns::serve(&state_dir),
+        Command::Dns(DnsCmd::Ls) => dns::ls(&state_dir, format),
         Command::Overlay(cmd) => overlay::run(&state_dir, format, cmd),
     }
 }

@@ -14,7 +14,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetnsCmd) -> Result<()> {
         NetnsCmd::Add { name } => {
             let name = NsName::new(&name)?;
             context::open(state_dir)?.netns_add(&name)?;
-            println!("{name}");
+            crate::output::note(name.as_str());
         }
         NetnsCmd::Ls => {
             let list = context::open(state_dir)?.netns_ls()?;
@@ -38,7 +38,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetnsCmd) -> Result<()> {
             let mut engine = context::open(state_dir)?;
             for name in names {
                 engine.netns_rm(&name)?;
-                println!("{name}");
+                crate::output::note(name.as_str());
             }
         }
         NetnsCmd::Exec { name, command } => {

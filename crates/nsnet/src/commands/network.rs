@@ -15,7 +15,7 @@ use crate::output::{Table, list, print};
 
 fn detail_table(d: &NetworkDetail) -> String {
     let mut out = format!(
-        "Name:        {}\nDriver:      {}\nBridge:      {}\nMTU:         {}\nInternal:    {}\nMasquerade:  {}\nICC:         {}\nRouted:      {}\nState:       {}\n",
+        "Name:        {}\nDriver:      {}\nBridge:      {}\nMTU:         {}\nInternal:    {}\nMasquerade:  {}\nICC:         {}\nRouted:      {}\nDNS:         {}\nState:       {}\n",
         d.name,
         d.driver,
         d.bridge,
@@ -24,6 +24,7 @@ fn detail_table(d: &NetworkDetail) -> String {
         d.masquerade,
         d.icc,
         d.routed,
+        d.dns,
         d.state
     );
     let mut t = Table::new(&["SUBNET", "GATEWAY", "USED", "FREE"]);
@@ -53,6 +54,7 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
         "PRIMARY",
         "PORTS",
         "CONTAINER",
+        "DNS NAMES",
     ]);
     for e in eps {
         t.row(vec![
@@ -65,6 +67,11 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
             if e.primary { "yes".into() } else { "no".into() },
             list(&e.ports),
             e.container_id.clone().unwrap_or_else(|| "-".into()),
+            if e.names.is_empty() {
+                "-".into()
+            } else {
+                e.names.join(",")
+            },
         ]);
     }
     t.render()
@@ -95,6 +102,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 .icc(c.icc)
                 .routed(c.routed)
                 .driver(c.driver.parse()?)
+                .dns(!c.no_dns)
                 .vni(c.vni)
                 .build()?;
             let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
@@ -131,7 +139,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
         NetworkCmd::Rm { name, force } => {
             let name = NetName::new(&name)?;
             context::open(state_dir)?.network_rm(&name, force)?;
-            println!("{name}");
+            crate::output::note(name.as_str());
         }
         NetworkCmd::Connect(c) => {
             let req = ConnectRequest {
@@ -146,6 +154,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 ifname: c.ifname.as_deref().map(IfName::new).transpose()?,
                 container_id: None,
                 publish: super::port_specs(&c.publish)?,
+                aliases: c.aliases,
             };
             let ep = context::open(state_dir)?.connect(req)?;
             print(format, &ep, |e| endpoints_table(std::slice::from_ref(e)))?;

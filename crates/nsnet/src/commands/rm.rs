@@ -15,7 +15,7 @@ pub fn run(state_dir: &Path, names: &[String], force: bool) -> Result<()> {
     let mut engine = context::open(state_dir)?;
     for name in names {
         engine.container_rm(name.as_str(), force)?;
-        println!("{name}");
+        crate::output::note(name.as_str());
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub fn run(state_dir: &Path, names: &[String], time: u64) -> Result<()> {
     let mut engine = context::open(state_dir)?;
     for name in names {
         engine.container_stop(name.as_str(), Duration::from_secs(time))?;
-        println!("{name}");
+        crate::output::note(name.as_str());
     }
     Ok(())
 }

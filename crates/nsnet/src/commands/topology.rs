@@ -1,21 +1,20 @@
 //! `nsnet plan|apply|destroy -f FILE`.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Instant;
-
-use std::net::IpAddr;
 
 use anyhow::{Context, Result};
 use nsnet_core::overlay::{LocalOverlay, Membership, PeerChange, localize};
 use nsnet_core::topology::{Change, Desired};
 use nsnet_engine::membership::EtcdMembership;
-
 use nsnet_sys::kernel::Net;
 
 use crate::cli::Format;
 use crate::context;
 use crate::hint::topology_error;
 use crate::output::print;
+use crate::progress::Progress;
 use crate::topology::load_with_hosts;
 
 pub(crate) fn peer_lines(changes: &[PeerChange]) -> Vec<String> {
@@ -24,13 +23,6 @@ pub(crate) fn peer_lines(changes: &[PeerChange]) -> Vec<String> {
 
 fn lines(changes: &[Change]) -> Vec<String> {
     changes.iter().map(ToString::to_string).collect()
-}
-
-/// Long applies show progress on stderr (stdout stays the result).
-fn progress(i: usize, n: usize, c: &Change) {
-    if n > 20 {
-        eprintln!("[{i}/{n}] {c}");
-    }
 }
 
 /// What a command does to this host's registration in etcd.
@@ -105,9 +97,11 @@ pub fn apply(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) 
     let mut engine = context::open(state_dir)?;
     let (desired, overlays) = localized(&mut engine, state_dir, file, host, Register::Join)?;
     let start = Instant::now();
+    let mut progress = Progress::new("apply");
     let changes = engine
-        .topology_apply(&desired, progress)
+        .topology_apply(&desired, |i, n, c| progress.step(i, n, c))
         .map_err(topology_error)?;
+    drop(progress);
     // After the networks: a peer's entries go on the device the apply made.
     let mut l = lines(&changes);
     l.extend(peer_lines(&engine.overlay_apply(&overlays)?));
@@ -128,9 +122,11 @@ pub fn apply(state_dir: &Path, format: Format, file: &Path, host: Option<&str>) 
 
 pub fn destroy(state_dir: &Path, format: Format, file: &Path) -> Result<()> {
     let (desired, membership) = load_with_hosts(file)?;
+    let mut progress = Progress::new("destroy");
     let changes = context::open(state_dir)?
-        .topology_destroy(&desired.name, progress)
+        .topology_destroy(&desired.name, |i, n, c| progress.step(i, n, c))
         .map_err(topology_error)?;
+    drop(progress);
     // Gone from this host, gone from the overlay: the others need not wait for the lease.
     if let Membership::Etcd(member) = membership {
         EtcdMembership::new(&member, &desired.name, state_dir)?.leave()?;

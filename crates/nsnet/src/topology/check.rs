@@ -274,6 +274,7 @@ fn network(ctx: &Ctx<'_>, name: &At<String>, def: &NetworkDef) -> Result<Network
         .icc(def.icc)
         .routed(def.routed.v)
         .driver(driver)
+        .dns(def.dns)
         .vni(def.vni.as_ref().map(|v| v.v))
         .build()
         .map_err(|e| ctx.err(spec_field(&e, def), e))

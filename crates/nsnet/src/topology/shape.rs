@@ -69,6 +69,8 @@ pub struct NetworkDef {
     pub icc: bool,
     pub routed: At<bool>,
     pub driver: Option<Text>,
+    /// Container names over DNS (default false: networks a file made before keep theirs).
+    pub dns: bool,
     pub vni: Option<At<u32>>,
     pub endpoints: Vec<(Text, EndpointDef)>,
 }
@@ -173,6 +175,7 @@ impl NetworkDef {
             "icc",
             "routed",
             "driver",
+            "dns",
             "vni",
             "endpoints",
         ])?;
@@ -187,6 +190,7 @@ impl NetworkDef {
             icc: m.flag("icc", true)?.v,
             routed: m.flag("routed", false)?,
             driver: m.opt_text("driver")?,
+            dns: m.flag("dns", false)?.v,
             vni: m.number("vni")?,
             endpoints: named(m, "endpoints", EndpointDef::read)?,
         })

@@ -410,8 +410,34 @@ impl Server {
     }
 }
 
+impl Sandbox {
+    /// The pid of this sandbox's DNS responder, when one runs (checked against its command
+    /// line, so a stale pidfile never names another process).
+    pub fn dns_pid(&self) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.state.path().join("dns.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let state = self.state.path().as_os_str().as_encoded_bytes();
+        let ours =
+            args.windows(2).any(|w| w == [b"dns".as_slice(), b"serve"]) && args.contains(&state);
+        ours.then_some(pid)
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // Tests run in network and mount namespaces, not a pid namespace: a responder a test
+        // started would outlive the holder and keep the sandbox's namespaces alive.
+        if let Some(pid) = self.dns_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
     }
