@@ -19,10 +19,12 @@
 # pty under which tests/ux.rs watches progress drawn on a terminal.
 # openvswitch-switch: ovsdb-server and ovs-vswitchd for `--driver ovs` networks; nsnet starts
 # the daemons itself (the tests inside their sandboxes), policy-rc.d keeps the service off.
+# etcd-server: the membership store of vxlan overlays (tests/overlay.rs starts one inside its
+# sandbox, on the underlay, with a temporary data directory; its service stays stopped).
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
   podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
-  iptables groff-base bsdutils openvswitch-switch "$@")
+  iptables groff-base bsdutils openvswitch-switch etcd-server "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -265,6 +265,25 @@ pub fn network_elements(spec: &NetworkSpec) -> Vec<FwElem> {
     if spec.internal() {
         out.push(ifname(FAMILY_INET, SET_INTERNAL, br));
     }
+    if let Some(dev) = spec.overlay_dev() {
+        // An overlay's VXLAN device counts as one of nsnet's bridges, paired with the
+        // network's own: traffic to the other hosts' slices is never masqueraded (postrouting
+        // skips output to a bridge), forwarding between the slice and the device is traffic
+        // inside one network (accepted both ways), and any other network's bridge to or from
+        // the device is isolated like two bridges.
+        out.push(ifname(FAMILY_INET, SET_BRIDGES, &dev));
+        for (a, b) in [(br, dev.as_str()), (dev.as_str(), br)] {
+            out.push(FwElem {
+                family: FAMILY_INET,
+                set: SET_SAME_BRIDGE.to_string(),
+                key: FwKey::IfnamePair(a.to_string(), b.to_string()),
+                data: None,
+            });
+        }
+        if spec.internal() {
+            out.push(ifname(FAMILY_INET, SET_INTERNAL, &dev));
+        }
+    }
     if spec.routed() && !spec.internal() {
         out.push(ifname(FAMILY_INET, SET_ROUTED, br));
     }

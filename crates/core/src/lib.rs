@@ -10,6 +10,7 @@ pub mod ipam;
 pub mod model;
 pub mod names;
 pub mod ops;
+pub mod overlay;
 pub mod plan;
 pub mod port;
 pub mod shaping;

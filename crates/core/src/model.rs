@@ -160,6 +160,7 @@ pub struct NetworkSpec {
     routed: bool,
     driver: Driver,
     dns: bool,
+    vni: Option<u32>,
 }
 
 impl NetworkSpec {
@@ -176,6 +177,7 @@ impl NetworkSpec {
             routed: false,
             driver: Driver::default(),
             dns: false,
+            vni: None,
             name,
         }
     }
@@ -229,6 +231,42 @@ impl NetworkSpec {
         self.dns
     }
 
+    /// The VXLAN network identifier of an overlay network (`Driver::Vxlan`); `None` otherwise.
+    pub fn vni(&self) -> Option<u32> {
+        self.vni
+    }
+
+    /// The VXLAN device of an overlay network (`nsvx` and its VNI: the same on every host).
+    pub fn overlay_dev(&self) -> Option<String> {
+        self.vni.map(|v| format!("nsvx{v}"))
+    }
+
+    /// This host's slice of an overlay network: its (IPv4) subnet as recorded here.
+    pub fn overlay_slice(&self) -> Option<ipnet::Ipv4Net> {
+        self.vni?;
+        self.subnets.iter().find_map(|s| match s.cidr {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        })
+    }
+
+    /// This definition on one host of an overlay: `slice` (inside the subnet) as its only
+    /// subnet, its gateway the slice's first host, and the MTU `mtu` unless one was given.
+    pub fn sliced(&self, slice: ipnet::Ipv4Net, mtu: u32) -> Result<NetworkSpec, CoreError> {
+        NetworkSpec::builder(self.name.clone())
+            .bridge(self.bridge.clone())
+            .subnets([IpNet::V4(slice)])
+            .mtu(self.mtu.or(Some(mtu)))
+            .internal(self.internal)
+            .masquerade(self.masquerade)
+            .icc(self.icc)
+            .routed(self.routed)
+            .driver(self.driver)
+            .vni(self.vni)
+            .dns(self.dns)
+            .build()
+    }
+
     /// The bridge's own MAC (see [`Mac::for_bridge`]).
     pub fn bridge_mac(&self) -> Mac {
         Mac::for_bridge(&self.name)
@@ -267,6 +305,7 @@ pub struct NetworkSpecBuilder {
     routed: bool,
     driver: Driver,
     dns: bool,
+    vni: Option<u32>,
 }
 
 impl NetworkSpecBuilder {
@@ -331,6 +370,13 @@ impl NetworkSpecBuilder {
         self
     }
 
+    /// The VXLAN network identifier of an overlay network; `None` (the default) derives one
+    /// from the network's name, so every host computes the same one.
+    pub fn vni(mut self, vni: impl Into<Option<u32>>) -> Self {
+        self.vni = vni.into();
+        self
+    }
+
     /// Checks the whole definition: subnets (present, not special-use, host bits clear, room
     /// for hosts, no overlap between them), gateways (each inside exactly one subnet, at most
     /// one per subnet, neither its network nor its broadcast address), the MTU against the
@@ -348,6 +394,7 @@ impl NetworkSpecBuilder {
             routed,
             driver,
             dns,
+            vni,
         } = self;
         if subnets.is_empty() {
             return Err(CoreError::InvalidValue {
@@ -428,6 +475,14 @@ impl NetworkSpecBuilder {
             check_mtu(m, subnets.iter().any(|s| s.addr().is_ipv6()))?;
         }
         check_routed(&name, internal, routed)?;
+        let vni = check_vni(&name, driver, vni)?;
+        if driver == Driver::Vxlan && subnets.iter().any(|s| s.addr().is_ipv6()) {
+            return Err(CoreError::InvalidValue {
+                what: "network",
+                value: name.to_string(),
+                reason: "a vxlan network takes IPv4 subnets only".to_string(),
+            });
+        }
         Ok(NetworkSpec {
             bridge: bridge.unwrap_or_else(|| default_bridge(&name)),
             name,
@@ -439,6 +494,7 @@ impl NetworkSpecBuilder {
             routed,
             driver,
             dns,
+            vni,
         })
     }
 
@@ -473,8 +529,44 @@ impl NetworkSpecBuilder {
             routed: self.routed,
             driver: self.driver,
             dns: self.dns,
+            vni: self.vni,
         })
     }
+}
+
+/// The VNI of a network: only overlays have one; given, it must fit VXLAN's 24 bits.
+fn check_vni(name: &NetName, driver: Driver, vni: Option<u32>) -> Result<Option<u32>, CoreError> {
+    match (driver, vni) {
+        (Driver::Bridge | Driver::Ovs, None) => Ok(None),
+        (Driver::Bridge | Driver::Ovs, Some(v)) => Err(CoreError::InvalidValue {
+            what: "vni",
+            value: v.to_string(),
+            reason: format!(
+                "network {name} is not a vxlan network; only vxlan networks take a vni"
+            ),
+        }),
+        (Driver::Vxlan, None) => Ok(Some(default_vni(name))),
+        (Driver::Vxlan, Some(v)) if (1..=MAX_VNI).contains(&v) => Ok(Some(v)),
+        (Driver::Vxlan, Some(v)) => Err(CoreError::InvalidValue {
+            what: "vni",
+            value: v.to_string(),
+            reason: format!("allowed: 1 to {MAX_VNI}"),
+        }),
+    }
+}
+
+/// The largest VXLAN network identifier (24 bits).
+pub const MAX_VNI: u32 = 0x00ff_ffff;
+
+/// The VNI of an overlay network that names none: a hash of its name, the same on every host.
+pub fn default_vni(name: &NetName) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    // Folded to 24 bits; 0 is avoided so the value reads as "set".
+    ((h >> 24) ^ (h & MAX_VNI)).max(1)
 }
 
 /// What carries a network's frames between its endpoints (see `crate::switch`).
@@ -486,17 +578,21 @@ pub enum Driver {
     Bridge,
     /// An Open vSwitch bridge, driven over OVSDB (the seed's other virtual switch).
     Ovs,
+    /// A Linux bridge per host for the host's slice of the subnet, joined to the other hosts'
+    /// slices by routes through one kernel VXLAN device (flannel's vxlan backend).
+    Vxlan,
 }
 
 impl Driver {
     /// Every driver, in the order `--help` and errors list them.
-    pub const ALL: &'static [Driver] = &[Driver::Bridge, Driver::Ovs];
+    pub const ALL: &'static [Driver] = &[Driver::Bridge, Driver::Ovs, Driver::Vxlan];
 
     /// The name faces and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Driver::Bridge => "bridge",
             Driver::Ovs => "ovs",
+            Driver::Vxlan => "vxlan",
         }
     }
 }
@@ -579,8 +675,18 @@ impl Mac {
     /// neighbour's cache entry for the gateway goes stale), and a re-create after a reboot
     /// yields the same one. Bridges are separate segments: two networks sharing one is harmless.
     pub fn for_bridge(network: &NetName) -> Self {
+        Self::hashed(network.as_str().as_bytes())
+    }
+
+    /// The MAC of a host's VXLAN device on an overlay: from the VNI and the host's slice, so
+    /// every other host computes its neighbour and FDB entries without asking.
+    pub fn for_vtep(vni: u32, slice: IpNet) -> Self {
+        Self::hashed(format!("vtep {vni} {slice}").as_bytes())
+    }
+
+    fn hashed(input: &[u8]) -> Self {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in network.as_str().bytes() {
+        for &b in input {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -810,7 +916,7 @@ mod tests {
             assert_eq!(v4().driver(*d).build().unwrap().driver(), *d);
         }
         let e = "hub".parse::<Driver>().unwrap_err().to_string();
-        assert_eq!(e, "invalid driver \"hub\": allowed: bridge, ovs");
+        assert_eq!(e, "invalid driver \"hub\": allowed: bridge, ovs, vxlan");
     }
 
     #[test]

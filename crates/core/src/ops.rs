@@ -47,6 +47,32 @@ fn ipv6_default() -> bool {
     true
 }
 
+/// A remote host's slice of an overlay network, as the entries on the local VXLAN device
+/// name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayPeer {
+    /// The local VXLAN device.
+    pub dev: String,
+    /// The remote host's slice of the network's subnet.
+    pub slice: IpNet,
+    /// The remote VXLAN device's address (the slice's network address).
+    pub vtep: IpAddr,
+    /// The remote VXLAN device's MAC.
+    pub mac: Mac,
+    /// The remote host's underlay address, where the encapsulated frames go.
+    pub underlay: IpAddr,
+}
+
+impl fmt::Display for OverlayPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} via {} ({}) at {} on {}",
+            self.slice, self.vtep, self.mac, self.underlay, self.dev
+        )
+    }
+}
+
 /// An operation on the kernel, fully specified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KernelOp {
@@ -107,6 +133,22 @@ pub enum KernelOp {
     Hairpin {
         ifname: String,
     },
+    /// Create a VXLAN device (down; `LinkUp` follows) in the host namespace: learning off,
+    /// its own MAC (the one the other hosts' entries name), UDP `port`.
+    CreateVxlan {
+        name: String,
+        vni: u32,
+        port: u16,
+        mtu: Option<u32>,
+        mac: Mac,
+    },
+    /// The three entries that make a remote host's slice of an overlay reachable through
+    /// `dev`: a route to `slice` via `vtep` onlink, a permanent neighbour entry `vtep` ->
+    /// `mac`, and a forwarding-database entry `mac` -> `underlay`. Each replaces what is
+    /// there, so the same operation repairs a peer one of whose entries drifted.
+    AddOverlayPeer(OverlayPeer),
+    /// Deletes those three entries (each missing one counts as done).
+    DelOverlayPeer(OverlayPeer),
     /// Firewall element changes, applied as one atomic nf_tables transaction.
     Firewall(Vec<FwChange>),
     /// Shape the egress of an interface (netem root qdisc); empty shaping removes it.
@@ -187,6 +229,12 @@ impl KernelOp {
                 port: port.clone(),
             },
             KernelOp::OvsDelBridge { .. } | KernelOp::OvsDelPort { .. } => return None,
+            KernelOp::CreateVxlan { name, .. } => KernelOp::DeleteLink {
+                ns: NsRef::Host,
+                ifname: name.clone(),
+            },
+            KernelOp::AddOverlayPeer(p) => KernelOp::DelOverlayPeer(p.clone()),
+            KernelOp::DelOverlayPeer(p) => KernelOp::AddOverlayPeer(p.clone()),
             KernelOp::LinkUp { .. }
             | KernelOp::DeleteLink { .. }
             | KernelOp::Sysctl { .. }
@@ -202,6 +250,11 @@ impl fmt::Display for KernelOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KernelOp::CreateBridge { name, .. } => write!(f, "create bridge {name}"),
+            KernelOp::CreateVxlan { name, vni, .. } => {
+                write!(f, "create vxlan {name} (vni {vni})")
+            }
+            KernelOp::AddOverlayPeer(p) => write!(f, "add overlay peer {p}"),
+            KernelOp::DelOverlayPeer(p) => write!(f, "delete overlay peer {p}"),
             KernelOp::CreateVeth { a, b, .. } => write!(
                 f,
                 "create veth {} in netns {} (peer {} in netns {})",

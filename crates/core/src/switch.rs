@@ -33,6 +33,7 @@ pub fn of(spec: &NetworkSpec) -> &'static dyn Switch {
     match spec.driver() {
         Driver::Bridge => &LinuxBridge,
         Driver::Ovs => &OpenVSwitch,
+        Driver::Vxlan => &VxlanOverlay,
     }
 }
 
@@ -126,5 +127,77 @@ impl Switch for LinuxBridge {
     /// Nothing: deleting the veth takes the port off the bridge.
     fn detach(&self, _spec: &NetworkSpec, _port: &str) -> Vec<KernelOp> {
         Vec::new()
+    }
+}
+
+/// An overlay network's switch on this host: the Linux bridge of the host's slice, plus the
+/// network's VXLAN device (learning off: the other hosts' entries are programmed, see
+/// `crate::overlay`) holding this host's VTEP address. Routing, not bridging, joins the two,
+/// so the device is no bridge port.
+pub struct VxlanOverlay;
+
+impl Switch for VxlanOverlay {
+    fn kind(&self) -> &'static str {
+        "vxlan"
+    }
+
+    fn create(&self, spec: &NetworkSpec) -> Vec<KernelOp> {
+        let mut ops = LinuxBridge.create(spec);
+        let (Some(dev), Some(vni), Some(slice)) =
+            (spec.overlay_dev(), spec.vni(), spec.overlay_slice())
+        else {
+            return ops;
+        };
+        ops.push(KernelOp::CreateVxlan {
+            name: dev.clone(),
+            vni,
+            port: crate::overlay::VXLAN_PORT,
+            mtu: spec.mtu(),
+            mac: crate::model::Mac::for_vtep(vni, ipnet::IpNet::V4(slice)),
+        });
+        // No IPv6 on the device: the overlay is IPv4, and link-local chatter would be
+        // flooded to nobody (learning is off, there is no default destination).
+        ops.push(host_sysctl(
+            format!("net/ipv6/conf/{dev}/disable_ipv6"),
+            "1",
+        ));
+        ops.push(KernelOp::AddAddr {
+            ns: NsRef::Host,
+            ifname: dev.clone(),
+            addr: ipnet::IpNet::V4(
+                ipnet::Ipv4Net::new(crate::overlay::vtep_ip(slice), 32).expect("/32"),
+            ),
+        });
+        ops.push(KernelOp::LinkUp {
+            ns: NsRef::Host,
+            ifname: dev,
+        });
+        ops
+    }
+
+    /// The device first: it takes its routes, neighbour and FDB entries with it.
+    fn remove(&self, spec: &NetworkSpec) -> Vec<KernelOp> {
+        let mut ops: Vec<KernelOp> = spec
+            .overlay_dev()
+            .map(|dev| KernelOp::DeleteLink {
+                ns: NsRef::Host,
+                ifname: dev,
+            })
+            .into_iter()
+            .collect();
+        ops.extend(LinuxBridge.remove(spec));
+        ops
+    }
+
+    fn port_master(&self, spec: &NetworkSpec) -> Option<String> {
+        LinuxBridge.port_master(spec)
+    }
+
+    fn attach(&self, spec: &NetworkSpec, port: &str) -> Vec<KernelOp> {
+        LinuxBridge.attach(spec, port)
+    }
+
+    fn detach(&self, spec: &NetworkSpec, port: &str) -> Vec<KernelOp> {
+        LinuxBridge.detach(spec, port)
     }
 }

@@ -269,6 +269,7 @@ impl<K: Kernel> Engine<K> {
                 icc: n.spec.icc(),
                 routed: n.spec.routed(),
                 dns: n.spec.dns(),
+                vni: n.spec.vni(),
                 state: n.state.name().to_string(),
                 endpoints: views,
                 usage,

@@ -16,7 +16,9 @@ pub(crate) fn restore<K: Kernel>(
     spec: &NetworkSpec,
     host_ifnames: &[String],
 ) -> Result<(), EngineError> {
-    if spec.driver() == Driver::Bridge {
+    // A Linux bridge (also under an overlay, whose device `repair` revives with the bridge)
+    // comes back with the network; Open vSwitch keeps its own database to restore.
+    if spec.driver() != Driver::Ovs {
         return Ok(());
     }
     let sw = switch::of(spec);

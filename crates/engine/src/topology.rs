@@ -126,8 +126,14 @@ impl<K: Kernel> Engine<K> {
             ..Observed::default()
         };
         for n in networks {
-            let drift = (!has_iface(host, n.spec.bridge().as_str()))
-                .then(|| format!("bridge {} is missing", n.spec.bridge()));
+            let drift = if !has_iface(host, n.spec.bridge().as_str()) {
+                Some(format!("bridge {} is missing", n.spec.bridge()))
+            } else {
+                n.spec
+                    .overlay_dev()
+                    .filter(|dev| !has_iface(host, dev))
+                    .map(|dev| format!("vxlan device {dev} is missing"))
+            };
             obs.networks.push(ObservedNetwork {
                 spec: n.spec,
                 drift,

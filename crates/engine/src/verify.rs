@@ -47,6 +47,8 @@ pub enum Problem {
     BridgeMissing(String),
     #[error("bridge {0} is down")]
     BridgeDown(String),
+    #[error("vxlan device {0} of the overlay is missing")]
+    OverlayDeviceMissing(String),
     #[error("bridge {bridge} lacks gateway address {addr}")]
     GatewayMissing { bridge: String, addr: ipnet::IpNet },
     #[error("host interface {0} is missing")]
@@ -160,14 +162,19 @@ impl<K: Kernel> Engine<K> {
                 }
             }
         }
+        if let Some(dev) = net.spec.overlay_dev()
+            && iface(&host.interfaces, &dev).is_none()
+        {
+            problems.push(Problem::OverlayDeviceMissing(dev));
+        }
         let veth = ep.host_ifname.to_string();
         match iface(&host.interfaces, &veth) {
             None => problems.push(Problem::HostEndMissing(veth)),
             Some(v) => {
-                // Only a Linux bridge makes its ports the kernel's slaves; an Open vSwitch
-                // port has no master on the userspace datapath (ovs-system on the kernel's).
-                if net.spec.driver() == nsnet_core::model::Driver::Bridge
-                    && v.master.as_deref() != Some(bridge.as_str())
+                // A switch that makes its ports the kernel's slaves says which master they
+                // have; an Open vSwitch port has none on the userspace datapath.
+                if let Some(master) = nsnet_core::switch::of(&net.spec).port_master(&net.spec)
+                    && v.master.as_deref() != Some(master.as_str())
                 {
                     problems.push(Problem::NotAPort {
                         ifname: veth.clone(),

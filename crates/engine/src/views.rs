@@ -34,6 +34,9 @@ pub struct NetworkDetail {
     pub routed: bool,
     /// Container names answered over DNS on the gateways.
     pub dns: bool,
+    /// The VXLAN network identifier of an overlay network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
     pub state: String,
     pub endpoints: Vec<EndpointView>,
     pub usage: Vec<Usage>,

@@ -137,6 +137,9 @@ pub enum Command {
     /// Container names over DNS: what the responder serves.
     #[command(subcommand)]
     Dns(DnsCmd),
+    /// Overlay networks that span hosts (`driver: vxlan` in topology files).
+    #[command(subcommand)]
+    Overlay(OverlayCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +149,22 @@ pub enum DnsCmd {
     /// The responder itself (started by nsnet on first need; not for humans).
     #[command(hide = true)]
     Serve,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverlayCmd {
+    /// Follow the file's hosts as they come and go (keeping this host's etcd lease alive), and
+    /// converge the overlay peers each time; runs until stopped.
+    Watch {
+        #[command(flatten)]
+        topology: TopologyFile,
+        /// How often to look, in milliseconds.
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        interval_ms: u64,
+    },
+    /// Converge only the overlay peers to the file's hosts, once (what each round of `watch`
+    /// does; `apply` does it after everything else).
+    Sync(TopologyFile),
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +207,10 @@ pub struct TopologyFile {
     /// Topology file (YAML; see examples/).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
+    /// Which of the file's `hosts` this machine is (default: the one whose underlay address
+    /// an interface here holds).
+    #[arg(long = "host")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,8 +352,9 @@ pub struct NetworkCreate {
     /// only published ports, this network and the host itself reach them).
     #[arg(long)]
     pub routed: bool,
-    /// The switch that carries the network's frames: bridge (a Linux bridge) or ovs (Open
-    /// vSwitch, whose daemons nsnet starts itself).
+    /// The switch that carries the network's frames: bridge (a Linux bridge), ovs (Open
+    /// vSwitch, whose daemons nsnet starts itself) or vxlan (an overlay across hosts, see
+    /// `hosts` in topology files).
     #[arg(long, default_value = "bridge", value_name = "DRIVER")]
     pub driver: String,
     /// Answer container names over DNS on the gateway addresses (the default).
@@ -339,6 +363,10 @@ pub struct NetworkCreate {
     /// No DNS responder for this network: containers get the host's nameservers.
     #[arg(long, overrides_with = "dns")]
     pub no_dns: bool,
+    /// The VXLAN network identifier of a vxlan network (default: a hash of its name, the
+    /// same on every host).
+    #[arg(long, value_name = "N")]
+    pub vni: Option<u32>,
 }
 
 #[derive(Debug, Args)]

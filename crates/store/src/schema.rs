@@ -156,6 +156,10 @@ CREATE TABLE aliases (
     PRIMARY KEY (endpoint, name)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // The VXLAN network identifier of an overlay network (driver 'vxlan'); NULL otherwise.
+    r#"
+ALTER TABLE networks ADD COLUMN vni INTEGER;
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address

@@ -56,9 +56,9 @@ impl<'c> Tx<'c> {
         boot_id: &str,
     ) -> Result<(), StoreError> {
         self.0.execute(
-            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, driver, state, pid, boot_id, dns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'creating', ?9, ?10, ?11)",
-            params![spec.name().as_str(), spec.bridge().as_str(), spec.mtu(), spec.internal(), spec.masquerade(), spec.icc(), spec.routed(), spec.driver().as_str(), pid, boot_id, spec.dns()],
+            "INSERT INTO networks (name, bridge, mtu, internal, masquerade, icc, routed, driver, state, pid, boot_id, dns, vni)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'creating', ?9, ?10, ?11, ?12)",
+            params![spec.name().as_str(), spec.bridge().as_str(), spec.mtu(), spec.internal(), spec.masquerade(), spec.icc(), spec.routed(), spec.driver().as_str(), pid, boot_id, spec.dns(), spec.vni()],
         )?;
         for s in spec.subnets() {
             self.0.execute(
@@ -120,7 +120,7 @@ impl<'c> Tx<'c> {
         let row = self
             .0
             .query_row(
-                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned, driver, dns FROM networks WHERE name = ?1",
+                "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned, driver, dns, vni FROM networks WHERE name = ?1",
                 [name.as_str()],
                 raw_network,
             )
@@ -131,7 +131,7 @@ impl<'c> Tx<'c> {
     /// All networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned, driver, dns FROM networks ORDER BY name",
+            "SELECT name, bridge, mtu, internal, state, pid, boot_id, created_at, masquerade, icc, routed, cni_owned, driver, dns, vni FROM networks ORDER BY name",
         )?;
         let raws = stmt
             .query_map([], raw_network)?
@@ -167,6 +167,7 @@ impl<'c> Tx<'c> {
             .routed(r.routed)
             .driver(parse::<Driver>("network driver", &r.driver)?)
             .dns(r.dns)
+            .vni(r.vni)
             .restore()
             .map_err(|_| StoreError::Corrupt {
                 what: "network subnets",
@@ -532,6 +533,7 @@ struct RawNetwork {
     cni_owned: bool,
     driver: String,
     dns: bool,
+    vni: Option<u32>,
 }
 
 fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
@@ -550,6 +552,7 @@ fn raw_network(r: &Row<'_>) -> rusqlite::Result<RawNetwork> {
         cni_owned: r.get(11)?,
         driver: r.get(12)?,
         dns: r.get(13)?,
+        vni: r.get(14)?,
     })
 }
 

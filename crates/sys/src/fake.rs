@@ -45,6 +45,8 @@ pub struct FakeKernel {
     /// Open vSwitch bridges: name to (owning network, ports). As live, a port stays on its
     /// bridge when its device goes, until it is deleted.
     pub ovs: BTreeMap<String, (String, BTreeSet<String>)>,
+    /// Overlay peers per VXLAN device of the host.
+    pub overlay: BTreeMap<String, Vec<nsnet_core::ops::OverlayPeer>>,
 }
 
 /// A route the fake holds.
@@ -122,6 +124,9 @@ impl FakeKernel {
 
     /// Removes a link with its addresses and routes, and its veth peer likewise.
     fn remove_link(&mut self, ns: &str, ifname: &str) {
+        if ns == "host" {
+            self.overlay.remove(ifname);
+        }
         for (ns, ifname) in [(ns.to_string(), ifname.to_string())]
             .into_iter()
             .chain(self.peers.remove(&(ns.to_string(), ifname.to_string())))
@@ -145,7 +150,21 @@ impl FakeKernel {
 
     fn apply_net_op(&mut self, op: &KernelOp, what: &str) -> Result<(), KernelError> {
         match op {
-            KernelOp::CreateBridge { name, .. } => self.add_link(&NsRef::Host, name, what)?,
+            KernelOp::CreateBridge { name, .. } | KernelOp::CreateVxlan { name, .. } => {
+                self.add_link(&NsRef::Host, name, what)?
+            }
+            KernelOp::AddOverlayPeer(p) => {
+                self.check_link(&NsRef::Host, &p.dev, what)?;
+                let peers = self.overlay.entry(p.dev.clone()).or_default();
+                peers.retain(|q| q.slice != p.slice);
+                peers.push(p.clone());
+            }
+            KernelOp::DelOverlayPeer(p) => {
+                self.check_link(&NsRef::Host, &p.dev, what)?;
+                if let Some(peers) = self.overlay.get_mut(&p.dev) {
+                    peers.retain(|q| q.slice != p.slice);
+                }
+            }
             KernelOp::CreateVeth { a, b, .. } => {
                 self.check_ns(&a.ns, what)?;
                 self.check_ns(&b.ns, what)?;
@@ -322,6 +341,19 @@ impl Net for FakeKernel {
     fn port_busy(&mut self, m: &PortMapping) -> bool {
         self.busy_ports
             .contains(&format!("{}/{}", m.proto, m.host_port))
+    }
+
+    fn overlay_entries(
+        &mut self,
+        dev: &str,
+    ) -> Result<nsnet_core::overlay::LiveEntries, KernelError> {
+        self.check_link(&NsRef::Host, dev, &format!("inspect overlay device {dev}"))?;
+        let peers = self.overlay.get(dev).cloned().unwrap_or_default();
+        Ok(nsnet_core::overlay::LiveEntries {
+            routes: peers.iter().map(|p| (p.slice, Some(p.vtep))).collect(),
+            neighbours: peers.iter().map(|p| (p.vtep, p.mac)).collect(),
+            fdb: peers.iter().map(|p| (p.mac, p.underlay)).collect(),
+        })
     }
 
     fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {

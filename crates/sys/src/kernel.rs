@@ -108,6 +108,12 @@ pub trait Net {
     /// Whether something in the host namespace already uses this host port (a listener or a
     /// bound socket), so publishing it would shadow or steal its traffic.
     fn port_busy(&mut self, m: &PortMapping) -> bool;
+    /// The routes, permanent neighbour and remote forwarding entries on the host's VXLAN
+    /// device `dev` (`NotFound` when it is missing).
+    fn overlay_entries(
+        &mut self,
+        dev: &str,
+    ) -> Result<nsnet_core::overlay::LiveEntries, KernelError>;
     /// Whether an interface of the host namespace holds `ip`, so traffic to it arrives here
     /// (a port published on any other address would never be reached).
     fn host_holds(&mut self, ip: IpAddr) -> bool;

@@ -1,6 +1,7 @@
 //! Kernel backends of nsnet: netlink, namespaces, sysctls, behind the `Kernel` seam (with a
 //! recording fake for tests without root).
 pub mod crashpoint;
+pub mod etcd;
 pub mod fake;
 pub mod kernel;
 pub mod live;

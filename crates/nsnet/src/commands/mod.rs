@@ -11,6 +11,7 @@ mod link;
 mod logs;
 mod netns;
 mod network;
+mod overlay;
 mod port;
 mod ps;
 mod repair;
@@ -81,8 +82,8 @@ fn dispatch(
         Command::Route(cmd) => route::run(&state_dir, format, cmd),
         Command::Port(cmd) => port::run(&state_dir, format, cmd),
         Command::Repair => repair::run(&state_dir, format),
-        Command::Plan(t) => topology::plan(&state_dir, format, &t.file),
-        Command::Apply(t) => topology::apply(&state_dir, format, &t.file),
+        Command::Plan(t) => topology::plan(&state_dir, format, &t.file, t.host.as_deref()),
+        Command::Apply(t) => topology::apply(&state_dir, format, &t.file, t.host.as_deref()),
         Command::Destroy(t) => topology::destroy(&state_dir, format, &t.file),
         Command::Graph { file, svg, html } => {
             let output = match (svg, html) {
@@ -115,6 +116,7 @@ fn dispatch(
         }
         Command::Dns(DnsCmd::Serve) => crate::dns::serve(&state_dir),
         Command::Dns(DnsCmd::Ls) => dns::ls(&state_dir, format),
+        Command::Overlay(cmd) => overlay::run(&state_dir, format, cmd),
     }
 }
 

@@ -103,6 +103,7 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 .routed(c.routed)
                 .driver(c.driver.parse()?)
                 .dns(!c.no_dns)
+                .vni(c.vni)
                 .build()?;
             let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
             print(format, &detail, detail_table)?;

@@ -16,9 +16,10 @@ use nsnet_core::topology::{
 use super::Ctx;
 use super::FileError;
 use super::read::{At, Spot};
-use super::shape::{self, ContainerDef, EndDef, File, LinkDef, NetworkDef};
+use super::shape::{self, ContainerDef, EndDef, EtcdDef, File, HostDef, LinkDef, NetworkDef};
+use nsnet_core::overlay::{EtcdMember, Host, Membership, default_slice};
 
-pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<Desired, FileError> {
+pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Membership), FileError> {
     ctx.at(&f.name.at, NetName::new(&f.name))?;
     let namespaces = namespaces(ctx, &f.namespaces)?;
     let mut ifnames = Claims::default();
@@ -26,14 +27,98 @@ pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<Desired, FileError> {
     let links = links(ctx, &namespaces, &f.links, &mut ifnames)?;
     let routes = routes(ctx, &namespaces, &f.routes)?;
     let containers = containers(ctx, &namespaces, &networks, &f.containers)?;
-    Ok(Desired {
-        name: f.name.v,
-        namespaces,
-        networks,
-        links,
-        routes,
-        containers,
+    let membership = match &f.etcd {
+        None => Membership::Static(hosts(ctx, &f.hosts)?),
+        Some((at, _)) if !f.hosts.is_empty() => {
+            return Err(ctx.err(
+                at,
+                "give the overlay's hosts either under `hosts` (static) or through `etcd`, not both",
+            ));
+        }
+        Some((_, e)) => Membership::Etcd(etcd(ctx, e)?),
+    };
+    Ok((
+        Desired {
+            name: f.name.v,
+            namespaces,
+            networks,
+            links,
+            routes,
+            containers,
+        },
+        membership,
+    ))
+}
+
+/// This host's etcd registration.
+fn etcd(ctx: &Ctx<'_>, e: &EtcdDef) -> Result<EtcdMember, FileError> {
+    let underlay = ipv4(ctx, &e.underlay)?;
+    let ttl = e.ttl.as_ref().map_or(DEFAULT_TTL, |t| t.v);
+    if let Some(t) = e.ttl.as_ref().filter(|t| t.v < 2) {
+        return Err(ctx.err(
+            &t.at,
+            format!("ttl {} is too short; allowed: 2 seconds or more", t.v),
+        ));
+    }
+    Ok(EtcdMember {
+        endpoint: e.endpoint.v.clone(),
+        ttl,
+        host: Host {
+            name: e.host.v.clone(),
+            underlay,
+            slice: e.slice.as_ref().map_or(default_slice(underlay), |s| s.v),
+        },
     })
+}
+
+/// How long a host stays listed in etcd after it stops renewing (flannel keeps 24 h; a
+/// host's entries then linger that long after it died).
+const DEFAULT_TTL: u32 = 30;
+
+fn ipv4(ctx: &Ctx<'_>, text: &At<String>) -> Result<std::net::Ipv4Addr, FileError> {
+    match ctx.at(&text.at, parse_ip("underlay address", text))? {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(a) => Err(ctx.err(
+            &text.at,
+            format!("underlay address {a} is IPv6; allowed: an IPv4 address"),
+        )),
+    }
+}
+
+/// The hosts of the overlay networks: distinct underlay (IPv4) addresses and slices. A
+/// host's slice defaults to the last byte of its underlay address, which stays put when other
+/// hosts come and go.
+fn hosts(ctx: &Ctx<'_>, defs: &[(At<String>, HostDef)]) -> Result<Vec<Host>, FileError> {
+    let mut out: Vec<Host> = Vec::new();
+    for (name, def) in defs {
+        let underlay = ipv4(ctx, &def.underlay)?;
+        let slice = def
+            .slice
+            .as_ref()
+            .map_or(u32::from(underlay.octets()[3]), |s| s.v);
+        if let Some(other) = out.iter().find(|h| h.underlay == underlay) {
+            return Err(ctx.err(
+                &def.underlay.at,
+                format!("underlay address {underlay} is also host {}'s", other.name),
+            ));
+        }
+        if let Some(other) = out.iter().find(|h| h.slice == slice) {
+            let at = def.slice.as_ref().map_or(&name.at, |s| &s.at);
+            return Err(ctx.err(
+                at,
+                format!(
+                    "slice {slice} is also host {}'s; give each host its own `slice`",
+                    other.name
+                ),
+            ));
+        }
+        out.push(Host {
+            name: name.v.clone(),
+            underlay,
+            slice,
+        });
+    }
+    Ok(out)
 }
 
 fn namespaces(ctx: &Ctx<'_>, list: &[At<String>]) -> Result<Vec<NsName>, FileError> {
@@ -98,6 +183,9 @@ fn spec_field<'d>(e: &CoreError, def: &'d NetworkDef) -> &'d Spot {
         CoreError::GatewayOutside { .. } => &def.gateways.at,
         CoreError::InvalidValue { what: "mtu", .. } => {
             def.mtu.as_ref().map_or(&def.subnets.at, |m| &m.at)
+        }
+        CoreError::InvalidValue { what: "vni", .. } => {
+            def.vni.as_ref().map_or(&def.subnets.at, |v| &v.at)
         }
         // Refused as a whole: for want of subnets, or for being internal and routed.
         CoreError::InvalidValue {
@@ -187,6 +275,7 @@ fn network(ctx: &Ctx<'_>, name: &At<String>, def: &NetworkDef) -> Result<Network
         .routed(def.routed.v)
         .driver(driver)
         .dns(def.dns)
+        .vni(def.vni.as_ref().map(|v| v.v))
         .build()
         .map_err(|e| ctx.err(spec_field(&e, def), e))
 }

@@ -9,6 +9,7 @@ mod shape;
 use std::path::Path as FsPath;
 
 use nsnet_core::CoreError;
+use nsnet_core::overlay::Membership;
 use nsnet_core::topology::Desired;
 
 use read::{Flaw, Map, Pos, Spot};
@@ -63,6 +64,11 @@ impl Ctx<'_> {
 
 /// Reads and validates a topology file.
 pub fn load(path: &FsPath) -> Result<Desired, FileError> {
+    load_with_hosts(path).map(|(desired, _)| desired)
+}
+
+/// Reads and validates a topology file, with where its overlay networks' hosts come from.
+pub fn load_with_hosts(path: &FsPath) -> Result<(Desired, Membership), FileError> {
     let file = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| FileError {
         file: file.clone(),
@@ -70,11 +76,17 @@ pub fn load(path: &FsPath) -> Result<Desired, FileError> {
         field: String::new(),
         message: format!("cannot read: {e}"),
     })?;
-    parse(&file, &src)
+    parse_with_hosts(&file, &src)
 }
 
 /// Parses and validates topology text (`file` names it in errors).
+#[cfg(test)]
 pub fn parse(file: &str, src: &str) -> Result<Desired, FileError> {
+    parse_with_hosts(file, src).map(|(desired, _)| desired)
+}
+
+/// [`parse`], with where the file's overlay networks' hosts come from.
+pub fn parse_with_hosts(file: &str, src: &str) -> Result<(Desired, Membership), FileError> {
     let ctx = Ctx { file };
     let root = read::document(src).map_err(|f| ctx.flaw(f))?;
     let shape = Map::root(&root)
@@ -114,6 +126,13 @@ mod tests {
         )))
         .unwrap();
         assert_eq!(d.networks.len(), 2);
+        let (d, membership) = load_with_hosts(FsPath::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/overlay.yaml"
+        )))
+        .unwrap();
+        assert_eq!(d.networks[0].spec.vni(), Some(42));
+        assert!(matches!(membership, Membership::Static(h) if h.len() == 3));
     }
 
     #[test]
@@ -361,5 +380,42 @@ mod tests {
             yaml.lines().count(),
             t[2]
         );
+    }
+
+    #[test]
+    fn hosts_have_distinct_underlay_addresses_and_slices() {
+        let ok = "name: t\nhosts:\n  h1: { underlay: 192.0.2.1 }\n  h2: { underlay: 192.0.2.7, slice: 9 }\nnetworks:\n  ov: { driver: vxlan, vni: 7, subnets: [10.200.0.0/16] }\n";
+        let (d, membership) = parse_with_hosts("t.yaml", ok).unwrap();
+        let Membership::Static(hosts) = membership else {
+            panic!("static membership expected");
+        };
+        assert_eq!(d.networks[0].spec.vni(), Some(7));
+        let slices: Vec<u32> = hosts.iter().map(|h| h.slice).collect();
+        assert_eq!(
+            slices,
+            [1, 9],
+            "the last byte of the underlay address, or as given"
+        );
+        let e =
+            err("name: t\nhosts:\n  h1: { underlay: 192.0.2.1 }\n  h2: { underlay: 192.0.2.1 }\n");
+        assert!(
+            e.starts_with(
+                "t.yaml:4:19: hosts.h2.underlay: underlay address 192.0.2.1 is also host h1's"
+            ),
+            "{e}"
+        );
+        let e = err(
+            "name: t\nhosts:\n  h1: { underlay: 192.0.2.1 }\n  h2: { underlay: 198.51.100.1 }\n",
+        );
+        assert!(e.contains("slice 1 is also host h1's"), "{e}");
+        let e = err("name: t\nhosts:\n  h1: { underlay: 2001:db8::1 }\n");
+        assert!(e.contains("allowed: an IPv4 address"), "{e}");
+        let e = err("name: t\nnetworks:\n  lan: { subnets: [10.0.0.0/24], vni: 5 }\n");
+        assert!(
+            e.starts_with("t.yaml:3:39: networks.lan.vni: invalid vni"),
+            "{e}"
+        );
+        let e = err("name: t\nhosts:\n  h1: { slice: 1 }\n");
+        assert!(e.contains("underlay"), "{e}");
     }
 }

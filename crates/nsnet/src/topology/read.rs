@@ -365,6 +365,15 @@ impl<'n> Map<'n> {
         Map::of(v, self.spot_of_key(key))
     }
 
+    /// An optional nested mapping, with where its key is.
+    pub fn opt_map(&self, key: &str) -> Result<Option<(Spot, Map<'n>)>, Flaw> {
+        let Some(v) = self.node.and_then(|m| m.get(key)) else {
+            return Ok(None);
+        };
+        let at = self.spot_of_key(key);
+        Ok(Some((at.clone(), Map::of(v, at)?)))
+    }
+
     /// A list of mappings (absent: empty).
     pub fn maps(&self, key: &str) -> Result<Vec<Map<'n>>, Flaw> {
         let at = self.spot_of_key(key);

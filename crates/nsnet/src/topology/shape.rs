@@ -13,6 +13,50 @@ pub struct File {
     pub links: Vec<LinkDef>,
     pub routes: Vec<RouteDef>,
     pub containers: Vec<(Text, ContainerDef)>,
+    pub hosts: Vec<(Text, HostDef)>,
+    pub etcd: Option<(Spot, EtcdDef)>,
+}
+
+/// Overlay membership from etcd: the endpoint, and this host's registration.
+pub struct EtcdDef {
+    pub endpoint: Text,
+    pub ttl: Option<At<u32>>,
+    pub host: Text,
+    pub underlay: Text,
+    pub slice: Option<At<u32>>,
+}
+
+impl EtcdDef {
+    fn read(m: &Map<'_>) -> Result<EtcdDef, Flaw> {
+        m.only(&["endpoint", "ttl", "host", "underlay", "slice"])?;
+        for key in ["endpoint", "host", "underlay"] {
+            m.require(key)?;
+        }
+        Ok(EtcdDef {
+            endpoint: m.text("endpoint")?,
+            ttl: m.number("ttl")?,
+            host: m.text("host")?,
+            underlay: m.text("underlay")?,
+            slice: m.number("slice")?,
+        })
+    }
+}
+
+/// A host of the file's overlay networks.
+pub struct HostDef {
+    pub underlay: Text,
+    pub slice: Option<At<u32>>,
+}
+
+impl HostDef {
+    fn read(m: &Map<'_>) -> Result<HostDef, Flaw> {
+        m.only(&["underlay", "slice"])?;
+        m.require("underlay")?;
+        Ok(HostDef {
+            underlay: m.text("underlay")?,
+            slice: m.number("slice")?,
+        })
+    }
 }
 
 pub struct NetworkDef {
@@ -27,6 +71,7 @@ pub struct NetworkDef {
     pub driver: Option<Text>,
     /// Container names over DNS (default false: networks a file made before keep theirs).
     pub dns: bool,
+    pub vni: Option<At<u32>>,
     pub endpoints: Vec<(Text, EndpointDef)>,
 }
 
@@ -80,6 +125,8 @@ impl File {
             "links",
             "routes",
             "containers",
+            "hosts",
+            "etcd",
         ])?;
         Ok(File {
             name: m.text("name")?,
@@ -96,6 +143,11 @@ impl File {
                 .map(RouteDef::read)
                 .collect::<Result<_, _>>()?,
             containers: named(m, "containers", ContainerDef::read)?,
+            hosts: named(m, "hosts", HostDef::read)?,
+            etcd: m
+                .opt_map("etcd")?
+                .map(|(at, e)| Ok::<_, Flaw>((at, EtcdDef::read(&e)?)))
+                .transpose()?,
         })
     }
 }
@@ -124,6 +176,7 @@ impl NetworkDef {
             "routed",
             "driver",
             "dns",
+            "vni",
             "endpoints",
         ])?;
         m.require("subnets")?;
@@ -138,6 +191,7 @@ impl NetworkDef {
             routed: m.flag("routed", false)?,
             driver: m.opt_text("driver")?,
             dns: m.flag("dns", false)?.v,
+            vni: m.number("vni")?,
             endpoints: named(m, "endpoints", EndpointDef::read)?,
         })
     }

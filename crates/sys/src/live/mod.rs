@@ -13,7 +13,9 @@ use nsnet_core::port::PortMapping;
 
 use crate::crashpoint::CrashPoints;
 use crate::kernel::{FailKind, Firewall, IfaceView, KernelError, Net, NsView, RouteView};
-use crate::netlink::{BridgeSpec, Netem, NetlinkError, RouteSpec, Rtnl, Shaper, VethSpec};
+use crate::netlink::{
+    BridgeSpec, Netem, NetlinkError, PeerSpec, RouteSpec, Rtnl, Shaper, VethSpec, VxlanSpec,
+};
 use crate::nft::NftSocket;
 use crate::{netns, sysctl};
 use nsnet_core::shaping::Shaping;
@@ -386,6 +388,44 @@ impl LiveKernel {
                 self.learn(&NsRef::Host, name, index);
             }
             KernelOp::CreateVeth { a, b, mtu } => self.create_veth(a, b, *mtu, what)?,
+            KernelOp::CreateVxlan {
+                name,
+                vni,
+                port,
+                mtu,
+                mac,
+            } => {
+                let spec = VxlanSpec {
+                    name: name.clone(),
+                    vni: *vni,
+                    port: *port,
+                    mtu: *mtu,
+                    mac: mac.0,
+                    alias: Some(OWNER_ALIAS.to_string()),
+                };
+                let index = self
+                    .sock(&NsRef::Host, what)?
+                    .add_vxlan(&spec)
+                    .map_err(|e| nl_err(what, &e))?;
+                self.learn(&NsRef::Host, name, index);
+            }
+            KernelOp::AddOverlayPeer(p) | KernelOp::DelOverlayPeer(p) => {
+                let add = matches!(op, KernelOp::AddOverlayPeer(_));
+                self.with_index(&NsRef::Host, Some(&p.dev), what, |s, index| {
+                    let spec = PeerSpec {
+                        oif: index.expect("given"),
+                        slice: p.slice,
+                        vtep: p.vtep,
+                        mac: p.mac.0,
+                        underlay: p.underlay,
+                    };
+                    if add {
+                        s.add_overlay_peer(&spec)
+                    } else {
+                        s.del_overlay_peer(&spec)
+                    }
+                })?;
+            }
             KernelOp::AddAddr { ns, ifname, addr } => {
                 self.with_index(ns, Some(ifname), what, |s, index| {
                     s.add_addr(index.expect("given"), *addr, addr.addr().is_ipv6())
@@ -711,6 +751,26 @@ impl Net for LiveKernel {
 
     fn port_busy(&mut self, m: &PortMapping) -> bool {
         crate::ports::busy(m)
+    }
+
+    fn overlay_entries(
+        &mut self,
+        dev: &str,
+    ) -> Result<nsnet_core::overlay::LiveEntries, KernelError> {
+        let what = format!("inspect overlay device {dev}");
+        let e = self.with_index(&NsRef::Host, Some(dev), &what, |s, index| {
+            s.overlay_entries(index.expect("given"))
+        })?;
+        let mac = nsnet_core::model::Mac;
+        Ok(nsnet_core::overlay::LiveEntries {
+            routes: e.routes,
+            neighbours: e
+                .neighbours
+                .into_iter()
+                .map(|(ip, m)| (ip, mac(m)))
+                .collect(),
+            fdb: e.fdb.into_iter().map(|(m, ip)| (mac(m), ip)).collect(),
+        })
     }
 
     fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {

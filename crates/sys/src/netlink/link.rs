@@ -4,8 +4,9 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL, Parseable};
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, LinkProtoInfoBridge,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    LinkProtoInfoBridge,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -54,6 +55,19 @@ pub struct VethSpec {
     pub peer_netns: Option<RawFd>,
     /// Peer MAC address; random when `None`.
     pub peer_mac: Option<[u8; 6]>,
+}
+
+/// A VXLAN device to create (no lower device, no local address: the kernel picks the source
+/// address by route, and one UDP socket per port serves every VNI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanSpec {
+    pub name: String,
+    pub vni: u32,
+    /// UDP destination (and listening) port.
+    pub port: u16,
+    pub mtu: Option<u32>,
+    pub mac: [u8; 6],
+    pub alias: Option<String>,
 }
 
 /// A link as reported by the kernel.
@@ -159,6 +173,41 @@ impl Rtnl {
         if let Some(alias) = &b.alias {
             self.ack(set_alias_req(&b.name, alias))
                 .inspect_err(|_| self.rollback(&b.name))?;
+        }
+        Ok(index)
+    }
+
+    /// Creates a VXLAN device with learning off (its remote entries are programmed, never
+    /// learnt) and returns its ifindex; fails with EEXIST if the name or the VNI is taken.
+    pub fn add_vxlan(&mut self, v: &VxlanSpec) -> Result<u32, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(v.name.clone()));
+        if let Some(mtu) = v.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        msg.attributes.push(LinkAttribute::Address(v.mac.to_vec()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            NlLinkInfo::Kind(InfoKind::Vxlan),
+            NlLinkInfo::Data(InfoData::Vxlan(vec![
+                InfoVxlan::Id(v.vni),
+                InfoVxlan::Port(v.port),
+                InfoVxlan::Learning(false),
+            ])),
+        ]));
+        let create = Req::new(
+            format!("create vxlan {} (vni {})", v.name, v.vni),
+            NLM_F_CREATE | NLM_F_EXCL,
+            RouteNetlinkMessage::NewLink(msg),
+        );
+        let get = get_link_req(&v.name);
+        let get_op = get.op.clone();
+        let mut results = self.exchange(vec![create, get])?.into_iter();
+        let (created, got) = (results.next(), results.next());
+        created.expect("create result")?;
+        let index = first_link(&get_op, got.expect("get result")?)?.index;
+        if let Some(alias) = &v.alias {
+            self.ack(set_alias_req(&v.name, alias))
+                .inspect_err(|_| self.rollback(&v.name))?;
         }
         Ok(index)
     }

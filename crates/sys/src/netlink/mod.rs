@@ -8,6 +8,7 @@
 
 mod addr;
 mod link;
+mod overlay;
 mod qdisc;
 mod route;
 
@@ -22,7 +23,8 @@ use netlink_packet_route::RouteNetlinkMessage;
 use crate::nl::{self, Answer, NlSocket, Replies, Route};
 
 pub use addr::AddrInfo;
-pub use link::{BridgeSpec, LinkInfo, VethSpec};
+pub use link::{BridgeSpec, LinkInfo, VethSpec, VxlanSpec};
+pub use overlay::{OverlayEntries, PeerSpec};
 pub use qdisc::{Netem, Shaper};
 pub use route::{RouteInfo, RouteSpec};
 

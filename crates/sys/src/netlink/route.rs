@@ -104,7 +104,7 @@ pub(super) fn add_route_req(r: &RouteSpec) -> Req {
 }
 
 /// The identifying part of a route request, shared by add and delete.
-fn route_message(r: &RouteSpec) -> RouteMessage {
+pub(super) fn route_message(r: &RouteSpec) -> RouteMessage {
     let mut msg = RouteMessage::default();
     msg.header.address_family = match r.dest {
         IpNet::V4(_) => AddressFamily::Inet,
