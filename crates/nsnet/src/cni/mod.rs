@@ -12,6 +12,7 @@ mod env;
 mod error;
 mod gc;
 mod gokeys;
+mod overlay;
 mod result;
 mod status;
 mod version;
@@ -81,7 +82,12 @@ fn dispatch(env: &CniEnv, stdin: &[u8]) -> Result<Option<Value>, CniError> {
     let v = basics.version()?;
     let out = match env.command {
         Command::Version => unreachable!("answered above"),
-        Command::Del => del::run(env, &basics).map(|()| None),
+        Command::Del => {
+            // DEL reads the rest only to leave an overlay: a configuration gone bad since
+            // ADD still removes the attachment.
+            let net = NetConf::from_json(&json).and_then(|c| c.network()).ok();
+            del::run(env, &basics, net.as_ref()).map(|()| None)
+        }
         Command::Status => status::run(&basics, v).map(|()| None),
         Command::Add => add::run(env, &NetConf::from_json(&json)?, v).map(Some),
         Command::Check => check::run(env, &NetConf::from_json(&json)?, v).map(|()| None),
