@@ -166,7 +166,11 @@ pub fn main() -> ExitCode {
 /// network `conf` configures, and converges its peers every `interval` (once with `once`).
 /// The state directory is the configuration's, as for the plugin. Before the network's
 /// first pod there is no device to program: the node only stays registered.
-pub fn follow(path: &std::path::Path, interval: std::time::Duration, once: bool) -> anyhow::Result<()> {
+pub fn follow(
+    path: &std::path::Path,
+    interval: std::time::Duration,
+    once: bool,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     let cni = |e: CniError| anyhow::anyhow!(e.msg);
     let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
@@ -187,7 +191,8 @@ pub fn follow(path: &std::path::Path, interval: std::time::Duration, once: bool)
         );
     };
     let dir = conf.basics.state_dir().map_err(cni)?;
-    let etcd = nsnet_engine::membership::EtcdMembership::new(member, network.spec.name().as_str(), &dir)?;
+    let etcd =
+        nsnet_engine::membership::EtcdMembership::new(member, network.spec.name().as_str(), &dir)?;
     let mut engine = open_dir(&dir).map_err(cni)?;
     loop {
         let round = etcd
