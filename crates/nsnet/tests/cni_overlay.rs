@@ -15,29 +15,28 @@ use common::{Sandbox, root};
 use overlaykit::{have_etcd, routes_on, start_etcd, underlay};
 use serde_json::{Value, json};
 
-/// Node `n`'s conflist (as a Kubernetes admin writes it per node): its podCIDR
-/// 10.244.`slice`.0/24, registered in etcd as `node`.
+/// The README's multi-node conflist (as a Kubernetes admin writes it per node), for node `n`:
+/// its podCIDR `range`, registered in etcd as `node` with its underlay address 192.0.2.`n`.
 fn conflist(s: &Sandbox, n: usize, node: &str, range: &str) -> Value {
-    json!({
-        "cniVersion": "1.0.0",
-        "name": "pods",
-        "plugins": [{
-            "type": "nsnet",
-            "driver": "vxlan",
-            "vni": 44,
-            "clusterCIDR": "10.244.0.0/16",
-            "etcd": {
-                "endpoint": "192.0.2.254:2379",
-                "host": node,
-                "underlay": format!("192.0.2.{n}"),
-                "ttl": 5
-            },
-            "ipMasq": true,
-            "isDefaultGateway": true,
-            "stateDir": s.state_dir().display().to_string(),
-            "ipam": {"type": "host-local", "ranges": [[{"subnet": range}]]}
-        }]
-    })
+    let readme = include_str!("../../../README.md");
+    let mut list: Value = readme
+        .split("```json")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.contains("\"k8s-pod-overlay\""))
+        .map(|block| serde_json::from_str(block).expect("README conflist is JSON"))
+        .expect("README has the multi-node conflist");
+    let p = &mut list["plugins"][0];
+    assert_eq!(
+        p["clusterCIDR"], "10.244.0.0/16",
+        "the README's cluster CIDR"
+    );
+    p["etcd"]["host"] = json!(node);
+    p["etcd"]["underlay"] = json!(format!("192.0.2.{n}"));
+    p["etcd"]["ttl"] = json!(5);
+    p["ipam"]["ranges"] = json!([[{"subnet": range}]]);
+    p["stateDir"] = json!(s.state_dir());
+    list
 }
 
 fn netns(s: &Sandbox, name: &str) -> String {
