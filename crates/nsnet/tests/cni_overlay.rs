@@ -12,7 +12,7 @@ mod overlaykit;
 
 use cnidriver::{Conflist, Driver, Runtime};
 use common::{Sandbox, root};
-use overlaykit::{have_etcd, routes_on, start_etcd, underlay};
+use overlaykit::{Started, have_etcd, routes_on, start_etcd, underlay};
 use serde_json::{Value, json};
 
 /// The README's multi-node conflist (as a Kubernetes admin writes it per node), for node `n`:
@@ -101,6 +101,7 @@ fn pods_on_two_nodes_reach_each_other_through_their_pod_cidrs() {
     // Node 2 learned node 1 at its ADD; node 1 learns node 2 from the follower, once.
     assert_eq!(routes_on(h(2), "nsvx44"), 1);
     assert_eq!(routes_on(h(1), "nsvx44"), 0);
+    sync(h(2), &lists[1]);
     let added = sync(h(1), &lists[0]);
     assert!(
         added.len() == 1
@@ -127,6 +128,38 @@ fn pods_on_two_nodes_reach_each_other_through_their_pod_cidrs() {
     );
     // Unmasqueraded between nodes: the server sees the pod's own address.
     assert_eq!(srv.peer().map(|a| a.to_string()), Some("10.244.1.2".into()));
+
+    // The followers keep both leases alive past their TTL (5 s): the nodes stay peers.
+    let followers: Vec<Started> = (1..=2)
+        .map(|n| {
+            let path = h(n).state_dir().join("10-pods.conflist");
+            Started(
+                h(n).command(
+                    common::NSNET,
+                    &[
+                        "overlay",
+                        "cni",
+                        path.to_str().unwrap(),
+                        "--interval-ms",
+                        "200",
+                    ],
+                )
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("start nsnet overlay cni"),
+            )
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    for n in 1..=2 {
+        assert_eq!(routes_on(h(n), "nsvx44"), 1, "node {n} lost its peer");
+    }
+    assert!(
+        h(2).ping("pod2", "10.244.1.2"),
+        "pod2 -> pod1 after the TTL"
+    );
+    // Stopped, as when a node goes down: its registration lives until the lease expires.
+    drop(followers);
 
     // A podCIDR another node holds in etcd: refused before anything is made.
     let links = h(2).host_links();
