@@ -58,10 +58,10 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         routes: RoutePolicy::Explicit(network.routes.clone()),
         aliases: req.aliases,
     };
+    let mut engine = super::open(&conf.basics)?;
     // The node claims its slice before anything is made: a podCIDR another node holds in
     // etcd fails the ADD with nothing changed.
     let membership = super::overlay::join(&network, &conf.basics.state_dir()?)?;
-    let mut engine = super::open(&conf.basics)?;
     let what = format!(
         "attach {} (netns {netns})",
         words::attachment(add.network.name(), &add.key)
