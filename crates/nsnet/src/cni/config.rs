@@ -1,7 +1,7 @@
 //! The network configuration on stdin. The reference `bridge` plugin's keys (and host-local's
 //! `ipam`) keep their meaning, so `"type": "bridge"` can become `"type": "nsnet"` in an
 //! existing conflist; nsnet's own keys are `internal`, `icc`, `routed`, `driver`, `isolation` and
-//! `stateDir`.
+//! `stateDir`, and for a vxlan network spanning nodes `vni`, `clusterCIDR` and `etcd`.
 //! `hairpinMode` is always on (a container reaches its own published ports) and needs no key.
 //! Everything is validated here into model values before the engine is opened.
 
