@@ -309,6 +309,33 @@ pub fn diff(wanted: &[OverlayPeer], live: &[LivePeer], fdb: &[(Mac, IpAddr)]) ->
     out
 }
 
+/// Which slice of `subnet` the network `slice` is (the index [`slice_of`] maps back to it);
+/// `None` when it is not a /24 network inside `subnet`. A Kubernetes node's podCIDR becomes
+/// its host's slice this way.
+pub fn slice_index(subnet: Ipv4Net, slice: Ipv4Net) -> Option<u32> {
+    let fits = slice.prefix_len() == SLICE_PREFIX
+        && slice.addr() == slice.network()
+        && subnet.prefix_len() < SLICE_PREFIX
+        && subnet.contains(&slice.network());
+    fits.then(|| (u32::from(slice.network()) - u32::from(subnet.network())) >> (32 - SLICE_PREFIX))
+}
+
+/// The peers of this host (`me`) on the overlay `spec` (its slice of `subnet`): one per other
+/// host of `hosts`, from its slice and underlay address.
+pub fn peers(
+    spec: &NetworkSpec,
+    subnet: Ipv4Net,
+    hosts: &[Host],
+    me: &str,
+) -> Result<Vec<OverlayPeer>, CoreError> {
+    let name = spec.name().to_string();
+    let mut out = Vec::new();
+    for h in hosts.iter().filter(|h| h.name != me) {
+        out.extend(peer(spec, slice_of(&name, subnet, h.slice)?, h.underlay));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +367,60 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("shorter than /24"), "{e}");
+    }
+
+    #[test]
+    fn a_pod_cidr_maps_onto_its_slice_and_back() {
+        let cluster = net("10.244.0.0/16");
+        assert_eq!(slice_index(cluster, net("10.244.3.0/24")), Some(3));
+        assert_eq!(
+            slice_of("ov", cluster, 3).unwrap(),
+            net("10.244.3.0/24"),
+            "slice_of is its inverse"
+        );
+        assert_eq!(slice_index(cluster, net("10.244.255.0/24")), Some(255));
+        assert_eq!(slice_index(cluster, net("10.245.3.0/24")), None, "outside");
+        assert_eq!(
+            slice_index(cluster, net("10.244.3.0/25")),
+            None,
+            "not a /24"
+        );
+        assert_eq!(
+            slice_index(cluster, net("10.244.0.0/16")),
+            None,
+            "the whole"
+        );
+        assert_eq!(
+            slice_index(cluster, net("10.244.3.7/24")),
+            None,
+            "host bits"
+        );
+        assert_eq!(
+            slice_index(net("10.244.3.0/24"), net("10.244.3.0/24")),
+            None
+        );
+    }
+
+    #[test]
+    fn peers_are_the_other_hosts_slices() {
+        let here = spec("10.244.3.0/24");
+        let host = |name: &str, last: u8, slice: u32| Host {
+            name: name.to_string(),
+            underlay: Ipv4Addr::new(192, 0, 2, last),
+            slice,
+        };
+        let hosts = [host("a", 1, 3), host("b", 2, 7)];
+        let p = peers(&here, net("10.244.0.0/16"), &hosts, "a").unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].slice.to_string(), "10.244.7.0/24");
+        assert_eq!(p[0].underlay.to_string(), "192.0.2.2");
+        assert!(
+            peers(&here, net("10.244.0.0/16"), &hosts[..1], "a")
+                .unwrap()
+                .is_empty()
+        );
+        let far = [host("a", 1, 3), host("c", 3, 300)];
+        assert!(peers(&here, net("10.244.0.0/16"), &far, "a").is_err());
     }
 
     #[test]

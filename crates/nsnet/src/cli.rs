@@ -165,6 +165,19 @@ pub enum OverlayCmd {
     /// Converge only the overlay peers to the file's hosts, once (what each round of `watch`
     /// does; `apply` does it after everything else).
     Sync(TopologyFile),
+    /// Follow the nodes of a CNI vxlan network (its configuration's `etcd`), keeping this
+    /// node's lease alive and converging the peers; runs until stopped (what a Kubernetes
+    /// node runs beside kubelet, e.g. from a DaemonSet).
+    Cni {
+        /// The CNI network configuration (.conflist or .conf) holding the nsnet plugin.
+        conf: PathBuf,
+        /// How often to look, in milliseconds.
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        interval_ms: u64,
+        /// Converge once and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[derive(Debug, Args)]

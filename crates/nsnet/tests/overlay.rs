@@ -11,7 +11,9 @@ mod common;
 mod overlaykit;
 
 use common::{Sandbox, root};
-use overlaykit::{ip, lines, underlay, write};
+use overlaykit::{
+    Started, eventually, have_etcd, ip, lines, routes_on, start_etcd, underlay, write,
+};
 
 const HOSTS: usize = 3;
 
@@ -324,51 +326,6 @@ fn three_hosts_share_two_isolated_overlays() {
     }
 }
 
-/// Whether `etcd` can run here; under CI its absence is a failure (scripts/deps.sh installs it).
-fn have_etcd() -> bool {
-    let ok = std::process::Command::new("etcd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd is missing: install etcd-server (scripts/deps.sh)"
-        );
-        eprintln!("skipped: etcd is missing (install etcd-server)");
-    }
-    ok
-}
-
-/// Waits up to `secs` for `cond`.
-fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    cond()
-}
-
-/// A process started in a sandbox, killed (by its PID) when dropped.
-struct Started(std::process::Child);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn routes_on(s: &Sandbox, dev: &str) -> usize {
-    s.sh("ip", &["route", "show", "dev", dev])
-        .stdout
-        .lines()
-        .count()
-}
-
 #[test]
 fn etcd_membership_follows_hosts_and_their_leases() {
     if !root() || !have_etcd() {
@@ -377,37 +334,7 @@ fn etcd_membership_follows_hosts_and_their_leases() {
     let hosts: Vec<Sandbox> = (0..HOSTS).map(|_| Sandbox::new()).collect();
     let outside = underlay(&hosts);
     let h = |n: usize| &hosts[n - 1];
-    // etcd on the outside, reachable over the underlay, its data in a temporary directory.
-    let data = outside.state_dir().join("etcd");
-    let log = std::fs::File::create(outside.state_dir().join("etcd.log")).unwrap();
-    let _etcd = Started(
-        outside
-            .command(
-                "etcd",
-                &[
-                    "--data-dir",
-                    data.to_str().unwrap(),
-                    "--listen-client-urls",
-                    "http://192.0.2.254:2379",
-                    "--advertise-client-urls",
-                    "http://192.0.2.254:2379",
-                    "--listen-peer-urls",
-                    "http://127.0.0.1:2380",
-                ],
-            )
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start etcd"),
-    );
-    assert!(
-        eventually(20, || outside
-            .in_ns("host", || std::net::TcpStream::connect("192.0.2.254:2379")
-                .is_ok())
-            .join()
-            .unwrap()),
-        "etcd did not come up"
-    );
+    let _etcd = start_etcd(&outside);
     const TTL: u32 = 3;
     let files: Vec<String> = (1..=HOSTS)
         .map(|n| write(h(n), &etcd_file(n, TTL)))

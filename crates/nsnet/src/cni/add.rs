@@ -59,6 +59,9 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         aliases: req.aliases,
     };
     let mut engine = super::open(&conf.basics)?;
+    // The node claims its slice before anything is made: a podCIDR another node holds in
+    // etcd fails the ADD with nothing changed.
+    let membership = super::overlay::join(&network, &conf.basics.state_dir()?)?;
     let what = format!(
         "attach {} (netns {netns})",
         words::attachment(add.network.name(), &add.key)
@@ -78,6 +81,18 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
             }
             return Err(e.during(format!("limit the bandwidth of {what}")).into());
         }
+    }
+    if let Some(etcd) = &membership
+        && let Err(e) = super::overlay::converge(&mut engine, &network, etcd)
+    {
+        let name = add.network.name();
+        let undone = engine
+            .detach(name, &add.key)
+            .and_then(|_| engine.release_if_unused(name));
+        if let Err(u) = undone {
+            tracing::warn!(attachment = %what, error = %u, "undo of a failed ADD");
+        }
+        return Err(e);
     }
     drop(engine);
     if network.spec.dns() {

@@ -1,7 +1,7 @@
 //! The network configuration on stdin. The reference `bridge` plugin's keys (and host-local's
 //! `ipam`) keep their meaning, so `"type": "bridge"` can become `"type": "nsnet"` in an
 //! existing conflist; nsnet's own keys are `internal`, `icc`, `routed`, `driver`, `isolation` and
-//! `stateDir`.
+//! `stateDir`, and for a vxlan network spanning nodes `vni`, `clusterCIDR` and `etcd`.
 //! `hairpinMode` is always on (a container reaches its own published ports) and needs no key.
 //! Everything is validated here into model values before the engine is opened.
 
@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use nsnet_core::endpoint::StaticRoute;
 use nsnet_core::ipam::Range;
-use nsnet_core::model::{Mac, NetworkSpec, first_host, parse_cidr, parse_ip};
+use nsnet_core::model::{Driver, Mac, NetworkSpec, first_host, parse_cidr, parse_ip};
 use nsnet_core::names::{IfName, NetName};
+use nsnet_core::overlay::{self, EtcdMember, Host};
 use nsnet_core::plan::default_dest;
 use nsnet_core::port::{PortSpec, Proto};
 use serde::Deserialize;
@@ -143,6 +144,21 @@ fn range_sets<'de, D: serde::Deserializer<'de>>(
     })
 }
 
+/// `etcd`: this node's registration in the overlay's membership, as the topology file's
+/// `etcd:` section without `slice` (the node's slice is its podCIDR, `ipam.ranges`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConf {
+    /// The etcd client endpoint, `HOST:PORT`.
+    pub endpoint: String,
+    /// This node's name in the membership (its Kubernetes node name).
+    pub host: String,
+    /// This node's underlay (VTEP) address: where the other nodes send its pods' traffic.
+    pub underlay: String,
+    /// Seconds the node stays listed after its lease stops being renewed.
+    pub ttl: Option<u32>,
+}
+
 /// `args.cni`: the convention for per-attachment arguments in the configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CniConfArgs {
@@ -203,6 +219,14 @@ pub struct NetConf {
     pub routed: Option<bool>,
     /// nsnet: the switch driver (default "bridge").
     pub driver: Option<String>,
+    /// nsnet, vxlan: the VXLAN network identifier (default: derived from the name).
+    pub vni: Option<u32>,
+    /// nsnet, vxlan: the whole overlay's subnet (Kubernetes' cluster CIDR); the node's slice
+    /// of it is `ipam.ranges` (its podCIDR).
+    #[serde(rename = "clusterCIDR")]
+    pub cluster_cidr: Option<String>,
+    /// nsnet, vxlan: the other nodes come from etcd, where this node registers itself.
+    pub etcd: Option<EtcdConf>,
     /// nsnet: answer container names over DNS on the gateways (default false: a CNI
     /// runtime usually brings its own name service).
     pub dns_responder: Option<bool>,
@@ -220,6 +244,17 @@ pub struct Network {
     pub spec: NetworkSpec,
     pub ranges: Vec<Range>,
     pub routes: Vec<StaticRoute>,
+    /// A vxlan network spanning nodes: the whole subnet (this node's slice is the spec's).
+    pub overlay: Option<Overlay>,
+}
+
+/// The part of a multi-node vxlan network beyond this node.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// `clusterCIDR`.
+    pub subnet: Ipv4Net,
+    /// `etcd`, with this node's slice; `None`: no other node is known.
+    pub member: Option<EtcdMember>,
 }
 
 /// What one ADD asks for beyond the network.
@@ -233,6 +268,9 @@ pub struct Request {
     /// Rate limits of the traffic to and from the container (empty: none).
     pub bandwidth: Bandwidth,
 }
+
+/// How long a node stays listed in etcd after it stops renewing (the topology file's default).
+const DEFAULT_TTL: u32 = 30;
 
 fn invalid(msg: impl Into<String>) -> CniError {
     CniError::new(code::INVALID_CONFIG, msg)
@@ -442,18 +480,25 @@ impl NetConf {
             .filter_map(|r| r.gateway.as_deref())
             .map(|g| parse_ip("gateway", g))
             .collect::<Result<Vec<_>, _>>()?;
+        let driver: Driver = self.driver.as_deref().unwrap_or("bridge").parse()?;
+        let overlay = self.overlay(driver, &subnets)?;
+        // 0 is how CNI configurations say "the default"; an overlay's leaves room for VXLAN.
+        let mtu = self
+            .mtu
+            .filter(|m| *m != 0)
+            .or((driver == Driver::Vxlan).then_some(overlay::DEFAULT_MTU));
         let spec = NetworkSpec::builder(name)
             .subnets(subnets)
             .gateways(gateways)
             .bridge(bridge)
-            // 0 is how CNI configurations say "the default".
-            .mtu(self.mtu.filter(|m| *m != 0))
+            .mtu(mtu)
             .internal(self.internal.unwrap_or(false))
             // Off unless asked, as in the reference bridge plugin.
             .masquerade(self.ip_masq.unwrap_or(false))
             .icc(self.icc.unwrap_or(true))
             .routed(self.routed.unwrap_or(false))
-            .driver(self.driver.as_deref().unwrap_or("bridge").parse()?)
+            .driver(driver)
+            .vni(self.vni)
             .dns(self.dns_responder.unwrap_or(false))
             .build()?;
         let mut bounds = Vec::new();
@@ -476,7 +521,88 @@ impl NetConf {
             spec,
             ranges: bounds,
             routes,
+            overlay,
         })
+    }
+
+    /// `clusterCIDR` and `etcd`: a vxlan network whose one range (`subnets`, the node's
+    /// podCIDR) is this node's /24 slice of the cluster CIDR.
+    fn overlay(&self, driver: Driver, subnets: &[IpNet]) -> Result<Option<Overlay>, CniError> {
+        let Some(cidr) = self.cluster_cidr.as_deref() else {
+            if self.etcd.is_some() {
+                return Err(invalid(
+                    "etcd: the nodes of an overlay share clusterCIDR; give \"clusterCIDR\" (e.g. \"10.244.0.0/16\") with \"driver\": \"vxlan\"",
+                ));
+            }
+            return Ok(None);
+        };
+        if driver != Driver::Vxlan {
+            return Err(unsupported(
+                "clusterCIDR",
+                "only a vxlan network spans nodes; add \"driver\": \"vxlan\" or remove clusterCIDR",
+            ));
+        }
+        let cluster = match parse_cidr("clusterCIDR", cidr)? {
+            IpNet::V4(n) if n.prefix_len() < overlay::SLICE_PREFIX && n.trunc() == n => n,
+            _ => {
+                return Err(invalid(format!(
+                    "clusterCIDR {cidr}: allowed: an IPv4 network shorter than /{}, e.g. 10.244.0.0/16",
+                    overlay::SLICE_PREFIX
+                )));
+            }
+        };
+        let slice = match subnets {
+            [IpNet::V4(s)] => overlay::slice_index(cluster, *s).map(|i| (*s, i)),
+            _ => None,
+        };
+        let Some((_, index)) = slice else {
+            return Err(invalid(format!(
+                "ipam.ranges {}: give one range, this node's podCIDR: a /{} network inside clusterCIDR {cluster}",
+                subnets
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                overlay::SLICE_PREFIX
+            )));
+        };
+        let member = match &self.etcd {
+            None => None,
+            Some(e) => {
+                let underlay = match parse_ip("etcd.underlay", &e.underlay)? {
+                    IpAddr::V4(a) => a,
+                    IpAddr::V6(a) => {
+                        return Err(invalid(format!(
+                            "etcd.underlay {a}: allowed: an IPv4 address"
+                        )));
+                    }
+                };
+                let ttl = e.ttl.unwrap_or(DEFAULT_TTL);
+                if ttl < 2 {
+                    return Err(invalid(format!(
+                        "etcd.ttl {ttl} is too short; allowed: 2 seconds or more"
+                    )));
+                }
+                if e.host.is_empty() || e.endpoint.is_empty() {
+                    return Err(invalid(
+                        "etcd: give \"endpoint\" (HOST:PORT) and \"host\" (this node's name)",
+                    ));
+                }
+                Some(EtcdMember {
+                    endpoint: e.endpoint.clone(),
+                    ttl,
+                    host: Host {
+                        name: e.host.clone(),
+                        underlay,
+                        slice: index,
+                    },
+                })
+            }
+        };
+        Ok(Some(Overlay {
+            subnet: cluster,
+            member,
+        }))
     }
 
     /// `ipam.routes` (a missing `gw` means the gateway of the destination's family), then a
@@ -1001,6 +1127,78 @@ mod tests {
         v["cni.dev/valid-attachments"] = json!([{"containerID": "a", "ifname": "eth0"}]);
         v["cni.dev/attachments"] = json!([{"containerID": "b", "ifname": "eth1"}]);
         assert_eq!(conf(v).valid_attachments().unwrap().len(), 2);
+    }
+
+    fn node(range: &str) -> Value {
+        json!({
+            "cniVersion": "1.0.0",
+            "name": "pods",
+            "type": "nsnet",
+            "driver": "vxlan",
+            "vni": 7,
+            "clusterCIDR": "10.244.0.0/16",
+            "etcd": {"endpoint": "192.0.2.254:2379", "host": "node-a", "underlay": "192.0.2.1"},
+            "ipam": {"ranges": [[{"subnet": range}]]}
+        })
+    }
+
+    fn refusal(v: Value) -> String {
+        NetConf::from_json(&v)
+            .and_then(|c| c.network())
+            .unwrap_err()
+            .msg
+    }
+
+    #[test]
+    fn a_node_takes_its_slice_of_the_cluster_cidr_from_its_pod_cidr() {
+        let n = conf(node("10.244.3.0/24")).network().unwrap();
+        assert_eq!(n.spec.subnets()[0].cidr.to_string(), "10.244.3.0/24");
+        assert_eq!(n.spec.vni(), Some(7));
+        assert_eq!(n.spec.mtu(), Some(1450));
+        let ov = n.overlay.unwrap();
+        assert_eq!(ov.subnet.to_string(), "10.244.0.0/16");
+        let m = ov.member.unwrap();
+        assert_eq!(
+            (m.host.name.as_str(), m.host.slice, m.ttl),
+            ("node-a", 3, 30)
+        );
+        assert_eq!(m.host.underlay.to_string(), "192.0.2.1");
+
+        let e = refusal(node("10.245.3.0/24"));
+        assert!(
+            e.starts_with("ipam.ranges 10.245.3.0/24:")
+                && e.contains("inside clusterCIDR 10.244.0.0/16"),
+            "{e}"
+        );
+        let e = refusal(node("10.244.3.0/25"));
+        assert!(
+            e.starts_with("ipam.ranges 10.244.3.0/25:") && e.contains("/24"),
+            "{e}"
+        );
+        let mut v = node("10.244.3.0/24");
+        v["driver"] = json!("bridge");
+        v.as_object_mut().unwrap().remove("vni");
+        assert!(refusal(v).contains("clusterCIDR"));
+        let mut v = node("10.244.3.0/24");
+        v["clusterCIDR"] = json!("10.244.0.0/24");
+        assert!(refusal(v).starts_with("clusterCIDR 10.244.0.0/24:"));
+        let mut v = node("10.244.3.0/24");
+        v.as_object_mut().unwrap().remove("clusterCIDR");
+        assert!(refusal(v).starts_with("etcd:"));
+        let mut v = node("10.244.3.0/24");
+        v["etcd"]["underlay"] = json!("2001:db8::1");
+        assert!(refusal(v).starts_with("etcd.underlay 2001:db8::1:"));
+        let mut v = node("10.244.3.0/24");
+        v["etcd"]["slice"] = json!(4);
+        assert!(refusal(v).contains("slice"), "the slice is the podCIDR's");
+        let mut v = node("10.244.3.0/24");
+        v["etcd"]["ttl"] = json!(1);
+        assert!(refusal(v).starts_with("etcd.ttl 1"));
+        // Without clusterCIDR a vxlan network stays one node's, its whole range local.
+        let mut v = node("10.244.0.0/16");
+        v.as_object_mut().unwrap().remove("clusterCIDR");
+        v.as_object_mut().unwrap().remove("etcd");
+        assert!(conf(v).network().unwrap().overlay.is_none());
     }
 
     #[test]

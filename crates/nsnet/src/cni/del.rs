@@ -4,13 +4,15 @@
 
 use nsnet_engine::OwnerKey;
 
-use super::config::Basics;
+use super::config::{Basics, Network};
 use super::env::CniEnv;
 use super::error::CniError;
 use super::words;
 
 /// Runs DEL.
-pub fn run(env: &CniEnv, basics: &Basics) -> Result<(), CniError> {
+/// `conf` is the whole configuration when it still reads as a network: a multi-node overlay
+/// whose network goes with this DEL leaves etcd too.
+pub fn run(env: &CniEnv, basics: &Basics, conf: Option<&Network>) -> Result<(), CniError> {
     let network = basics.name()?;
     let key = OwnerKey {
         owner_id: env.container_id.clone(),
@@ -27,5 +29,11 @@ pub fn run(env: &CniEnv, basics: &Basics) -> Result<(), CniError> {
     // Also when this DEL found nothing: an earlier DEL may have died before the network went.
     let released = engine.release_if_unused(&network)?;
     tracing::debug!(attachment = %what, removed, released, "CNI DEL");
+    if released && let Some(net) = conf {
+        // The other nodes would drop it when its lease expires anyway: say so, do not fail.
+        if let Err(e) = super::overlay::leave(net, &basics.state_dir()?) {
+            tracing::warn!(network = %network, error = %e.msg, "leave the overlay's membership");
+        }
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod env;
 mod error;
 mod gc;
 mod gokeys;
+mod overlay;
 mod result;
 mod status;
 mod version;
@@ -81,7 +82,12 @@ fn dispatch(env: &CniEnv, stdin: &[u8]) -> Result<Option<Value>, CniError> {
     let v = basics.version()?;
     let out = match env.command {
         Command::Version => unreachable!("answered above"),
-        Command::Del => del::run(env, &basics).map(|()| None),
+        Command::Del => {
+            // DEL reads the rest only to leave an overlay: a configuration gone bad since
+            // ADD still removes the attachment.
+            let net = NetConf::from_json(&json).and_then(|c| c.network()).ok();
+            del::run(env, &basics, net.as_ref()).map(|()| None)
+        }
         Command::Status => status::run(&basics, v).map(|()| None),
         Command::Add => add::run(env, &NetConf::from_json(&json)?, v).map(Some),
         Command::Check => check::run(env, &NetConf::from_json(&json)?, v).map(|()| None),
@@ -154,4 +160,79 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `nsnet overlay cni CONF`: keeps this node listed in the etcd membership of the CNI vxlan
+/// network `conf` configures, and converges its peers every `interval` (once with `once`).
+/// The state directory is the configuration's, as for the plugin. Before the network's
+/// first pod there is no device to program: the node only stays registered.
+pub fn follow(
+    path: &std::path::Path,
+    interval: std::time::Duration,
+    once: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let cni = |e: CniError| anyhow::anyhow!(e.msg);
+    let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    let conf = config::parse_json(&text)
+        .map_err(cni)
+        .and_then(plugin_conf)
+        .and_then(|v| NetConf::from_json(&v).map_err(cni))
+        .with_context(|| format!("{}", path.display()))?;
+    let network = conf
+        .network()
+        .map_err(cni)
+        .with_context(|| format!("{}", path.display()))?;
+    let Some(member) = network.overlay.as_ref().and_then(|o| o.member.as_ref()) else {
+        anyhow::bail!(
+            "{}: network {} has no \"etcd\": nothing to follow (give clusterCIDR and etcd)",
+            path.display(),
+            network.spec.name()
+        );
+    };
+    let dir = conf.basics.state_dir().map_err(cni)?;
+    let etcd =
+        nsnet_engine::membership::EtcdMembership::new(member, network.spec.name().as_str(), &dir)?;
+    let mut engine = open_dir(&dir).map_err(cni)?;
+    loop {
+        let round = etcd
+            .keep(&member.host)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| overlay::converge(&mut engine, &network, &etcd).map_err(cni));
+        match round {
+            Ok(changes) => {
+                let mut out = std::io::stdout().lock();
+                for change in &changes {
+                    writeln!(out, "{change}")?;
+                }
+                out.flush()?;
+            }
+            Err(e) if once => return Err(e),
+            // etcd may be away for a moment: say so and look again.
+            Err(e) => eprintln!("nsnet overlay cni: {e:#}"),
+        }
+        if once {
+            return Ok(());
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// The nsnet plugin's configuration in a conflist (with the list's name and version, as a
+/// runtime passes them), or a single configuration as it is.
+fn plugin_conf(v: Value) -> anyhow::Result<Value> {
+    let Some(plugins) = v.get("plugins").and_then(Value::as_array) else {
+        return Ok(v);
+    };
+    let mut p = plugins
+        .iter()
+        .find(|p| p.get("type").and_then(Value::as_str) == Some("nsnet"))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the conflist has no plugin of \"type\": \"nsnet\""))?;
+    for key in ["name", "cniVersion"] {
+        if let Some(x) = v.get(key) {
+            p[key] = x.clone();
+        }
+    }
+    Ok(p)
 }

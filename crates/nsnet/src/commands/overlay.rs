@@ -24,6 +24,11 @@ pub fn run(state_dir: &Path, format: Format, cmd: OverlayCmd) -> Result<()> {
             interval_ms,
         } => watch(state_dir, &topology, interval_ms),
         OverlayCmd::Sync(topology) => sync(state_dir, format, &topology),
+        OverlayCmd::Cni {
+            conf,
+            interval_ms,
+            once,
+        } => crate::cni::follow(&conf, Duration::from_millis(interval_ms.max(10)), once),
     }
 }
 
