@@ -66,11 +66,22 @@ impl Rtnl {
 
     /// IPv4 and IPv6 unicast routes of the main table.
     pub fn routes(&mut self) -> Result<Vec<RouteInfo>, NetlinkError> {
+        self.routes_of(None)
+    }
+
+    /// Unicast routes of the main table of one family (`v6`), or of both with `None`: a dump of
+    /// one family never walks the other's table.
+    pub fn routes_of(&mut self, v6: Option<bool>) -> Result<Vec<RouteInfo>, NetlinkError> {
         let op = "dump routes";
         let replies = self.dump(|| {
             // With NETLINK_GET_STRICT_CHK the kernel filters on table and type itself; we filter
             // again below for kernels that ignore it.
             let mut msg = RouteMessage::default();
+            msg.header.address_family = match v6 {
+                None => AddressFamily::Unspec,
+                Some(false) => AddressFamily::Inet,
+                Some(true) => AddressFamily::Inet6,
+            };
             msg.header.table = RouteHeader::RT_TABLE_MAIN;
             msg.header.kind = RouteType::Unicast;
             Req::new(op.into(), 0, RouteNetlinkMessage::GetRoute(msg))
