@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::fixture;
+use common::{connect, fixture};
 
 use nsnet_core::model::{Mac, NetworkSpec};
 use nsnet_core::names::{IfName, NetName, NsName};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortSpec;
-use nsnet_engine::{ConnectRequest, Engine, EngineError, LinkRequest, NetworkRequest};
+use nsnet_engine::{Engine, EngineError, LinkRequest, NetworkRequest};
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
 
@@ -21,19 +21,6 @@ fn net(name: &str, cidr: &str, internal: bool) -> NetworkRequest {
             .internal(internal)
             .build()
             .unwrap(),
-    }
-}
-
-fn connect(network: &str, ns: &str) -> ConnectRequest {
-    ConnectRequest {
-        network: NetName::new(network).unwrap(),
-        netns: NsRef::Named(ns.into()),
-        ips: vec![],
-        mac: None,
-        ifname: None,
-        container_id: None,
-        publish: vec![],
-        aliases: vec![],
     }
 }
 

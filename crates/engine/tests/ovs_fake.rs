@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::fixture;
+use common::{connect, fixture};
 
 use nsnet_core::model::{Driver, NetworkSpec};
 use nsnet_core::names::{NetName, NsName};
 use nsnet_core::ops::{KernelOp, NsRef};
-use nsnet_engine::{ConnectRequest, NetworkRequest};
+use nsnet_engine::NetworkRequest;
 
 fn ovs_net(name: &str, icc: bool) -> NetworkRequest {
     NetworkRequest {
@@ -19,19 +19,6 @@ fn ovs_net(name: &str, icc: bool) -> NetworkRequest {
             .icc(icc)
             .build()
             .unwrap(),
-    }
-}
-
-fn connect(network: &str, ns: &str) -> ConnectRequest {
-    ConnectRequest {
-        network: NetName::new(network).unwrap(),
-        netns: NsRef::Named(ns.into()),
-        ips: vec![],
-        mac: None,
-        ifname: None,
-        container_id: None,
-        publish: vec![],
-        aliases: vec![],
     }
 }
 

@@ -4,23 +4,9 @@
 
 mod common;
 
-use common::{fixture, spec};
-use nsnet_core::names::{NetName, NsName};
-use nsnet_core::ops::NsRef;
-use nsnet_engine::{ConnectRequest, NetworkRequest};
-
-fn connect(network: &str, ns: &str) -> ConnectRequest {
-    ConnectRequest {
-        network: NetName::new(network).unwrap(),
-        netns: NsRef::Named(ns.into()),
-        ips: vec![],
-        mac: None,
-        ifname: None,
-        container_id: None,
-        publish: vec![],
-        aliases: vec![],
-    }
-}
+use common::{connect, fixture, spec};
+use nsnet_core::names::NsName;
+use nsnet_engine::NetworkRequest;
 
 /// Steps as (done, total, what).
 type Steps = Vec<(usize, usize, String)>;

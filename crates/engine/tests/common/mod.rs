@@ -4,7 +4,8 @@
 
 use nsnet_core::model::NetworkSpec;
 use nsnet_core::names::NetName;
-use nsnet_engine::Engine;
+use nsnet_core::ops::NsRef;
+use nsnet_engine::{ConnectRequest, Engine};
 use nsnet_store::Store;
 use nsnet_sys::fake::FakeKernel;
 
@@ -30,4 +31,18 @@ pub fn spec(name: &str, cidr: &str) -> NetworkSpec {
         .subnets([cidr.parse().unwrap()])
         .build()
         .unwrap()
+}
+
+/// Connect the named namespace `ns` to `network` with every default.
+pub fn connect(network: &str, ns: &str) -> ConnectRequest {
+    ConnectRequest {
+        network: NetName::new(network).unwrap(),
+        netns: NsRef::Named(ns.into()),
+        ips: vec![],
+        mac: None,
+        ifname: None,
+        container_id: None,
+        publish: vec![],
+        aliases: vec![],
+    }
 }
