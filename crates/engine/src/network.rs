@@ -141,7 +141,10 @@ impl<K: Kernel> Engine<K> {
         owned_by_config: bool,
     ) -> Result<NetworkDetail, EngineError> {
         let what = format!("create network {}", spec.name());
-        let host_routes = self.kernel.view(&NsRef::Host)?.routes;
+        // Only the routes that overlap the new subnets: a full view would dump every link,
+        // address and qdisc of the host, which grows with its containers.
+        let cidrs: Vec<IpNet> = spec.subnets().iter().map(|s| s.cidr).collect();
+        let host_routes = self.kernel.routes_overlapping(&NsRef::Host, &cidrs)?;
         let (pid, boot) = (self.pid, self.boot_id.clone());
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
@@ -173,10 +176,7 @@ impl<K: Kernel> Engine<K> {
                 }
             }
             for s in spec.subnets() {
-                if let Some(r) = host_routes
-                    .iter()
-                    .find(|r| r.dest.prefix_len() > 0 && overlaps(&r.dest, &s.cidr))
-                {
+                if let Some(r) = host_routes.iter().find(|r| overlaps(&r.dest, &s.cidr)) {
                     return Err(CoreError::Subnet {
                         network: spec.name().to_string(),
                         subnet: s.cidr,

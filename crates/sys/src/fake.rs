@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use nsnet_core::firewall::{FwChange, FwElem};
+use nsnet_core::model::overlaps;
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 
@@ -363,6 +364,18 @@ impl Net for FakeKernel {
                 .addrs
                 .get("host")
                 .is_some_and(|s| s.iter().any(|(_, a)| a.addr() == ip))
+    }
+
+    fn routes_overlapping(
+        &mut self,
+        ns: &NsRef,
+        nets: &[IpNet],
+    ) -> Result<Vec<RouteView>, KernelError> {
+        let routes = self.view(ns)?.routes;
+        Ok(routes
+            .into_iter()
+            .filter(|r| r.dest.prefix_len() > 0 && nets.iter().any(|n| overlaps(n, &r.dest)))
+            .collect())
     }
 
     fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError> {

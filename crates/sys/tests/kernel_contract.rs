@@ -157,6 +157,35 @@ fn net_scenario<K: Kernel>(k: &mut K) {
     assert_eq!(via.dev.as_deref(), Some("va"));
     assert!(view.routes.iter().any(|r| r.dest == net("10.99.0.0/24")));
 
+    // Overlapping routes: a wider query, a narrower one inside a route, and none; the device is
+    // named as in `view`.
+    let found = ok(
+        "routes overlapping 10.88.0.0/16",
+        k.routes_overlapping(&ns("ca"), &[net("10.88.0.0/16"), net("fd00::/8")]),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].dest, net("10.88.0.0/24"));
+    assert_eq!(found[0].via, Some("10.77.0.2".parse().unwrap()));
+    assert_eq!(found[0].dev.as_deref(), Some("va"));
+    let found = ok(
+        "routes overlapping 10.99.0.128/25",
+        k.routes_overlapping(&ns("ca"), &[net("10.99.0.128/25")]),
+    );
+    let dests: Vec<IpNet> = found.iter().map(|r| r.dest).collect();
+    assert_eq!(dests, vec![net("10.99.0.0/24")]);
+    let found = ok(
+        "routes overlapping 10.55.0.0/24",
+        k.routes_overlapping(&ns("ca"), &[net("10.55.0.0/24"), net("fd00::/8")]),
+    );
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(
+        kind_of(
+            "routes overlapping in a missing netns",
+            k.routes_overlapping(&ns("nope"), &[net("10.88.0.0/16")])
+        ),
+        NotFound
+    );
+
     // Deleting, then deleting again: missing is NotFound for each kind.
     for op in [
         route("del", "10.88.0.0/24", Some("10.77.0.2"), "va"),

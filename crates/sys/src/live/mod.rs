@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+use ipnet::IpNet;
+
 use nsnet_core::firewall::FwChange;
+use nsnet_core::model::overlaps;
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::port::PortMapping;
 
@@ -747,6 +750,42 @@ impl Net for LiveKernel {
             })
             .collect();
         Ok(NsView { interfaces, routes })
+    }
+
+    fn routes_overlapping(
+        &mut self,
+        ns: &NsRef,
+        nets: &[IpNet],
+    ) -> Result<Vec<RouteView>, KernelError> {
+        let what = format!("inspect routes of netns {ns}");
+        let sock = self.sock(ns, &what)?;
+        let mut out = Vec::new();
+        for v6 in [false, true] {
+            let wanted: Vec<&IpNet> = nets.iter().filter(|n| n.addr().is_ipv6() == v6).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            for r in sock.routes_of(Some(v6)).map_err(|e| nl_err(&what, &e))? {
+                if r.dest.prefix_len() == 0 || !wanted.iter().any(|n| overlaps(n, &r.dest)) {
+                    continue;
+                }
+                // Only a matching route's device is looked up: the links are never dumped.
+                let dev = match r.oif {
+                    Some(i) => sock
+                        .link_by_index(i)
+                        .map_err(|e| nl_err(&what, &e))?
+                        .map(|l| l.name),
+                    None => None,
+                };
+                out.push(RouteView {
+                    dest: r.dest,
+                    via: r.gateway,
+                    dev,
+                    proto: proto_name(r.protocol),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn port_busy(&mut self, m: &PortMapping) -> bool {

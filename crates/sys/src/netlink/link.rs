@@ -125,6 +125,20 @@ impl Rtnl {
         }
     }
 
+    /// The link with interface index `index`, `None` when it does not exist.
+    pub fn link_by_index(&mut self, index: u32) -> Result<Option<LinkInfo>, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let op = format!("get link with index {index}");
+        match self.call(Req::new(op.clone(), 0, RouteNetlinkMessage::GetLink(msg))) {
+            Ok(replies) => first_link(&op, replies).map(Some),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// All links of the namespace.
     pub fn links(&mut self) -> Result<Vec<LinkInfo>, NetlinkError> {
         let op = "dump links";

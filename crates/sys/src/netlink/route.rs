@@ -66,15 +66,33 @@ impl Rtnl {
 
     /// IPv4 and IPv6 unicast routes of the main table.
     pub fn routes(&mut self) -> Result<Vec<RouteInfo>, NetlinkError> {
+        self.routes_of(None)
+    }
+
+    /// Unicast routes of the main table of one family (`v6`), or of both with `None`: a dump of
+    /// one family never walks the other's table.
+    pub fn routes_of(&mut self, v6: Option<bool>) -> Result<Vec<RouteInfo>, NetlinkError> {
         let op = "dump routes";
         let replies = self.dump(|| {
             // With NETLINK_GET_STRICT_CHK the kernel filters on table and type itself; we filter
             // again below for kernels that ignore it.
             let mut msg = RouteMessage::default();
+            msg.header.address_family = match v6 {
+                None => AddressFamily::Unspec,
+                Some(false) => AddressFamily::Inet,
+                Some(true) => AddressFamily::Inet6,
+            };
             msg.header.table = RouteHeader::RT_TABLE_MAIN;
             msg.header.kind = RouteType::Unicast;
             Req::new(op.into(), 0, RouteNetlinkMessage::GetRoute(msg))
-        })?;
+        });
+        let replies = match replies {
+            // IPv4 creates the main table with its first route: a dump of one family filtered
+            // on a table that does not exist yet is ENOENT ("FIB table does not exist"), which
+            // means no routes.
+            Err(e) if v6.is_some() && e.errno() == Some(libc::ENOENT) => return Ok(Vec::new()),
+            r => r?,
+        };
         let mut out = Vec::new();
         for reply in replies.iter().filter(|r| r.kind == RTM_NEWROUTE) {
             let msg =
@@ -191,6 +209,39 @@ mod tests {
     use super::super::BridgeSpec;
     use super::*;
     use crate::testkit::in_fresh_netns;
+
+    #[test]
+    fn dumps_of_one_family() {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
+            // A fresh namespace has no IPv4 main table yet: no routes, not an error.
+            assert_eq!(rtnl.routes_of(Some(false)).unwrap(), vec![]);
+            let br = rtnl
+                .add_bridge(&BridgeSpec {
+                    name: "br-fam".into(),
+                    mtu: None,
+                    mac: None,
+                    alias: None,
+                    up: true,
+                })
+                .unwrap();
+            rtnl.add_addr(br, "10.51.0.1/24".parse().unwrap(), false)
+                .unwrap();
+            rtnl.add_addr(br, "fd51::1/64".parse().unwrap(), true)
+                .unwrap();
+            let v4 = rtnl.routes_of(Some(false)).unwrap();
+            let v6 = rtnl.routes_of(Some(true)).unwrap();
+            assert!(v4.iter().all(|r| r.dest.addr().is_ipv4()), "{v4:?}");
+            assert!(v6.iter().all(|r| r.dest.addr().is_ipv6()), "{v6:?}");
+            assert!(v4.iter().any(|r| r.dest == "10.51.0.0/24".parse().unwrap()));
+            assert!(v6.iter().any(|r| r.dest == "fd51::/64".parse().unwrap()));
+            assert_eq!(rtnl.routes().unwrap().len(), v4.len() + v6.len());
+            let link = rtnl.link_by_index(br).unwrap().expect("bridge by index");
+            assert_eq!((link.name.as_str(), link.index), ("br-fam", br));
+            assert_eq!(rtnl.link_by_index(br + 1000).unwrap(), None);
+        });
+    }
 
     #[test]
     fn routes_with_gateway_and_dump() {
