@@ -17,6 +17,7 @@
 # iptables: the reference portmap plugin that test compares nsnet with.
 # groff-base: tests/ux.rs renders every page of `nsnet man` with groff; bsdutils: `script`, the
 # pty under which tests/ux.rs watches progress drawn on a terminal.
+# curl: the guides in docs/ fetch published ports with it, and tests/docs.rs runs them.
 # openvswitch-switch: ovsdb-server and ovs-vswitchd for `--driver ovs` networks; nsnet starts
 # the daemons itself (the tests inside their sandboxes), policy-rc.d keeps the service off.
 # etcd-server: the membership store of vxlan overlays (tests/overlay.rs starts one inside its
@@ -24,7 +25,7 @@
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
   podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
-  iptables groff-base bsdutils openvswitch-switch etcd-server "$@")
+  iptables groff-base bsdutils curl openvswitch-switch etcd-server "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

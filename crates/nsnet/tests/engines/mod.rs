@@ -34,7 +34,8 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// Whether every program (a name on PATH or an absolute path) is there; when one is not,
-/// says which and that the test is skipped (scripts/deps.sh installs them all).
+/// says which and that the test is skipped (scripts/deps.sh installs them all) — or, under
+/// `CI`, fails: CI installs every engine, so a missing one is a broken install step.
 pub fn have(test: &str, programs: &[&str]) -> bool {
     let missing: Vec<&str> = programs
         .iter()
@@ -50,10 +51,14 @@ pub fn have(test: &str, programs: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    eprintln!(
-        "SKIPPED {test}: {} not installed (scripts/deps.sh installs them)",
+    let why = format!(
+        "{test}: {} not installed (scripts/deps.sh installs them)",
         missing.join(", ")
     );
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED {why}");
     false
 }
 
