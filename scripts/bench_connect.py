@@ -11,19 +11,9 @@ bins = dict(a.split('=', 1) for a in sys.argv[1:])
 N = int(os.environ.get('ROUNDS', '100'))
 res = {b: {'connect': [], 'disconnect': []} for b in bins}
 env, fds = {}, {}
-def stop_daemons():
-    # `network create` starts a DNS responder (`nsnet dns serve`) per state directory, which
-    # would outlive the sandbox: stop exactly those of this run's state directories.
-    dirs = {e['NSNET_STATE_DIR'] for e in env.values()}
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            args = open(f'/proc/{pid}/cmdline', 'rb').read().decode(errors='replace').split('\0')
-        except OSError:
-            continue
-        if '--state-dir' in args[:-1] and args[args.index('--state-dir') + 1] in dirs:
-            os.kill(int(pid), 15)
 import atexit
-atexit.register(stop_daemons)
+from benchkit import stop_responders
+atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
 def run(b, args):
     fd = fds[b]
     p = subprocess.run([bins[b]] + args, env=env[b], capture_output=True, preexec_fn=lambda: libc.setns(fd, 0x40000000))

@@ -23,19 +23,9 @@ for i, (name, links) in enumerate(cases):
     batch = ''.join(f'link add h{j} type veth peer name p{j} netns {side}\nlink set h{j} up\n' for j in range(links))
     subprocess.run(['ip', '-n', ns, '-batch', '-'], input=batch, text=True, check=True)
     fds[(name, links)] = os.open(f'/run/netns/{ns}', os.O_RDONLY)
-def stop_daemons():
-    # `network create` starts a DNS responder (`nsnet dns serve`) per state directory, which
-    # would outlive the sandbox: stop exactly those of this run's state directories.
-    dirs = {e['NSNET_STATE_DIR'] for e in env.values()}
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            args = open(f'/proc/{pid}/cmdline', 'rb').read().decode(errors='replace').split('\0')
-        except OSError:
-            continue
-        if '--state-dir' in args[:-1] and args[args.index('--state-dir') + 1] in dirs:
-            os.kill(int(pid), 15)
 import atexit
-atexit.register(stop_daemons)
+from benchkit import stop_responders
+atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
 def run(case, args):
     fd = fds[case]
     p = subprocess.run([bins[case[0]]] + args, env=env[case], check=False, capture_output=True, preexec_fn=lambda: libc.setns(fd, 0x40000000))

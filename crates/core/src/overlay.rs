@@ -120,6 +120,10 @@ pub enum Membership {
     Etcd(EtcdMember),
 }
 
+/// How long a host stays listed in etcd after it stops renewing, unless its configuration
+/// says otherwise (flannel keeps 24 h; a dead host's entries would linger that long).
+pub const DEFAULT_LEASE_TTL: u32 = 30;
+
 /// This host's registration in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdMember {

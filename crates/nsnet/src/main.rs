@@ -19,6 +19,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Logs to stderr (stdout is the answer, for the plugin faces): what `NSNET_LOG` asks for,
+/// else `default` and above.
+pub(crate) fn init_logging(default: &str, ansi: bool) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NSNET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+}
+
 fn main() -> ExitCode {
     if cni::invoked() {
         return cni::main();
@@ -35,17 +48,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NSNET_LOG")
-                // --quiet keeps warnings out too; NSNET_LOG, when set, still says what to log.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new(if cli.quiet { "error" } else { "warn" })
-                }),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(output::colour_stderr())
-        .init();
+    // --quiet keeps warnings out too; NSNET_LOG, when set, still says what to log.
+    init_logging(
+        if cli.quiet { "error" } else { "warn" },
+        output::colour_stderr(),
+    );
     tracing::debug!("start");
     let result = commands::run(cli);
     tracing::debug!("done");

@@ -269,9 +269,6 @@ pub struct Request {
     pub bandwidth: Bandwidth,
 }
 
-/// How long a node stays listed in etcd after it stops renewing (the topology file's default).
-const DEFAULT_TTL: u32 = 30;
-
 fn invalid(msg: impl Into<String>) -> CniError {
     CniError::new(code::INVALID_CONFIG, msg)
 }
@@ -577,7 +574,7 @@ impl NetConf {
                         )));
                     }
                 };
-                let ttl = e.ttl.unwrap_or(DEFAULT_TTL);
+                let ttl = e.ttl.unwrap_or(overlay::DEFAULT_LEASE_TTL);
                 if ttl < 2 {
                     return Err(invalid(format!(
                         "etcd.ttl {ttl} is too short; allowed: 2 seconds or more"

@@ -125,14 +125,7 @@ fn print(v: &Value) -> ExitCode {
 
 /// The plugin's `main`.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NSNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    crate::init_logging("warn", false);
     let mut stdin = Vec::new();
     let read = if std::io::stdin().is_terminal() {
         Ok(0)

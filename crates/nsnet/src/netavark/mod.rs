@@ -122,14 +122,7 @@ fn print(v: &Value) -> std::io::Result<()> {
 
 /// The plugin's `main`.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NSNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    crate::init_logging("warn", false);
     let args: Vec<String> = std::env::args().skip(1).collect();
     tracing::debug!(?args, "netavark plugin start");
     let outcome = dispatch(&args);

@@ -17,7 +17,7 @@ use super::Ctx;
 use super::FileError;
 use super::read::{At, Spot};
 use super::shape::{self, ContainerDef, EndDef, EtcdDef, File, HostDef, LinkDef, NetworkDef};
-use nsnet_core::overlay::{EtcdMember, Host, Membership, default_slice};
+use nsnet_core::overlay::{DEFAULT_LEASE_TTL, EtcdMember, Host, Membership, default_slice};
 
 pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Membership), FileError> {
     ctx.at(&f.name.at, NetName::new(&f.name))?;
@@ -53,7 +53,7 @@ pub fn validate(ctx: &Ctx<'_>, f: File) -> Result<(Desired, Membership), FileErr
 /// This host's etcd registration.
 fn etcd(ctx: &Ctx<'_>, e: &EtcdDef) -> Result<EtcdMember, FileError> {
     let underlay = ipv4(ctx, &e.underlay)?;
-    let ttl = e.ttl.as_ref().map_or(DEFAULT_TTL, |t| t.v);
+    let ttl = e.ttl.as_ref().map_or(DEFAULT_LEASE_TTL, |t| t.v);
     if let Some(t) = e.ttl.as_ref().filter(|t| t.v < 2) {
         return Err(ctx.err(
             &t.at,
@@ -70,10 +70,6 @@ fn etcd(ctx: &Ctx<'_>, e: &EtcdDef) -> Result<EtcdMember, FileError> {
         },
     })
 }
-
-/// How long a host stays listed in etcd after it stops renewing (flannel keeps 24 h; a
-/// host's entries then linger that long after it died).
-const DEFAULT_TTL: u32 = 30;
 
 fn ipv4(ctx: &Ctx<'_>, text: &At<String>) -> Result<std::net::Ipv4Addr, FileError> {
     match ctx.at(&text.at, parse_ip("underlay address", text))? {
