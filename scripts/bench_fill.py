@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+# Fills one network with N containers through the CLI (`network connect --publish`, one
+# published port each), several nsnet binaries interleaved container by container, each in its
+# own network namespace: ./scripts/bench_fill.py base=PATH cand=PATH. Prints the total and
+# the median per-container time of the first and last tenth, and ratios against the first
+# binary. Run as root inside an `unshare -n -m` sandbox with tmpfs /run/netns and /etc/netns.
+# N=1000 by default (env N).
+import subprocess, sys, time, statistics, tempfile, os, ctypes, atexit
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchkit import stop_responders
+libc = ctypes.CDLL(None, use_errno=True)
+bins = dict(a.split('=', 1) for a in sys.argv[1:])
+N = int(os.environ.get('N', '1000'))
+env, fds, times = {}, {}, {b: [] for b in bins}
+atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
+def run(b, args):
+    fd = fds[b]
+    p = subprocess.run([bins[b]] + args, env=env[b], capture_output=True, preexec_fn=lambda: libc.setns(fd, 0x40000000))
+    if p.returncode:
+        sys.exit(f'{b}: {args}: {p.stderr.decode().strip()}')
+for i, b in enumerate(bins):
+    env[b] = dict(os.environ, NSNET_STATE_DIR=tempfile.mkdtemp())
+    subprocess.run(['ip', 'netns', 'add', f'fh{i}'], check=True)
+    fds[b] = os.open(f'/run/netns/fh{i}', os.O_RDONLY)
+    run(b, ['network', 'create', 'lan', '--subnet', '10.8.0.0/16'])
+# Container namespaces made up front: their creation is not what is measured.
+subprocess.run(['ip', '-batch', '-'], input=''.join(f'netns add f{i}b{j}\n' for j in range(N) for i in range(len(bins))).encode(), check=True)
+for j in range(N):
+    for i, b in enumerate(bins):
+        t = time.perf_counter()
+        run(b, ['network', 'connect', 'lan', f'f{i}b{j}', '--publish', f'{10000 + j}:80'])
+        times[b].append(time.perf_counter() - t)
+base = list(bins)[0]
+tenth = max(1, N // 10)
+def fig(v):
+    first, last = statistics.median(v[:tenth]) * 1000, statistics.median(v[-tenth:]) * 1000
+    return sum(v), first, last
+for b, v in times.items():
+    total, first, last = fig(v)
+    btotal = fig(times[base])[0]
+    print(f'{b:>6} total {total:6.2f} s (x{total / btotal:.2f})  first tenth {first:5.2f} ms  last tenth {last:5.2f} ms  last/first {last / first:.2f}')
