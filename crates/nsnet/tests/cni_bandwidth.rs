@@ -268,9 +268,20 @@ fn repair_restores_deleted_limits_and_check_reports_them() {
         1.0,
     );
 
+    let doctor = s.nsnet(&["doctor"]).stdout;
+    assert!(
+        doctor.contains("2 shaped interface(s) differ from the store")
+            && doctor.contains("run nsnet repair"),
+        "{doctor}"
+    );
     let out = s.ok(&["repair"]);
     assert!(out.contains("2 shaped interface(s)"), "{out}");
     d.check(&list, &rt, &res).unwrap();
+    let doctor = s.nsnet(&["doctor"]).stdout;
+    assert!(
+        doctor.contains("2 shaped interface(s), each as recorded"),
+        "{doctor}"
+    );
     assert!(qdiscs(&s, "host", &host_if).contains("rate 20Mbit"));
     assert!(qdiscs(&s, "shaped", "eth0").contains("rate 10Mbit"));
     let to_pod = throughput(
