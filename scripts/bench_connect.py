@@ -9,7 +9,8 @@
 # system, from the children's rusage), which a loaded machine disturbs far less.
 import subprocess, sys, time, statistics, tempfile, os, ctypes, resource
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchkit import stop_responders
+from benchkit import stop_responders, run_in_netns
+import floor as floor_mod
 from floor import Floor
 libc = ctypes.CDLL(None, use_errno=True)
 bins = dict(a.split('=', 1) if '=' in a else (a, None) for a in sys.argv[1:])
@@ -19,11 +20,17 @@ cpu = {b: {'connect': [], 'disconnect': []} for b in bins}
 env, fds, floors = {}, {}, {}
 import atexit
 atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
+def floor_sh(self, argv, stdin):
+    # Floor._sh, started as the nsnet binaries are (run_in_netns), so both pay the same per process.
+    p = run_in_netns(self.host_fd, argv, input=stdin.encode(), capture_output=True)
+    if p.returncode:
+        raise RuntimeError(f"floor: {' '.join(argv)}: {p.stderr.decode().strip()}\n{stdin}")
+floor_mod.Floor._sh = floor_sh
 def run(b, args):
     if b in floors:
         return floors[b].run(args)
     fd = fds[b]
-    p = subprocess.run([bins[b]] + args, env=env[b], capture_output=True, preexec_fn=lambda: libc.setns(fd, 0x40000000))
+    p = run_in_netns(fd, [bins[b]] + args, env=env[b], capture_output=True)
     if p.returncode:
         sys.exit(f'{b}: {args}: {p.stderr.decode().strip()}')
 def children_cpu():

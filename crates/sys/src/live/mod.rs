@@ -317,7 +317,8 @@ impl LiveKernel {
     /// enabled or disabled. Up before its peer, the host end was enabled (its carrier not yet
     /// known), disabled when the carrier-off of its creation was seen, and enabled again when
     /// the peer came up: three walks, a third of a connect's CPU with 1000 ports on the bridge.
-    /// Up after its peer, its carrier is on from the start: one walk.
+    /// Up after its peer, its carrier is on from the start: one walk. (The peer's index is
+    /// asked before it goes up: see [`Rtnl::index_then_up`].)
     fn create_veth(
         &mut self,
         a: &nsnet_core::ops::VethEnd,
@@ -361,7 +362,7 @@ impl LiveKernel {
             .map_err(|e| nl_err(what, &e))?;
         self.learn(&a.ns, &a.name, host);
         let peer = self.sock(&b.ns, what).and_then(|s| {
-            s.set_up_by_name(&b.name, b.ipv6)
+            s.index_then_up(&b.name, b.ipv6)
                 .map_err(|e| nl_err(&format!("{what}: set peer up"), &e))
         });
         let up = peer.and_then(|index| {

@@ -308,7 +308,7 @@ fn connect_with_a_published_port_is_nine_round_trips() {
             "rtnetlink host: NEWLINK {host} master #3 veth peer eth0; SETLINK {host} alias nsnet; \
              GETLINK {host}"
         ),
-        "rtnetlink red: SETLINK eth0 addrgen-none; SETLINK eth0 up; GETLINK eth0".to_string(),
+        "rtnetlink red: GETLINK eth0; SETLINK eth0 addrgen-none; SETLINK eth0 up".to_string(),
         // The host end up after its peer: the bridge enables the port once (see create_veth).
         format!("rtnetlink host: SETLINK {host} addrgen-none; SETLINK {host} up; GETLINK {host}"),
         "rtnetlink host: SETLINK #11 hairpin".to_string(),
@@ -337,7 +337,7 @@ fn dual_stack_isolated_connect_is_one_firewall_transaction() {
     );
     // With IPv6 the peer keeps address generation; the sysctls went to the recorder only.
     assert_eq!(
-        sent[2], "rtnetlink red: SETLINK eth0 up; GETLINK eth0",
+        sent[2], "rtnetlink red: GETLINK eth0; SETLINK eth0 up",
         "{sent:#?}"
     );
     assert_eq!(
