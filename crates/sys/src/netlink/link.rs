@@ -252,10 +252,12 @@ impl Rtnl {
         if let Some(fd) = v.peer_netns {
             peer.attributes.push(LinkAttribute::NetNsFd(fd));
         }
+        one_queue(&mut peer);
 
         let mut msg = LinkMessage::default();
         set_up_flag(&mut msg, v.up && v.ipv6);
         msg.attributes.push(LinkAttribute::IfName(v.name.clone()));
+        one_queue(&mut msg);
         if let Some(mtu) = v.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
@@ -453,6 +455,15 @@ fn get_link_req(name: &str) -> Req {
         0,
         RouteNetlinkMessage::GetLink(msg),
     )
+}
+
+/// One transmit and one receive queue, asked for at creation. Without them the kernel makes a
+/// veth end with a queue per possible CPU, then cuts the queues in use to one, which waits for
+/// an expedited RCU grace period: two per veth, the longest waits of a connect (1 queue is what
+/// a veth uses either way; only raising it later with `ethtool -L`, for XDP, is given up).
+fn one_queue(msg: &mut LinkMessage) {
+    msg.attributes.push(LinkAttribute::NumTxQueues(1));
+    msg.attributes.push(LinkAttribute::NumRxQueues(1));
 }
 
 fn set_up_flag(msg: &mut LinkMessage, up: bool) {
@@ -676,6 +687,26 @@ mod tests {
             // Both ends up (so with carrier), and the peer generated no IPv6 address.
             assert!(rtnl.link("vp0").unwrap().unwrap().up);
             assert!(!gets_link_local(&mut rtnl, "vp1"));
+            // Made with the one queue each end uses (none to cut at creation).
+            for end in ["vp0", "vp1"] {
+                let replies = rtnl.call(get_link_req(end)).unwrap();
+                let msg = LinkMessage::parse(&replies.msgs[0].payload).unwrap();
+                let queues: Vec<_> = msg
+                    .attributes
+                    .into_iter()
+                    .filter(|a| {
+                        matches!(
+                            a,
+                            LinkAttribute::NumTxQueues(_) | LinkAttribute::NumRxQueues(_)
+                        )
+                    })
+                    .collect();
+                assert_eq!(
+                    queues,
+                    [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)],
+                    "{end}"
+                );
+            }
             let err = rtnl.index_then_up("nope0", true).unwrap_err();
             assert!(err.is_not_found(), "{err:?}");
         });
