@@ -11,11 +11,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use nsnet_core::names::{IfName, NetName};
+use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::plan::{self, LinkEnd};
 use nsnet_store::{EndpointRow, LinkRow, RowState, Tx};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
-use crate::apply::teardown;
+use crate::apply::{finish_started, teardown};
 use crate::conflict::Conflict;
 use crate::network::{endpoint_firewall, ns_ref, primary_in};
 use crate::{Engine, EngineError};
@@ -23,14 +24,6 @@ use crate::{Engine, EngineError};
 /// How long a remover waits for another live process that holds the same row.
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(10);
-
-/// Who holds a row that is not `ready`.
-enum Holder {
-    /// Nobody (the row is ready, ours, or its process died): it is ours to remove now.
-    Free,
-    /// Another live process is creating or removing it.
-    Busy(u32),
-}
 
 /// What a claim found.
 enum Claim<T> {
@@ -48,16 +41,10 @@ impl<K: Kernel> Engine<K> {
         boot_id != self.boot_id || (pid != self.pid && !self.kernel.process_alive(pid))
     }
 
-    fn holder(&mut self, state: RowState, pid: u32, boot_id: &str) -> Holder {
-        if state == RowState::Ready || pid == self.pid || self.owner_gone(pid, boot_id) {
-            Holder::Free
-        } else {
-            Holder::Busy(pid)
-        }
-    }
-
     /// Claims a row for removal in one write transaction: `load` reads it, `mark` records
-    /// this process as its remover.
+    /// this process as its remover. The holder's liveness is looked at inside the
+    /// transaction (a signal 0, no I/O), so the claim is one transaction on the path before
+    /// any kernel work, and nobody can change the row between the look and the mark.
     fn claim<T>(
         &mut self,
         load: impl Fn(&Tx<'_>) -> Result<Option<T>, EngineError>,
@@ -65,27 +52,23 @@ impl<K: Kernel> Engine<K> {
         mark: impl Fn(&Tx<'_>, u32, &str) -> Result<bool, EngineError>,
     ) -> Result<Claim<T>, EngineError> {
         let (pid, boot) = (self.pid, self.boot_id.clone());
-        // Liveness is read before the transaction: `process_alive` needs the kernel, which
-        // the store closure cannot borrow together with `self`.
-        let Some(row) = self.store.read(&load)? else {
-            return Ok(Claim::Gone);
-        };
-        let (state, owner_pid, owner_boot) = owner(&row);
-        if let Holder::Busy(p) = self.holder(state, owner_pid, &owner_boot) {
-            return Ok(Claim::Busy(p));
-        }
+        let kernel = &mut self.kernel;
         self.store.write(|tx| {
-            // Marked only if nobody changed the row meanwhile (a concurrent claim wins once).
-            match load(tx)? {
-                Some(now) if owner(&now) == (state, owner_pid, owner_boot.clone()) => {
-                    if mark(tx, pid, &boot)? {
-                        Ok(Claim::Mine(now))
-                    } else {
-                        Ok(Claim::Gone)
-                    }
-                }
-                Some(now) => Ok(Claim::Busy(owner(&now).1)),
-                None => Ok(Claim::Gone),
+            let Some(row) = load(tx)? else {
+                return Ok(Claim::Gone);
+            };
+            let (state, owner_pid, owner_boot) = owner(&row);
+            let free = state == RowState::Ready
+                || owner_pid == pid
+                || owner_boot != boot
+                || !kernel.process_alive(owner_pid);
+            if !free {
+                return Ok(Claim::Busy(owner_pid));
+            }
+            if mark(tx, pid, &boot)? {
+                Ok(Claim::Mine(row))
+            } else {
+                Ok(Claim::Gone)
             }
         })
     }
@@ -134,6 +117,15 @@ impl<K: Kernel> Engine<K> {
     /// The kernel side, then the row, of an endpoint this process marked `removing`.
     fn finish_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<(), EngineError> {
         let ns = ns_ref(&ep.netns);
+        // The veth goes first, on a helper thread where the kernel supports it: its deletion
+        // waits ~14 ms for an RCU barrier, which the reads, the firewall transaction (whose
+        // own free then also waits out a grace period before this process exits) and the
+        // store's housekeeping below overlap. The row goes only once both are done.
+        let veth = KernelOp::DeleteLink {
+            ns: NsRef::Host,
+            ifname: ep.host_ifname.to_string(),
+        };
+        let started = self.kernel.start(&veth);
         let (net, fw, next) = self.store.read(|tx| {
             let net = tx
                 .network(&ep.network)?
@@ -149,7 +141,15 @@ impl<K: Kernel> Engine<K> {
             next.as_ref().map(|(i, g)| (&ns, i, g.as_slice())),
         );
         let op = || format!("disconnect netns {} from network {}", ep.netns, ep.network);
-        let errors = teardown(&mut self.kernel, &plan.release);
+        let release: Vec<KernelOp> = plan
+            .release
+            .into_iter()
+            .filter(|o| !(started && *o == veth))
+            .collect();
+        let mut errors = teardown(&mut self.kernel, &release);
+        self.store.checkpoint_early();
+        // The new primary's default routes wait for the old veth: its routes must be gone.
+        errors.extend(finish_started(&mut self.kernel));
         if !errors.is_empty() {
             return Err(EngineError::Teardown { op: op(), errors });
         }
@@ -170,6 +170,21 @@ impl<K: Kernel> Engine<K> {
         } else {
             Err(EngineError::Teardown { op: op(), errors })
         }
+    }
+
+    /// `teardown` of `ops`, with what the kernel can run on a helper thread (a link
+    /// deletion: RCU barriers) started first, so its wait overlaps the other ops and the
+    /// store's housekeeping.
+    pub(crate) fn teardown_overlapped(&mut self, ops: &[KernelOp]) -> Vec<String> {
+        let rest: Vec<KernelOp> = ops
+            .iter()
+            .filter(|o| !self.kernel.start(o))
+            .cloned()
+            .collect();
+        let mut errors = teardown(&mut self.kernel, &rest);
+        self.store.checkpoint_early();
+        errors.extend(finish_started(&mut self.kernel));
+        errors
     }
 
     /// Removes link row `id`: marks it `removing`, deletes the veth from an end whose
@@ -239,7 +254,27 @@ impl<K: Kernel> Engine<K> {
         for e in endpoints {
             self.remove_endpoint(e.id, true)?;
         }
-        let errors = teardown(&mut self.kernel, &plan::remove_network(&n.spec));
+        // The bridge goes first, on a helper thread where the kernel supports it: its
+        // deletion waits for two RCU barriers (30-40 ms here), which everything else of the
+        // removal overlaps.
+        let ops = plan::remove_network(&n.spec);
+        let rest: Vec<KernelOp> = ops.into_iter().filter(|o| !self.kernel.start(o)).collect();
+        let mut errors = Vec::new();
+        let tables_gone = match self.remove_tables_if_last(name) {
+            Ok(gone) => gone,
+            Err(e) => {
+                errors.push(e.to_string());
+                false
+            }
+        };
+        // With the tables gone, so are the network's elements: one firewall transaction.
+        let rest: Vec<KernelOp> = rest
+            .into_iter()
+            .filter(|o| !(tables_gone && matches!(o, KernelOp::Firewall(_))))
+            .collect();
+        errors.extend(teardown(&mut self.kernel, &rest));
+        self.store.checkpoint_early();
+        errors.extend(finish_started(&mut self.kernel));
         if !errors.is_empty() {
             return Err(EngineError::Teardown {
                 op: format!("remove network {name}"),
@@ -249,11 +284,36 @@ impl<K: Kernel> Engine<K> {
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
             tx.delete_network(name)?;
-            if tx.networks()?.is_empty() {
-                // The tables go with the last network.
+            if !tables_gone && tx.networks()?.is_empty() {
+                // The tables go with the last network (another one still being removed
+                // when this removal looked is gone now).
                 kernel.fw_remove()?;
             }
             Ok::<_, EngineError>(())
+        })
+    }
+
+    /// Removes the firewall tables when `name` is the only network left (it is being
+    /// removed), deciding under the store's write lock so that no network is created between
+    /// the look and the removal; a network created later installs them again. True when
+    /// removed. Done before the network's row goes so that the tables' removal, and the grace
+    /// period nf_tables waits before freeing them (paid when this process exits), overlap the
+    /// bridge's deletion.
+    fn remove_tables_if_last(&mut self, name: &NetName) -> Result<bool, EngineError> {
+        let others = |tx: &Tx<'_>| -> Result<bool, EngineError> {
+            Ok(tx.networks()?.iter().any(|o| o.spec.name() != name))
+        };
+        // A read first: most removals are not of the last network, and need no lock.
+        if self.store.read(others)? {
+            return Ok(false);
+        }
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            if others(tx)? {
+                return Ok(false);
+            }
+            kernel.fw_remove()?;
+            Ok(true)
         })
     }
 }
