@@ -7,12 +7,16 @@
 # container namespace with one published TCP port, then removes it. The CNI side is fed what a
 # runtime sends (crates/nsnet/tests/cnidriver): the configuration on stdin, CNI_* variables,
 # runtimeConfig.portMappings. ROUNDS=N. Prints medians and CNI / CLI ratios from the same run.
-import subprocess, sys, time, statistics, tempfile, os, ctypes, json
+import subprocess, sys, time, statistics, tempfile, os, ctypes, json, resource
 libc = ctypes.CDLL(None, use_errno=True)
 bins = dict(a.split('=', 1) for a in sys.argv[1:])
 N = int(os.environ.get('ROUNDS', '60'))
 subjects = [(b, face) for b in bins for face in ('cli', 'cni')]
 res = {s: {'attach': [], 'detach': []} for s in subjects}
+cpu = {s: {'attach': [], 'detach': []} for s in subjects}  # user+system CPU of the process
+def cpu_now():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 env, fds, conf = {}, {}, {}
 import atexit
 from benchkit import stop_responders
@@ -68,14 +72,20 @@ for i, s in enumerate(subjects):
     subprocess.run(['ip', 'netns', 'add', f'c{i}'], check=True)
 for r in range(N):
     for i, s in enumerate(subjects):
-        t = time.perf_counter(); attach(s, f'c{i}', 8080)
-        res[s]['attach'].append(time.perf_counter() - t)
-        t = time.perf_counter(); detach(s, f'c{i}', 8080)
-        res[s]['detach'].append(time.perf_counter() - t)
+        c, t = cpu_now(), time.perf_counter(); attach(s, f'c{i}', 8080)
+        res[s]['attach'].append(time.perf_counter() - t); cpu[s]['attach'].append(cpu_now() - c)
+        c, t = cpu_now(), time.perf_counter(); detach(s, f'c{i}', 8080)
+        res[s]['detach'].append(time.perf_counter() - t); cpu[s]['detach'].append(cpu_now() - c)
 print(f'{N} rounds, load average {os.getloadavg()[0]:.2f} at the end')
+m = lambda v: statistics.median(v) * 1000
 for b in bins:
     cli, cn = res[(b, 'cli')], res[(b, 'cni')]
-    m = lambda v: statistics.median(v) * 1000
+    print(f'{b:>6} CLI connect {m(cli["attach"]):6.2f} ms disconnect {m(cli["detach"]):6.2f} ms | '
+          f'CNI ADD {m(cn["attach"]):6.2f} ms (x{m(cn["attach"])/m(cli["attach"]):.2f}) '
+          f'DEL {m(cn["detach"]):6.2f} ms (x{m(cn["detach"])/m(cli["detach"]):.2f})')
+print('CPU time (user+system) of the process, medians:')
+for b in bins:
+    cli, cn = cpu[(b, 'cli')], cpu[(b, 'cni')]
     print(f'{b:>6} CLI connect {m(cli["attach"]):6.2f} ms disconnect {m(cli["detach"]):6.2f} ms | '
           f'CNI ADD {m(cn["attach"]):6.2f} ms (x{m(cn["attach"])/m(cli["attach"]):.2f}) '
           f'DEL {m(cn["detach"]):6.2f} ms (x{m(cn["detach"])/m(cli["detach"]):.2f})')

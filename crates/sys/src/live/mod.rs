@@ -865,10 +865,16 @@ impl Net for LiveKernel {
         };
         self.crash.before(&what);
         self.unlearn(&NsRef::Host, ifname);
+        tracing::debug!(op = %what, "kernel op started on a helper thread");
         let (name, w) = (ifname.clone(), what.clone());
         let spawned = std::thread::Builder::new()
             .name("nsnet-delete".into())
-            .spawn(move || delete_link(&mut sock, &name, &w));
+            .spawn(move || {
+                let t = std::time::Instant::now();
+                let res = delete_link(&mut sock, &name, &w);
+                tracing::debug!(op = %w, ms = t.elapsed().as_secs_f64() * 1e3, "kernel op done on a helper thread");
+                res
+            });
         let run = spawned.map_err(|_| {
             // No thread to be had: delete it here and now.
             self.sock(&NsRef::Host, &what)
@@ -894,7 +900,7 @@ impl Net for LiveKernel {
                     Err(done) => done,
                 };
                 self.crash.after(&s.what);
-                tracing::debug!(op = %s.what, ok = res.is_ok(), "kernel op (helper thread)");
+                tracing::debug!(op = %s.what, ok = res.is_ok(), "kernel op (helper thread joined)");
                 res
             })
             .collect()
