@@ -102,25 +102,39 @@ impl<K: Kernel> Engine<K> {
     /// Removes endpoint `id`: marks it `removing`, then `finish_endpoint`. `promote`: another
     /// endpoint of the namespace takes over the default routes if this one carried them.
     pub(crate) fn remove_endpoint(&mut self, id: i64, promote: bool) -> Result<(), EngineError> {
-        let claimed = self.claim_waiting(
-            &format!("endpoint {id}"),
-            |tx| Ok(tx.endpoint_by_id(id)?),
-            |e: &EndpointRow| (e.state, e.pid, e.boot_id.clone()),
-            |tx, pid, boot| Ok(tx.mark_endpoint_removing(id, pid, boot)?),
-        )?;
-        match claimed {
+        match self.claim_endpoint(id)? {
             Some(ep) => self.finish_endpoint(&ep, promote),
             None => Ok(()),
         }
     }
 
+    /// Marks endpoint `id` `removing` for this process (waiting while another live process
+    /// holds it); None when it is gone.
+    fn claim_endpoint(&mut self, id: i64) -> Result<Option<EndpointRow>, EngineError> {
+        self.claim_waiting(
+            &format!("endpoint {id}"),
+            |tx| Ok(tx.endpoint_by_id(id)?),
+            |e: &EndpointRow| (e.state, e.pid, e.boot_id.clone()),
+            |tx, pid, boot| Ok(tx.mark_endpoint_removing(id, pid, boot)?),
+        )
+    }
+
     /// The kernel side, then the row, of an endpoint this process marked `removing`.
     fn finish_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<(), EngineError> {
+        let ending = self.begin_endpoint(ep, promote)?;
+        self.store.checkpoint_early();
+        // The new primary's default routes wait for the old veth: its routes must be gone.
+        let joined = finish_started(&mut self.kernel);
+        self.end_endpoint(ending, joined)
+    }
+
+    /// Sets the kernel side of a claimed endpoint's removal going. The veth goes first, on a
+    /// helper thread where the kernel supports it: its deletion waits ~14 ms for an RCU
+    /// barrier, which the reads and the firewall transaction here (whose own free then also
+    /// waits out a grace period before this process exits) and whatever the caller does
+    /// before `finish_started` overlap. `end_endpoint` finishes it once that has returned.
+    fn begin_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<Ending, EngineError> {
         let ns = ns_ref(&ep.netns);
-        // The veth goes first, on a helper thread where the kernel supports it: its deletion
-        // waits ~14 ms for an RCU barrier, which the reads, the firewall transaction (whose
-        // own free then also waits out a grace period before this process exits) and the
-        // store's housekeeping below overlap. The row goes only once both are done.
         let veth = KernelOp::DeleteLink {
             ns: NsRef::Host,
             ifname: ep.host_ifname.to_string(),
@@ -140,24 +154,39 @@ impl<K: Kernel> Engine<K> {
             fw,
             next.as_ref().map(|(i, g)| (&ns, i, g.as_slice())),
         );
-        let op = || format!("disconnect netns {} from network {}", ep.netns, ep.network);
         let release: Vec<KernelOp> = plan
             .release
             .into_iter()
             .filter(|o| !(started && *o == veth))
             .collect();
-        let mut errors = teardown(&mut self.kernel, &release);
-        self.store.checkpoint_early();
-        // The new primary's default routes wait for the old veth: its routes must be gone.
-        errors.extend(finish_started(&mut self.kernel));
+        let errors = teardown(&mut self.kernel, &release);
+        Ok(Ending {
+            ep: ep.clone(),
+            ns,
+            promote: plan.promote,
+            errors,
+        })
+    }
+
+    /// Finishes what `begin_endpoint` set going, once the kernel's helper threads have been
+    /// joined (`joined`: their errors): the new primary's routes, then the row.
+    fn end_endpoint(&mut self, ending: Ending, joined: Vec<String>) -> Result<(), EngineError> {
+        let Ending {
+            ep,
+            ns,
+            promote,
+            mut errors,
+        } = ending;
+        let op = || format!("disconnect netns {} from network {}", ep.netns, ep.network);
+        errors.extend(joined);
         if !errors.is_empty() {
             return Err(EngineError::Teardown { op: op(), errors });
         }
         // The new primary's default routes are best-effort (the namespace may be gone), and a
         // resumed removal may find them made already.
         let mut errors = Vec::new();
-        if !plan.promote.is_empty() && self.kernel.netns_exists(&ns) {
-            for step in &plan.promote {
+        if !promote.is_empty() && self.kernel.netns_exists(&ns) {
+            for step in &promote {
                 match self.kernel.apply(step) {
                     Err(e) if e.kind != FailKind::Exists => errors.push(e.to_string()),
                     _ => {}
@@ -250,13 +279,18 @@ impl<K: Kernel> Engine<K> {
         let Some(n) = claimed else {
             return Err(EngineError::not_found("network", name));
         };
+        // Its endpoints: each claimed (its own intent) and set going; their veths are
+        // deleted on helper threads together with the bridge below, so their RCU barriers
+        // overlap each other's and the bridge's instead of adding up.
         let endpoints = self.store.read(|tx| tx.endpoints_of_network(name))?;
+        let mut endings = Vec::new();
         for e in endpoints {
-            self.remove_endpoint(e.id, true)?;
+            if let Some(ep) = self.claim_endpoint(e.id)? {
+                endings.push(self.begin_endpoint(&ep, true)?);
+            }
         }
-        // The bridge goes first, on a helper thread where the kernel supports it: its
-        // deletion waits for two RCU barriers (30-40 ms here), which everything else of the
-        // removal overlaps.
+        // The bridge goes on a helper thread too where the kernel supports it: its deletion
+        // waits for two RCU barriers (25-40 ms here), which everything else overlaps.
         let ops = plan::remove_network(&n.spec);
         let rest: Vec<KernelOp> = ops.into_iter().filter(|o| !self.kernel.start(o)).collect();
         let mut errors = Vec::new();
@@ -274,7 +308,20 @@ impl<K: Kernel> Engine<K> {
             .collect();
         errors.extend(teardown(&mut self.kernel, &rest));
         self.store.checkpoint_early();
-        errors.extend(finish_started(&mut self.kernel));
+        let joined = finish_started(&mut self.kernel);
+        if !joined.is_empty() {
+            // Which deletion failed is in each message; the rows stay `removing` for `gc`.
+            errors.extend(joined);
+            return Err(EngineError::Teardown {
+                op: format!("remove network {name}"),
+                errors,
+            });
+        }
+        for ending in endings {
+            if let Err(e) = self.end_endpoint(ending, Vec::new()) {
+                errors.push(e.to_string());
+            }
+        }
         if !errors.is_empty() {
             return Err(EngineError::Teardown {
                 op: format!("remove network {name}"),
@@ -316,6 +363,16 @@ impl<K: Kernel> Engine<K> {
             Ok(true)
         })
     }
+}
+
+/// An endpoint whose removal `begin_endpoint` set going.
+struct Ending {
+    ep: EndpointRow,
+    ns: NsRef,
+    /// The new primary's default routes, added once the old veth is gone.
+    promote: Vec<KernelOp>,
+    /// What the firewall and switch steps could not do.
+    errors: Vec<String>,
 }
 
 /// When `ep` is its namespace's primary endpoint: the endpoint that takes over the default
