@@ -122,7 +122,9 @@ impl<K: Kernel> Engine<K> {
     /// The kernel side, then the row, of an endpoint this process marked `removing`.
     fn finish_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<(), EngineError> {
         let ending = self.begin_endpoint(ep, promote)?;
-        self.store.checkpoint_early();
+        if ending.started {
+            self.store.checkpoint_early();
+        }
         // The new primary's default routes wait for the old veth: its routes must be gone.
         let joined = finish_started(&mut self.kernel);
         self.end_endpoint(ending, joined)
@@ -165,6 +167,7 @@ impl<K: Kernel> Engine<K> {
             ns,
             promote: plan.promote,
             errors,
+            started,
         })
     }
 
@@ -176,6 +179,7 @@ impl<K: Kernel> Engine<K> {
             ns,
             promote,
             mut errors,
+            ..
         } = ending;
         let op = || format!("disconnect netns {} from network {}", ep.netns, ep.network);
         errors.extend(joined);
@@ -211,7 +215,10 @@ impl<K: Kernel> Engine<K> {
             .cloned()
             .collect();
         let mut errors = teardown(&mut self.kernel, &rest);
-        self.store.checkpoint_early();
+        if rest.len() < ops.len() {
+            // Only in a wait: else the checkpoint would be paid in line.
+            self.store.checkpoint_early();
+        }
         errors.extend(finish_started(&mut self.kernel));
         errors
     }
@@ -292,7 +299,9 @@ impl<K: Kernel> Engine<K> {
         // The bridge goes on a helper thread too where the kernel supports it: its deletion
         // waits for two RCU barriers (25-40 ms here), which everything else overlaps.
         let ops = plan::remove_network(&n.spec);
+        let count = ops.len();
         let rest: Vec<KernelOp> = ops.into_iter().filter(|o| !self.kernel.start(o)).collect();
+        let waiting = rest.len() < count || endings.iter().any(|e| e.started);
         let mut errors = Vec::new();
         let tables_gone = match self.remove_tables_if_last(name) {
             Ok(gone) => gone,
@@ -307,7 +316,9 @@ impl<K: Kernel> Engine<K> {
             .filter(|o| !(tables_gone && matches!(o, KernelOp::Firewall(_))))
             .collect();
         errors.extend(teardown(&mut self.kernel, &rest));
-        self.store.checkpoint_early();
+        if waiting {
+            self.store.checkpoint_early();
+        }
         let joined = finish_started(&mut self.kernel);
         if !joined.is_empty() {
             // Which deletion failed is in each message; the rows stay `removing` for `gc`.
@@ -373,6 +384,8 @@ struct Ending {
     promote: Vec<KernelOp>,
     /// What the firewall and switch steps could not do.
     errors: Vec<String>,
+    /// Whether its veth is being deleted on a helper thread.
+    started: bool,
 }
 
 /// When `ep` is its namespace's primary endpoint: the endpoint that takes over the default
