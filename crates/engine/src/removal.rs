@@ -121,13 +121,24 @@ impl<K: Kernel> Engine<K> {
 
     /// The kernel side, then the row, of an endpoint this process marked `removing`.
     fn finish_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<(), EngineError> {
-        let ending = self.begin_endpoint(ep, promote)?;
+        let begun = self.begin_endpoint(ep, promote);
+        let ending = self.joined_on_error(begun)?;
         if ending.started {
             self.store.checkpoint_early();
         }
         // The new primary's default routes wait for the old veth: its routes must be gone.
         let joined = finish_started(&mut self.kernel);
         self.end_endpoint(ending, joined)
+    }
+
+    /// `res`, after waiting for whatever this removal started when it is an error: a
+    /// caller that goes on (removing a namespace's other endpoints) must not find the
+    /// outcome of this one's deletions among its own.
+    fn joined_on_error<T>(&mut self, res: Result<T, EngineError>) -> Result<T, EngineError> {
+        if res.is_err() {
+            let _ = self.kernel.finish_started();
+        }
+        res
     }
 
     /// Sets the kernel side of a claimed endpoint's removal going. The veth goes first, on a
@@ -292,8 +303,10 @@ impl<K: Kernel> Engine<K> {
         let endpoints = self.store.read(|tx| tx.endpoints_of_network(name))?;
         let mut endings = Vec::new();
         for e in endpoints {
-            if let Some(ep) = self.claim_endpoint(e.id)? {
-                endings.push(self.begin_endpoint(&ep, true)?);
+            let claimed = self.claim_endpoint(e.id);
+            if let Some(ep) = self.joined_on_error(claimed)? {
+                let begun = self.begin_endpoint(&ep, true);
+                endings.push(self.joined_on_error(begun)?);
             }
         }
         // The bridge goes on a helper thread too where the kernel supports it: its deletion
