@@ -508,6 +508,7 @@ impl<'c> Tx<'c> {
             "containers",
             "topology_objects",
             "aliases",
+            "shapings",
         ] {
             let n: i64 = self
                 .0
