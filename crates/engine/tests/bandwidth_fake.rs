@@ -10,7 +10,9 @@ use nsnet_core::endpoint::{RoutePolicy, StaticRoute};
 use nsnet_core::names::{IfName, NetName};
 use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::shaping::Shaping;
-use nsnet_engine::{AttachRequest, EngineError, LinkRequest, OwnerKey};
+use nsnet_engine::views::EndpointView;
+use nsnet_engine::{AttachRequest, Engine, EngineError, LinkRequest, OwnerKey};
+use nsnet_sys::fake::FakeKernel;
 use nsnet_sys::kernel::Net;
 
 fn rate(bps: u64, burst: u64) -> Shaping {
@@ -28,10 +30,8 @@ fn shapes(log: &[KernelOp]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn each_direction_on_its_veth_end_and_a_half_failure_undone() {
-    let mut f = fixture();
-    let e = &mut f.engine;
+/// A pod attached to network `pods` (in namespace /run/netns/pod) with a default route.
+fn attached_pod(e: &mut Engine<FakeKernel>) -> (NetName, OwnerKey, EndpointView, String) {
     let s = spec("pods", "10.244.1.0/24");
     let path = "/run/netns/pod".to_string();
     e.kernel().create_netns(&path).unwrap();
@@ -55,7 +55,14 @@ fn each_direction_on_its_veth_end_and_a_half_failure_undone() {
             aliases: vec![],
         })
         .unwrap();
-    let name = NetName::new("pods").unwrap();
+    (NetName::new("pods").unwrap(), key, ep, path)
+}
+
+#[test]
+fn each_direction_on_its_veth_end_and_a_half_failure_undone() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let (name, key, ep, path) = attached_pod(e);
     e.attachment_shape(
         &name,
         &key,
@@ -122,7 +129,7 @@ fn each_direction_on_its_veth_end_and_a_half_failure_undone() {
     );
 }
 
-fn recorded(e: &mut nsnet_engine::Engine<nsnet_sys::fake::FakeKernel>) -> Vec<String> {
+fn recorded(e: &mut Engine<FakeKernel>) -> Vec<String> {
     e.store()
         .read(|tx| tx.shapings())
         .unwrap()
@@ -135,27 +142,7 @@ fn recorded(e: &mut nsnet_engine::Engine<nsnet_sys::fake::FakeKernel>) -> Vec<St
 fn limits_are_recorded_for_repair_and_go_with_their_attachment() {
     let mut f = fixture();
     let e = &mut f.engine;
-    let s = spec("pods", "10.244.1.0/24");
-    let path = "/run/netns/pod".to_string();
-    e.kernel().create_netns(&path).unwrap();
-    let key = OwnerKey {
-        owner_id: "pod".into(),
-        ifname: IfName::new("eth0").unwrap(),
-    };
-    let ep = e
-        .attach(&AttachRequest {
-            key: key.clone(),
-            network: s.clone(),
-            netns: NsRef::Named(path.clone()),
-            ips: vec![],
-            mac: None,
-            publish: vec![],
-            ranges: vec![],
-            routes: RoutePolicy::Explicit(vec![]),
-            aliases: vec![],
-        })
-        .unwrap();
-    let name = NetName::new("pods").unwrap();
+    let (name, key, ep, path) = attached_pod(e);
     e.attachment_shape(&name, &key, rate(20_000_000, 204_800), Shaping::default())
         .unwrap();
     // A failed change keeps the records of the last one that took.

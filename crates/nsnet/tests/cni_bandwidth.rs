@@ -31,6 +31,28 @@ fn plugin() -> Value {
     })
 }
 
+/// The pod in namespace `shaped`: 20 Mbit/s in, 10 Mbit/s out, with bursts of 25 KiB and
+/// 12.5 KiB.
+fn shaped_pod() -> Runtime {
+    Runtime::new("shaped-pod", "/run/netns/shaped").cap(
+        "bandwidth",
+        json!({"IngressRate": 20_000_000, "IngressBurst": 204_800,
+               "EgressRate": 10_000_000, "EgressBurst": 102_400}),
+    )
+}
+
+/// Throughputs (Mbit/s) that `shaped_pod`'s limits allow, with room for a loaded machine.
+fn assert_at_limits(to_pod: f64, from_pod: f64) {
+    assert!(
+        (10.0..24.0).contains(&to_pod),
+        "to the pod: {to_pod} Mbit/s"
+    );
+    assert!(
+        (5.0..12.0).contains(&from_pod),
+        "from the pod: {from_pod} Mbit/s"
+    );
+}
+
 /// Mbit/s a TCP sender in namespace `from` pushes for `secs` to a receiver listening in `to`
 /// on `listen`, reached at `dst`.
 fn throughput(s: &Sandbox, from: &str, to: &str, listen: &str, dst: &str, secs: f64) -> f64 {
@@ -85,12 +107,7 @@ fn bandwidth_capability_limits_both_directions_and_goes_with_del() {
     let list = Conflist::single("1.0.0", plugin());
     s.ok(&["netns", "add", "shaped"]);
     s.ok(&["netns", "add", "free"]);
-    // 20 Mbit/s in, 10 Mbit/s out, with bursts of 25 KiB and 12.5 KiB.
-    let shaped = Runtime::new("shaped-pod", "/run/netns/shaped").cap(
-        "bandwidth",
-        json!({"IngressRate": 20_000_000, "IngressBurst": 204_800,
-               "EgressRate": 10_000_000, "EgressBurst": 102_400}),
-    );
+    let shaped = shaped_pod();
     let free = Runtime::new("free-pod", "/run/netns/free");
     let res = d.add(&list, &shaped).unwrap_or_else(|e| panic!("{e}"));
     let free_res = d.add(&list, &free).unwrap_or_else(|e| panic!("{e}"));
@@ -155,14 +172,7 @@ fn bandwidth_capability_limits_both_directions_and_goes_with_del() {
         shaped_in / free_in,
         shaped_out / free_out
     );
-    assert!(
-        (10.0..24.0).contains(&shaped_in),
-        "to the pod: {shaped_in} Mbit/s"
-    );
-    assert!(
-        (5.0..12.0).contains(&shaped_out),
-        "from the pod: {shaped_out} Mbit/s"
-    );
+    assert_at_limits(shaped_in, shaped_out);
     assert!(
         free_in > 3.0 * shaped_in && free_out > 3.0 * shaped_out,
         "unshaped {free_in}/{free_out}"
@@ -224,11 +234,7 @@ fn repair_restores_deleted_limits_and_check_reports_them() {
     let d = Driver::new(&s);
     let list = Conflist::single("1.0.0", plugin());
     s.ok(&["netns", "add", "shaped"]);
-    let rt = Runtime::new("shaped-pod", "/run/netns/shaped").cap(
-        "bandwidth",
-        json!({"IngressRate": 20_000_000, "IngressBurst": 204_800,
-               "EgressRate": 10_000_000, "EgressBurst": 102_400}),
-    );
+    let rt = shaped_pod();
     let res = d.add(&list, &rt).unwrap_or_else(|e| panic!("{e}"));
     d.check(&list, &rt, &res).unwrap();
     let ip = res["ips"][0]["address"].as_str().unwrap();
@@ -297,14 +303,7 @@ fn repair_restores_deleted_limits_and_check_reports_them() {
         "after repair: to the pod {to_pod:.1} Mbit/s (limit 20; deleted limit {unshaped:.0}), \
          from the pod {from_pod:.1} (limit 10)"
     );
-    assert!(
-        (10.0..24.0).contains(&to_pod),
-        "to the pod: {to_pod} Mbit/s"
-    );
-    assert!(
-        (5.0..12.0).contains(&from_pod),
-        "from the pod: {from_pod} Mbit/s"
-    );
+    assert_at_limits(to_pod, from_pod);
     assert!(
         unshaped > 3.0 * to_pod,
         "without its limit: {unshaped} Mbit/s"

@@ -133,6 +133,17 @@ fn scenarios() -> Vec<Scenario> {
             serves: None,
         },
         Scenario {
+            // The tables go before the row, while the bridge is deleted on a helper thread.
+            name: "last network rm --force",
+            setup: &[
+                &["network", "create", "n1", "--subnet", "10.50.0.0/24"],
+                &["netns", "add", "a"],
+                &["network", "connect", "n1", "a", "--publish", "9001:80"],
+            ],
+            cmd: Cmd::Cli(&["network", "rm", "n1", "--force"]),
+            serves: None,
+        },
+        Scenario {
             name: "link rm",
             setup: CONNECTED,
             cmd: Cmd::Cli(&["link", "rm", "a", "b"]),
@@ -590,6 +601,11 @@ fn crash_network_create() {
 #[test]
 fn crash_network_rm() {
     check("network rm");
+}
+
+#[test]
+fn crash_last_network_rm() {
+    check("last network rm");
 }
 
 #[test]
