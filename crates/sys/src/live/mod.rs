@@ -201,7 +201,8 @@ impl LiveKernel {
                 if self.host_fd.is_none() {
                     self.host_fd = Some(match self.recorder() {
                         Some(_) => placeholder()?,
-                        // The main thread never leaves the host namespace, so this names it.
+                        // The main thread is in the host namespace but for the moments it
+                        // spends inside `netns::briefly_in` (opening a socket), so this names it.
                         None => std::fs::File::open("/proc/self/ns/net")
                             .map_err(|e| KernelError::new(what, FailKind::Other, e.to_string()))?
                             .into(),
