@@ -5,6 +5,7 @@
 mod apply;
 mod attachment;
 mod bandwidth;
+mod bulk;
 mod conflict;
 mod container;
 mod doctor;

@@ -236,9 +236,8 @@ impl<K: Kernel> Engine<K> {
             return Err(EngineError::not_found("network", name));
         };
         let endpoints = self.store.read(|tx| tx.endpoints_of_network(name))?;
-        for e in endpoints {
-            self.remove_endpoint(e.id, true)?;
-        }
+        let ids: Vec<i64> = endpoints.iter().map(|e| e.id).collect();
+        self.remove_endpoints(&ids, true)?;
         let errors = teardown(&mut self.kernel, &plan::remove_network(&n.spec));
         if !errors.is_empty() {
             return Err(EngineError::Teardown {
@@ -256,6 +255,11 @@ impl<K: Kernel> Engine<K> {
             Ok::<_, EngineError>(())
         })
     }
+}
+
+/// Whether removing `ep` hands its namespace's default routes to another endpoint.
+pub(crate) fn hands_over(tx: &Tx<'_>, ep: &EndpointRow) -> Result<bool, EngineError> {
+    Ok(next_primary(tx, ep)?.is_some())
 }
 
 /// When `ep` is its namespace's primary endpoint: the endpoint that takes over the default

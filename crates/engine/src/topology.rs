@@ -61,11 +61,13 @@ impl<K: Kernel> Engine<K> {
     fn views(&mut self, names: &BTreeSet<String>) -> Result<BTreeMap<String, NsView>, EngineError> {
         let mut out = BTreeMap::new();
         out.insert("host".to_string(), self.kernel.view(&NsRef::Host)?);
-        for n in names {
-            let ns = ns_ref(n);
-            if self.kernel.netns_exists(&ns)
-                && let Ok(v) = self.kernel.view(&ns)
-            {
+        let present: Vec<&String> = names
+            .iter()
+            .filter(|n| self.kernel.netns_exists(&ns_ref(n)))
+            .collect();
+        let list: Vec<NsRef> = present.iter().map(|n| ns_ref(n)).collect();
+        for (n, v) in present.into_iter().zip(self.kernel.views(&list)) {
+            if let Ok(v) = v {
                 out.insert(n.clone(), v);
             }
         }
@@ -92,10 +94,18 @@ impl<K: Kernel> Engine<K> {
             spaces.insert(l.a.netns.clone());
             spaces.insert(l.b.netns.clone());
         }
-        let mut route_rows = Vec::new();
-        for ns in &spaces {
-            route_rows.extend(self.store.read(|tx| tx.routes_in_netns(ns))?);
-        }
+        // One read for all: a transaction per namespace costs more than the query.
+        let (route_rows, mut ports_of) = self.store.read(|tx| {
+            let mut rows = Vec::new();
+            for ns in &spaces {
+                rows.extend(tx.routes_in_netns(ns)?);
+            }
+            let ports = endpoints
+                .iter()
+                .map(|e| tx.ports(Some(e.id)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, EngineError>((rows, ports))
+        })?;
         let views = self.views(&spaces)?;
         let host = views.get("host");
         let mut obs = Observed {
@@ -139,8 +149,7 @@ impl<K: Kernel> Engine<K> {
                 drift,
             });
         }
-        for e in endpoints {
-            let ports = self.store.read(|tx| tx.ports(Some(e.id)))?;
+        for (e, ports) in endpoints.into_iter().zip(ports_of.drain(..)) {
             let view = views.get(&e.netns);
             let drift = if view.is_none() {
                 Some(format!("netns {} is gone", e.netns))

@@ -126,6 +126,25 @@ pub trait Net {
     /// Whether an interface of the host namespace holds `ip`, so traffic to it arrives here
     /// (a port published on any other address would never be reached).
     fn host_holds(&mut self, ip: IpAddr) -> bool;
+    /// `view` of each namespace of `list`, in order; the live kernel takes them on a few
+    /// threads at once.
+    fn views(&mut self, list: &[NsRef]) -> Vec<Result<NsView, KernelError>> {
+        list.iter().map(|ns| self.view(ns)).collect()
+    }
+    /// Deletes the links called `ifnames` of `ns` (a veth takes its peer along), one result
+    /// per name as `apply_net(DeleteLink)` would give it; the live kernel deletes them in one
+    /// unregister batch (one `rcu_barrier()` instead of one per link).
+    fn delete_links(&mut self, ns: &NsRef, ifnames: &[String]) -> Vec<Result<(), KernelError>> {
+        ifnames
+            .iter()
+            .map(|ifname| {
+                self.apply_net(&KernelOp::DeleteLink {
+                    ns: ns.clone(),
+                    ifname: ifname.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// The firewall seam: nsnet's nf_tables tables and their elements.
