@@ -57,18 +57,30 @@ fn gone_ok(r: Result<(), EngineError>) -> Result<(), EngineError> {
 }
 
 impl<K: Kernel> Engine<K> {
-    /// Live views of the namespaces in `names` that exist (and of the host).
-    fn views(&mut self, names: &BTreeSet<String>) -> Result<BTreeMap<String, NsView>, EngineError> {
+    /// Live views of the namespaces in `names` that exist (and of the host). With `light`,
+    /// the views of namespaces outside `full` hold their interfaces' names alone.
+    fn views(
+        &mut self,
+        names: &BTreeSet<String>,
+        light: bool,
+        full: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, NsView>, EngineError> {
         let mut out = BTreeMap::new();
         out.insert("host".to_string(), self.kernel.view(&NsRef::Host)?);
-        let present: Vec<&String> = names
+        let (named, only): (Vec<&String>, Vec<&String>) = names
             .iter()
             .filter(|n| self.kernel.netns_exists(&ns_ref(n)))
-            .collect();
-        let list: Vec<NsRef> = present.iter().map(|n| ns_ref(n)).collect();
-        for (n, v) in present.into_iter().zip(self.kernel.views(&list)) {
+            .partition(|n| !light || full.contains(*n));
+        let list: Vec<NsRef> = named.iter().map(|n| ns_ref(n)).collect();
+        for (n, v) in named.into_iter().zip(self.kernel.views(&list)) {
             if let Ok(v) = v {
                 out.insert(n.clone(), v);
+            }
+        }
+        let list: Vec<NsRef> = only.iter().map(|n| ns_ref(n)).collect();
+        for (n, v) in only.into_iter().zip(self.kernel.interface_names(&list)) {
+            if let Ok(names) = v {
+                out.insert(n.clone(), names_only(names));
             }
         }
         Ok(out)
@@ -76,6 +88,13 @@ impl<K: Kernel> Engine<K> {
 
     /// What exists for topology `name`: nsnet's objects, their drift, and what it owns.
     pub fn topology_observe(&mut self, name: &str) -> Result<Observed, EngineError> {
+        self.observe(name, false)
+    }
+
+    /// `topology_observe`; with `light`, the namespaces that hold neither a link end nor a
+    /// route of nsnet's are seen by their interfaces' names alone: enough for `diff` (their
+    /// drift is a missing interface), not for `preflight`'s checks of what a change adds.
+    fn observe(&mut self, name: &str, light: bool) -> Result<Observed, EngineError> {
         let (networks, endpoints, links, owned) = self.store.read(|tx| {
             Ok::<_, EngineError>((
                 tx.networks()?,
@@ -96,17 +115,30 @@ impl<K: Kernel> Engine<K> {
         }
         // One read for all: a transaction per namespace costs more than the query.
         let (route_rows, mut ports_of) = self.store.read(|tx| {
-            let mut rows = Vec::new();
-            for ns in &spaces {
-                rows.extend(tx.routes_in_netns(ns)?);
+            let mut rows: Vec<_> = tx
+                .routes()?
+                .into_iter()
+                .filter(|r| spaces.contains(&r.netns))
+                .collect();
+            // Grouped by namespace, in the namespaces' order, as one query per namespace gave.
+            rows.sort_by(|a, b| a.netns.cmp(&b.netns));
+            // All ports in one query, each endpoint's in the order `ports(Some(id))` gives.
+            let mut by_endpoint: BTreeMap<i64, Vec<nsnet_store::PortRow>> = BTreeMap::new();
+            for p in tx.ports(None)? {
+                by_endpoint.entry(p.endpoint).or_default().push(p);
             }
-            let ports = endpoints
+            let ports: Vec<_> = endpoints
                 .iter()
-                .map(|e| tx.ports(Some(e.id)))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|e| by_endpoint.remove(&e.id).unwrap_or_default())
+                .collect();
             Ok::<_, EngineError>((rows, ports))
         })?;
-        let views = self.views(&spaces)?;
+        let full: BTreeSet<String> = links
+            .iter()
+            .flat_map(|l| [l.a.netns.clone(), l.b.netns.clone()])
+            .chain(route_rows.iter().map(|r| r.netns.clone()))
+            .collect();
+        let views = self.views(&spaces, light, &full)?;
         let host = views.get("host");
         let mut obs = Observed {
             namespaces: existing,
@@ -238,8 +270,19 @@ impl<K: Kernel> Engine<K> {
     /// The changes `apply` would make, in its order (nothing is changed); a conflict with
     /// what exists is an error, as it would be for `apply`.
     pub fn topology_plan(&mut self, desired: &Desired) -> Result<Vec<Change>, EngineError> {
+        if self.converged(desired)? {
+            return Ok(Vec::new());
+        }
         let observed = self.topology_observe(&desired.name)?;
         Ok(self.prepare(desired, &observed)?.changes)
+    }
+
+    /// Whether the machine matches `desired` already, from a light look (see `observe`):
+    /// what the common case of `plan` and `apply` of an unchanged file needs. When it finds
+    /// something to change, the caller looks again in full before deciding what.
+    fn converged(&mut self, desired: &Desired) -> Result<bool, EngineError> {
+        let light = self.observe(&desired.name, true)?;
+        Ok(matches!(self.prepare(desired, &light), Ok(p) if p.changes.is_empty()))
     }
 
     /// Diffs, then checks the plan against the store and the kernel before any change: the
@@ -300,6 +343,10 @@ impl<K: Kernel> Engine<K> {
         desired: &Desired,
         mut progress: impl FnMut(usize, usize, &Change),
     ) -> Result<Vec<Change>, EngineError> {
+        if self.converged(desired)? {
+            self.prune_owned(&desired.name)?;
+            return Ok(Vec::new());
+        }
         let before = self.topology_observe(&desired.name)?;
         let prepared = self.prepare(desired, &before).map_err(|e| match e {
             EngineError::Refused(m) => EngineError::Refused(format!("{m} (nothing was changed)")),
@@ -551,5 +598,26 @@ impl<K: Kernel> Engine<K> {
             }
             Change::RemoveContainer(n) => gone_ok(self.container_rm(n, true)),
         }
+    }
+}
+
+/// A view holding interface names alone (see `Engine::observe`).
+fn names_only(names: Vec<String>) -> NsView {
+    NsView {
+        interfaces: names
+            .into_iter()
+            .map(|name| nsnet_sys::kernel::IfaceView {
+                name,
+                index: 0,
+                kind: None,
+                up: false,
+                mac: None,
+                mtu: None,
+                master: None,
+                addrs: Vec::new(),
+                shaping: None,
+            })
+            .collect(),
+        routes: Vec::new(),
     }
 }

@@ -131,6 +131,14 @@ pub trait Net {
     fn views(&mut self, list: &[NsRef]) -> Vec<Result<NsView, KernelError>> {
         list.iter().map(|ns| self.view(ns)).collect()
     }
+    /// The interface names of each namespace of `list`, in order: what `views` gives of
+    /// them, for less (the live kernel dumps the links alone).
+    fn interface_names(&mut self, list: &[NsRef]) -> Vec<Result<Vec<String>, KernelError>> {
+        self.views(list)
+            .into_iter()
+            .map(|v| Ok(v?.interfaces.into_iter().map(|i| i.name).collect()))
+            .collect()
+    }
     /// Deletes the links called `ifnames` of `ns` (a veth takes its peer along), one result
     /// per name as `apply_net(DeleteLink)` would give it; the live kernel deletes them in one
     /// unregister batch (one `rcu_barrier()` instead of one per link).

@@ -27,7 +27,7 @@ type Done = (usize, Option<Rtnl>, Result<Dumps, NetlinkError>);
 /// Views of the namespaces of `jobs`, on the calling thread, which enters each namespace in
 /// turn to open a socket there (the thread is a scoped worker of `views_at_once`: it never
 /// goes back to the host, and exits with its share done).
-fn view_share(jobs: Vec<Job>) -> Vec<Done> {
+fn view_share(jobs: Vec<Job>, full: bool) -> Vec<Done> {
     jobs.into_iter()
         .map(|job| {
             let sock = match job.sock {
@@ -46,7 +46,7 @@ fn view_share(jobs: Vec<Job>) -> Vec<Done> {
             };
             match sock {
                 Ok(mut sock) => {
-                    let dumps = Dumps::take(&mut sock);
+                    let dumps = Dumps::take_some(&mut sock, full);
                     (job.at, Some(sock), dumps)
                 }
                 Err(e) => (job.at, None, Err(e)),
@@ -120,7 +120,12 @@ impl LiveKernel {
     /// `Net::views` on the live kernel: the host's on this thread, the named namespaces'
     /// on a few scoped worker threads, each entering its namespaces in turn, instead of one
     /// helper thread per namespace. The sockets opened are kept, as `view` keeps them.
-    pub(super) fn views_at_once(&mut self, list: &[NsRef]) -> Vec<Result<NsView, KernelError>> {
+    /// Without `full`, the views hold the interfaces alone (one dump per namespace).
+    pub(super) fn views_at_once(
+        &mut self,
+        list: &[NsRef],
+        full: bool,
+    ) -> Vec<Result<NsView, KernelError>> {
         let named = list
             .iter()
             .filter(|ns| matches!(ns, NsRef::Named(_)))
@@ -128,11 +133,17 @@ impl LiveKernel {
         if named < VIEWS_AT_ONCE || self.recorder().is_some() {
             return list.iter().map(|ns| self.view(ns)).collect();
         }
+        let view = |k: &mut Self, ns: &NsRef| {
+            let what = format!("inspect netns {ns}");
+            let dumps =
+                Dumps::take_some(k.sock(ns, &what)?, full).map_err(|e| nl_err(&what, &e))?;
+            Ok(k.view_of(ns, dumps))
+        };
         let mut out: Vec<Option<Result<NsView, KernelError>>> = list.iter().map(|_| None).collect();
         let mut jobs = Vec::new();
         for (at, ns) in list.iter().enumerate() {
             let NsRef::Named(name) = ns else {
-                out[at] = Some(self.view(ns));
+                out[at] = Some(view(self, ns));
                 continue;
             };
             let what = format!("inspect netns {ns}");
@@ -158,7 +169,7 @@ impl LiveKernel {
                 .map(|share| {
                     std::thread::Builder::new()
                         .name("nsnet-views".into())
-                        .spawn_scoped(s, move || view_share(share))
+                        .spawn_scoped(s, move || view_share(share, full))
                 })
                 .collect();
             let mut done = Vec::new();
@@ -188,7 +199,7 @@ impl LiveKernel {
         // A share whose worker could not start: its namespaces one at a time.
         list.iter()
             .zip(out)
-            .map(|(ns, r)| r.unwrap_or_else(|| self.view(ns)))
+            .map(|(ns, r)| r.unwrap_or_else(|| view(self, ns)))
             .collect()
     }
 }

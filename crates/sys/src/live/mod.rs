@@ -666,6 +666,19 @@ impl Dumps {
             shaped: sock.shapers()?,
         })
     }
+
+    /// The links alone (`full`: all four dumps).
+    fn take_some(sock: &mut Rtnl, full: bool) -> Result<Dumps, NetlinkError> {
+        if full {
+            return Self::take(sock);
+        }
+        Ok(Dumps {
+            links: sock.links()?,
+            addrs: Vec::new(),
+            routes: Vec::new(),
+            shaped: Vec::new(),
+        })
+    }
 }
 
 impl LiveKernel {
@@ -782,7 +795,14 @@ impl Net for LiveKernel {
     }
 
     fn views(&mut self, list: &[NsRef]) -> Vec<Result<NsView, KernelError>> {
-        self.views_at_once(list)
+        self.views_at_once(list, true)
+    }
+
+    fn interface_names(&mut self, list: &[NsRef]) -> Vec<Result<Vec<String>, KernelError>> {
+        self.views_at_once(list, false)
+            .into_iter()
+            .map(|v| Ok(v?.interfaces.into_iter().map(|i| i.name).collect()))
+            .collect()
     }
 
     fn routes_overlapping(
