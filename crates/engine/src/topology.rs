@@ -12,8 +12,8 @@ use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::Shaping;
 use nsnet_core::topology::{
     Change, Desired, DesiredContainer, Kind, LinkEndDef, LiveNs, LiveRoute, Observed,
-    ObservedContainer, ObservedEndpoint, ObservedLink, ObservedNetwork, ObservedRoute, Prepared,
-    RouteDef, diff, ports_added, preflight, undo,
+    ObservedContainer, ObservedEndpoint, ObservedLink, ObservedNetwork, ObservedRoute, Owned,
+    Prepared, RouteDef, diff, ports_added, preflight, undo,
 };
 use nsnet_sys::kernel::{Kernel, NsView};
 
@@ -352,10 +352,59 @@ impl<K: Kernel> Engine<K> {
             EngineError::Refused(m) => EngineError::Refused(format!("{m} (nothing was changed)")),
             other => other,
         })?;
-        let n = prepared.changes.len();
-        for (i, c) in prepared.changes.iter().enumerate() {
-            progress(i + 1, n, c);
-            if let Err(err) = self.apply_owned(&desired.name, c, &prepared.addresses) {
+        let changes = &prepared.changes;
+        let n = changes.len();
+        // Ownership in two transactions instead of one per change: what the apply makes is
+        // owned before it is made, what it removes is disowned once it is gone. A process
+        // killed in between leaves the topology owning something missing (made by the next
+        // `apply`, or forgotten by its prune, as one removed by hand is), never something it
+        // made and does not own (which `destroy` would leave behind). A failed apply's
+        // rollback puts the records back as they were.
+        let owns: Vec<Owned> = changes.iter().filter_map(|c| c.ownership().0).collect();
+        let disowns: Vec<Owned> = changes
+            .iter()
+            .filter_map(|c| c.ownership().1)
+            .filter(|o| !owns.contains(o))
+            .collect();
+        self.store.write(|tx| {
+            for o in &owns {
+                tx.own(&desired.name, o)?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
+        let mut i = 0;
+        while i < n {
+            // A run of namespaces to make goes to the kernel at once.
+            let run = changes[i..]
+                .iter()
+                .take_while(|c| matches!(c, Change::CreateNetns(_)))
+                .count();
+            let done = if run >= 2 {
+                for (k, c) in changes[i..i + run].iter().enumerate() {
+                    progress(i + k + 1, n, c);
+                }
+                let names: Vec<String> = changes[i..i + run]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::CreateNetns(name) => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let done = self
+                    .create_netns_at_once(&names)
+                    .map_err(|b| (i + b.0, b.1));
+                i += run;
+                done
+            } else {
+                progress(i + 1, n, &changes[i]);
+                let done = self
+                    .apply_change(&changes[i], &prepared.addresses)
+                    .map_err(|e| (i, e));
+                i += 1;
+                done
+            };
+            if let Err((i, err)) = done {
+                let c = &changes[i];
                 let what = match self.topology_rollback(&desired.name, &before, c) {
                     Ok(()) => format!("{c} (change {} of {n}; the apply was rolled back)", i + 1),
                     Err(undo) => format!(
@@ -366,28 +415,39 @@ impl<K: Kernel> Engine<K> {
                 return Err(err.during(what));
             }
         }
+        self.store.write(|tx| {
+            for o in &disowns {
+                tx.disown(&desired.name, o)?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
         self.prune_owned(&desired.name)?;
         Ok(prepared.changes)
     }
 
-    /// Applies one change and records what the topology now owns.
-    fn apply_owned(
-        &mut self,
-        name: &str,
-        c: &Change,
-        addresses: &Addresses,
-    ) -> Result<(), EngineError> {
-        self.apply_change(c, addresses)?;
-        let (own, disown) = c.ownership();
-        self.store.write(|tx| {
-            if let Some(o) = &own {
-                tx.own(name, o)?;
+    /// Makes the namespaces `names` (none exists: the plan says so) at once. On failure: the
+    /// index in `names` of the first that failed (those made are undone by the caller's
+    /// rollback, which removes what the topology owns).
+    fn create_netns_at_once(&mut self, names: &[String]) -> Result<(), Box<(usize, EngineError)>> {
+        for (k, n) in names.iter().enumerate() {
+            NsName::new(n).map_err(|e| Box::new((k, e.into())))?;
+            if self.kernel.netns_exists(&ns_ref(n)) {
+                let err = EngineError::Exists {
+                    kind: "netns",
+                    name: n.clone(),
+                };
+                return Err(Box::new((k, err)));
             }
-            if let Some(o) = &disown {
-                tx.disown(name, o)?;
-            }
-            Ok::<_, EngineError>(())
-        })
+        }
+        let results = self.kernel.create_netns_many(names);
+        match results
+            .into_iter()
+            .enumerate()
+            .find_map(|(k, r)| r.err().map(|e| (k, e)))
+        {
+            Some((k, err)) => Err(Box::new((k, err.into()))),
+            None => Ok(()),
+        }
     }
 
     /// Takes the machine back to `before` after a failed apply, and the ownership records

@@ -126,6 +126,11 @@ pub trait Net {
     /// Whether an interface of the host namespace holds `ip`, so traffic to it arrives here
     /// (a port published on any other address would never be reached).
     fn host_holds(&mut self, ip: IpAddr) -> bool;
+    /// `create_netns` of each name of `names`, one result per name, in order; the live
+    /// kernel makes them on a few threads at once.
+    fn create_netns_many(&mut self, names: &[String]) -> Vec<Result<(), KernelError>> {
+        names.iter().map(|n| self.create_netns(n)).collect()
+    }
     /// `view` of each namespace of `list`, in order; the live kernel takes them on a few
     /// threads at once.
     fn views(&mut self, list: &[NsRef]) -> Vec<Result<NsView, KernelError>> {

@@ -4,7 +4,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 
 use nsnet_core::ops::{KernelOp, NsRef};
 
-use super::{Dumps, LiveKernel, nl_err};
+use super::{Dumps, LiveKernel, nl_err, ns_err};
 use crate::kernel::{FailKind, KernelError, Net, NsView};
 use crate::netlink::{NetlinkError, Rtnl};
 
@@ -201,5 +201,107 @@ impl LiveKernel {
             .zip(out)
             .map(|(ns, r)| r.unwrap_or_else(|| view(self, ns)))
             .collect()
+    }
+}
+
+/// Makes the namespaces of `names` on the calling thread (a scoped worker of
+/// `create_netns_at_once`), each with `lo` up, through a socket opened while the thread is
+/// inside it, which is returned for the process's next ops there. The thread ends inside the
+/// last namespace it made and exits.
+fn create_share(names: Vec<(usize, String)>) -> Vec<(usize, Result<Rtnl, KernelError>)> {
+    names
+        .into_iter()
+        .map(|(at, name)| {
+            let what = format!("create netns {name}");
+            let made = crate::netns::create_here(&name)
+                .map_err(|e| ns_err(&what, &e))
+                .and_then(|()| {
+                    let mut sock = Rtnl::open().map_err(|e| nl_err(&what, &e))?;
+                    sock.set_up_by_name("lo", true)
+                        .map_err(|e| nl_err(&what, &e))?;
+                    Ok(sock)
+                });
+            if made.is_err() {
+                // As `create_netns` does: a namespace without `lo` up is not left behind.
+                let _ = crate::netns::delete(&name);
+            }
+            (at, made)
+        })
+        .collect()
+}
+
+impl LiveKernel {
+    /// `Net::create_netns_many` on the live kernel: a few scoped worker threads, each making
+    /// its share of the namespaces in turn (the kernel sets namespaces up in parallel; only
+    /// their loopback's registration takes the rtnl lock), instead of two helper threads per
+    /// namespace. One pair of crash points for the whole batch.
+    pub(super) fn create_netns_at_once(
+        &mut self,
+        names: &[String],
+    ) -> Vec<Result<(), KernelError>> {
+        if names.len() < VIEWS_AT_ONCE || self.recorder().is_some() {
+            return names.iter().map(|n| self.create_netns(n)).collect();
+        }
+        let what = format!("create {} netns at once", names.len());
+        self.crash.before(&what);
+        let threads = VIEW_THREADS.min(names.len());
+        let per = names.len().div_ceil(threads);
+        let shares: Vec<Vec<(usize, String)>> = names
+            .iter()
+            .cloned()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .chunks(per)
+            .map(<[_]>::to_vec)
+            .collect();
+        let done: Vec<(usize, Result<Rtnl, KernelError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    let left: Vec<(usize, String)> = share.clone();
+                    (
+                        left,
+                        std::thread::Builder::new()
+                            .name("nsnet-netns-add".into())
+                            .spawn_scoped(s, move || create_share(share)),
+                    )
+                })
+                .collect();
+            let mut done = Vec::new();
+            for (share, h) in handles {
+                match h {
+                    Ok(h) => match h.join() {
+                        Ok(d) => done.extend(d),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    Err(e) => done.extend(share.into_iter().map(|(at, name)| {
+                        let err = KernelError::new(
+                            format!("create netns {name}"),
+                            FailKind::Other,
+                            format!("spawn a helper thread: {e}"),
+                        );
+                        (at, Err(err))
+                    })),
+                }
+            }
+            done
+        });
+        self.crash.after(&what);
+        let mut out: Vec<Result<(), KernelError>> = names
+            .iter()
+            .map(|n| {
+                Err(KernelError::new(
+                    format!("create netns {n}"),
+                    FailKind::Other,
+                    "not made",
+                ))
+            })
+            .collect();
+        for (at, made) in done {
+            out[at] = made.map(|sock| {
+                self.sockets.insert(names[at].clone(), sock);
+            });
+        }
+        out
     }
 }

@@ -798,6 +798,10 @@ impl Net for LiveKernel {
         self.views_at_once(list, true)
     }
 
+    fn create_netns_many(&mut self, names: &[String]) -> Vec<Result<(), KernelError>> {
+        self.create_netns_at_once(names)
+    }
+
     fn interface_names(&mut self, list: &[NsRef]) -> Vec<Result<Vec<String>, KernelError>> {
         self.views_at_once(list, false)
             .into_iter()
