@@ -374,12 +374,32 @@ impl<K: Kernel> Engine<K> {
         })?;
         let mut i = 0;
         while i < n {
-            // A run of namespaces to make goes to the kernel at once.
+            // A run of namespaces to make, or to remove, is handled at once.
+            let removals = changes[i..]
+                .iter()
+                .take_while(|c| matches!(c, Change::RemoveNetns(_)))
+                .count();
             let run = changes[i..]
                 .iter()
                 .take_while(|c| matches!(c, Change::CreateNetns(_)))
                 .count();
-            let done = if run >= 2 {
+            let done = if removals >= 2 {
+                for (k, c) in changes[i..i + removals].iter().enumerate() {
+                    progress(i + k + 1, n, c);
+                }
+                let names: Vec<String> = changes[i..i + removals]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::RemoveNetns(name) => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let done = self
+                    .remove_netns_at_once(&names)
+                    .map_err(|b| (i + b.0, b.1));
+                i += removals;
+                done
+            } else if run >= 2 {
                 for (k, c) in changes[i..i + run].iter().enumerate() {
                     progress(i + k + 1, n, c);
                 }
@@ -448,6 +468,48 @@ impl<K: Kernel> Engine<K> {
             Some((k, err)) => Err(Box::new((k, err.into()))),
             None => Ok(()),
         }
+    }
+
+    /// Removes the namespaces `names`, as `netns rm` each: those where nsnet has endpoints
+    /// or links one by one, the others (a destroy's, whose endpoints went with their network)
+    /// with one store transaction for all their routes' rows, then their files. On failure:
+    /// the index in `names` of the first that failed.
+    fn remove_netns_at_once(&mut self, names: &[String]) -> Result<(), Box<(usize, EngineError)>> {
+        let busy: Vec<bool> = self
+            .store
+            .read(|tx| {
+                names
+                    .iter()
+                    .map(|n| {
+                        Ok::<_, EngineError>(
+                            !tx.endpoints_in_netns(n)?.is_empty()
+                                || !tx.links_in_netns(n)?.is_empty(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| Box::new((0, e)))?;
+        self.store
+            .write(|tx| {
+                for (n, _) in names.iter().zip(&busy).filter(|(_, b)| !**b) {
+                    tx.delete_routes_in_netns(n)?;
+                }
+                Ok::<_, EngineError>(())
+            })
+            .map_err(|e| Box::new((0, e)))?;
+        for (k, (n, busy)) in names.iter().zip(busy).enumerate() {
+            let done = if busy {
+                gone_ok(self.netns_rm(&NsName::existing(n).map_err(|e| Box::new((k, e.into())))?))
+            } else {
+                // Gone already is what was wanted.
+                self.kernel
+                    .delete_netns(n)
+                    .map(drop)
+                    .map_err(EngineError::from)
+            };
+            done.map_err(|e| Box::new((k, e)))?;
+        }
+        Ok(())
     }
 
     /// Takes the machine back to `before` after a failed apply, and the ownership records
