@@ -6,6 +6,7 @@ mod apply;
 mod attachment;
 mod bandwidth;
 mod bulk;
+mod bulk_connect;
 mod conflict;
 mod container;
 mod doctor;

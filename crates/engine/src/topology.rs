@@ -11,9 +11,9 @@ use nsnet_core::ops::NsRef;
 use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::Shaping;
 use nsnet_core::topology::{
-    Change, Desired, DesiredContainer, Kind, LinkEndDef, LiveNs, LiveRoute, Observed,
-    ObservedContainer, ObservedEndpoint, ObservedLink, ObservedNetwork, ObservedRoute, Owned,
-    Prepared, RouteDef, diff, ports_added, preflight, undo,
+    Change, Desired, DesiredContainer, DesiredEndpoint, Kind, LinkEndDef, LiveNs, LiveRoute,
+    Observed, ObservedContainer, ObservedEndpoint, ObservedLink, ObservedNetwork, ObservedRoute,
+    Owned, Prepared, RouteDef, diff, ports_added, preflight, undo,
 };
 use nsnet_sys::kernel::{Kernel, NsView};
 
@@ -383,7 +383,27 @@ impl<K: Kernel> Engine<K> {
                 .iter()
                 .take_while(|c| matches!(c, Change::CreateNetns(_)))
                 .count();
-            let done = if removals >= 2 {
+            let connects = changes[i..]
+                .iter()
+                .take_while(|c| matches!(c, Change::Connect { reason: None, .. }))
+                .count();
+            let done = if connects >= 2 {
+                for (k, c) in changes[i..i + connects].iter().enumerate() {
+                    progress(i + k + 1, n, c);
+                }
+                let reqs: Vec<ConnectRequest> = changes[i..i + connects]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::Connect { endpoint, .. } => {
+                            Some(connect_request(endpoint, &prepared.addresses))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let done = self.connect_at_once(&reqs).map_err(|b| (i + b.0, b.1));
+                i += connects;
+                done
+            } else if removals >= 2 {
                 for (k, c) in changes[i..i + removals].iter().enumerate() {
                     progress(i + k + 1, n, c);
                 }
@@ -619,24 +639,10 @@ impl<K: Kernel> Engine<K> {
                 endpoint: e,
                 reason,
             } => {
-                let ns = ns_ref(e.netns.as_str());
                 if reason.is_some() {
-                    gone_ok(self.disconnect(&e.network, &ns))?;
+                    gone_ok(self.disconnect(&e.network, &ns_ref(e.netns.as_str())))?;
                 }
-                let ips = addresses
-                    .get(&(e.network.clone(), e.netns.to_string()))
-                    .unwrap_or(&e.ips);
-                self.connect(ConnectRequest {
-                    network: e.network.clone(),
-                    netns: ns,
-                    ips: ips.clone(),
-                    mac: e.mac,
-                    ifname: e.ifname.clone(),
-                    container_id: None,
-                    publish: e.publish.iter().map(single).collect(),
-                    aliases: Vec::new(),
-                })
-                .map(drop)
+                self.connect(connect_request(e, addresses)).map(drop)
             }
             Change::Disconnect { network, netns } => {
                 gone_ok(self.disconnect(network, &ns_ref(netns)))
@@ -720,6 +726,23 @@ impl<K: Kernel> Engine<K> {
             }
             Change::RemoveContainer(n) => gone_ok(self.container_rm(n, true)),
         }
+    }
+}
+
+/// The connect a topology's endpoint asks for, with the address the check allocated.
+fn connect_request(e: &DesiredEndpoint, addresses: &Addresses) -> ConnectRequest {
+    let ips = addresses
+        .get(&(e.network.clone(), e.netns.to_string()))
+        .unwrap_or(&e.ips);
+    ConnectRequest {
+        network: e.network.clone(),
+        netns: ns_ref(e.netns.as_str()),
+        ips: ips.clone(),
+        mac: e.mac,
+        ifname: e.ifname.clone(),
+        container_id: None,
+        publish: e.publish.iter().map(single).collect(),
+        aliases: Vec::new(),
     }
 }
 
