@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # `network connect --publish` / `network disconnect` of several nsnet binaries, interleaved, as
-# ratios against the first: ./scripts/bench_connect.py base=PATH cand=PATH
+# ratios against the first: ./scripts/bench_connect.py base=PATH cand=PATH [floor=floor]
+# (`floor` runs scripts/floor.py: the same work done by ip -batch and nft -f).
 # Run as root inside an `unshare -n -m` sandbox with tmpfs /run/netns and /etc/netns. Each binary
 # works in its own network namespace (own nft tables) holding one network with three other
 # endpoints; each round connects a fresh container namespace with one published port, then
@@ -13,8 +14,13 @@ res = {b: {'connect': [], 'disconnect': []} for b in bins}
 env, fds = {}, {}
 import atexit
 from benchkit import stop_responders
+from floor import Floor
+floors = {}
 atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
 def run(b, args):
+    if bins[b] == 'floor':
+        floors.setdefault(b, Floor(fds[b])).run(args)
+        return
     fd = fds[b]
     p = subprocess.run([bins[b]] + args, env=env[b], capture_output=True, preexec_fn=lambda: libc.setns(fd, 0x40000000))
     if p.returncode:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Interleaved `network create` / `network rm` timing of several nsnet binaries, as ratios against
-# the first: ./scripts/bench_create_rm.py base=PATH cand=PATH, run as root inside an
+# the first: ./scripts/bench_create_rm.py base=PATH cand=PATH [floor=floor], run as root inside an
 # `unshare -n -m` sandbox with tmpfs /run/netns and /etc/netns. Each binary works in its own
 # network namespace (the nft tables are per namespace). ROUNDS=N; KEEP=1 keeps a second network
 # so the tables stay (the not-last create and rm).
@@ -17,8 +17,13 @@ for i, name in enumerate(bins):
     fds[name] = os.open(f'/run/netns/bench{i}', os.O_RDONLY)
 import atexit
 from benchkit import stop_responders
+from floor import Floor
+floors = {}
 atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
 def run(name, args):
+    if bins[name] == 'floor':
+        floors.setdefault(name, Floor(fds[name])).run(args)
+        return
     fd = fds[name]
     subprocess.run([bins[name]] + args, env=env[name], check=True, capture_output=True, preexec_fn=lambda: libc.setns(fd, 0x40000000))
 if KEEP:

@@ -22,10 +22,12 @@
 # the daemons itself (the tests inside their sandboxes), policy-rc.d keeps the service off.
 # etcd-server: the membership store of vxlan overlays (tests/overlay.rs starts one inside its
 # sandbox, on the underlay, with a temporary data directory; its service stays stopped).
+# dnsmasq-base: a host resolver bound to the wildcard address (tests/dns.rs runs one inside its
+# sandbox; the package has no service).
 set -euo pipefail
 pkgs=(iproute2 iputils-ping util-linux nftables gcc containernetworking-plugins procps busybox-static
   podman conmon catatonit runc containerd graphviz python3-grpcio python3-protobuf protobuf-compiler
-  iptables groff-base bsdutils curl openvswitch-switch etcd-server "$@")
+  iptables groff-base bsdutils curl openvswitch-switch etcd-server dnsmasq-base "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,6 +30,17 @@ impl Shaping {
         *self == Shaping::default()
     }
 
+    /// Whether the shaping read back from the kernel (`have`) is what was set: delay, jitter
+    /// and loss equal, the rate equal to the byte per second (the kernel keeps bytes). The
+    /// burst is not compared: the kernel keeps it as a time and reports it rounded (or, for
+    /// containerd's 2^32-1 bits, wrapped).
+    pub fn matches(&self, have: &Shaping) -> bool {
+        self.delay_us == have.delay_us
+            && self.jitter_us == have.jitter_us
+            && self.loss_ppm == have.loss_ppm
+            && self.rate_bps.map(|r| r / 8) == have.rate_bps.map(|r| r / 8)
+    }
+
     /// Checks combinations the kernel would refuse or silently ignore.
     pub fn validate(&self) -> Result<(), CoreError> {
         if self.jitter_us.is_some() && self.delay_us.is_none() {
@@ -198,6 +209,32 @@ impl fmt::Display for Shaping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_back_limit_matches_to_the_byte_and_ignores_the_burst() {
+        let set = Shaping {
+            rate_bps: Some(20_000_001),
+            burst_bits: Some(204_800),
+            ..Shaping::default()
+        };
+        let have = Shaping {
+            rate_bps: Some(20_000_000),
+            burst_bits: Some(204_792),
+            ..Shaping::default()
+        };
+        assert!(set.matches(&have));
+        assert!(!set.matches(&Shaping::default()));
+        let slower = Shaping {
+            rate_bps: Some(10_000_000),
+            ..have
+        };
+        assert!(!set.matches(&slower));
+        let delayed = Shaping {
+            delay_us: Some(1000),
+            ..have
+        };
+        assert!(!set.matches(&delayed));
+    }
 
     #[test]
     fn parses_units() {

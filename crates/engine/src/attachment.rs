@@ -182,8 +182,29 @@ impl<K: Kernel> Engine<K> {
     /// `disconnect`, no other endpoint of the namespace gets default routes: attachments
     /// are independent of each other.
     pub fn detach(&mut self, network: &NetName, key: &OwnerKey) -> Result<bool, EngineError> {
+        self.detach_with(network, key, false)
+    }
+
+    /// `detach`, for an owner whose attachments share default routes the way `disconnect`'s
+    /// endpoints do (podman's networks of one container: the first non-internal one carries
+    /// them): when this attachment carried them, the next oldest of its namespace gets them,
+    /// so removing one network of a container does not cut it off.
+    pub fn detach_handing_over(
+        &mut self,
+        network: &NetName,
+        key: &OwnerKey,
+    ) -> Result<bool, EngineError> {
+        self.detach_with(network, key, true)
+    }
+
+    fn detach_with(
+        &mut self,
+        network: &NetName,
+        key: &OwnerKey,
+        promote: bool,
+    ) -> Result<bool, EngineError> {
         match self.attachment_row(network, key)? {
-            Some(ep) => self.remove_endpoint(ep.id, false).map(|()| true),
+            Some(ep) => self.remove_endpoint(ep.id, promote).map(|()| true),
             None => Ok(false),
         }
     }

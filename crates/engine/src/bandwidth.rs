@@ -3,7 +3,8 @@
 //! interface inside its namespace. Both are root qdiscs of the veth, so they go with it when
 //! the attachment is removed. The reference bandwidth plugin shapes the second direction on
 //! an ifb device fed by a mirred redirect from the host end's ingress; shaping where the
-//! traffic leaves needs no third device, and a pod has no CAP_NET_ADMIN to change it.
+//! traffic leaves needs no third device, and a pod has no CAP_NET_ADMIN to change it. The
+//! limits are recorded (`shapings`), so `repair` restores a qdisc deleted behind nsnet's back.
 
 use nsnet_core::names::NetName;
 use nsnet_core::ops::{KernelOp, NsRef};
@@ -31,36 +32,43 @@ impl<K: Kernel> Engine<K> {
                 format!("{key} on network {network}"),
             ));
         };
+        let netns = row.netns.clone();
         let ops = [
             (NsRef::Host, row.host_ifname.to_string(), to),
-            (ns_ref(&row.netns), row.ifname.to_string(), from),
+            (ns_ref(&netns), row.ifname.to_string(), from),
         ];
-        let mut done: Vec<(NsRef, String)> = Vec::new();
-        for (ns, ifname, shaping) in ops {
-            if shaping.is_empty() {
-                continue;
-            }
-            let op = KernelOp::Shape {
-                ns: ns.clone(),
-                ifname: ifname.clone(),
-                shaping,
-            };
-            if let Err(e) = self.kernel.apply(&op) {
-                // Half a limit is not what was asked: take the other direction's off again.
-                for (ns, ifname) in done {
-                    let undo = KernelOp::Shape {
-                        ns,
-                        ifname,
-                        shaping: Shaping::default(),
-                    };
-                    if let Err(u) = self.kernel.apply(&undo) {
-                        tracing::warn!(error = %u, "undo of a rate limit");
-                    }
+        let kernel = &mut self.kernel;
+        // Recorded in the transaction that applies it, so `repair` can put a deleted qdisc
+        // back; a kernel failure rolls the records back with it.
+        self.store.write(|tx| {
+            let mut done: Vec<(NsRef, String)> = Vec::new();
+            for (ns, ifname, shaping) in ops {
+                if shaping.is_empty() {
+                    continue;
                 }
-                return Err(e.into());
+                tx.set_shaping(&ns.to_string(), &ifname, &shaping)?;
+                let op = KernelOp::Shape {
+                    ns: ns.clone(),
+                    ifname: ifname.clone(),
+                    shaping,
+                };
+                if let Err(e) = kernel.apply(&op) {
+                    // Half a limit is not what was asked: take the other direction's off again.
+                    for (ns, ifname) in done {
+                        let undo = KernelOp::Shape {
+                            ns,
+                            ifname,
+                            shaping: Shaping::default(),
+                        };
+                        if let Err(u) = kernel.apply(&undo) {
+                            tracing::warn!(error = %u, "undo of a rate limit");
+                        }
+                    }
+                    return Err(EngineError::from(e));
+                }
+                done.push((ns, ifname));
             }
-            done.push((ns, ifname));
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }

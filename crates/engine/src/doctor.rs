@@ -24,6 +24,10 @@ pub struct StoreHealth {
     pub missing_elements: Vec<String>,
     /// Why the firewall could not be checked, if it could not.
     pub firewall_error: Option<String>,
+    /// How many interfaces have recorded shaping (rate limits, `link shape`).
+    pub shapings: usize,
+    /// Recorded shaping the kernel's interfaces lack or differ from (what `repair` restores).
+    pub drifted_shapings: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -94,6 +98,7 @@ impl<K: Kernel> Engine<K> {
                     .push(format!("{what} (namespace deleted)"));
             }
         }
+        self.doctor_shapings(&mut health)?;
         let owned = self.owned_elements()?;
         for elem in owned {
             match self.kernel.fw_has(&elem) {
@@ -106,6 +111,40 @@ impl<K: Kernel> Engine<K> {
             }
         }
         Ok(health)
+    }
+
+    /// Recorded shaping against the kernel's: one view per namespace; an interface or
+    /// namespace that is gone is `gc`'s, not drift.
+    fn doctor_shapings(&mut self, health: &mut StoreHealth) -> Result<(), EngineError> {
+        let rows = self.store.read(|tx| tx.shapings())?;
+        health.shapings = rows.len();
+        let mut views = std::collections::HashMap::new();
+        for r in rows {
+            let ns = ns_ref(&r.netns);
+            if !views.contains_key(&r.netns) {
+                let view = match self.kernel.netns_exists(&ns) {
+                    true => Some(self.kernel.view(&ns)?),
+                    false => None,
+                };
+                views.insert(r.netns.clone(), view);
+            }
+            let Some(Some(view)) = views.get(&r.netns) else {
+                continue;
+            };
+            let Some(i) = view.interfaces.iter().find(|i| i.name == r.ifname) else {
+                continue;
+            };
+            if !i.shaping.is_some_and(|have| r.shaping.matches(&have)) {
+                health.drifted_shapings.push(format!(
+                    "{} in netns {}: {} (recorded {})",
+                    r.ifname,
+                    r.netns,
+                    i.shaping.map_or("none".to_string(), |h| h.to_string()),
+                    r.shaping
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The firewall elements ready rows own: what `gc` checks and restores.

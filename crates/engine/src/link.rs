@@ -209,11 +209,17 @@ impl<K: Kernel> Engine<K> {
                 ),
             });
         }
-        self.kernel.apply(&KernelOp::Shape {
-            ns: ns.clone(),
-            ifname: ifname.to_string(),
-            shaping,
-        })?;
-        Ok(())
+        // Recorded in the transaction that applies it (for `repair`); a kernel failure rolls
+        // the record back.
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            tx.set_shaping(&key, ifname.as_str(), &shaping)?;
+            kernel.apply(&KernelOp::Shape {
+                ns: ns.clone(),
+                ifname: ifname.to_string(),
+                shaping,
+            })?;
+            Ok::<_, EngineError>(())
+        })
     }
 }

@@ -1,13 +1,15 @@
 //! `nsnet repair`: rebuild nsnet's firewall tables and every element from the store, e.g.
-//! after `nft flush ruleset`, and re-apply the sysctls networks rely on.
+//! after `nft flush ruleset`, re-apply the sysctls networks rely on, and put back the rate
+//! limits and shaping nsnet recorded on interfaces that still exist.
 
 use nsnet_core::firewall::{self, FwChange};
 use nsnet_core::ops::KernelOp;
 use nsnet_core::plan;
 use nsnet_store::RowState;
-use nsnet_sys::kernel::Kernel;
+use nsnet_sys::kernel::{FailKind, Kernel};
 use serde::Serialize;
 
+use crate::network::ns_ref;
 use crate::{Engine, EngineError};
 
 /// What `repair` restored.
@@ -17,6 +19,8 @@ pub struct RepairReport {
     pub endpoints: usize,
     pub ports: usize,
     pub elements: usize,
+    /// Interfaces whose recorded shaping was applied again.
+    pub shapings: usize,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -99,11 +103,28 @@ impl<K: Kernel> Engine<K> {
                     kernel.apply(op)?;
                 }
             }
+            let mut shapings = 0;
+            for row in tx.shapings()? {
+                let op = KernelOp::Shape {
+                    ns: ns_ref(&row.netns),
+                    ifname: row.ifname.clone(),
+                    shaping: row.shaping,
+                };
+                // An interface whose namespace went without nsnet is `gc`'s to clean up.
+                match kernel.apply(&op) {
+                    Ok(()) => shapings += 1,
+                    Err(e) if e.kind == FailKind::NotFound => {
+                        tracing::info!(netns = %row.netns, ifname = %row.ifname, "repair: shaped interface is gone");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Ok(RepairReport {
                 networks: networks.len(),
                 endpoints,
                 ports,
                 elements,
+                shapings,
             })
         })
     }

@@ -8,6 +8,7 @@ use nsnet_core::model::NetworkSpec;
 use nsnet_core::names::NetName;
 use nsnet_core::ops::NsRef;
 use nsnet_core::plan::default_dest;
+use nsnet_core::shaping::Shaping;
 use nsnet_store::{EndpointRow, RowState};
 use nsnet_sys::kernel::{IfaceView, Kernel};
 
@@ -71,6 +72,15 @@ pub enum Problem {
     RouteMissing { route: StaticRoute, ifname: String },
     #[error("netns {0} does not exist")]
     NetnsMissing(NsRef),
+    /// A rate limit (or other shaping) nsnet recorded is not on the interface; `repair`
+    /// restores it.
+    #[error("{ifname} in netns {netns} is shaped {}, nsnet set {want}", .have.map_or("none".to_string(), |h| h.to_string()))]
+    ShapingDiffers {
+        ifname: String,
+        netns: String,
+        want: Shaping,
+        have: Option<Shaping>,
+    },
     /// A firewall element (rendered) of the network or the endpoint; `repair` restores it.
     #[error("firewall element {0} is missing")]
     FirewallElementMissing(String),
@@ -182,8 +192,9 @@ impl<K: Kernel> Engine<K> {
                     });
                 }
                 if !v.up {
-                    problems.push(Problem::HostEndDown(veth));
+                    problems.push(Problem::HostEndDown(veth.clone()));
                 }
+                problems.extend(self.verify_shaping(&NsRef::Host, v)?);
             }
         }
         let endpoint = self.store.read(|tx| {
@@ -235,7 +246,24 @@ impl<K: Kernel> Engine<K> {
         }
     }
 
-    /// Inside the namespace: the interface, its addresses and MAC, the routes.
+    /// The shaping recorded for interface `i` of namespace `ns`, if any, against the kernel's.
+    fn verify_shaping(&mut self, ns: &NsRef, i: &IfaceView) -> Result<Vec<Problem>, EngineError> {
+        let key = ns_key(ns);
+        let Some(want) = self.store.read(|tx| tx.shaping(&key, &i.name))? else {
+            return Ok(Vec::new());
+        };
+        if i.shaping.is_some_and(|have| want.matches(&have)) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![Problem::ShapingDiffers {
+            ifname: i.name.clone(),
+            netns: key,
+            want,
+            have: i.shaping,
+        }])
+    }
+
+    /// Inside the namespace: the interface, its addresses and MAC, the routes, the shaping.
     fn verify_inside(
         &mut self,
         ep: &EndpointRow,
@@ -268,6 +296,7 @@ impl<K: Kernel> Engine<K> {
                         assigned: m.to_string(),
                     });
                 }
+                problems.extend(self.verify_shaping(netns, i)?);
             }
         }
         for r in routes {

@@ -31,6 +31,28 @@ fn plugin() -> Value {
     })
 }
 
+/// The pod in namespace `shaped`: 20 Mbit/s in, 10 Mbit/s out, with bursts of 25 KiB and
+/// 12.5 KiB.
+fn shaped_pod() -> Runtime {
+    Runtime::new("shaped-pod", "/run/netns/shaped").cap(
+        "bandwidth",
+        json!({"IngressRate": 20_000_000, "IngressBurst": 204_800,
+               "EgressRate": 10_000_000, "EgressBurst": 102_400}),
+    )
+}
+
+/// Throughputs (Mbit/s) that `shaped_pod`'s limits allow, with room for a loaded machine.
+fn assert_at_limits(to_pod: f64, from_pod: f64) {
+    assert!(
+        (10.0..24.0).contains(&to_pod),
+        "to the pod: {to_pod} Mbit/s"
+    );
+    assert!(
+        (5.0..12.0).contains(&from_pod),
+        "from the pod: {from_pod} Mbit/s"
+    );
+}
+
 /// Mbit/s a TCP sender in namespace `from` pushes for `secs` to a receiver listening in `to`
 /// on `listen`, reached at `dst`.
 fn throughput(s: &Sandbox, from: &str, to: &str, listen: &str, dst: &str, secs: f64) -> f64 {
@@ -85,12 +107,7 @@ fn bandwidth_capability_limits_both_directions_and_goes_with_del() {
     let list = Conflist::single("1.0.0", plugin());
     s.ok(&["netns", "add", "shaped"]);
     s.ok(&["netns", "add", "free"]);
-    // 20 Mbit/s in, 10 Mbit/s out, with bursts of 25 KiB and 12.5 KiB.
-    let shaped = Runtime::new("shaped-pod", "/run/netns/shaped").cap(
-        "bandwidth",
-        json!({"IngressRate": 20_000_000, "IngressBurst": 204_800,
-               "EgressRate": 10_000_000, "EgressBurst": 102_400}),
-    );
+    let shaped = shaped_pod();
     let free = Runtime::new("free-pod", "/run/netns/free");
     let res = d.add(&list, &shaped).unwrap_or_else(|e| panic!("{e}"));
     let free_res = d.add(&list, &free).unwrap_or_else(|e| panic!("{e}"));
@@ -155,14 +172,7 @@ fn bandwidth_capability_limits_both_directions_and_goes_with_del() {
         shaped_in / free_in,
         shaped_out / free_out
     );
-    assert!(
-        (10.0..24.0).contains(&shaped_in),
-        "to the pod: {shaped_in} Mbit/s"
-    );
-    assert!(
-        (5.0..12.0).contains(&shaped_out),
-        "from the pod: {shaped_out} Mbit/s"
-    );
+    assert_at_limits(shaped_in, shaped_out);
     assert!(
         free_in > 3.0 * shaped_in && free_out > 3.0 * shaped_out,
         "unshaped {free_in}/{free_out}"
@@ -210,5 +220,100 @@ fn containerds_burst_and_refusals_leave_nothing() {
         "{e}"
     );
     s.ok(&["netns", "rm", "p"]);
+    s.assert_clean();
+}
+
+/// A pod's limits are recorded: CHECK reports a qdisc deleted behind nsnet's back, `nsnet
+/// repair` puts both back (proven by traffic at the limit again), and the records go with DEL.
+#[test]
+fn repair_restores_deleted_limits_and_check_reports_them() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    let d = Driver::new(&s);
+    let list = Conflist::single("1.0.0", plugin());
+    s.ok(&["netns", "add", "shaped"]);
+    let rt = shaped_pod();
+    let res = d.add(&list, &rt).unwrap_or_else(|e| panic!("{e}"));
+    d.check(&list, &rt, &res).unwrap();
+    let ip = res["ips"][0]["address"].as_str().unwrap();
+    let ip = ip.split('/').next().unwrap().to_string();
+    let host_if = res["interfaces"][1]["name"].as_str().unwrap().to_string();
+
+    // Someone deletes both limits: CHECK names each, and the pod is unshaped.
+    assert_eq!(
+        s.sh("tc", &["qdisc", "del", "dev", &host_if, "root"]).code,
+        0
+    );
+    assert_eq!(
+        s.sh(
+            "ip",
+            &[
+                "netns", "exec", "shaped", "tc", "qdisc", "del", "dev", "eth0", "root"
+            ]
+        )
+        .code,
+        0
+    );
+    let e = d.check(&list, &rt, &res).unwrap_err();
+    assert_eq!(e.code, 100, "{e}");
+    assert!(
+        e.msg.contains(&format!(
+            "{host_if} in netns host is shaped none, nsnet set rate 20mbit"
+        )),
+        "{}",
+        e.msg
+    );
+    let unshaped = throughput(
+        &s,
+        "host",
+        "shaped",
+        "0.0.0.0:5011",
+        &format!("{ip}:5011"),
+        1.0,
+    );
+
+    let doctor = s.nsnet(&["doctor"]).stdout;
+    assert!(
+        doctor.contains("2 shaped interface(s) differ from the store")
+            && doctor.contains("run nsnet repair"),
+        "{doctor}"
+    );
+    let out = s.ok(&["repair"]);
+    assert!(out.contains("2 shaped interface(s)"), "{out}");
+    d.check(&list, &rt, &res).unwrap();
+    let doctor = s.nsnet(&["doctor"]).stdout;
+    assert!(
+        doctor.contains("2 shaped interface(s), each as recorded"),
+        "{doctor}"
+    );
+    assert!(qdiscs(&s, "host", &host_if).contains("rate 20Mbit"));
+    assert!(qdiscs(&s, "shaped", "eth0").contains("rate 10Mbit"));
+    let to_pod = throughput(
+        &s,
+        "host",
+        "shaped",
+        "0.0.0.0:5012",
+        &format!("{ip}:5012"),
+        1.5,
+    );
+    let from_pod = throughput(&s, "shaped", "host", "0.0.0.0:5013", "10.244.7.1:5013", 1.5);
+    eprintln!(
+        "after repair: to the pod {to_pod:.1} Mbit/s (limit 20; deleted limit {unshaped:.0}), \
+         from the pod {from_pod:.1} (limit 10)"
+    );
+    assert_at_limits(to_pod, from_pod);
+    assert!(
+        unshaped > 3.0 * to_pod,
+        "without its limit: {unshaped} Mbit/s"
+    );
+
+    d.del(&list, &rt, Some(&res)).unwrap();
+    let out = s.ok(&["repair"]);
+    assert!(out.contains("0 shaped interface(s)"), "{out}");
+    for ns in s.netns_files() {
+        s.ok(&["netns", "rm", &ns]);
+    }
     s.assert_clean();
 }

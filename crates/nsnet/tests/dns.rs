@@ -880,3 +880,90 @@ fn topology_file_dns_key() {
     );
     s.assert_clean();
 }
+
+/// A resolver already listening on the host's wildcard address (dnsmasq's default, real
+/// dnsmasq here) does not keep the responder from answering on the gateways: it binds the
+/// gateway's UDP port beside it (the more specific bind wins the queries), says in dns.log that
+/// TCP is held, and takes TCP as soon as the resolver is gone.
+#[test]
+fn a_wildcard_resolver_on_the_host_leaves_the_gateways_udp_to_the_responder() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    host_resolv_conf(&s, "nameserver 192.0.2.53\n");
+    let mut dnsmasq = s
+        .command(
+            "dnsmasq",
+            &[
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--port=53",
+                "--pid-file=",
+                "--address=/dnsmasq.test/198.51.100.9",
+            ],
+        )
+        .spawn()
+        .expect("dnsmasq (dnsmasq-base, scripts/deps.sh)");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ask_with(
+        &s,
+        "host",
+        "127.0.0.1",
+        "x.dnsmasq.test",
+        TYPE::A,
+        false,
+        Duration::from_millis(200),
+    )
+    .is_none()
+    {
+        assert!(Instant::now() < deadline, "dnsmasq does not answer");
+    }
+    s.ok(&["network", "create", "front", "--subnet", "10.1.0.0/24"]);
+    for ns in ["web", "solo"] {
+        s.ok(&["netns", "add", ns]);
+        s.ok(&["network", "connect", "front", ns]);
+    }
+    assert_eq!(
+        ask(&s, "solo", "10.1.0.1", "web", TYPE::A),
+        found(&["10.1.0.2"])
+    );
+    // dnsmasq still has the rest of the host.
+    assert_eq!(
+        ask(&s, "host", "127.0.0.1", "x.dnsmasq.test", TYPE::A),
+        found(&["198.51.100.9"])
+    );
+    let log = std::fs::read_to_string(s.state_dir().join("dns.log")).unwrap_or_default();
+    assert!(log.contains("serving UDP only"), "dns.log: {log}");
+    let tcp = |timeout| ask_with(&s, "solo", "10.1.0.1", "web", TYPE::A, true, timeout);
+    // TCP to the gateway reaches dnsmasq's wildcard listener, which does not know the name.
+    assert_ne!(
+        tcp(Duration::from_millis(500)),
+        Some(found(&["10.1.0.2"])),
+        "TCP served beside a wildcard TCP listener"
+    );
+
+    dnsmasq.kill().unwrap();
+    dnsmasq.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(a) = tcp(Duration::from_millis(500)) {
+            assert_eq!(a, found(&["10.1.0.2"]));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "TCP not taken after dnsmasq stopped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for ns in ["web", "solo"] {
+        s.ok(&["network", "disconnect", "front", ns]);
+        s.ok(&["netns", "rm", ns]);
+    }
+    s.ok(&["network", "rm", "front"]);
+    s.assert_clean();
+}

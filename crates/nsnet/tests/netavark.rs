@@ -629,7 +629,8 @@ fn the_plugin_against_netavarks_bridge_driver_on_the_same_input() {
 }
 
 #[test]
-fn a_container_on_two_networks_one_dual_stack_gets_one_default_route_per_family() {
+fn a_container_on_two_networks_gets_one_default_route_per_family_and_keeps_one_when_the_first_goes()
+{
     let Some(bin) = netavark(module_path!()) else {
         return;
     };
@@ -650,7 +651,7 @@ fn a_container_on_two_networks_one_dual_stack_gets_one_default_route_per_family(
         "networks": {"pnet": {"interface_name": "eth0"}, "qnet": {"interface_name": "eth1"}},
         "network_info": {"pnet": a, "qnet": b},
     });
-    let run = |verb: &str| {
+    let run_with = |verb: &str, opts: &Value| {
         let args = [
             "--config",
             &rig.path("config"),
@@ -663,6 +664,7 @@ fn a_container_on_two_networks_one_dual_stack_gets_one_default_route_per_family(
         assert_eq!(r.code, 0, "netavark {verb}: {}{}", r.stdout, r.stderr);
         r.stdout
     };
+    let run = |verb: &str| run_with(verb, &opts);
     let status: Value = serde_json::from_str(&run("setup")).unwrap();
     let eth1 = &status["qnet"]["interfaces"]["eth1"]["subnets"];
     assert_eq!(
@@ -689,6 +691,27 @@ fn a_container_on_two_networks_one_dual_stack_gets_one_default_route_per_family(
     let server = s.tcp_server("c1", "0.0.0.0:80");
     assert!(s.tcp_hello("outside", "203.0.113.1:8080"));
     assert_eq!(server.peer(), Some("203.0.113.2".parse().unwrap()));
+    assert!(rig.ping("c1", "203.0.113.2"), "the outside through pnet");
+    // `podman network disconnect pnet c1`: a teardown of pnet alone. qnet takes over the
+    // IPv4 default route, and the container still reaches the outside (masqueraded by qnet).
+    let mut only_p = opts.clone();
+    only_p["networks"] = json!({"pnet": {"interface_name": "eth0"}});
+    only_p["network_info"] = json!({"pnet": a});
+    run_with("teardown", &only_p);
+    let routes = s.sh("ip", &["-n", "c1", "route", "show", "default"]).stdout;
+    assert_eq!(
+        routes.trim(),
+        "default via 10.89.6.1 dev eth1 proto static",
+        "{routes}"
+    );
+    assert!(rig.ping("c1", "203.0.113.2"), "the outside through qnet");
+    let routes6 = s
+        .sh("ip", &["-n", "c1", "-6", "route", "show", "default"])
+        .stdout;
+    assert!(
+        routes6.contains("default via fd00:89:6::1 dev eth1"),
+        "{routes6}"
+    );
     run("teardown");
     run("teardown");
     assert_nothing_left(s, &KEEP, &["outside", "c1", "c2"], "after teardown");

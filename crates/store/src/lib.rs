@@ -13,6 +13,7 @@ mod ipam;
 mod ports;
 mod rows;
 mod schema;
+mod shapings;
 mod topology;
 mod tx;
 
@@ -23,6 +24,7 @@ pub use ports::PortRow;
 pub use rows::{
     EndpointRow, LinkEndRow, LinkRow, NetworkRow, NewEndpoint, NewLink, RouteRow, RowState,
 };
+pub use shapings::ShapingRow;
 pub use tx::Tx;
 
 use std::path::{Path, PathBuf};

@@ -160,6 +160,31 @@ CREATE TABLE aliases (
     r#"
 ALTER TABLE networks ADD COLUMN vni INTEGER;
 "#,
+    // Rate limits and other shaping nsnet put on an interface (CNI bandwidth, `link shape`),
+    // so that `repair` can put them back; a row goes with the endpoint or link whose interface
+    // it shapes, whichever statement deletes that.
+    r#"
+CREATE TABLE shapings (
+    netns      TEXT NOT NULL,
+    ifname     TEXT NOT NULL,
+    delay_us   INTEGER,
+    jitter_us  INTEGER,
+    loss_ppm   INTEGER,
+    rate_bps   INTEGER,
+    burst_bits INTEGER,
+    PRIMARY KEY (netns, ifname)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER shapings_of_endpoint AFTER DELETE ON endpoints
+BEGIN
+    DELETE FROM shapings WHERE netns = OLD.netns AND ifname = OLD.ifname;
+    DELETE FROM shapings WHERE netns = 'host' AND ifname = OLD.host_ifname;
+END;
+CREATE TRIGGER shapings_of_link AFTER DELETE ON links
+BEGIN
+    DELETE FROM shapings WHERE netns = OLD.ns_a AND ifname = OLD.if_a;
+    DELETE FROM shapings WHERE netns = OLD.ns_b AND ifname = OLD.if_b;
+END;
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address

@@ -534,6 +534,7 @@ impl<'c> Tx<'c> {
             "containers",
             "topology_objects",
             "aliases",
+            "shapings",
         ] {
             let n: i64 = self
                 .0

@@ -428,6 +428,25 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
             "run nsnet gc",
         )
     });
+    match (health.shapings, health.drifted_shapings.len()) {
+        (0, _) => {}
+        (n, 0) => out.push(check(
+            "rate limits",
+            Status::Ok,
+            format!("{n} shaped interface(s), each as recorded"),
+        )),
+        (_, n) => out.push(with_fix(
+            check(
+                "rate limits",
+                Status::Warn,
+                format!(
+                    "{n} shaped interface(s) differ from the store: {}",
+                    health.drifted_shapings.join("; ")
+                ),
+            ),
+            "run nsnet repair",
+        )),
+    }
     let tables_gone = nsnet_table == Some(false) && rows("networks") > 0;
     out.push(
         match (&health.firewall_error, health.missing_elements.len()) {
@@ -686,11 +705,37 @@ mod tests {
             ..StoreHealth::default()
         }));
         let checks = classify(&f);
+        assert!(checks.iter().all(|c| c.name != "rate limits"));
         assert_eq!(find(&checks, "gc").fix.as_deref(), Some("run nsnet gc"));
         let fw = find(&checks, "firewall elements");
         assert_eq!(fw.status, Status::Warn);
         assert!(fw.fix.as_deref().unwrap().contains("nsnet gc"));
         assert!(fw.detail.contains("bridges nsbr-front"));
+    }
+
+    #[test]
+    fn a_deleted_rate_limit_warns_and_repair_is_the_fix() {
+        let mut f = facts();
+        f.state.health = Some(Ok(StoreHealth {
+            shapings: 2,
+            drifted_shapings: vec![
+                "nsv0 in netns host: none (recorded rate 20mbit burst 204800bit)".into(),
+            ],
+            ..StoreHealth::default()
+        }));
+        let c = find(&classify(&f), "rate limits").clone();
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail.contains("nsv0 in netns host: none"),
+            "{}",
+            c.detail
+        );
+        assert_eq!(c.fix.as_deref(), Some("run nsnet repair"));
+        f.state.health = Some(Ok(StoreHealth {
+            shapings: 2,
+            ..StoreHealth::default()
+        }));
+        assert_eq!(find(&classify(&f), "rate limits").status, Status::Ok);
     }
 
     #[test]

@@ -16,8 +16,9 @@ pub fn run(state_dir: &Path, format: Format) -> Result<()> {
     drop(progress);
     print(format, &report, |r| {
         format!(
-            "firewall rebuilt: {} network(s), {} endpoint(s), {} published port(s), {} element(s)\n",
-            r.networks, r.endpoints, r.ports, r.elements
+            "firewall rebuilt: {} network(s), {} endpoint(s), {} published port(s), {} element(s); \
+             {} shaped interface(s)\n",
+            r.networks, r.endpoints, r.ports, r.elements, r.shapings
         )
     })
 }

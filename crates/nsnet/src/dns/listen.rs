@@ -50,6 +50,10 @@ impl Shared {
 struct Listener {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// Whether TCP is served too: a resolver listening on the wildcard address's port 53
+    /// holds TCP (a listening socket there conflicts with any other), while UDP can still be
+    /// bound beside it; TCP is retried at each update.
+    tcp: bool,
 }
 
 /// The listeners of every served address.
@@ -104,11 +108,17 @@ impl Listeners {
         }
         let mut failed = false;
         for addr in want {
-            if open.contains_key(&addr) {
+            if let Some(l) = open.get_mut(&addr) {
+                if !l.tcp {
+                    // Quietly: the first attempt said why.
+                    l.tcp = start_tcp(l, addr, &self.shared).is_ok();
+                    failed |= !l.tcp;
+                }
                 continue;
             }
             match start(addr, &self.shared) {
                 Ok(l) => {
+                    failed |= !l.tcp;
                     open.insert(addr, l);
                 }
                 Err(e) => {
@@ -121,31 +131,50 @@ impl Listeners {
     }
 }
 
-/// Opens UDP and TCP on `addr`:53 and starts their threads.
+/// Opens UDP and TCP on `addr`:53 and starts their threads. Without UDP nothing is served
+/// (an error); without TCP (the port held by a resolver on the wildcard address) UDP is
+/// served alone and TCP retried later.
 fn start(addr: IpAddr, shared: &Arc<Shared>) -> std::io::Result<Listener> {
-    let sa = SocketAddr::new(addr, PORT);
-    let udp = UdpSocket::from(open_socket(sa, SockType::Datagram)?);
+    let udp = UdpSocket::from(open_socket(
+        SocketAddr::new(addr, PORT),
+        SockType::Datagram,
+    )?);
     udp.set_read_timeout(Some(POLL))?;
-    let tcp = TcpListener::from(open_socket(sa, SockType::Stream)?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::new();
+    let mut l = Listener {
+        stop: Arc::new(AtomicBool::new(false)),
+        threads: Vec::new(),
+        tcp: false,
+    };
     {
-        let (stop, shared) = (Arc::clone(&stop), Arc::clone(shared));
-        threads.push(std::thread::spawn(move || {
+        let (stop, shared) = (Arc::clone(&l.stop), Arc::clone(shared));
+        l.threads.push(std::thread::spawn(move || {
             serve_udp(udp, addr, &stop, &shared)
         }));
     }
-    {
-        let (stop, shared) = (Arc::clone(&stop), Arc::clone(shared));
-        threads.push(std::thread::spawn(move || {
-            serve_tcp(tcp, addr, &stop, &shared)
-        }));
+    match start_tcp(&mut l, addr, shared) {
+        Ok(()) => l.tcp = true,
+        Err(e) => eprintln!(
+            "nsnet dns: listen on {addr} port {PORT} (TCP): {e}; serving UDP only until it \
+             can be bound (a resolver bound to the wildcard address holds it)"
+        ),
     }
-    Ok(Listener { stop, threads })
+    Ok(l)
+}
+
+/// Opens TCP on `addr`:53 and starts its thread in `l`.
+fn start_tcp(l: &mut Listener, addr: IpAddr, shared: &Arc<Shared>) -> std::io::Result<()> {
+    let tcp = TcpListener::from(open_socket(SocketAddr::new(addr, PORT), SockType::Stream)?);
+    let (stop, shared) = (Arc::clone(&l.stop), Arc::clone(shared));
+    l.threads.push(std::thread::spawn(move || {
+        serve_tcp(tcp, addr, &stop, &shared)
+    }));
+    Ok(())
 }
 
 /// A bound (and, for TCP, listening) socket. IP_FREEBIND: a gateway address whose DAD has
 /// not finished, or whose bridge a repair is about to recreate, can be bound already.
+/// SO_REUSEADDR on both: a resolver on the host bound to the wildcard address with it (as
+/// dnsmasq binds) leaves the gateway's UDP port to nsnet, which is the more specific bind.
 fn open_socket(sa: SocketAddr, ty: SockType) -> std::io::Result<OwnedFd> {
     let family = if sa.is_ipv4() {
         AddressFamily::Inet
@@ -157,9 +186,7 @@ fn open_socket(sa: SocketAddr, ty: SockType) -> std::io::Result<OwnedFd> {
     if sa.is_ipv6() {
         setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     }
-    if ty == SockType::Stream {
-        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    }
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(sa))?;
     if ty == SockType::Stream {
         listen(&fd, Backlog::new(128).map_err(std::io::Error::from)?)?;

@@ -239,7 +239,9 @@ pub fn teardown(exec: &PluginExec) -> Result<()> {
         return Ok(());
     }
     let mut engine = super::open(&dir)?;
-    let removed = engine.detach(&network, &key).map_err(|e| {
+    // `podman network disconnect` of a container's first network: its default routes go to
+    // the next network of the container (setup gave that one none for a covered family).
+    let removed = engine.detach_handing_over(&network, &key).map_err(|e| {
         e.during(format!(
             "detach container {} ({}) interface {} from network {network}",
             exec.container_name, key.owner_id, key.ifname
