@@ -53,3 +53,15 @@ pub(crate) fn teardown(kernel: &mut impl Kernel, ops: &[KernelOp]) -> Vec<String
         })
         .collect()
 }
+
+/// Waits for what `Net::start` began and collects its errors as `teardown` does.
+pub(crate) fn finish_started(kernel: &mut impl Kernel) -> Vec<String> {
+    kernel
+        .finish_started()
+        .into_iter()
+        .filter_map(|res| match res {
+            Err(err) if err.kind != FailKind::NotFound => Some(err.to_string()),
+            _ => None,
+        })
+        .collect()
+}

@@ -21,6 +21,10 @@ use crate::{Engine, EngineError};
 
 /// Below this many endpoints, the one-by-one path costs no more.
 const AT_ONCE: usize = 2;
+/// From this many endpoints on, `network rm --force` removes them together: below, each
+/// endpoint's veth deletion on its own helper thread beside the bridge's is as quick (their
+/// RCU barriers overlap) and a thread per endpoint is cheap.
+pub(crate) const MANY: usize = 16;
 
 impl<K: Kernel> Engine<K> {
     /// Removes the endpoints `ids` (see the module); `promote` as for `remove_endpoint`.

@@ -10,7 +10,6 @@ use nsnet_core::names::NetName;
 use nsnet_store::RowState;
 use nsnet_sys::kernel::Kernel;
 
-use crate::apply::teardown;
 use crate::conflict::Conflict;
 use crate::{Engine, EngineError};
 
@@ -280,6 +279,22 @@ impl<K: Kernel> Engine<K> {
     /// if this process dies half-way, `gc` (or the next `ensure_network`) finishes the removal.
     pub fn release_if_unused(&mut self, name: &NetName) -> Result<bool, EngineError> {
         let (pid, boot) = (self.pid, self.boot_id.clone());
+        // A read first: after most detaches the network is still in use (or a command's),
+        // and the look needs no write lock. Whatever might go is decided under it below.
+        let candidate = self.store.read(|tx| {
+            Ok::<_, EngineError>(match tx.network(name)? {
+                None => false,
+                Some(n) => {
+                    n.cni_owned
+                        && (n.state != RowState::Ready
+                            || n.boot_id != boot
+                            || !tx.network_in_use(name)?)
+                }
+            })
+        })?;
+        if !candidate {
+            return Ok(false);
+        }
         let kernel = &mut self.kernel;
         let claimed = self.store.write(|tx| {
             let Some(n) = tx.network(name)? else {
@@ -310,7 +325,7 @@ impl<K: Kernel> Engine<K> {
         };
         // The tables stay when the last network goes (unlike `network_rm`): removing and
         // reinstalling them would run `nft` on every attach and detach.
-        let errors = teardown(&mut self.kernel, &nsnet_core::plan::remove_network(&spec));
+        let errors = self.teardown_overlapped(&nsnet_core::plan::remove_network(&spec));
         if !errors.is_empty() {
             return Err(EngineError::Teardown {
                 op: format!("remove network {name} after its last attachment"),

@@ -11,11 +11,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use nsnet_core::names::{IfName, NetName};
+use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::plan::{self, LinkEnd};
 use nsnet_store::{EndpointRow, LinkRow, RowState, Tx};
 use nsnet_sys::kernel::{FailKind, Kernel};
 
-use crate::apply::teardown;
+use crate::apply::{finish_started, teardown};
 use crate::conflict::Conflict;
 use crate::network::{endpoint_firewall, ns_ref, primary_in};
 use crate::{Engine, EngineError};
@@ -23,14 +24,6 @@ use crate::{Engine, EngineError};
 /// How long a remover waits for another live process that holds the same row.
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(10);
-
-/// Who holds a row that is not `ready`.
-enum Holder {
-    /// Nobody (the row is ready, ours, or its process died): it is ours to remove now.
-    Free,
-    /// Another live process is creating or removing it.
-    Busy(u32),
-}
 
 /// What a claim found.
 enum Claim<T> {
@@ -48,16 +41,10 @@ impl<K: Kernel> Engine<K> {
         boot_id != self.boot_id || (pid != self.pid && !self.kernel.process_alive(pid))
     }
 
-    fn holder(&mut self, state: RowState, pid: u32, boot_id: &str) -> Holder {
-        if state == RowState::Ready || pid == self.pid || self.owner_gone(pid, boot_id) {
-            Holder::Free
-        } else {
-            Holder::Busy(pid)
-        }
-    }
-
     /// Claims a row for removal in one write transaction: `load` reads it, `mark` records
-    /// this process as its remover.
+    /// this process as its remover. The holder's liveness is looked at inside the
+    /// transaction (a signal 0, no I/O), so the claim is one transaction on the path before
+    /// any kernel work, and nobody can change the row between the look and the mark.
     fn claim<T>(
         &mut self,
         load: impl Fn(&Tx<'_>) -> Result<Option<T>, EngineError>,
@@ -65,27 +52,23 @@ impl<K: Kernel> Engine<K> {
         mark: impl Fn(&Tx<'_>, u32, &str) -> Result<bool, EngineError>,
     ) -> Result<Claim<T>, EngineError> {
         let (pid, boot) = (self.pid, self.boot_id.clone());
-        // Liveness is read before the transaction: `process_alive` needs the kernel, which
-        // the store closure cannot borrow together with `self`.
-        let Some(row) = self.store.read(&load)? else {
-            return Ok(Claim::Gone);
-        };
-        let (state, owner_pid, owner_boot) = owner(&row);
-        if let Holder::Busy(p) = self.holder(state, owner_pid, &owner_boot) {
-            return Ok(Claim::Busy(p));
-        }
+        let kernel = &mut self.kernel;
         self.store.write(|tx| {
-            // Marked only if nobody changed the row meanwhile (a concurrent claim wins once).
-            match load(tx)? {
-                Some(now) if owner(&now) == (state, owner_pid, owner_boot.clone()) => {
-                    if mark(tx, pid, &boot)? {
-                        Ok(Claim::Mine(now))
-                    } else {
-                        Ok(Claim::Gone)
-                    }
-                }
-                Some(now) => Ok(Claim::Busy(owner(&now).1)),
-                None => Ok(Claim::Gone),
+            let Some(row) = load(tx)? else {
+                return Ok(Claim::Gone);
+            };
+            let (state, owner_pid, owner_boot) = owner(&row);
+            let free = state == RowState::Ready
+                || owner_pid == pid
+                || owner_boot != boot
+                || !kernel.process_alive(owner_pid);
+            if !free {
+                return Ok(Claim::Busy(owner_pid));
+            }
+            if mark(tx, pid, &boot)? {
+                Ok(Claim::Mine(row))
+            } else {
+                Ok(Claim::Gone)
             }
         })
     }
@@ -119,21 +102,57 @@ impl<K: Kernel> Engine<K> {
     /// Removes endpoint `id`: marks it `removing`, then `finish_endpoint`. `promote`: another
     /// endpoint of the namespace takes over the default routes if this one carried them.
     pub(crate) fn remove_endpoint(&mut self, id: i64, promote: bool) -> Result<(), EngineError> {
-        let claimed = self.claim_waiting(
-            &format!("endpoint {id}"),
-            |tx| Ok(tx.endpoint_by_id(id)?),
-            |e: &EndpointRow| (e.state, e.pid, e.boot_id.clone()),
-            |tx, pid, boot| Ok(tx.mark_endpoint_removing(id, pid, boot)?),
-        )?;
-        match claimed {
+        match self.claim_endpoint(id)? {
             Some(ep) => self.finish_endpoint(&ep, promote),
             None => Ok(()),
         }
     }
 
+    /// Marks endpoint `id` `removing` for this process (waiting while another live process
+    /// holds it); None when it is gone.
+    fn claim_endpoint(&mut self, id: i64) -> Result<Option<EndpointRow>, EngineError> {
+        self.claim_waiting(
+            &format!("endpoint {id}"),
+            |tx| Ok(tx.endpoint_by_id(id)?),
+            |e: &EndpointRow| (e.state, e.pid, e.boot_id.clone()),
+            |tx, pid, boot| Ok(tx.mark_endpoint_removing(id, pid, boot)?),
+        )
+    }
+
     /// The kernel side, then the row, of an endpoint this process marked `removing`.
     fn finish_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<(), EngineError> {
+        let begun = self.begin_endpoint(ep, promote);
+        let ending = self.joined_on_error(begun)?;
+        if ending.started {
+            self.store.checkpoint_early();
+        }
+        // The new primary's default routes wait for the old veth: its routes must be gone.
+        let joined = finish_started(&mut self.kernel);
+        self.end_endpoint(ending, joined)
+    }
+
+    /// `res`, after waiting for whatever this removal started when it is an error: a
+    /// caller that goes on (removing a namespace's other endpoints) must not find the
+    /// outcome of this one's deletions among its own.
+    fn joined_on_error<T>(&mut self, res: Result<T, EngineError>) -> Result<T, EngineError> {
+        if res.is_err() {
+            let _ = self.kernel.finish_started();
+        }
+        res
+    }
+
+    /// Sets the kernel side of a claimed endpoint's removal going. The veth goes first, on a
+    /// helper thread where the kernel supports it: its deletion waits ~14 ms for an RCU
+    /// barrier, which the reads and the firewall transaction here (whose own free then also
+    /// waits out a grace period before this process exits) and whatever the caller does
+    /// before `finish_started` overlap. `end_endpoint` finishes it once that has returned.
+    fn begin_endpoint(&mut self, ep: &EndpointRow, promote: bool) -> Result<Ending, EngineError> {
         let ns = ns_ref(&ep.netns);
+        let veth = KernelOp::DeleteLink {
+            ns: NsRef::Host,
+            ifname: ep.host_ifname.to_string(),
+        };
+        let started = self.kernel.start(&veth);
         let (net, fw, next) = self.store.read(|tx| {
             let net = tx
                 .network(&ep.network)?
@@ -148,16 +167,41 @@ impl<K: Kernel> Engine<K> {
             fw,
             next.as_ref().map(|(i, g)| (&ns, i, g.as_slice())),
         );
+        let release: Vec<KernelOp> = plan
+            .release
+            .into_iter()
+            .filter(|o| !(started && *o == veth))
+            .collect();
+        let errors = teardown(&mut self.kernel, &release);
+        Ok(Ending {
+            ep: ep.clone(),
+            ns,
+            promote: plan.promote,
+            errors,
+            started,
+        })
+    }
+
+    /// Finishes what `begin_endpoint` set going, once the kernel's helper threads have been
+    /// joined (`joined`: their errors): the new primary's routes, then the row.
+    fn end_endpoint(&mut self, ending: Ending, joined: Vec<String>) -> Result<(), EngineError> {
+        let Ending {
+            ep,
+            ns,
+            promote,
+            mut errors,
+            ..
+        } = ending;
         let op = || format!("disconnect netns {} from network {}", ep.netns, ep.network);
-        let errors = teardown(&mut self.kernel, &plan.release);
+        errors.extend(joined);
         if !errors.is_empty() {
             return Err(EngineError::Teardown { op: op(), errors });
         }
         // The new primary's default routes are best-effort (the namespace may be gone), and a
         // resumed removal may find them made already.
         let mut errors = Vec::new();
-        if !plan.promote.is_empty() && self.kernel.netns_exists(&ns) {
-            for step in &plan.promote {
+        if !promote.is_empty() && self.kernel.netns_exists(&ns) {
+            for step in &promote {
                 match self.kernel.apply(step) {
                     Err(e) if e.kind != FailKind::Exists => errors.push(e.to_string()),
                     _ => {}
@@ -170,6 +214,24 @@ impl<K: Kernel> Engine<K> {
         } else {
             Err(EngineError::Teardown { op: op(), errors })
         }
+    }
+
+    /// `teardown` of `ops`, with what the kernel can run on a helper thread (a link
+    /// deletion: RCU barriers) started first, so its wait overlaps the other ops and the
+    /// store's housekeeping.
+    pub(crate) fn teardown_overlapped(&mut self, ops: &[KernelOp]) -> Vec<String> {
+        let rest: Vec<KernelOp> = ops
+            .iter()
+            .filter(|o| !self.kernel.start(o))
+            .cloned()
+            .collect();
+        let mut errors = teardown(&mut self.kernel, &rest);
+        if rest.len() < ops.len() {
+            // Only in a wait: else the checkpoint would be paid in line.
+            self.store.checkpoint_early();
+        }
+        errors.extend(finish_started(&mut self.kernel));
+        errors
     }
 
     /// Removes link row `id`: marks it `removing`, deletes the veth from an end whose
@@ -235,10 +297,62 @@ impl<K: Kernel> Engine<K> {
         let Some(n) = claimed else {
             return Err(EngineError::not_found("network", name));
         };
+        // Its endpoints: each claimed (its own intent) and set going; their veths are
+        // deleted on helper threads together with the bridge below, so their RCU barriers
+        // overlap each other's and the bridge's instead of adding up.
         let endpoints = self.store.read(|tx| tx.endpoints_of_network(name))?;
-        let ids: Vec<i64> = endpoints.iter().map(|e| e.id).collect();
-        self.remove_endpoints(&ids, true)?;
-        let errors = teardown(&mut self.kernel, &plan::remove_network(&n.spec));
+        let mut endings = Vec::new();
+        if endpoints.len() >= crate::bulk::MANY {
+            // Many (a topology's network): removed together, their veths in one unregister
+            // batch, before the bridge (see `bulk`).
+            let ids: Vec<i64> = endpoints.iter().map(|e| e.id).collect();
+            self.remove_endpoints(&ids, true)?;
+        } else {
+            for e in endpoints {
+                let claimed = self.claim_endpoint(e.id);
+                if let Some(ep) = self.joined_on_error(claimed)? {
+                    let begun = self.begin_endpoint(&ep, true);
+                    endings.push(self.joined_on_error(begun)?);
+                }
+            }
+        }
+        // The bridge goes on a helper thread too where the kernel supports it: its deletion
+        // waits for two RCU barriers (25-40 ms here), which everything else overlaps.
+        let ops = plan::remove_network(&n.spec);
+        let count = ops.len();
+        let rest: Vec<KernelOp> = ops.into_iter().filter(|o| !self.kernel.start(o)).collect();
+        let waiting = rest.len() < count || endings.iter().any(|e| e.started);
+        let mut errors = Vec::new();
+        let tables_gone = match self.remove_tables_if_last(name) {
+            Ok(gone) => gone,
+            Err(e) => {
+                errors.push(e.to_string());
+                false
+            }
+        };
+        // With the tables gone, so are the network's elements: one firewall transaction.
+        let rest: Vec<KernelOp> = rest
+            .into_iter()
+            .filter(|o| !(tables_gone && matches!(o, KernelOp::Firewall(_))))
+            .collect();
+        errors.extend(teardown(&mut self.kernel, &rest));
+        if waiting {
+            self.store.checkpoint_early();
+        }
+        let joined = finish_started(&mut self.kernel);
+        if !joined.is_empty() {
+            // Which deletion failed is in each message; the rows stay `removing` for `gc`.
+            errors.extend(joined);
+            return Err(EngineError::Teardown {
+                op: format!("remove network {name}"),
+                errors,
+            });
+        }
+        for ending in endings {
+            if let Err(e) = self.end_endpoint(ending, Vec::new()) {
+                errors.push(e.to_string());
+            }
+        }
         if !errors.is_empty() {
             return Err(EngineError::Teardown {
                 op: format!("remove network {name}"),
@@ -248,13 +362,50 @@ impl<K: Kernel> Engine<K> {
         let kernel = &mut self.kernel;
         self.store.write(|tx| {
             tx.delete_network(name)?;
-            if tx.networks()?.is_empty() {
-                // The tables go with the last network.
+            if !tables_gone && tx.networks()?.is_empty() {
+                // The tables go with the last network (another one still being removed
+                // when this removal looked is gone now).
                 kernel.fw_remove()?;
             }
             Ok::<_, EngineError>(())
         })
     }
+
+    /// Removes the firewall tables when `name` is the only network left (it is being
+    /// removed), deciding under the store's write lock so that no network is created between
+    /// the look and the removal; a network created later installs them again. True when
+    /// removed. Done before the network's row goes so that the tables' removal, and the grace
+    /// period nf_tables waits before freeing them (paid when this process exits), overlap the
+    /// bridge's deletion.
+    fn remove_tables_if_last(&mut self, name: &NetName) -> Result<bool, EngineError> {
+        let others = |tx: &Tx<'_>| -> Result<bool, EngineError> {
+            Ok(tx.networks()?.iter().any(|o| o.spec.name() != name))
+        };
+        // A read first: most removals are not of the last network, and need no lock.
+        if self.store.read(others)? {
+            return Ok(false);
+        }
+        let kernel = &mut self.kernel;
+        self.store.write(|tx| {
+            if others(tx)? {
+                return Ok(false);
+            }
+            kernel.fw_remove()?;
+            Ok(true)
+        })
+    }
+}
+
+/// An endpoint whose removal `begin_endpoint` set going.
+struct Ending {
+    ep: EndpointRow,
+    ns: NsRef,
+    /// The new primary's default routes, added once the old veth is gone.
+    promote: Vec<KernelOp>,
+    /// What the firewall and switch steps could not do.
+    errors: Vec<String>,
+    /// Whether its veth is being deleted on a helper thread.
+    started: bool,
 }
 
 /// Whether removing `ep` hands its namespace's default routes to another endpoint.

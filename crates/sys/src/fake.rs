@@ -48,6 +48,12 @@ pub struct FakeKernel {
     pub ovs: BTreeMap<String, (String, BTreeSet<String>)>,
     /// Overlay peers per VXLAN device of the host.
     pub overlay: BTreeMap<String, Vec<nsnet_core::ops::OverlayPeer>>,
+    /// Take host link deletions through `Net::start` (as the live kernel does, on a helper
+    /// thread) and apply them only at `finish_started`, so tests see what the engine does
+    /// while they run. Off by default: ops are applied in plan order.
+    pub defer_link_deletes: bool,
+    /// Deletions `start` took, not yet applied.
+    deferred: Vec<KernelOp>,
 }
 
 /// A route the fake holds.
@@ -364,6 +370,25 @@ impl Net for FakeKernel {
                 .addrs
                 .get("host")
                 .is_some_and(|s| s.iter().any(|(_, a)| a.addr() == ip))
+    }
+
+    fn start(&mut self, op: &KernelOp) -> bool {
+        let host_link = matches!(
+            op,
+            KernelOp::DeleteLink {
+                ns: NsRef::Host,
+                ..
+            }
+        );
+        if self.defer_link_deletes && host_link {
+            self.deferred.push(op.clone());
+        }
+        self.defer_link_deletes && host_link
+    }
+
+    fn finish_started(&mut self) -> Vec<Result<(), KernelError>> {
+        let ops: Vec<KernelOp> = self.deferred.drain(..).collect();
+        ops.iter().map(|op| self.apply_net(op)).collect()
     }
 
     fn routes_overlapping(

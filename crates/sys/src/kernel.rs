@@ -158,6 +158,20 @@ pub trait Net {
             })
             .collect()
     }
+
+    /// Starts `op` on a helper thread when this backend can and it pays: deleting a link of
+    /// the host namespace, whose RCU barriers keep the caller waiting 10-40 ms in the kernel,
+    /// so that wait overlaps the caller's other work. True when started (the caller must not
+    /// apply it again; `finish_started` reports it); false when the caller applies it itself.
+    fn start(&mut self, op: &KernelOp) -> bool {
+        let _ = op;
+        false
+    }
+    /// Waits for the operations `start` began and returns their outcomes in the order they
+    /// were started, each as `apply` would have returned it.
+    fn finish_started(&mut self) -> Vec<Result<(), KernelError>> {
+        Vec::new()
+    }
 }
 
 /// The firewall seam: nsnet's nf_tables tables and their elements.

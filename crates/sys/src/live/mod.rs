@@ -41,9 +41,47 @@ pub struct LiveKernel {
     crash: CrashPoints,
     /// Open vSwitch, for networks of the `ovs` driver.
     ovs: crate::ovs::Ovs,
+    /// Link deletions running on helper threads (`Net::start`), oldest first.
+    started: StartedOps,
     /// Netlink goes to this recorder instead of the kernel (tests without root).
     #[cfg(any(test, feature = "testkit"))]
     recorder: Option<crate::nl::record::Recorder>,
+}
+
+/// A link deletion `Net::start` began: what it is (for crash points and logs), and its
+/// helper thread, or its outcome when no thread could be made and it ran at once.
+struct Started {
+    what: String,
+    run: Result<std::thread::JoinHandle<Result<(), KernelError>>, Result<(), KernelError>>,
+}
+
+/// Deletes `ifname` through `sock`, as `apply` of `KernelOp::DeleteLink` reports it.
+fn delete_link(sock: &mut Rtnl, ifname: &str, what: &str) -> Result<(), KernelError> {
+    match sock.del_link(ifname) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(KernelError::new(
+            what,
+            FailKind::NotFound,
+            "no such interface",
+        )),
+        Err(e) => Err(nl_err(what, &e)),
+    }
+}
+
+/// The deletions started and not yet finished.
+#[derive(Default)]
+struct StartedOps(Vec<Started>);
+
+impl Drop for StartedOps {
+    fn drop(&mut self) {
+        // A caller that returned early still waits for what it started: a command returns
+        // only when what it removed is gone.
+        for s in self.0.drain(..) {
+            if let Ok(thread) = s.run {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 /// The engine's terms for a kernel refusal.
@@ -483,18 +521,9 @@ impl LiveKernel {
                         format!("netns {ns} not found"),
                     ));
                 }
-                let deleted = self
-                    .sock(ns, what)?
-                    .del_link(ifname)
-                    .map_err(|e| nl_err(what, &e))?;
+                let deleted = delete_link(self.sock(ns, what)?, ifname, what);
                 self.unlearn(ns, ifname);
-                if !deleted {
-                    return Err(KernelError::new(
-                        what,
-                        FailKind::NotFound,
-                        "no such interface",
-                    ));
-                }
+                deleted?;
             }
             KernelOp::Hairpin { ifname } => {
                 self.with_index(&NsRef::Host, Some(ifname), what, |s, index| {
@@ -875,6 +904,67 @@ impl Net for LiveKernel {
 
     fn delete_links(&mut self, ns: &NsRef, ifnames: &[String]) -> Vec<Result<(), KernelError>> {
         self.delete_links_at_once(ns, ifnames)
+    }
+
+    fn start(&mut self, op: &KernelOp) -> bool {
+        let KernelOp::DeleteLink {
+            ns: NsRef::Host,
+            ifname,
+        } = op
+        else {
+            return false;
+        };
+        if self.recorder().is_some() {
+            return false;
+        }
+        let what = op.to_string();
+        // A socket of its own, opened here in the host namespace (the main thread never
+        // leaves it): the thread blocks in the kernel's RCU barriers while this one goes on.
+        let mut sock = match self.open_rtnl(&NsRef::Host, &what) {
+            Ok(sock) => sock,
+            Err(_) => return false,
+        };
+        self.crash.before(&what);
+        self.unlearn(&NsRef::Host, ifname);
+        tracing::debug!(op = %what, "kernel op started on a helper thread");
+        let (name, w) = (ifname.clone(), what.clone());
+        let spawned = std::thread::Builder::new()
+            .name("nsnet-delete".into())
+            .spawn(move || {
+                let t = std::time::Instant::now();
+                let res = delete_link(&mut sock, &name, &w);
+                tracing::debug!(op = %w, ms = t.elapsed().as_secs_f64() * 1e3, "kernel op done on a helper thread");
+                res
+            });
+        let run = spawned.map_err(|_| {
+            // No thread to be had: delete it here and now.
+            self.sock(&NsRef::Host, &what)
+                .and_then(|s| delete_link(s, ifname, &what))
+        });
+        self.started.0.push(Started { what, run });
+        true
+    }
+
+    fn finish_started(&mut self) -> Vec<Result<(), KernelError>> {
+        let started: Vec<Started> = self.started.0.drain(..).collect();
+        started
+            .into_iter()
+            .map(|s| {
+                let res = match s.run {
+                    Ok(thread) => thread.join().unwrap_or_else(|_| {
+                        Err(KernelError::new(
+                            &s.what,
+                            FailKind::Other,
+                            "helper thread panicked",
+                        ))
+                    }),
+                    Err(done) => done,
+                };
+                self.crash.after(&s.what);
+                tracing::debug!(op = %s.what, ok = res.is_ok(), "kernel op (helper thread joined)");
+                res
+            })
+            .collect()
     }
 }
 
