@@ -13,7 +13,8 @@ use nsnet_core::topology::{Desired, DesiredEndpoint, DesiredNetwork};
 use nsnet_engine::Engine;
 use nsnet_sys::fake::FakeKernel;
 
-const N: usize = 5;
+/// Enough for every batched path (`network rm --force` batches from 16 endpoints on).
+const N: usize = 20;
 
 fn desired() -> Desired {
     let ns = |i: usize| NsName::new(&format!("b{i}")).unwrap();
