@@ -5,6 +5,8 @@
 mod apply;
 mod attachment;
 mod bandwidth;
+mod bulk;
+mod bulk_connect;
 mod conflict;
 mod container;
 mod doctor;

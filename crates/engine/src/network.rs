@@ -22,12 +22,12 @@ use crate::views::{EndpointView, NetworkDetail, NetworkSummary};
 use crate::{Engine, EngineError};
 
 /// A connect recorded in the store, to apply.
-struct Recorded {
-    id: i64,
-    plan: ConnectPlan,
-    primary: bool,
+pub(crate) struct Recorded {
+    pub(crate) id: i64,
+    pub(crate) plan: ConnectPlan,
+    pub(crate) primary: bool,
     /// The network answers names over DNS.
-    dns: bool,
+    pub(crate) dns: bool,
 }
 
 /// How a connect differs from the CLI's; the default is the CLI's behaviour.
@@ -359,7 +359,7 @@ impl<K: Kernel> Engine<K> {
 
     /// The one write transaction of a connect: loads the facts, asks the planner, records the
     /// endpoint (`creating`) and its ports. None when the network is from an earlier boot.
-    fn record_connect(
+    pub(crate) fn record_connect(
         &mut self,
         req: &ConnectRequest,
         policy: &ConnectPolicy,

@@ -302,11 +302,18 @@ impl<K: Kernel> Engine<K> {
         // overlap each other's and the bridge's instead of adding up.
         let endpoints = self.store.read(|tx| tx.endpoints_of_network(name))?;
         let mut endings = Vec::new();
-        for e in endpoints {
-            let claimed = self.claim_endpoint(e.id);
-            if let Some(ep) = self.joined_on_error(claimed)? {
-                let begun = self.begin_endpoint(&ep, true);
-                endings.push(self.joined_on_error(begun)?);
+        if endpoints.len() >= crate::bulk::MANY {
+            // Many (a topology's network): removed together, their veths in one unregister
+            // batch, before the bridge (see `bulk`).
+            let ids: Vec<i64> = endpoints.iter().map(|e| e.id).collect();
+            self.remove_endpoints(&ids, true)?;
+        } else {
+            for e in endpoints {
+                let claimed = self.claim_endpoint(e.id);
+                if let Some(ep) = self.joined_on_error(claimed)? {
+                    let begun = self.begin_endpoint(&ep, true);
+                    endings.push(self.joined_on_error(begun)?);
+                }
             }
         }
         // The bridge goes on a helper thread too where the kernel supports it: its deletion
@@ -399,6 +406,11 @@ struct Ending {
     errors: Vec<String>,
     /// Whether its veth is being deleted on a helper thread.
     started: bool,
+}
+
+/// Whether removing `ep` hands its namespace's default routes to another endpoint.
+pub(crate) fn hands_over(tx: &Tx<'_>, ep: &EndpointRow) -> Result<bool, EngineError> {
+    Ok(next_primary(tx, ep)?.is_some())
 }
 
 /// When `ep` is its namespace's primary endpoint: the endpoint that takes over the default

@@ -11,9 +11,9 @@ use nsnet_core::ops::NsRef;
 use nsnet_core::port::{PortMapping, PortSpec};
 use nsnet_core::shaping::Shaping;
 use nsnet_core::topology::{
-    Change, Desired, DesiredContainer, Kind, LinkEndDef, LiveNs, LiveRoute, Observed,
-    ObservedContainer, ObservedEndpoint, ObservedLink, ObservedNetwork, ObservedRoute, Prepared,
-    RouteDef, diff, ports_added, preflight, undo,
+    Change, Desired, DesiredContainer, DesiredEndpoint, Kind, LinkEndDef, LiveNs, LiveRoute,
+    Observed, ObservedContainer, ObservedEndpoint, ObservedLink, ObservedNetwork, ObservedRoute,
+    Owned, Prepared, RouteDef, diff, ports_added, preflight, undo,
 };
 use nsnet_sys::kernel::{Kernel, NsView};
 
@@ -57,16 +57,30 @@ fn gone_ok(r: Result<(), EngineError>) -> Result<(), EngineError> {
 }
 
 impl<K: Kernel> Engine<K> {
-    /// Live views of the namespaces in `names` that exist (and of the host).
-    fn views(&mut self, names: &BTreeSet<String>) -> Result<BTreeMap<String, NsView>, EngineError> {
+    /// Live views of the namespaces in `names` that exist (and of the host). With `light`,
+    /// the views of namespaces outside `full` hold their interfaces' names alone.
+    fn views(
+        &mut self,
+        names: &BTreeSet<String>,
+        light: bool,
+        full: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, NsView>, EngineError> {
         let mut out = BTreeMap::new();
         out.insert("host".to_string(), self.kernel.view(&NsRef::Host)?);
-        for n in names {
-            let ns = ns_ref(n);
-            if self.kernel.netns_exists(&ns)
-                && let Ok(v) = self.kernel.view(&ns)
-            {
+        let (named, only): (Vec<&String>, Vec<&String>) = names
+            .iter()
+            .filter(|n| self.kernel.netns_exists(&ns_ref(n)))
+            .partition(|n| !light || full.contains(*n));
+        let list: Vec<NsRef> = named.iter().map(|n| ns_ref(n)).collect();
+        for (n, v) in named.into_iter().zip(self.kernel.views(&list)) {
+            if let Ok(v) = v {
                 out.insert(n.clone(), v);
+            }
+        }
+        let list: Vec<NsRef> = only.iter().map(|n| ns_ref(n)).collect();
+        for (n, v) in only.into_iter().zip(self.kernel.interface_names(&list)) {
+            if let Ok(names) = v {
+                out.insert(n.clone(), names_only(names));
             }
         }
         Ok(out)
@@ -74,6 +88,13 @@ impl<K: Kernel> Engine<K> {
 
     /// What exists for topology `name`: nsnet's objects, their drift, and what it owns.
     pub fn topology_observe(&mut self, name: &str) -> Result<Observed, EngineError> {
+        self.observe(name, false)
+    }
+
+    /// `topology_observe`; with `light`, the namespaces that hold neither a link end nor a
+    /// route of nsnet's are seen by their interfaces' names alone: enough for `diff` (their
+    /// drift is a missing interface), not for `preflight`'s checks of what a change adds.
+    fn observe(&mut self, name: &str, light: bool) -> Result<Observed, EngineError> {
         let (networks, endpoints, links, owned) = self.store.read(|tx| {
             Ok::<_, EngineError>((
                 tx.networks()?,
@@ -92,11 +113,32 @@ impl<K: Kernel> Engine<K> {
             spaces.insert(l.a.netns.clone());
             spaces.insert(l.b.netns.clone());
         }
-        let mut route_rows = Vec::new();
-        for ns in &spaces {
-            route_rows.extend(self.store.read(|tx| tx.routes_in_netns(ns))?);
-        }
-        let views = self.views(&spaces)?;
+        // One read for all: a transaction per namespace costs more than the query.
+        let (route_rows, mut ports_of) = self.store.read(|tx| {
+            let mut rows: Vec<_> = tx
+                .routes()?
+                .into_iter()
+                .filter(|r| spaces.contains(&r.netns))
+                .collect();
+            // Grouped by namespace, in the namespaces' order, as one query per namespace gave.
+            rows.sort_by(|a, b| a.netns.cmp(&b.netns));
+            // All ports in one query, each endpoint's in the order `ports(Some(id))` gives.
+            let mut by_endpoint: BTreeMap<i64, Vec<nsnet_store::PortRow>> = BTreeMap::new();
+            for p in tx.ports(None)? {
+                by_endpoint.entry(p.endpoint).or_default().push(p);
+            }
+            let ports: Vec<_> = endpoints
+                .iter()
+                .map(|e| by_endpoint.remove(&e.id).unwrap_or_default())
+                .collect();
+            Ok::<_, EngineError>((rows, ports))
+        })?;
+        let full: BTreeSet<String> = links
+            .iter()
+            .flat_map(|l| [l.a.netns.clone(), l.b.netns.clone()])
+            .chain(route_rows.iter().map(|r| r.netns.clone()))
+            .collect();
+        let views = self.views(&spaces, light, &full)?;
         let host = views.get("host");
         let mut obs = Observed {
             namespaces: existing,
@@ -139,8 +181,7 @@ impl<K: Kernel> Engine<K> {
                 drift,
             });
         }
-        for e in endpoints {
-            let ports = self.store.read(|tx| tx.ports(Some(e.id)))?;
+        for (e, ports) in endpoints.into_iter().zip(ports_of.drain(..)) {
             let view = views.get(&e.netns);
             let drift = if view.is_none() {
                 Some(format!("netns {} is gone", e.netns))
@@ -229,8 +270,19 @@ impl<K: Kernel> Engine<K> {
     /// The changes `apply` would make, in its order (nothing is changed); a conflict with
     /// what exists is an error, as it would be for `apply`.
     pub fn topology_plan(&mut self, desired: &Desired) -> Result<Vec<Change>, EngineError> {
+        if self.converged(desired)? {
+            return Ok(Vec::new());
+        }
         let observed = self.topology_observe(&desired.name)?;
         Ok(self.prepare(desired, &observed)?.changes)
+    }
+
+    /// Whether the machine matches `desired` already, from a light look (see `observe`):
+    /// what the common case of `plan` and `apply` of an unchanged file needs. When it finds
+    /// something to change, the caller looks again in full before deciding what.
+    fn converged(&mut self, desired: &Desired) -> Result<bool, EngineError> {
+        let light = self.observe(&desired.name, true)?;
+        Ok(matches!(self.prepare(desired, &light), Ok(p) if p.changes.is_empty()))
     }
 
     /// Diffs, then checks the plan against the store and the kernel before any change: the
@@ -291,15 +343,108 @@ impl<K: Kernel> Engine<K> {
         desired: &Desired,
         mut progress: impl FnMut(usize, usize, &Change),
     ) -> Result<Vec<Change>, EngineError> {
+        if self.converged(desired)? {
+            self.prune_owned(&desired.name)?;
+            return Ok(Vec::new());
+        }
         let before = self.topology_observe(&desired.name)?;
         let prepared = self.prepare(desired, &before).map_err(|e| match e {
             EngineError::Refused(m) => EngineError::Refused(format!("{m} (nothing was changed)")),
             other => other,
         })?;
-        let n = prepared.changes.len();
-        for (i, c) in prepared.changes.iter().enumerate() {
-            progress(i + 1, n, c);
-            if let Err(err) = self.apply_owned(&desired.name, c, &prepared.addresses) {
+        let changes = &prepared.changes;
+        let n = changes.len();
+        // Ownership in two transactions instead of one per change: what the apply makes is
+        // owned before it is made, what it removes is disowned once it is gone. A process
+        // killed in between leaves the topology owning something missing (made by the next
+        // `apply`, or forgotten by its prune, as one removed by hand is), never something it
+        // made and does not own (which `destroy` would leave behind). A failed apply's
+        // rollback puts the records back as they were.
+        let owns: Vec<Owned> = changes.iter().filter_map(|c| c.ownership().0).collect();
+        let disowns: Vec<Owned> = changes
+            .iter()
+            .filter_map(|c| c.ownership().1)
+            .filter(|o| !owns.contains(o))
+            .collect();
+        self.store.write(|tx| {
+            for o in &owns {
+                tx.own(&desired.name, o)?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
+        let mut i = 0;
+        while i < n {
+            // A run of namespaces to make, or to remove, is handled at once.
+            let removals = changes[i..]
+                .iter()
+                .take_while(|c| matches!(c, Change::RemoveNetns(_)))
+                .count();
+            let run = changes[i..]
+                .iter()
+                .take_while(|c| matches!(c, Change::CreateNetns(_)))
+                .count();
+            let connects = changes[i..]
+                .iter()
+                .take_while(|c| matches!(c, Change::Connect { reason: None, .. }))
+                .count();
+            let done = if connects >= 2 {
+                for (k, c) in changes[i..i + connects].iter().enumerate() {
+                    progress(i + k + 1, n, c);
+                }
+                let reqs: Vec<ConnectRequest> = changes[i..i + connects]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::Connect { endpoint, .. } => {
+                            Some(connect_request(endpoint, &prepared.addresses))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let done = self.connect_at_once(&reqs).map_err(|b| (i + b.0, b.1));
+                i += connects;
+                done
+            } else if removals >= 2 {
+                for (k, c) in changes[i..i + removals].iter().enumerate() {
+                    progress(i + k + 1, n, c);
+                }
+                let names: Vec<String> = changes[i..i + removals]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::RemoveNetns(name) => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let done = self
+                    .remove_netns_at_once(&names)
+                    .map_err(|b| (i + b.0, b.1));
+                i += removals;
+                done
+            } else if run >= 2 {
+                for (k, c) in changes[i..i + run].iter().enumerate() {
+                    progress(i + k + 1, n, c);
+                }
+                let names: Vec<String> = changes[i..i + run]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::CreateNetns(name) => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let done = self
+                    .create_netns_at_once(&names)
+                    .map_err(|b| (i + b.0, b.1));
+                i += run;
+                done
+            } else {
+                progress(i + 1, n, &changes[i]);
+                let done = self
+                    .apply_change(&changes[i], &prepared.addresses)
+                    .map_err(|e| (i, e));
+                i += 1;
+                done
+            };
+            if let Err((i, err)) = done {
+                let c = &changes[i];
                 let what = match self.topology_rollback(&desired.name, &before, c) {
                     Ok(()) => format!("{c} (change {} of {n}; the apply was rolled back)", i + 1),
                     Err(undo) => format!(
@@ -310,28 +455,81 @@ impl<K: Kernel> Engine<K> {
                 return Err(err.during(what));
             }
         }
+        self.store.write(|tx| {
+            for o in &disowns {
+                tx.disown(&desired.name, o)?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
         self.prune_owned(&desired.name)?;
         Ok(prepared.changes)
     }
 
-    /// Applies one change and records what the topology now owns.
-    fn apply_owned(
-        &mut self,
-        name: &str,
-        c: &Change,
-        addresses: &Addresses,
-    ) -> Result<(), EngineError> {
-        self.apply_change(c, addresses)?;
-        let (own, disown) = c.ownership();
-        self.store.write(|tx| {
-            if let Some(o) = &own {
-                tx.own(name, o)?;
+    /// Makes the namespaces `names` (none exists: the plan says so) at once. On failure: the
+    /// index in `names` of the first that failed (those made are undone by the caller's
+    /// rollback, which removes what the topology owns).
+    fn create_netns_at_once(&mut self, names: &[String]) -> Result<(), Box<(usize, EngineError)>> {
+        for (k, n) in names.iter().enumerate() {
+            NsName::new(n).map_err(|e| Box::new((k, e.into())))?;
+            if self.kernel.netns_exists(&ns_ref(n)) {
+                let err = EngineError::Exists {
+                    kind: "netns",
+                    name: n.clone(),
+                };
+                return Err(Box::new((k, err)));
             }
-            if let Some(o) = &disown {
-                tx.disown(name, o)?;
-            }
-            Ok::<_, EngineError>(())
-        })
+        }
+        let results = self.kernel.create_netns_many(names);
+        match results
+            .into_iter()
+            .enumerate()
+            .find_map(|(k, r)| r.err().map(|e| (k, e)))
+        {
+            Some((k, err)) => Err(Box::new((k, err.into()))),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the namespaces `names`, as `netns rm` each: those where nsnet has endpoints
+    /// or links one by one, the others (a destroy's, whose endpoints went with their network)
+    /// with one store transaction for all their routes' rows, then their files. On failure:
+    /// the index in `names` of the first that failed.
+    fn remove_netns_at_once(&mut self, names: &[String]) -> Result<(), Box<(usize, EngineError)>> {
+        let busy: Vec<bool> = self
+            .store
+            .read(|tx| {
+                names
+                    .iter()
+                    .map(|n| {
+                        Ok::<_, EngineError>(
+                            !tx.endpoints_in_netns(n)?.is_empty()
+                                || !tx.links_in_netns(n)?.is_empty(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| Box::new((0, e)))?;
+        self.store
+            .write(|tx| {
+                for (n, _) in names.iter().zip(&busy).filter(|(_, b)| !**b) {
+                    tx.delete_routes_in_netns(n)?;
+                }
+                Ok::<_, EngineError>(())
+            })
+            .map_err(|e| Box::new((0, e)))?;
+        for (k, (n, busy)) in names.iter().zip(busy).enumerate() {
+            let done = if busy {
+                gone_ok(self.netns_rm(&NsName::existing(n).map_err(|e| Box::new((k, e.into())))?))
+            } else {
+                // Gone already is what was wanted.
+                self.kernel
+                    .delete_netns(n)
+                    .map(drop)
+                    .map_err(EngineError::from)
+            };
+            done.map_err(|e| Box::new((k, e)))?;
+        }
+        Ok(())
     }
 
     /// Takes the machine back to `before` after a failed apply, and the ownership records
@@ -441,24 +639,10 @@ impl<K: Kernel> Engine<K> {
                 endpoint: e,
                 reason,
             } => {
-                let ns = ns_ref(e.netns.as_str());
                 if reason.is_some() {
-                    gone_ok(self.disconnect(&e.network, &ns))?;
+                    gone_ok(self.disconnect(&e.network, &ns_ref(e.netns.as_str())))?;
                 }
-                let ips = addresses
-                    .get(&(e.network.clone(), e.netns.to_string()))
-                    .unwrap_or(&e.ips);
-                self.connect(ConnectRequest {
-                    network: e.network.clone(),
-                    netns: ns,
-                    ips: ips.clone(),
-                    mac: e.mac,
-                    ifname: e.ifname.clone(),
-                    container_id: None,
-                    publish: e.publish.iter().map(single).collect(),
-                    aliases: Vec::new(),
-                })
-                .map(drop)
+                self.connect(connect_request(e, addresses)).map(drop)
             }
             Change::Disconnect { network, netns } => {
                 gone_ok(self.disconnect(network, &ns_ref(netns)))
@@ -542,5 +726,43 @@ impl<K: Kernel> Engine<K> {
             }
             Change::RemoveContainer(n) => gone_ok(self.container_rm(n, true)),
         }
+    }
+}
+
+/// The connect a topology's endpoint asks for, with the address the check allocated.
+fn connect_request(e: &DesiredEndpoint, addresses: &Addresses) -> ConnectRequest {
+    let ips = addresses
+        .get(&(e.network.clone(), e.netns.to_string()))
+        .unwrap_or(&e.ips);
+    ConnectRequest {
+        network: e.network.clone(),
+        netns: ns_ref(e.netns.as_str()),
+        ips: ips.clone(),
+        mac: e.mac,
+        ifname: e.ifname.clone(),
+        container_id: None,
+        publish: e.publish.iter().map(single).collect(),
+        aliases: Vec::new(),
+    }
+}
+
+/// A view holding interface names alone (see `Engine::observe`).
+fn names_only(names: Vec<String>) -> NsView {
+    NsView {
+        interfaces: names
+            .into_iter()
+            .map(|name| nsnet_sys::kernel::IfaceView {
+                name,
+                index: 0,
+                kind: None,
+                up: false,
+                mac: None,
+                mtu: None,
+                master: None,
+                addrs: Vec::new(),
+                shaping: None,
+            })
+            .collect(),
+        routes: Vec::new(),
     }
 }

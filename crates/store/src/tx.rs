@@ -486,6 +486,32 @@ impl<'c> Tx<'c> {
             .collect()
     }
 
+    /// Extra routes of every namespace, each namespace's in the order `routes_in_netns`
+    /// gives them.
+    pub fn routes(&self) -> Result<Vec<RouteRow>, StoreError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT netns, dest, via FROM routes ORDER BY rowid")?;
+        let raws = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter()
+            .map(|(netns, dest, via)| {
+                Ok(RouteRow {
+                    netns,
+                    dest: parse("route destination", &dest)?,
+                    via: parse("route gateway", &via)?,
+                })
+            })
+            .collect()
+    }
+
     /// Deletes every route recorded for a namespace.
     pub fn delete_routes_in_netns(&self, netns: &str) -> Result<usize, StoreError> {
         Ok(self

@@ -126,6 +126,39 @@ pub trait Net {
     /// Whether an interface of the host namespace holds `ip`, so traffic to it arrives here
     /// (a port published on any other address would never be reached).
     fn host_holds(&mut self, ip: IpAddr) -> bool;
+    /// `create_netns` of each name of `names`, one result per name, in order; the live
+    /// kernel makes them on a few threads at once.
+    fn create_netns_many(&mut self, names: &[String]) -> Vec<Result<(), KernelError>> {
+        names.iter().map(|n| self.create_netns(n)).collect()
+    }
+    /// `view` of each namespace of `list`, in order; the live kernel takes them on a few
+    /// threads at once.
+    fn views(&mut self, list: &[NsRef]) -> Vec<Result<NsView, KernelError>> {
+        list.iter().map(|ns| self.view(ns)).collect()
+    }
+    /// The interface names of each namespace of `list`, in order: what `views` gives of
+    /// them, for less (the live kernel dumps the links alone).
+    fn interface_names(&mut self, list: &[NsRef]) -> Vec<Result<Vec<String>, KernelError>> {
+        self.views(list)
+            .into_iter()
+            .map(|v| Ok(v?.interfaces.into_iter().map(|i| i.name).collect()))
+            .collect()
+    }
+    /// Deletes the links called `ifnames` of `ns` (a veth takes its peer along), one result
+    /// per name as `apply_net(DeleteLink)` would give it; the live kernel deletes them in one
+    /// unregister batch (one `rcu_barrier()` instead of one per link).
+    fn delete_links(&mut self, ns: &NsRef, ifnames: &[String]) -> Vec<Result<(), KernelError>> {
+        ifnames
+            .iter()
+            .map(|ifname| {
+                self.apply_net(&KernelOp::DeleteLink {
+                    ns: ns.clone(),
+                    ifname: ifname.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// Starts `op` on a helper thread when this backend can and it pays: deleting a link of
     /// the host namespace, whose RCU barriers keep the caller waiting 10-40 ms in the kernel,
     /// so that wait overlaps the caller's other work. True when started (the caller must not

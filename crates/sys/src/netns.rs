@@ -161,6 +161,23 @@ fn prepare_run_dir() -> Result<(), NsError> {
 
 /// Create a named network namespace like `ip netns add` (loopback is left down).
 pub fn create(name: &str) -> Result<(), NsError> {
+    std::thread::scope(|s| {
+        // A throwaway thread: the new netns dies with the thread unless mounted.
+        let handle = std::thread::Builder::new()
+            .name("nsnet-netns-add".into())
+            .spawn_scoped(s, || create_here(name))
+            .map_err(|e| sys_err(format!("spawn thread to create netns {name}"), e))?;
+        match handle.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// `create` on the calling thread, which is left inside the new namespace: for a helper
+/// thread that goes on working there (opening a socket, making the next namespace), never
+/// for a thread that must stay where it is.
+pub fn create_here(name: &str) -> Result<(), NsError> {
     validate(name)?;
     prepare_run_dir()?;
     let target = path(name);
@@ -175,30 +192,19 @@ pub fn create(name: &str) -> Result<(), NsError> {
         e => io_err("create", &target, e),
     })?;
     drop(file);
-
-    let result = std::thread::scope(|s| {
-        let handle = std::thread::Builder::new()
-            .name("nsnet-netns-add".into())
-            .spawn_scoped(s, || -> Result<(), NsError> {
-                // unshare on a throwaway thread: the new netns dies with the thread unless mounted.
-                unshare(CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| sys_err(format!("unshare(CLONE_NEWNET) for netns {name}"), e))?;
-                // thread-self, not self: /proc/self/ns/net is the thread-group leader's netns.
-                mount(
-                    Some("/proc/thread-self/ns/net"),
-                    &target,
-                    Some("none"),
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .map_err(|e| io_err("bind-mount /proc/thread-self/ns/net onto", &target, e))
-            })
-            .map_err(|e| sys_err(format!("spawn thread to create netns {name}"), e))?;
-        match handle.join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    });
+    let result = unshare(CloneFlags::CLONE_NEWNET)
+        .map_err(|e| sys_err(format!("unshare(CLONE_NEWNET) for netns {name}"), e))
+        .and_then(|()| {
+            // thread-self, not self: /proc/self/ns/net is the thread-group leader's netns.
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                Some("none"),
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| io_err("bind-mount /proc/thread-self/ns/net onto", &target, e))
+        });
     if let Err(e) = result {
         let _ = fs::remove_file(&target);
         return Err(e);

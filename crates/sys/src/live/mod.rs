@@ -688,6 +688,87 @@ fn mac_string(m: [u8; 6]) -> String {
     nsnet_core::model::Mac(m).to_string()
 }
 
+/// What a namespace's view is made of: its links, addresses, routes and root qdiscs.
+struct Dumps {
+    links: Vec<crate::netlink::LinkInfo>,
+    addrs: Vec<crate::netlink::AddrInfo>,
+    routes: Vec<crate::netlink::RouteInfo>,
+    shaped: Vec<(u32, Shaper)>,
+}
+
+impl Dumps {
+    /// Four dumps on `sock`.
+    fn take(sock: &mut Rtnl) -> Result<Dumps, NetlinkError> {
+        Ok(Dumps {
+            links: sock.links()?,
+            addrs: sock.addrs()?,
+            routes: sock.routes()?,
+            shaped: sock.shapers()?,
+        })
+    }
+
+    /// The links alone (`full`: all four dumps).
+    fn take_some(sock: &mut Rtnl, full: bool) -> Result<Dumps, NetlinkError> {
+        if full {
+            return Self::take(sock);
+        }
+        Ok(Dumps {
+            links: sock.links()?,
+            addrs: Vec::new(),
+            routes: Vec::new(),
+            shaped: Vec::new(),
+        })
+    }
+}
+
+impl LiveKernel {
+    /// The view `dumps` make of `ns`; the interfaces' indexes are remembered.
+    fn view_of(&mut self, ns: &NsRef, dumps: Dumps) -> NsView {
+        let Dumps {
+            links,
+            addrs,
+            routes,
+            shaped,
+        } = dumps;
+        self.indexes.insert(
+            ns.clone(),
+            links.iter().map(|l| (l.name.clone(), l.index)).collect(),
+        );
+        let name_of = |i: u32| links.iter().find(|l| l.index == i).map(|l| l.name.clone());
+        let interfaces = links
+            .iter()
+            .map(|l| IfaceView {
+                name: l.name.clone(),
+                index: l.index,
+                kind: l.kind.clone(),
+                up: l.up,
+                mac: l.mac.map(mac_string),
+                mtu: l.mtu,
+                master: l.master.and_then(name_of),
+                addrs: addrs
+                    .iter()
+                    .filter(|a| a.index == l.index)
+                    .map(|a| a.addr)
+                    .collect(),
+                shaping: shaped
+                    .iter()
+                    .find(|(i, _)| *i == l.index)
+                    .map(|(_, n)| shaping_of(n)),
+            })
+            .collect();
+        let routes = routes
+            .into_iter()
+            .map(|r| RouteView {
+                dest: r.dest,
+                via: r.gateway,
+                dev: r.oif.and_then(name_of),
+                proto: proto_name(r.protocol),
+            })
+            .collect();
+        NsView { interfaces, routes }
+    }
+}
+
 impl Net for LiveKernel {
     fn apply_net(&mut self, op: &KernelOp) -> Result<(), KernelError> {
         let what = op.to_string();
@@ -749,47 +830,23 @@ impl Net for LiveKernel {
 
     fn view(&mut self, ns: &NsRef) -> Result<NsView, KernelError> {
         let what = format!("inspect netns {ns}");
-        let sock = self.sock(ns, &what)?;
-        let links = sock.links().map_err(|e| nl_err(&what, &e))?;
-        let addrs = sock.addrs().map_err(|e| nl_err(&what, &e))?;
-        let routes = sock.routes().map_err(|e| nl_err(&what, &e))?;
-        let shaped = sock.shapers().map_err(|e| nl_err(&what, &e))?;
-        self.indexes.insert(
-            ns.clone(),
-            links.iter().map(|l| (l.name.clone(), l.index)).collect(),
-        );
-        let name_of = |i: u32| links.iter().find(|l| l.index == i).map(|l| l.name.clone());
-        let interfaces = links
-            .iter()
-            .map(|l| IfaceView {
-                name: l.name.clone(),
-                index: l.index,
-                kind: l.kind.clone(),
-                up: l.up,
-                mac: l.mac.map(mac_string),
-                mtu: l.mtu,
-                master: l.master.and_then(name_of),
-                addrs: addrs
-                    .iter()
-                    .filter(|a| a.index == l.index)
-                    .map(|a| a.addr)
-                    .collect(),
-                shaping: shaped
-                    .iter()
-                    .find(|(i, _)| *i == l.index)
-                    .map(|(_, n)| shaping_of(n)),
-            })
-            .collect();
-        let routes = routes
+        let dumps = Dumps::take(self.sock(ns, &what)?).map_err(|e| nl_err(&what, &e))?;
+        Ok(self.view_of(ns, dumps))
+    }
+
+    fn views(&mut self, list: &[NsRef]) -> Vec<Result<NsView, KernelError>> {
+        self.views_at_once(list, true)
+    }
+
+    fn create_netns_many(&mut self, names: &[String]) -> Vec<Result<(), KernelError>> {
+        self.create_netns_at_once(names)
+    }
+
+    fn interface_names(&mut self, list: &[NsRef]) -> Vec<Result<Vec<String>, KernelError>> {
+        self.views_at_once(list, false)
             .into_iter()
-            .map(|r| RouteView {
-                dest: r.dest,
-                via: r.gateway,
-                dev: r.oif.and_then(name_of),
-                proto: proto_name(r.protocol),
-            })
-            .collect();
-        Ok(NsView { interfaces, routes })
+            .map(|v| Ok(v?.interfaces.into_iter().map(|i| i.name).collect()))
+            .collect()
     }
 
     fn routes_overlapping(
@@ -854,6 +911,10 @@ impl Net for LiveKernel {
 
     fn host_holds(&mut self, ip: std::net::IpAddr) -> bool {
         crate::ports::held(ip)
+    }
+
+    fn delete_links(&mut self, ns: &NsRef, ifnames: &[String]) -> Vec<Result<(), KernelError>> {
+        self.delete_links_at_once(ns, ifnames)
     }
 
     fn start(&mut self, op: &KernelOp) -> bool {
@@ -958,5 +1019,6 @@ impl Firewall for LiveKernel {
     }
 }
 
+mod batch;
 #[cfg(test)]
 mod tests;

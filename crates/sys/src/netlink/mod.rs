@@ -7,6 +7,7 @@
 //! order and answers each.
 
 mod addr;
+mod group;
 mod link;
 mod overlay;
 mod qdisc;
