@@ -299,6 +299,31 @@ pub fn id_of(fd: BorrowedFd<'_>) -> Result<(u64, u64), NsError> {
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
+/// Runs `f` on the calling thread switched into the netns `fd`, and switches it back before
+/// returning: for short work whose result stays bound to that namespace (a socket, an open
+/// `/proc/sys/net` file), without the helper thread of [`run_in`], whose creation, stack and
+/// malloc arena cost a command more than the work itself. The way back is this thread's own
+/// namespace file, opened first; a thread that cannot return aborts the process rather than
+/// carry on in the wrong namespace (a `setns` to a namespace we already held does not fail in
+/// practice).
+pub fn briefly_in<T>(fd: BorrowedFd<'_>, f: impl FnOnce() -> T) -> Result<T, NsError> {
+    let home = fs::File::open("/proc/thread-self/ns/net")
+        .map_err(|e| io_err("open", "/proc/thread-self/ns/net", e))?;
+    setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| sys_err("setns(CLONE_NEWNET)", e))?;
+    /// Returns the thread home even when `f` unwinds.
+    struct Back(fs::File);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            if let Err(e) = setns(&self.0, CloneFlags::CLONE_NEWNET) {
+                eprintln!("nsnet: cannot return to this thread's network namespace: {e}");
+                std::process::abort();
+            }
+        }
+    }
+    let _back = Back(home);
+    Ok(f())
+}
+
 /// Run `f` on a scoped helper thread that first joins the netns `fd`; the caller never switches.
 pub fn run_in<T: Send>(fd: BorrowedFd<'_>, f: impl FnOnce() -> T + Send) -> Result<T, NsError> {
     std::thread::scope(|s| {
@@ -685,6 +710,31 @@ mod tests {
                 let _ = run_in(fd.as_fd(), || panic!("boom"));
             }));
             assert!(r.is_err());
+            assert_eq!(thread_ns_id("net"), caller);
+        });
+    }
+
+    #[test]
+    fn briefly_in_switches_the_thread_and_back() {
+        crate::require_root!();
+        in_sandbox(|| {
+            create("red").unwrap();
+            let fd = open("red").unwrap();
+            let caller = thread_ns_id("net");
+            let target = id_of(fd.as_fd()).unwrap();
+            assert_ne!(caller, target);
+            let inside = briefly_in(fd.as_fd(), || thread_ns_id("net")).unwrap();
+            assert_eq!(inside, target);
+            assert_eq!(thread_ns_id("net"), caller);
+            // Back home even when the work panics.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = briefly_in(fd.as_fd(), || panic!("boom"));
+            }));
+            assert!(r.is_err());
+            assert_eq!(thread_ns_id("net"), caller);
+            let f = fs::File::open("/proc/thread-self/ns/uts").unwrap();
+            let err = briefly_in(f.as_fd(), || ()).unwrap_err();
+            assert!(matches!(err, NsError::Sys { .. }), "{err:?}");
             assert_eq!(thread_ns_id("net"), caller);
         });
     }

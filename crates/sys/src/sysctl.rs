@@ -151,7 +151,7 @@ pub fn write(key: &str, value: &str) -> Result<(), SysctlError> {
 
 /// `read` inside the network namespace `fd`.
 pub fn read_in(fd: BorrowedFd<'_>, key: &str) -> Result<String, SysctlError> {
-    netns::run_in(fd, || read(key)).map_err(|source| SysctlError::Netns {
+    netns::briefly_in(fd, || read(key)).map_err(|source| SysctlError::Netns {
         key: key.to_owned(),
         source,
     })?
@@ -159,7 +159,7 @@ pub fn read_in(fd: BorrowedFd<'_>, key: &str) -> Result<String, SysctlError> {
 
 /// `write` inside the network namespace `fd`.
 pub fn write_in(fd: BorrowedFd<'_>, key: &str, value: &str) -> Result<(), SysctlError> {
-    netns::run_in(fd, || write(key, value)).map_err(|source| SysctlError::Netns {
+    netns::briefly_in(fd, || write(key, value)).map_err(|source| SysctlError::Netns {
         key: key.to_owned(),
         source,
     })?

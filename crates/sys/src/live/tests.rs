@@ -295,7 +295,7 @@ fn apply_all(kernel: &mut LiveKernel, ops: &[KernelOp]) {
 }
 
 #[test]
-fn connect_with_a_published_port_is_eight_round_trips() {
+fn connect_with_a_published_port_is_nine_round_trips() {
     let net = lan(&["10.1.0.0/24"], true);
     assert_eq!(net.bridge().as_str(), "nsbr-lan");
     let ops = connect_ops(&net);
@@ -306,9 +306,11 @@ fn connect_with_a_published_port_is_eight_round_trips() {
         format!("rtnetlink host: GETLINK {host}; GETLINK nsbr-lan"),
         format!(
             "rtnetlink host: NEWLINK {host} master #3 veth peer eth0; SETLINK {host} alias nsnet; \
-             SETLINK {host} addrgen-none; SETLINK {host} up; GETLINK {host}"
+             GETLINK {host}"
         ),
-        "rtnetlink red: SETLINK eth0 addrgen-none; SETLINK eth0 up; GETLINK eth0".to_string(),
+        "rtnetlink red: GETLINK eth0; SETLINK eth0 addrgen-none; SETLINK eth0 up".to_string(),
+        // The host end up after its peer: the bridge enables the port once (see create_veth).
+        format!("rtnetlink host: SETLINK {host} addrgen-none; SETLINK {host} up; GETLINK {host}"),
         "rtnetlink host: SETLINK #11 hairpin".to_string(),
         "rtnetlink red: SETLINK lo up; GETLINK lo".to_string(),
         "rtnetlink red: NEWADDR 10.1.0.2/24 #12".to_string(),
@@ -327,7 +329,7 @@ fn dual_stack_isolated_connect_is_one_firewall_transaction() {
     apply_all(&mut kernel, &ops);
     let sent = describe(&rec.sent());
     // Per address and per default route one more round trip; both tables in one transaction.
-    assert_eq!(sent.len(), 10, "{sent:#?}");
+    assert_eq!(sent.len(), 11, "{sent:#?}");
     assert_eq!(
         sent.last().unwrap(),
         "nfnetlink host: BEGIN; NEWSETELEM inet pf_any4; NEWSETELEM inet pf_any6; \
@@ -335,7 +337,7 @@ fn dual_stack_isolated_connect_is_one_firewall_transaction() {
     );
     // With IPv6 the peer keeps address generation; the sysctls went to the recorder only.
     assert_eq!(
-        sent[2], "rtnetlink red: SETLINK eth0 up; GETLINK eth0",
+        sent[2], "rtnetlink red: GETLINK eth0; SETLINK eth0 up",
         "{sent:#?}"
     );
     assert_eq!(
@@ -372,6 +374,39 @@ fn a_peer_that_cannot_go_up_takes_the_new_veth_with_it() {
     let err = kernel.apply(&ops[0]).unwrap_err();
     assert!(err.what.ends_with("set peer up"), "{err}");
     assert_eq!(err.kind, FailKind::Other);
+    let sent = describe(&rec.sent());
+    let host = match &ops[0] {
+        KernelOp::CreateVeth { a, .. } => a.name.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        sent.last().unwrap(),
+        &format!("rtnetlink host: DELLINK {host}")
+    );
+    assert_eq!(links.lock().unwrap().find("host", &host), None);
+}
+
+#[test]
+fn a_host_end_that_cannot_go_up_takes_the_new_veth_with_it() {
+    let net = lan(&["10.1.0.0/24"], true);
+    let ops = connect_ops(&net);
+    // The host end's SETLINKs are refused once its peer is up (the alias before it passes).
+    let peer_up = Arc::new(Mutex::new(false));
+    let seen = peer_up.clone();
+    let (mut kernel, rec, links) = fake_kernel(move |d, m| {
+        if m.kind != RTM_SETLINK {
+            return None;
+        }
+        let mut seen = seen.lock().unwrap();
+        if d.ns == "red" {
+            *seen = true;
+            return None;
+        }
+        seen.then_some(libc::EPERM)
+    });
+    let err = kernel.apply(&ops[0]).unwrap_err();
+    assert!(err.what.ends_with("set up"), "{err}");
+    assert!(*peer_up.lock().unwrap(), "the peer went up first");
     let sent = describe(&rec.sent());
     let host = match &ops[0] {
         KernelOp::CreateVeth { a, .. } => a.name.clone(),

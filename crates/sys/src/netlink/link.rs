@@ -252,10 +252,12 @@ impl Rtnl {
         if let Some(fd) = v.peer_netns {
             peer.attributes.push(LinkAttribute::NetNsFd(fd));
         }
+        one_queue(&mut peer);
 
         let mut msg = LinkMessage::default();
         set_up_flag(&mut msg, v.up && v.ipv6);
         msg.attributes.push(LinkAttribute::IfName(v.name.clone()));
+        one_queue(&mut msg);
         if let Some(mtu) = v.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
@@ -313,6 +315,25 @@ impl Rtnl {
         };
         reqs.push(get_link_req(name));
         finish(name, self.exchange(reqs)?, (!ipv6).then_some(0))
+    }
+
+    /// [`Rtnl::set_up_by_name`] with the GETLINK first, while the link is still down: for a
+    /// veth's peer going up before its other end, so without carrier. A GETLINK makes the
+    /// kernel apply the link's pending carrier change there and then, and for a running link
+    /// without carrier that deactivates its queues behind an expedited RCU grace period, the
+    /// longest wait of a connect after the veth's creation. Asked while the link is down,
+    /// nothing waits; the carrier comes on with the other end.
+    pub fn index_then_up(&mut self, name: &str, ipv6: bool) -> Result<u32, NetlinkError> {
+        let mut reqs = vec![get_link_req(name)];
+        if ipv6 {
+            reqs.push(set_up_by_name_req(name));
+        } else {
+            reqs.extend(up_without_ipv6_reqs(name));
+        }
+        let mut results = self.exchange(reqs)?;
+        let got = results.remove(0);
+        results.push(got);
+        finish(name, results, (!ipv6).then_some(0))
     }
 
     /// Sets the link administratively up.
@@ -434,6 +455,15 @@ fn get_link_req(name: &str) -> Req {
         0,
         RouteNetlinkMessage::GetLink(msg),
     )
+}
+
+/// One transmit and one receive queue, asked for at creation. Without them the kernel makes a
+/// veth end with a queue per possible CPU, then cuts the queues in use to one, which waits for
+/// an expedited RCU grace period: two per veth, the longest waits of a connect (1 queue is what
+/// a veth uses either way; only raising it later with `ethtool -L`, for XDP, is given up).
+fn one_queue(msg: &mut LinkMessage) {
+    msg.attributes.push(LinkAttribute::NumTxQueues(1));
+    msg.attributes.push(LinkAttribute::NumRxQueues(1));
 }
 
 fn set_up_flag(msg: &mut LinkMessage, up: bool) {
@@ -629,6 +659,55 @@ mod tests {
             assert!(gets_link_local(&mut rtnl, "vs1"));
             assert!(!gets_link_local(&mut rtnl, "vs0"));
             let err = rtnl.set_up_by_name("nope0", false).unwrap_err();
+            assert!(err.is_not_found(), "{err:?}");
+        });
+    }
+
+    #[test]
+    fn a_peer_asked_for_its_index_then_up_comes_up_with_its_other_end() {
+        crate::require_root!();
+        in_fresh_netns(|| {
+            let mut rtnl = Rtnl::open().unwrap();
+            rtnl.add_veth(&VethSpec {
+                name: "vp0".into(),
+                alias: None,
+                mtu: None,
+                master: None,
+                up: false,
+                ipv6: false,
+                peer_name: "vp1".into(),
+                peer_netns: None,
+                peer_mac: None,
+            })
+            .unwrap();
+            let peer = rtnl.index_then_up("vp1", false).unwrap();
+            assert_eq!(rtnl.link_index("vp1").unwrap(), Some(peer));
+            assert!(rtnl.link("vp1").unwrap().unwrap().up);
+            rtnl.set_up_by_name("vp0", false).unwrap();
+            // Both ends up (so with carrier), and the peer generated no IPv6 address.
+            assert!(rtnl.link("vp0").unwrap().unwrap().up);
+            assert!(!gets_link_local(&mut rtnl, "vp1"));
+            // Made with the one queue each end uses (none to cut at creation).
+            for end in ["vp0", "vp1"] {
+                let replies = rtnl.call(get_link_req(end)).unwrap();
+                let msg = LinkMessage::parse(&replies.msgs[0].payload).unwrap();
+                let queues: Vec<_> = msg
+                    .attributes
+                    .into_iter()
+                    .filter(|a| {
+                        matches!(
+                            a,
+                            LinkAttribute::NumTxQueues(_) | LinkAttribute::NumRxQueues(_)
+                        )
+                    })
+                    .collect();
+                assert_eq!(
+                    queues,
+                    [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)],
+                    "{end}"
+                );
+            }
+            let err = rtnl.index_then_up("nope0", true).unwrap_err();
             assert!(err.is_not_found(), "{err:?}");
         });
     }

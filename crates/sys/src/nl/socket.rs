@@ -144,10 +144,10 @@ impl<F: Family> NlSocket<F> {
         Ok(s)
     }
 
-    /// A socket inside the namespace `netns`, opened on a short-lived helper thread so the
-    /// caller's thread never changes namespace (the socket stays bound to that namespace).
+    /// A socket inside the namespace `netns` (it stays bound to that namespace), opened with
+    /// the calling thread switched there for the moment it takes.
     pub fn open_in(netns: BorrowedFd<'_>) -> io::Result<Self> {
-        match crate::netns::run_in(netns, Self::open) {
+        match crate::netns::briefly_in(netns, Self::open) {
             Ok(opened) => opened,
             Err(
                 crate::netns::NsError::Sys { source, .. }
