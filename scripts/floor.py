@@ -4,32 +4,38 @@ A bench script treats `Floor` like an nsnet binary: `Floor(host_fd).run(args)` t
 lists the scripts give nsnet and does what they ask with the tools an administrator would use,
 in the network namespace `host_fd` (the bench's sandboxed "host"):
 
-    network create NAME --subnet CIDR       bridge, gateway (.1), up; one nft table: masquerade
-                                            of the subnet, a DNAT map for published ports
+    network create NAME --subnet CIDR       bridge, gateway (.1), up; nsnet's firewall skeleton
+                                            (the first network) and the network's elements
     network connect NAME NS [--publish H:C] veth with its peer moved into NS as eth0, on the
                                             bridge, up; address, lo up, default route in NS;
                                             the port's map element
     network disconnect NAME NS              the veth deleted, the port's element deleted
-    network rm NAME                         the bridge and the table deleted
+    network rm NAME                         the bridge deleted, its elements (the tables with
+                                            the last network)
 
 Each operation is the fewest processes that can do it: one `ip -batch` per namespace touched and
 one `nft -f` when the firewall changes (three for a connect with a port, two for a disconnect).
 The link work per container is that of nsnet-bench's floor (crates/bench/src/subject/floor.rs:
-addrgenmode none on both ends, hairpin on the port); the firewall is a smaller table than
-nsnet's, so this floor is, if anything, cheaper than nsnet's work. IPv4 only, TCP ports only.
+addrgenmode none on both ends, hairpin on the port), and so is the firewall: nsnet's own
+skeleton (crates/core/tests/golden/skeleton.nft, the text nsnet installs) loaded by `nft -f`,
+the elements nsnet gives a network, a published port as an element of nsnet's map. IPv4 only,
+TCP ports only.
 """
 import ctypes
 import ipaddress
+import os
 import subprocess
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _CLONE_NEWNET = 0x40000000
+_SKELETON = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'crates', 'core', 'tests',
+                         'golden', 'skeleton.nft')
 
 
 class Floor:
     def __init__(self, host_fd):
         self.host_fd = host_fd
-        self.nets = {}  # name -> dict(bridge, net, gw, table, next, ends)
+        self.nets = {}  # name -> dict(bridge, net, gw, next, ends)
         self.count = 0
 
     def _sh(self, argv, stdin):
@@ -56,30 +62,23 @@ class Floor:
     def create(self, name, subnet):
         net = ipaddress.ip_network(subnet)
         n = len(self.nets)
-        bridge, table = f'flbr{n}', f'floor{n}'
+        bridge = f'flbr{n}'
         gw = net.network_address + 1
         self._sh(['ip', '-batch', '-'],
                  f'link add {bridge} type bridge\n'
                  f'link set dev {bridge} addrgenmode none\n'
                  f'addr add {gw}/{net.prefixlen} dev {bridge}\n'
                  f'link set {bridge} up\n')
-        self._sh(['nft', '-f', '-'], f'''table ip {table} {{
-	map ports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
-	chain prerouting {{
-		type nat hook prerouting priority dstnat; policy accept;
-		fib daddr type local dnat ip to meta l4proto . th dport map @ports
-	}}
-	chain output {{
-		type nat hook output priority -100; policy accept;
-		fib daddr type local dnat ip to meta l4proto . th dport map @ports
-	}}
-	chain postrouting {{
-		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr {net} oifname != {bridge} masquerade
-	}}
-}}
-''')
-        self.nets[name] = dict(bridge=bridge, net=net, gw=gw, table=table, next=2, ends={})
+        # As nsnet: the tables with the first network, then the network's elements.
+        skeleton = '' if self.nets else open(_SKELETON).read()
+        self._sh(['nft', '-f', '-'], skeleton + ''.join(
+            f'add element inet nsnet {s} {{ {k} }}\n' for s, k in self._elements(bridge)))
+        self.nets[name] = dict(bridge=bridge, net=net, gw=gw, next=2, ends={})
+
+    @staticmethod
+    def _elements(bridge):
+        return [('bridges', bridge), ('same_bridge', f'{bridge} . {bridge}'),
+                ('masq_bridges', bridge), ('dns_bridges', bridge)]
 
     def connect(self, name, ns, publish=None):
         n = self.nets[name]
@@ -102,7 +101,7 @@ class Floor:
         if publish:
             host, cont = publish.split(':')
             element = f'tcp . {host} : {addr} . {cont}'
-            self._sh(['nft', '-f', '-'], f'add element ip {n["table"]} ports {{ {element} }}\n')
+            self._sh(['nft', '-f', '-'], f'add element inet nsnet pf_any4 {{ {element} }}\n')
         n['ends'][ns] = (end, element)
 
     def disconnect(self, name, ns):
@@ -111,11 +110,15 @@ class Floor:
         self._sh(['ip', '-batch', '-'], f'link del {end}\n')
         if element:
             key = element.split(' : ')[0]
-            self._sh(['nft', '-f', '-'], f'delete element ip {n["table"]} ports {{ {key} }}\n')
+            self._sh(['nft', '-f', '-'], f'delete element inet nsnet pf_any4 {{ {key} }}\n')
 
     def rm(self, name):
         n = self.nets.pop(name)
         self._sh(['ip', '-batch', '-'],
                  ''.join(f'link del {end}\n' for end, _ in n['ends'].values())
                  + f'link del {n["bridge"]}\n')
-        self._sh(['nft', '-f', '-'], f'delete table ip {n["table"]}\n')
+        if self.nets:
+            self._sh(['nft', '-f', '-'], ''.join(
+                f'delete element inet nsnet {s} {{ {k} }}\n' for s, k in self._elements(n['bridge'])))
+        else:
+            self._sh(['nft', '-f', '-'], 'delete table inet nsnet\ndelete table bridge nsnet\n')
