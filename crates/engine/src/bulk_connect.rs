@@ -7,11 +7,9 @@
 
 use nsnet_core::firewall::FwChange;
 use nsnet_core::ops::KernelOp;
-use nsnet_sys::kernel::{FailKind, Kernel};
+use nsnet_sys::kernel::Kernel;
 
-use crate::apply::apply_ops;
-use crate::conflict::Conflict;
-use crate::network::{ConnectPolicy, ns_key};
+use crate::network::ConnectPolicy;
 use crate::{ConnectRequest, Engine, EngineError};
 
 impl<K: Kernel> Engine<K> {
@@ -59,46 +57,9 @@ impl<K: Kernel> Engine<K> {
         req: &ConnectRequest,
         fw: &mut Vec<FwChange>,
     ) -> Result<i64, EngineError> {
-        for alias in &req.aliases {
-            nsnet_core::dnsname::check_alias(alias)?;
-        }
-        if !self.kernel.netns_exists(&req.netns) {
-            return Err(EngineError::not_found("netns", &req.netns));
-        }
-        let policy = ConnectPolicy::default();
         let mappings = crate::ports::expand(&req.publish);
-        let recorded = match self.record_connect(req, &policy, &mappings)? {
-            Some(recorded) => recorded,
-            None => {
-                self.revive_network(&req.network)?;
-                self.record_connect(req, &policy, &mappings)?
-                    .ok_or_else(|| Conflict::NetworkRevived {
-                        network: req.network.clone(),
-                    })?
-            }
-        };
-        let (id, plan) = (recorded.id, recorded.plan);
-        let mut ops = Vec::with_capacity(plan.ops.len());
-        for op in plan.ops {
-            match op {
-                KernelOp::Firewall(changes) => fw.extend(changes),
-                op => ops.push(op),
-            }
-        }
-        if let Err(failed) = apply_ops(&mut self.kernel, &ops) {
-            self.store.write(|tx| tx.delete_endpoint(id))?;
-            let veth = matches!(ops[failed.op], KernelOp::CreateVeth { .. });
-            if veth && failed.err.kind == FailKind::Exists {
-                return Err(Conflict::InterfaceExists {
-                    ifname: plan.layout.ifname,
-                    netns: ns_key(&req.netns),
-                    host_ifname: plan.layout.host_ifname,
-                }
-                .into());
-            }
-            return Err(failed.err.into());
-        }
-        Ok(id)
+        let recorded = self.record_and_make(req, &ConnectPolicy::default(), &mappings, Some(fw))?;
+        Ok(recorded.id)
     }
 
     /// Removes the endpoints `ids` a failed batch made (their rows are this process's).

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use nsnet_core::endpoint::{self, ConnectFacts, ConnectPlan, NsEndpoint, RoutePolicy};
-use nsnet_core::firewall;
+use nsnet_core::firewall::{self, FwChange};
 use nsnet_core::model::{Mac, NetworkSpec, overlaps};
 use nsnet_core::names::{IfName, NetName};
 use nsnet_core::ops::{KernelOp, NsRef};
@@ -298,44 +298,13 @@ impl<K: Kernel> Engine<K> {
         req: &ConnectRequest,
         policy: &ConnectPolicy,
     ) -> Result<EndpointView, EngineError> {
-        for alias in &req.aliases {
-            nsnet_core::dnsname::check_alias(alias)?;
-        }
-        if !self.kernel.netns_exists(&req.netns) {
-            return Err(EngineError::not_found("netns", &req.netns));
-        }
         let mappings = crate::ports::expand(&req.publish);
-        let recorded = match self.record_connect(req, policy, &mappings)? {
-            Some(recorded) => recorded,
-            None => {
-                // The network's kernel objects died with an earlier boot: remake them, then
-                // record against the revived network.
-                self.revive_network(&req.network)?;
-                self.record_connect(req, policy, &mappings)?
-                    .ok_or_else(|| Conflict::NetworkRevived {
-                        network: req.network.clone(),
-                    })?
-            }
-        };
         let Recorded {
             id,
             plan,
             primary,
             dns,
-        } = recorded;
-        if let Err(failed) = apply_ops(&mut self.kernel, &plan.ops) {
-            self.store.write(|tx| tx.delete_endpoint(id))?;
-            let veth = matches!(plan.ops[failed.op], KernelOp::CreateVeth { .. });
-            if veth && failed.err.kind == FailKind::Exists {
-                return Err(Conflict::InterfaceExists {
-                    ifname: plan.layout.ifname,
-                    netns: ns_key(&req.netns),
-                    host_ifname: plan.layout.host_ifname,
-                }
-                .into());
-            }
-            return Err(failed.err.into());
-        }
+        } = self.record_and_make(req, policy, &mappings, None)?;
         self.store.write(|tx| tx.set_endpoint_ready(id))?;
         let l = plan.layout;
         Ok(EndpointView {
@@ -355,6 +324,60 @@ impl<K: Kernel> Engine<K> {
                 Vec::new()
             },
         })
+    }
+
+    /// A connect up to its ready mark: the checks, the record (remaking the network first when
+    /// its kernel objects died with an earlier boot), then the kernel work; a failure deletes
+    /// the row again. With `fw`, the plan's firewall changes are left there for the caller's
+    /// one transaction (a batch) instead of applied.
+    pub(crate) fn record_and_make(
+        &mut self,
+        req: &ConnectRequest,
+        policy: &ConnectPolicy,
+        mappings: &[PortMapping],
+        fw: Option<&mut Vec<FwChange>>,
+    ) -> Result<Recorded, EngineError> {
+        for alias in &req.aliases {
+            nsnet_core::dnsname::check_alias(alias)?;
+        }
+        if !self.kernel.netns_exists(&req.netns) {
+            return Err(EngineError::not_found("netns", &req.netns));
+        }
+        let mut recorded = match self.record_connect(req, policy, mappings)? {
+            Some(recorded) => recorded,
+            None => {
+                self.revive_network(&req.network)?;
+                self.record_connect(req, policy, mappings)?.ok_or_else(|| {
+                    Conflict::NetworkRevived {
+                        network: req.network.clone(),
+                    }
+                })?
+            }
+        };
+        if let Some(fw) = fw {
+            let ops = std::mem::take(&mut recorded.plan.ops);
+            for op in ops {
+                match op {
+                    KernelOp::Firewall(changes) => fw.extend(changes),
+                    op => recorded.plan.ops.push(op),
+                }
+            }
+        }
+        if let Err(failed) = apply_ops(&mut self.kernel, &recorded.plan.ops) {
+            self.store.write(|tx| tx.delete_endpoint(recorded.id))?;
+            let veth = matches!(recorded.plan.ops[failed.op], KernelOp::CreateVeth { .. });
+            if veth && failed.err.kind == FailKind::Exists {
+                let l = recorded.plan.layout;
+                return Err(Conflict::InterfaceExists {
+                    ifname: l.ifname,
+                    netns: ns_key(&req.netns),
+                    host_ifname: l.host_ifname,
+                }
+                .into());
+            }
+            return Err(failed.err.into());
+        }
+        Ok(recorded)
     }
 
     /// The one write transaction of a connect: loads the facts, asks the planner, records the

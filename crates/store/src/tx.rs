@@ -463,37 +463,27 @@ impl<'c> Tx<'c> {
 
     /// Extra routes of a namespace.
     pub fn routes_in_netns(&self, netns: &str) -> Result<Vec<RouteRow>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        self.route_rows(
             "SELECT netns, dest, via FROM routes WHERE netns = ?1 ORDER BY rowid",
-        )?;
-        let raws = stmt
-            .query_map([netns], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter()
-            .map(|(netns, dest, via)| {
-                Ok(RouteRow {
-                    netns,
-                    dest: parse("route destination", &dest)?,
-                    via: parse("route gateway", &via)?,
-                })
-            })
-            .collect()
+            [netns],
+        )
     }
 
     /// Extra routes of every namespace, each namespace's in the order `routes_in_netns`
     /// gives them.
     pub fn routes(&self) -> Result<Vec<RouteRow>, StoreError> {
-        let mut stmt = self
-            .0
-            .prepare_cached("SELECT netns, dest, via FROM routes ORDER BY rowid")?;
+        self.route_rows("SELECT netns, dest, via FROM routes ORDER BY rowid", [])
+    }
+
+    /// The rows of a `SELECT netns, dest, via FROM routes ...`.
+    fn route_rows(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<RouteRow>, StoreError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
         let raws = stmt
-            .query_map([], |r| {
+            .query_map(args, |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,

@@ -13,12 +13,11 @@
 
 use netlink_packet_core::Parseable;
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 
+use super::link::LINK_DUMP;
 use super::{NetlinkError, Req, Rtnl};
 
-/// `RTM_NEWLINK`, the reply type of a link dump.
-const RTM_NEWLINK: u16 = 16;
 /// Requests per datagram: their answers (one ACK each) must fit the receive buffer.
 const CHUNK: usize = 512;
 
@@ -132,15 +131,9 @@ impl Rtnl {
         ours: impl Iterator<Item = &'a str>,
     ) -> Result<bool, NetlinkError> {
         let ours: std::collections::HashSet<&str> = ours.collect();
-        let op = "dump links";
-        let replies = self.dump(|| {
-            let mut msg = LinkMessage::default();
-            msg.attributes
-                .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-            Req::new(op.into(), 0, RouteNetlinkMessage::GetLink(msg))
-        })?;
-        for r in replies.iter().filter(|r| r.kind == RTM_NEWLINK) {
-            let (name, g) = name_and_group(&r.payload).map_err(|e| NetlinkError::decode(op, e))?;
+        for r in self.link_dump()? {
+            let (name, g) =
+                name_and_group(&r.payload).map_err(|e| NetlinkError::decode(LINK_DUMP, e))?;
             if g == group && !ours.contains(name.as_str()) {
                 return Ok(false);
             }

@@ -11,11 +11,14 @@ use netlink_packet_route::link::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{NetlinkError, Replies, Req, Rtnl};
+use crate::nl;
 
 /// `IFLA_BRPORT_MODE` (hairpin) inside a bridge port's IFLA_PROTINFO.
 const IFLA_BRPORT_MODE: u16 = 4;
 /// `RTM_NEWLINK`, the reply type for link GETs and dumps.
 const RTM_NEWLINK: u16 = 16;
+/// What a link dump is called in its errors.
+pub(super) const LINK_DUMP: &str = "dump links";
 
 /// A Linux bridge to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,18 +144,25 @@ impl Rtnl {
 
     /// All links of the namespace.
     pub fn links(&mut self) -> Result<Vec<LinkInfo>, NetlinkError> {
-        let op = "dump links";
+        self.link_dump()?
+            .iter()
+            .map(|r| parse_link(&r.payload).map_err(|e| NetlinkError::decode(LINK_DUMP, e)))
+            .collect()
+    }
+
+    /// The link messages of a dump of every link of the namespace (no statistics), for the
+    /// caller to decode (an error decoding one names the operation `LINK_DUMP`).
+    pub(super) fn link_dump(&mut self) -> Result<Vec<nl::Reply>, NetlinkError> {
         let replies = self.dump(|| {
             let mut msg = LinkMessage::default();
             msg.attributes
                 .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-            Req::new(op.into(), 0, RouteNetlinkMessage::GetLink(msg))
+            Req::new(LINK_DUMP.into(), 0, RouteNetlinkMessage::GetLink(msg))
         })?;
-        replies
-            .iter()
+        Ok(replies
+            .into_iter()
             .filter(|r| r.kind == RTM_NEWLINK)
-            .map(|r| parse_link(&r.payload).map_err(|e| NetlinkError::decode(op, e)))
-            .collect()
+            .collect())
     }
 
     /// Creates a bridge and returns its ifindex; fails with EEXIST if the name is taken.
