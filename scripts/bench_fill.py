@@ -7,48 +7,25 @@
 # binary; besides wall time, the CPU time of each command (children's rusage) and the CPU time
 # the binary's DNS responder spent over the whole fill (its reloads follow every command). Run as root inside an `unshare -n -m` sandbox with tmpfs /run/netns and /etc/netns.
 # N=1000 by default (env N).
-import subprocess, sys, time, statistics, tempfile, os, ctypes, atexit, resource
+import subprocess, sys, time, statistics, os, resource
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchkit import stop_responders, run_in_netns
-import floor as floor_mod
-from floor import Floor
-libc = ctypes.CDLL(None, use_errno=True)
-bins = dict(a.split('=', 1) if '=' in a else (a, None) for a in sys.argv[1:])
+from benchkit import Subjects
+bins = Subjects(sys.argv[1:], prefix='fh')
+run = bins.run
 N = int(os.environ.get('N', '1000'))
-env, fds, floors, times, cpu = {}, {}, {}, {b: [] for b in bins}, {b: [] for b in bins}
-atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
-def floor_sh(self, argv, stdin):
-    # Floor._sh, started as the nsnet binaries are (run_in_netns), so both pay the same per process.
-    p = run_in_netns(self.host_fd, argv, input=stdin.encode(), capture_output=True)
-    if p.returncode:
-        raise RuntimeError(f"floor: {' '.join(argv)}: {p.stderr.decode().strip()}\n{stdin}")
-floor_mod.Floor._sh = floor_sh
-def run(b, args):
-    if b in floors:
-        return floors[b].run(args)
-    fd = fds[b]
-    p = run_in_netns(fd, [bins[b]] + args, env=env[b], capture_output=True)
-    if p.returncode:
-        sys.exit(f'{b}: {args}: {p.stderr.decode().strip()}')
-for i, b in enumerate(bins):
-    subprocess.run(['ip', 'netns', 'add', f'fh{i}'], check=True)
-    fds[b] = os.open(f'/run/netns/fh{i}', os.O_RDONLY)
-    if bins[b] is None:
-        floors[b] = Floor(fds[b])
-    else:
-        env[b] = dict(os.environ, NSNET_STATE_DIR=tempfile.mkdtemp())
+times, cpu = {b: [] for b in bins}, {b: [] for b in bins}
+for b in bins:
     run(b, ['network', 'create', 'lan', '--subnet', '10.8.0.0/16'])
-# Container namespaces made up front: their creation is not what is measured.
 subprocess.run(['ip', '-batch', '-'], input=''.join(f'netns add f{i}b{j}\n' for j in range(N) for i in range(len(bins))).encode(), check=True)
 def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 def responder_cpu(b):
-    if b in floors:
+    if bins.is_floor(b):
         return 0.0
     # utime + stime of the responder named in the state directory's pidfile, in seconds.
     try:
-        pid = open(os.path.join(env[b]['NSNET_STATE_DIR'], 'dns.pid')).read().strip()
+        pid = open(os.path.join(bins.env[b]['NSNET_STATE_DIR'], 'dns.pid')).read().strip()
         fields = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
     except (OSError, ValueError):

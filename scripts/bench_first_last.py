@@ -8,34 +8,19 @@
 # `network rm` removes them (the floor makes and deletes its own table the same way). Each round:
 # first = `network create` + `network connect --publish`; last = `network disconnect` +
 # `network rm`. ROUNDS=N. Prints medians of each step and of both pairs.
-import subprocess, sys, time, statistics, tempfile, os, ctypes
-libc = ctypes.CDLL(None, use_errno=True)
-bins = dict(a.split('=', 1) for a in sys.argv[1:])
+import subprocess, sys, time, statistics, os
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchkit import Subjects
+bins = Subjects(sys.argv[1:])
+run = bins.run
 N = int(os.environ.get('ROUNDS', '30'))
 steps = ['create', 'connect', 'disconnect', 'rm', 'first', 'last']
 res = {b: {s: [] for s in steps} for b in bins}
-env, fds = {}, {}
-import atexit
-from benchkit import stop_responders
-from floor import Floor
-floors = {}
-atexit.register(lambda: stop_responders(e['NSNET_STATE_DIR'] for e in env.values()))
-def run(b, args):
-    if bins[b] == 'floor':
-        floors.setdefault(b, Floor(fds[b])).run(args)
-        return
-    fd = fds[b]
-    p = subprocess.run([bins[b]] + args, env=env[b], capture_output=True, preexec_fn=lambda: libc.setns(fd, 0x40000000))
-    if p.returncode:
-        sys.exit(f'{b}: {args}: {p.stderr.decode().strip()}')
 def timed(b, step, args):
     t = time.perf_counter(); run(b, args); d = time.perf_counter() - t
     res[b][step].append(d)
     return d
 for i, b in enumerate(bins):
-    env[b] = dict(os.environ, NSNET_STATE_DIR=tempfile.mkdtemp())
-    subprocess.run(['ip', 'netns', 'add', f'host{i}'], check=True)
-    fds[b] = os.open(f'/run/netns/host{i}', os.O_RDONLY)
     subprocess.run(['ip', 'netns', 'add', f'c{i}'], check=True)
 for r in range(N):
     for i, b in enumerate(bins):

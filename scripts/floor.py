@@ -21,13 +21,11 @@ skeleton (crates/core/tests/golden/skeleton.nft, the text nsnet installs) loaded
 the elements nsnet gives a network, a published port as an element of nsnet's map. IPv4 only,
 TCP ports only.
 """
-import ctypes
 import ipaddress
 import os
-import subprocess
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
+from benchkit import run_in_netns
+
 _SKELETON = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'crates', 'core', 'tests',
                          'golden', 'skeleton.nft')
 
@@ -39,9 +37,8 @@ class Floor:
         self.count = 0
 
     def _sh(self, argv, stdin):
-        fd = self.host_fd
-        p = subprocess.run(argv, input=stdin.encode(), capture_output=True,
-                           preexec_fn=lambda: _libc.setns(fd, _CLONE_NEWNET))
+        # Started as the nsnet subjects are (run_in_netns), so both pay the same per process.
+        p = run_in_netns(self.host_fd, argv, input=stdin.encode(), capture_output=True)
         if p.returncode:
             raise RuntimeError(f"floor: {' '.join(argv)}: {p.stderr.decode().strip()}\n{stdin}")
 
