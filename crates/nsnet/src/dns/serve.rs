@@ -151,7 +151,8 @@ fn may_exit(state_dir: &Path) -> Result<bool> {
     })
 }
 
-/// Tells the command that started us that we serve: one line on stdout, which then closes.
+/// Says on stdout that we serve, then closes it: for a `dns serve` run by hand (a command starting
+/// us gives us /dev/null and does not wait: it bound our sockets itself).
 fn ready() -> Result<()> {
     let mut out = std::io::stdout();
     let _ = out.write_all(b"ready\n");
