@@ -970,8 +970,9 @@ fn a_wildcard_resolver_on_the_host_leaves_the_gateways_udp_to_the_responder() {
 
 /// `network create` starts the responder socket-activation style and returns without waiting
 /// for it: the pidfile names the responder and its lock is held as soon as the command
-/// returns, a reload signal sent at once waits for its loop instead of killing it (its
-/// default action), and a query sent at once is answered from the socket the command bound.
+/// returns, a reload signal sent at once waits for the responder's loop instead of killing it
+/// (its default action), and a query sent at once (from the host) is answered from the socket
+/// the command bound with the table the responder loads first, never lost or forwarded.
 #[test]
 fn a_responder_started_by_create_is_signalled_and_asked_at_once() {
     if !root() {
@@ -1002,19 +1003,35 @@ fn a_responder_started_by_create_is_signalled_and_asked_at_once() {
             nix::sys::signal::Signal::SIGHUP,
         )
         .unwrap();
-        s.ok(&["network", "connect", &net, "solo"]);
+        // Under the search domain: answered from the table the responder loads first, never
+        // forwarded (the upstream is unreachable, so a forward would be SERVFAIL).
         assert_eq!(
             ask_with(
+                &s,
+                "host",
+                &gw,
+                "nobody.dns.nsnet",
+                TYPE::A,
+                false,
+                Duration::from_secs(2)
+            ),
+            Some(nxdomain()),
+            "round {round}: a query sent at once"
+        );
+        s.ok(&["network", "connect", &net, "solo"]);
+        let addr = format!("10.{}.0.2", 20 + round);
+        // The connect's reload is asynchronous (commands return once they signalled).
+        assert!(
+            eventually(3, || ask_with(
                 &s,
                 "solo",
                 &gw,
                 "solo",
                 TYPE::A,
                 false,
-                Duration::from_secs(2)
-            ),
-            Some(found(&[&format!("10.{}.0.2", 20 + round)])),
-            "round {round}"
+                Duration::from_secs(1)
+            ) == Some(found(&[&addr]))),
+            "round {round}: solo never resolved"
         );
         assert!(alive(pid), "a reload signal at once killed the responder");
         assert_eq!(s.dns_pid(), Some(pid), "another responder took over");
