@@ -7,6 +7,7 @@
 mod containers;
 #[cfg(test)]
 mod cost_tests;
+mod default_route;
 mod dns;
 mod error;
 mod ipam;

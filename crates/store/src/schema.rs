@@ -197,6 +197,11 @@ CREATE TABLE overlay_peers (
     PRIMARY KEY (network, slice)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // An endpoint its owner attached without default routes (netavark's `no_default_route`):
+    // it is never its namespace's primary, so no removal hands it the default routes.
+    r#"
+ALTER TABLE endpoints ADD COLUMN no_default_route INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address
