@@ -967,3 +967,81 @@ fn a_wildcard_resolver_on_the_host_leaves_the_gateways_udp_to_the_responder() {
     s.ok(&["network", "rm", "front"]);
     s.assert_clean();
 }
+
+/// `network create` starts the responder socket-activation style and returns without waiting
+/// for it: the pidfile names the responder and its lock is held as soon as the command
+/// returns, a reload signal sent at once waits for the responder's loop instead of killing it
+/// (its default action), and a query sent at once (from the host) is answered from the socket
+/// the command bound with the table the responder loads first, never lost or forwarded.
+#[test]
+fn a_responder_started_by_create_is_signalled_and_asked_at_once() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    host_resolv_conf(&s, "nameserver 192.0.2.53\n");
+    s.ok(&["netns", "add", "solo"]);
+    for round in 0..5 {
+        let net = format!("n{round}");
+        let subnet = format!("10.{}.0.0/24", 20 + round);
+        let gw = format!("10.{}.0.1", 20 + round);
+        s.ok(&["network", "create", &net, "--subnet", &subnet]);
+        let pid = s
+            .dns_pid()
+            .expect("no responder named once create returned");
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(s.state_dir().join("dns.lock"))
+            .unwrap();
+        assert!(
+            nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err(),
+            "the responder's lock is free once create returned"
+        );
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        // Under the search domain: answered from the table the responder loads first, never
+        // forwarded (the upstream is unreachable, so a forward would be SERVFAIL).
+        assert_eq!(
+            ask_with(
+                &s,
+                "host",
+                &gw,
+                "nobody.dns.nsnet",
+                TYPE::A,
+                false,
+                Duration::from_secs(2)
+            ),
+            Some(nxdomain()),
+            "round {round}: a query sent at once"
+        );
+        s.ok(&["network", "connect", &net, "solo"]);
+        let addr = format!("10.{}.0.2", 20 + round);
+        // The connect's reload is asynchronous (commands return once they signalled).
+        assert!(
+            eventually(3, || ask_with(
+                &s,
+                "solo",
+                &gw,
+                "solo",
+                TYPE::A,
+                false,
+                Duration::from_secs(1)
+            ) == Some(found(&[&addr]))),
+            "round {round}: solo never resolved"
+        );
+        assert!(alive(pid), "a reload signal at once killed the responder");
+        assert_eq!(s.dns_pid(), Some(pid), "another responder took over");
+        s.ok(&["network", "disconnect", &net, "solo"]);
+        s.ok(&["network", "rm", &net]);
+        assert!(
+            eventually(3, || !alive(pid)),
+            "responder outlived the last DNS network"
+        );
+    }
+    s.ok(&["netns", "rm", "solo"]);
+    s.assert_clean();
+}

@@ -117,16 +117,15 @@ pub(crate) fn has(sock: &mut NftSocket, elem: &FwElem, what: &str) -> Result<boo
 /// in place, elements kept (so its new rules apply to networks made before).
 pub(crate) fn ensure(sock: &mut NftSocket) -> Result<(), KernelError> {
     let what = "install nsnet firewall tables";
-    let inet = sock
-        .table_exists(firewall::FAMILY_INET, firewall::TABLE)
-        .map_err(|e| fw_err(what, &e))?;
-    let bridge = sock
-        .table_exists(firewall::FAMILY_BRIDGE, firewall::TABLE)
+    let [inet, bridge, current] = sock
+        .skeleton_parts_exist(
+            firewall::FAMILY_INET,
+            firewall::FAMILY_BRIDGE,
+            firewall::TABLE,
+            firewall::NEWEST_SET,
+        )
         .map_err(|e| fw_err(what, &e))?;
     if inet && bridge {
-        let current = sock
-            .set_exists(firewall::FAMILY_INET, firewall::TABLE, firewall::NEWEST_SET)
-            .map_err(|e| fw_err(what, &e))?;
         if current {
             return Ok(());
         }

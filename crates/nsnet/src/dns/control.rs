@@ -2,7 +2,8 @@
 //! a lock probe, a pidfile read and one kill(2) while a responder runs).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,7 +17,7 @@ use nsnet_store::Store;
 
 use super::{LOCK_FILE, LOG_FILE, PID_FILE};
 
-/// How long a command waits for a new responder to report ready.
+/// How long a command waits for a starting or exiting responder.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The pid in the pidfile, when that process is a responder (`nsnet ... dns serve`): a
@@ -60,8 +61,7 @@ pub fn sync(state_dir: &Path) -> Result<()> {
     let mut store = Store::open_read_only(state_dir)
         .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
     if store.read(|tx| tx.dns_needed())? {
-        drop(store);
-        start(state_dir)?;
+        start(state_dir, &mut store)?;
     }
     Ok(())
 }
@@ -92,9 +92,36 @@ pub fn notify(state_dir: &Path) -> Result<bool> {
     }
 }
 
-/// Starts `nsnet dns serve` in its own session and waits until it serves (or reports why
-/// it cannot).
-fn start(state_dir: &Path) -> Result<()> {
+/// Starts `nsnet dns serve` in its own session, socket-activation style: this command takes
+/// the responder's lock and binds the gateways' sockets itself, the responder inherits both
+/// (queries queue in the bound sockets until it reads them), and the pidfile names it before
+/// this command returns. So the command does not wait for the responder to load the store
+/// (2-5 ms of a cold `network create`): once it returns, the names are served, as before, and a
+/// command right after it finds the responder running (lock held, pidfile written) and signals
+/// it. What the responder cannot do at startup it says in its log, and the next command, `gc`
+/// or `repair` starts a new one, as after any death.
+fn start(state_dir: &Path, store: &mut Store) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let lock = loop {
+        if let Some(lock) = lock_for_child(state_dir)? {
+            break lock;
+        }
+        // Someone took it since our look: a responder starting, which reads the store after
+        // taking it, or exiting (notify waits for that, then we try again).
+        if notify(state_dir)? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the DNS responder lock of {} is held by a process that is no responder",
+                state_dir.display()
+            );
+        }
+    };
+    let table = super::load::table(store)
+        .with_context(|| format!("read the DNS names in {}", state_dir.display()))?;
+    // Failures are left to the responder, which binds what is missing and says why in its log.
+    let sockets = super::listen::bind_all(&table.listen_addrs());
     let exe = std::env::current_exe().context("find the nsnet binary")?;
     let log_path = state_dir.join(LOG_FILE);
     let log = OpenOptions::new()
@@ -108,45 +135,133 @@ fn start(state_dir: &Path) -> Result<()> {
         .args(["dns", "serve"])
         .current_dir("/")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log);
+        .stdout(Stdio::null())
+        .stderr(log)
+        .env(LOCK_FD_ENV, lock.as_raw_fd().to_string())
+        .env(
+            SOCKET_FDS_ENV,
+            sockets
+                .iter()
+                .map(|s| s.as_raw_fd().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
     // The CNI face is this binary too: the responder must not take itself for a plugin.
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("CNI_") {
             cmd.env_remove(k);
         }
     }
-    // SAFETY: setsid is async-signal-safe; the child leaves the caller's session so a
-    // terminal hangup or the caller's process group signals do not reach it.
+    let inherit: Vec<i32> = std::iter::once(lock.as_raw_fd())
+        .chain(sockets.iter().map(|s| s.as_raw_fd()))
+        .collect();
+    // SAFETY: only async-signal-safe calls (setsid, sigprocmask, fcntl) between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            // The child leaves the caller's session so a terminal hangup or the caller's
+            // process group signals do not reach it.
             nix::unistd::setsid().map_err(std::io::Error::from)?;
+            // The pidfile names the child before it runs: a command right after this one may
+            // signal it while it starts, and the signals must wait for its loop (the responder
+            // blocks the same ones; the mask survives exec).
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+                libc::sigaddset(&mut set, s);
+            }
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for &fd in &inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
-    let mut child = cmd.spawn().context("start the DNS responder")?;
-    let stdout = child.stdout.take().context("DNS responder stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    match rx.recv_timeout(READY_TIMEOUT) {
-        Ok(line) if line.trim() == "ready" => Ok(()),
-        Ok(_) => {
-            let _ = child.wait();
-            bail!(
-                "the DNS responder exited before serving (see {})",
-                log_path.display()
-            )
-        }
-        Err(_) => bail!(
-            "the DNS responder did not report ready within {} s (see {})",
-            READY_TIMEOUT.as_secs(),
-            log_path.display()
-        ),
+    let child = cmd.spawn().context("start the DNS responder")?;
+    write_pidfile(state_dir, child.id())?;
+    // Our descriptors close here; the child's copies keep the lock (an flock belongs to the
+    // open file, which the child shares) and the sockets.
+    drop(lock);
+    drop(sockets);
+    Ok(())
+}
+
+/// Environment variable naming the lock file descriptor a responder inherits, locked.
+const LOCK_FD_ENV: &str = "NSNET_DNS_LOCK_FD";
+/// Environment variable naming the bound sockets a responder inherits (comma-separated).
+const SOCKET_FDS_ENV: &str = "NSNET_DNS_SOCKET_FDS";
+
+/// The lock file, locked exclusively, to hand to a child: a plain file whose drop closes it
+/// without unlocking (the child's copy holds the lock); Ok(None) when another process holds it.
+fn lock_for_child(state_dir: &Path) -> Result<Option<File>> {
+    let path = state_dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(file));
     }
+    match std::io::Error::last_os_error() {
+        e if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
+        e => Err(e).with_context(|| format!("lock {}", path.display())),
+    }
+}
+
+/// Writes `pid` to the pidfile, atomically (a reader sees the old content or the new). The
+/// temporary file is named after the writer: a responder and the command that started it may
+/// write the same pid at the same time.
+pub(super) fn write_pidfile(state_dir: &Path, pid: u32) -> Result<()> {
+    let path = state_dir.join(PID_FILE);
+    let tmp = state_dir.join(format!("{PID_FILE}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, format!("{pid}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// In a responder started by [`start`]: the lock its starter took for it, when it is this
+/// state directory's lock file (compared by inode, so a stray variable is ignored).
+pub(super) fn inherited_lock(state_dir: &Path) -> Option<Flock<File>> {
+    let fd: i32 = std::env::var(LOCK_FD_ENV).ok()?.parse().ok()?;
+    let meta = std::fs::metadata(state_dir.join(LOCK_FILE)).ok()?;
+    let st = fstat(fd)?;
+    if (st.st_dev, st.st_ino) != (meta.dev(), meta.ino()) {
+        return None;
+    }
+    // SAFETY: the descriptor was handed to us for this and nothing else owns it.
+    let file = unsafe { File::from_raw_fd(fd) };
+    // Locking again through the same open file succeeds: the lock is already ours.
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
+}
+
+/// fstat of a descriptor number that may not be open (then None).
+fn fstat(fd: i32) -> Option<libc::stat> {
+    // SAFETY: fstat only reads the descriptor table; a closed number is EBADF.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st)
+    }
+}
+
+/// In a responder started by [`start`]: the sockets its starter bound (those that are sockets
+/// at all; anything else named is left alone).
+pub(super) fn inherited_sockets() -> Vec<OwnedFd> {
+    let Ok(list) = std::env::var(SOCKET_FDS_ENV) else {
+        return Vec::new();
+    };
+    list.split(',')
+        .filter_map(|f| f.parse::<i32>().ok())
+        .filter(|&fd| fstat(fd).is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK))
+        // SAFETY: the descriptors were handed to us for this and nothing else owns them.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect()
 }
 
 /// Holds the lock file exclusively for the life of the returned guard; Ok(None) when another

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt, socket,
-    sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, getsockname, getsockopt,
+    listen, setsockopt, socket, sockopt,
 };
 use nsnet_dns::{Reply, Table, respond, servfail};
 
@@ -61,6 +61,9 @@ pub struct Listeners {
     shared: Arc<Shared>,
     open: Mutex<BTreeMap<IpAddr, Listener>>,
     failed: AtomicBool,
+    /// Sockets bound by the command that started us, by address and TCP or not, taken by the
+    /// first update instead of binding anew (see `control::start`).
+    adopted: Mutex<BTreeMap<(SocketAddr, bool), OwnedFd>>,
 }
 
 impl Listeners {
@@ -74,6 +77,24 @@ impl Listeners {
             }),
             open: Mutex::new(BTreeMap::new()),
             failed: AtomicBool::new(false),
+            adopted: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sockets bound for us (by the command that started the responder): the next update
+    /// serves those it wants and closes the others.
+    pub fn adopt(&self, sockets: Vec<OwnedFd>) {
+        let Ok(mut adopted) = self.adopted.lock() else {
+            return;
+        };
+        for fd in sockets {
+            let (Ok(Some(local)), Ok(ty)) = (
+                getsockname::<SockaddrStorage>(fd.as_raw_fd()).map(|a| to_std(&a)),
+                getsockopt(&fd, sockopt::SockType),
+            ) else {
+                continue;
+            };
+            adopted.insert((local, ty == SockType::Stream), fd);
         }
     }
 
@@ -106,17 +127,22 @@ impl Listeners {
         for t in stopped.into_iter().flat_map(|l| l.threads) {
             let _ = t.join();
         }
+        let mut adopted = self
+            .adopted
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default();
         let mut failed = false;
         for addr in want {
             if let Some(l) = open.get_mut(&addr) {
                 if !l.tcp {
                     // Quietly: the first attempt said why.
-                    l.tcp = start_tcp(l, addr, &self.shared).is_ok();
+                    l.tcp = start_tcp(l, addr, &self.shared, &mut adopted).is_ok();
                     failed |= !l.tcp;
                 }
                 continue;
             }
-            match start(addr, &self.shared) {
+            match start(addr, &self.shared, &mut adopted) {
                 Ok(l) => {
                     failed |= !l.tcp;
                     open.insert(addr, l);
@@ -134,11 +160,8 @@ impl Listeners {
 /// Opens UDP and TCP on `addr`:53 and starts their threads. Without UDP nothing is served
 /// (an error); without TCP (the port held by a resolver on the wildcard address) UDP is
 /// served alone and TCP retried later.
-fn start(addr: IpAddr, shared: &Arc<Shared>) -> std::io::Result<Listener> {
-    let udp = UdpSocket::from(open_socket(
-        SocketAddr::new(addr, PORT),
-        SockType::Datagram,
-    )?);
+fn start(addr: IpAddr, shared: &Arc<Shared>, adopted: &mut Adopted) -> std::io::Result<Listener> {
+    let udp = UdpSocket::from(socket_for(addr, SockType::Datagram, adopted)?);
     udp.set_read_timeout(Some(POLL))?;
     let mut l = Listener {
         stop: Arc::new(AtomicBool::new(false)),
@@ -151,7 +174,7 @@ fn start(addr: IpAddr, shared: &Arc<Shared>) -> std::io::Result<Listener> {
             serve_udp(udp, addr, &stop, &shared)
         }));
     }
-    match start_tcp(&mut l, addr, shared) {
+    match start_tcp(&mut l, addr, shared, adopted) {
         Ok(()) => l.tcp = true,
         Err(e) => eprintln!(
             "nsnet dns: listen on {addr} port {PORT} (TCP): {e}; serving UDP only until it \
@@ -162,13 +185,48 @@ fn start(addr: IpAddr, shared: &Arc<Shared>) -> std::io::Result<Listener> {
 }
 
 /// Opens TCP on `addr`:53 and starts its thread in `l`.
-fn start_tcp(l: &mut Listener, addr: IpAddr, shared: &Arc<Shared>) -> std::io::Result<()> {
-    let tcp = TcpListener::from(open_socket(SocketAddr::new(addr, PORT), SockType::Stream)?);
+fn start_tcp(
+    l: &mut Listener,
+    addr: IpAddr,
+    shared: &Arc<Shared>,
+    adopted: &mut Adopted,
+) -> std::io::Result<()> {
+    let tcp = TcpListener::from(socket_for(addr, SockType::Stream, adopted)?);
     let (stop, shared) = (Arc::clone(&l.stop), Arc::clone(shared));
     l.threads.push(std::thread::spawn(move || {
         serve_tcp(tcp, addr, &stop, &shared)
     }));
     Ok(())
+}
+
+/// Sockets bound by the responder's starter, by local address and whether TCP.
+type Adopted = BTreeMap<(SocketAddr, bool), OwnedFd>;
+
+/// The socket of `addr`:53 of type `ty`: the one bound for us when there is one, else a new one.
+fn socket_for(addr: IpAddr, ty: SockType, adopted: &mut Adopted) -> std::io::Result<OwnedFd> {
+    let sa = SocketAddr::new(addr, PORT);
+    match adopted.remove(&(sa, ty == SockType::Stream)) {
+        Some(fd) => Ok(fd),
+        None => open_socket(sa, ty),
+    }
+}
+
+/// For a responder's starter: UDP and TCP sockets bound on port 53 of every address in `addrs`,
+/// those that could be bound (the responder binds the others and says why they failed).
+pub fn bind_all(addrs: &[IpAddr]) -> Vec<OwnedFd> {
+    addrs
+        .iter()
+        .flat_map(|&a| [SockType::Datagram, SockType::Stream].map(|ty| (a, ty)))
+        .filter_map(|(a, ty)| open_socket(SocketAddr::new(a, PORT), ty).ok())
+        .collect()
+}
+
+fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4)));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
 }
 
 /// A bound (and, for TCP, listening) socket. IP_FREEBIND: a gateway address whose DAD has

@@ -1,5 +1,6 @@
 //! The DNS responder's lifecycle, seen from the commands: one `nsnet dns serve` per state
-//! directory, started on first need with a readiness handshake, told about changes with
+//! directory, started on first need socket-activation style (the starting command binds its
+//! sockets and takes its lock, and does not wait for it), told about changes with
 //! SIGHUP, recorded in a pidfile and held by a lock file for as long as it runs.
 
 mod control;

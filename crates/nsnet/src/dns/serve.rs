@@ -13,7 +13,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
 use nix::unistd::Pid;
 use nsnet_store::{DB_FILE, Store};
 
-use super::control::{responder_pid, take_lock};
+use super::control::{inherited_lock, inherited_sockets, responder_pid, take_lock, write_pidfile};
 use super::listen::Listeners;
 use super::{PID_FILE, load};
 
@@ -41,7 +41,7 @@ pub fn serve(state_dir: &Path) -> Result<()> {
     let Some(_lock) = lock_or_defer(state_dir)? else {
         return ready();
     };
-    write_pidfile(state_dir)?;
+    write_pidfile(state_dir, std::process::id())?;
     let result = run(state_dir, &signals);
     remove_pidfile(state_dir);
     result
@@ -50,6 +50,10 @@ pub fn serve(state_dir: &Path) -> Result<()> {
 /// Takes the lock, or, when another responder holds it, tells that one to reload (it serves
 /// our change) and returns None.
 fn lock_or_defer(state_dir: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    // Started by a command, which took the lock for us.
+    if let Some(lock) = inherited_lock(state_dir) {
+        return Ok(Some(lock));
+    }
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         if let Some(lock) = take_lock(state_dir)? {
@@ -74,6 +78,8 @@ fn run(state_dir: &Path, signals: &SigSet) -> Result<()> {
     let mut store = Store::open_read_only(state_dir)
         .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
     let listeners = Arc::new(Listeners::new());
+    // The sockets the command that started us bound: their queued queries are ours.
+    listeners.adopt(inherited_sockets());
     let mut version = store.data_version()?;
     listeners.update(load::table(&mut store)?);
     if listeners.is_empty() && may_exit(state_dir)? {
@@ -145,7 +151,8 @@ fn may_exit(state_dir: &Path) -> Result<bool> {
     })
 }
 
-/// Tells the command that started us that we serve: one line on stdout, which then closes.
+/// Says on stdout that we serve, then closes it: for a `dns serve` run by hand (a command starting
+/// us gives us /dev/null and does not wait: it bound our sockets itself).
 fn ready() -> Result<()> {
     let mut out = std::io::stdout();
     let _ = out.write_all(b"ready\n");
@@ -181,14 +188,6 @@ fn wait(signals: &SigSet, timeout: Duration) -> Option<Signal> {
         return None;
     }
     Signal::try_from(n).ok()
-}
-
-fn write_pidfile(state_dir: &Path) -> Result<()> {
-    let path = state_dir.join(PID_FILE);
-    let tmp = state_dir.join(format!("{PID_FILE}.{}", std::process::id()));
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .with_context(|| format!("write {}", path.display()))
 }
 
 /// Removes the pidfile when it names this process.

@@ -554,6 +554,57 @@ impl NftSocket {
         )
     }
 
+    /// Whether tables `inet`/`table` and `bridge`/`table` exist, and set `set` in the first,
+    /// in one round trip (what a network's create asks before anything else).
+    pub fn skeleton_parts_exist(
+        &mut self,
+        inet: u8,
+        bridge: u8,
+        table: &str,
+        set: &str,
+    ) -> Result<[bool; 3], NftError> {
+        let op = format!("look up tables {table} and set {set}");
+        if [table, set]
+            .iter()
+            .any(|v| v.is_empty() || v.contains('\0'))
+        {
+            return Err(NftError::Invalid {
+                op,
+                msg: "invalid name".into(),
+            });
+        }
+        let mut w = msg::Writer::default();
+        for family in [inet, bridge] {
+            let m = w.begin_msg(
+                msg::msg_type(msg::NFT_MSG_GETTABLE),
+                NLM_F_REQUEST | NLM_F_ACK,
+                family,
+                0,
+            );
+            w.str_attr(msg::NFTA_TABLE_NAME, table);
+            w.end_msg(m);
+        }
+        let m = w.begin_msg(
+            msg::msg_type(msg::NFT_MSG_GETSET),
+            NLM_F_REQUEST | NLM_F_ACK,
+            inet,
+            0,
+        );
+        w.str_attr(msg::NFTA_SET_TABLE, table);
+        w.str_attr(msg::NFTA_SET_NAME, set);
+        w.end_msg(m);
+        let mut request = w.buf;
+        let answers = self.sock.exchange(&mut request).map_err(|e| match e {
+            nl::Failure::Io(e) => NftError::socket(&op, e),
+            nl::Failure::Decode(msg) => NftError::decode(&op, msg),
+        })?;
+        let mut found = [false; 3];
+        for (i, slot) in found.iter_mut().enumerate() {
+            *slot = exists(&op, answers.get(i))?;
+        }
+        Ok(found)
+    }
+
     /// Sends a non-dump GET with NLM_F_ACK; true on an ACK, false on ENOENT.
     fn get_exists(
         &mut self,
@@ -602,15 +653,20 @@ impl NftSocket {
             nl::Failure::Io(e) => NftError::socket(op, e),
             nl::Failure::Decode(msg) => NftError::decode(op, msg),
         })?;
-        match answer.into_iter().next() {
-            Some(Answer::Done(_)) => Ok(true),
-            Some(Answer::Refused(ack)) if ack.errno() == libc::ENOENT => Ok(false),
-            Some(Answer::Refused(ack)) => Err(NftError::Kernel {
-                op: op.to_owned(),
-                source: io::Error::from_raw_os_error(ack.errno()),
-                ext_ack: ack.msg,
-            }),
-            _ => Err(NftError::decode(op, "the kernel did not answer")),
-        }
+        exists(op, answer.first())
+    }
+}
+
+/// A GET's answer as existence: true on an answer, false on ENOENT.
+fn exists(op: &str, answer: Option<&Answer>) -> Result<bool, NftError> {
+    match answer {
+        Some(Answer::Done(_)) => Ok(true),
+        Some(Answer::Refused(ack)) if ack.errno() == libc::ENOENT => Ok(false),
+        Some(Answer::Refused(ack)) => Err(NftError::Kernel {
+            op: op.to_owned(),
+            source: io::Error::from_raw_os_error(ack.errno()),
+            ext_ack: ack.msg.clone(),
+        }),
+        _ => Err(NftError::decode(op, "the kernel did not answer")),
     }
 }

@@ -15,8 +15,9 @@ use nix::sys::time::TimeVal;
 
 use super::wire::{self, Ack};
 
-/// Initial receive buffer; grown when a datagram would not fit (dumps come in ≤32 KiB pieces).
-const RECV_BUF: usize = 64 * 1024;
+/// Receive buffer: room for any datagram the kernel sends (dumps come in ≤32 KiB pieces). Zeroed
+/// memory this large is mapped lazily: only the pages a datagram fills are ever touched.
+const RECV_BUF: usize = 1024 * 1024;
 /// A kernel that never answers would otherwise hang the engine forever.
 const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -292,8 +293,11 @@ impl<F: Family> NlSocket<F> {
         }
     }
 
-    /// Receives one datagram into `self.buf` (grown first if it would not fit). Without
-    /// `blocking`, `None` when nothing is queued.
+    /// Receives one datagram into `self.buf`, in one syscall (a peek for its size first doubled
+    /// the syscalls of every round trip: an nf_tables batch's acks come one per datagram). The
+    /// buffer is far larger than any datagram the kernel sends (dumps come in ≤32 KiB pieces,
+    /// single answers are a few KiB); one that would not fit is reported, never cut short.
+    /// Without `blocking`, `None` when nothing is queued.
     fn recv(&mut self, blocking: bool) -> io::Result<Option<usize>> {
         let sock = match &mut self.io {
             Io::Kernel(sock) => sock,
@@ -303,27 +307,20 @@ impl<F: Family> NlSocket<F> {
         let nb = if blocking { 0 } else { libc::MSG_DONTWAIT };
         loop {
             let mut slice = &mut self.buf[..];
-            let size = match sock.recv(&mut slice, libc::MSG_PEEK | libc::MSG_TRUNC | nb) {
-                Ok(n) => n,
+            return match sock.recv(&mut slice, libc::MSG_TRUNC | nb) {
+                Ok(n) if n > self.buf.len() => Err(io::Error::other(format!(
+                    "a netlink datagram of {n} bytes exceeds the {} byte receive buffer",
+                    self.buf.len()
+                ))),
+                Ok(n) => Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && blocking => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "timed out waiting for the kernel",
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && blocking => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "timed out waiting for the kernel",
+                )),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
             };
-            if size > self.buf.len() {
-                self.buf.resize(size.next_power_of_two(), 0);
-            }
-            let mut slice = &mut self.buf[..];
-            match sock.recv(&mut slice, nb) {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
         }
     }
 }
