@@ -185,6 +185,12 @@ BEGIN
     DELETE FROM shapings WHERE netns = OLD.ns_b AND ifname = OLD.if_b;
 END;
 "#,
+    // Every process parses every index's definition when it opens the store, and every
+    // connect and disconnect writes each index of `endpoints`: this one is a prefix of the
+    // UNIQUE (network, netns) index, which answers the same lookups.
+    r#"
+DROP INDEX endpoints_by_network;
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address
