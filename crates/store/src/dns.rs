@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::error::StoreError;
 use crate::tx::Tx;
@@ -56,8 +56,8 @@ impl Tx<'_> {
         )?)
     }
 
-    /// Every ready network with DNS on, and the ready endpoints attached to them.
-    pub fn dns_rows(&self) -> Result<(Vec<DnsNetworkRow>, Vec<DnsEndpointRow>), StoreError> {
+    /// Every ready network with DNS on.
+    pub fn dns_networks(&self) -> Result<Vec<DnsNetworkRow>, StoreError> {
         let mut nets: BTreeMap<String, DnsNetworkRow> = BTreeMap::new();
         let mut stmt = self.0.prepare_cached(
             "SELECT n.name, n.internal, s.gateway FROM networks n
@@ -86,6 +86,12 @@ impl Tx<'_> {
                 .gateways
                 .push(gateway);
         }
+        Ok(nets.into_values().collect())
+    }
+
+    /// Every ready network with DNS on, and the ready endpoints attached to them.
+    pub fn dns_rows(&self) -> Result<(Vec<DnsNetworkRow>, Vec<DnsEndpointRow>), StoreError> {
+        let nets = self.dns_networks()?;
         let mut eps: BTreeMap<i64, DnsEndpointRow> = BTreeMap::new();
         let mut stmt = self.0.prepare_cached(
             "SELECT e.id, e.network, e.netns, a.ip FROM endpoints e
@@ -129,6 +135,60 @@ impl Tx<'_> {
                 e.aliases.push(name);
             }
         }
-        Ok((nets.into_values().collect(), eps.into_values().collect()))
+        Ok((nets, eps.into_values().collect()))
+    }
+
+    /// The ids of the ready endpoints of ready DNS networks, ascending: what a responder
+    /// compares with what it serves to find the endpoints that came and went (an endpoint's
+    /// network, namespace, addresses and aliases never change while its row exists, and ids
+    /// are never reused).
+    pub fn dns_endpoint_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT e.id FROM endpoints e JOIN networks n ON n.name = e.network
+              WHERE n.dns = 1 AND n.state = 'ready' AND e.state = 'ready' ORDER BY e.id",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The rows of the endpoints `ids` (as [`Tx::dns_rows`] gives them; ids that are not
+    /// ready endpoints of a ready DNS network are left out).
+    pub fn dns_endpoints(&self, ids: &[i64]) -> Result<Vec<DnsEndpointRow>, StoreError> {
+        let mut endpoint = self.0.prepare_cached(
+            "SELECT e.network, e.netns FROM endpoints e JOIN networks n ON n.name = e.network
+              WHERE e.id = ?1 AND n.dns = 1 AND n.state = 'ready' AND e.state = 'ready'",
+        )?;
+        let mut addrs = self
+            .0
+            .prepare_cached("SELECT ip FROM addresses WHERE endpoint = ?1 ORDER BY rowid")?;
+        let mut found = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some((network, netns)) = endpoint
+                .query_row([id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()?
+            else {
+                continue;
+            };
+            let addrs = addrs
+                .query_map([id], |r| r.get::<_, String>(0))?
+                .map(|ip| {
+                    let ip = ip?;
+                    ip.parse().map_err(|_| StoreError::Corrupt {
+                        what: "endpoint address",
+                        value: ip,
+                    })
+                })
+                .collect::<Result<Vec<IpAddr>, StoreError>>()?;
+            found.push(DnsEndpointRow {
+                id,
+                network,
+                netns,
+                aliases: self.aliases(id)?,
+                addrs,
+            });
+        }
+        Ok(found)
     }
 }
