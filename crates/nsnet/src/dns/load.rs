@@ -112,7 +112,99 @@ fn difference(old: &[i64], new: &[i64]) -> (Vec<i64>, Vec<i64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::difference;
+    use super::*;
+    use nsnet_core::model::NetworkSpec;
+    use nsnet_core::names::{IfName, NetName, host_veth};
+    use nsnet_store::NewEndpoint;
+
+    fn net(name: &str, cidr: &str, dns: bool) -> NetworkSpec {
+        NetworkSpec::builder(NetName::new(name).unwrap())
+            .subnets([cidr.parse().unwrap()])
+            .dns(dns)
+            .build()
+            .unwrap()
+    }
+
+    fn endpoint(spec: &NetworkSpec, ns: &str, addr: &str) -> NewEndpoint {
+        let eth0 = IfName::new("eth0").unwrap();
+        NewEndpoint {
+            network: spec.name().clone(),
+            netns: ns.to_string(),
+            host_ifname: host_veth(spec.name(), ns, &eth0),
+            ifname: eth0,
+            mac: None,
+            addrs: vec![addr.parse().unwrap()],
+            container_id: None,
+            pid: 1,
+            boot_id: "b".into(),
+        }
+    }
+
+    /// After each change, what the responder serves (read incrementally) is what a full read
+    /// of the store gives: endpoints coming, becoming ready, being removed, aliases, networks
+    /// without DNS, networks added.
+    #[test]
+    fn incremental_reloads_serve_what_a_full_read_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut served = Served::default();
+        let lan = net("lan", "10.1.0.0/24", true);
+        let quiet = net("quiet", "10.2.0.0/24", false);
+        let later = net("later", "10.3.0.0/24", true);
+        let check = |store: &mut Store, served: &mut Served, want: usize| {
+            let inc = served.reload(store).unwrap();
+            let full = table(store).unwrap();
+            assert_eq!(
+                format!("{:?}", inc.entries()),
+                format!("{:?}", full.entries())
+            );
+            assert_eq!(inc.networks(), full.networks());
+            assert_eq!(inc.entries().len(), want, "{:?}", inc.entries());
+        };
+        check(&mut store, &mut served, 0);
+        let (a, b) = store
+            .write(|tx| {
+                for n in [&lan, &quiet] {
+                    tx.insert_network(n, 1, "b")?;
+                    tx.set_network_ready(n.name())?;
+                }
+                let a = tx.insert_endpoint(&endpoint(&lan, "a", "10.1.0.2/24"))?;
+                tx.set_endpoint_ready(a)?;
+                let b = tx.insert_endpoint(&endpoint(&lan, "b", "10.1.0.3/24"))?;
+                let c = tx.insert_endpoint(&endpoint(&quiet, "c", "10.2.0.2/24"))?;
+                tx.set_endpoint_ready(c)?;
+                Ok::<_, StoreError>((a, b))
+            })
+            .unwrap();
+        check(&mut store, &mut served, 1);
+        store.write(|tx| tx.set_endpoint_ready(b)).unwrap();
+        check(&mut store, &mut served, 2);
+        store
+            .write(|tx| tx.mark_endpoint_removing(a, 1, "b"))
+            .unwrap();
+        check(&mut store, &mut served, 1);
+        store
+            .write(|tx| {
+                tx.delete_endpoint(a)?;
+                let d = tx.insert_endpoint(&endpoint(&lan, "d", "10.1.0.4/24"))?;
+                tx.insert_aliases(d, &["db".to_string()])?;
+                tx.set_endpoint_ready(d)?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        check(&mut store, &mut served, 2);
+        store
+            .write(|tx| {
+                tx.delete_endpoint(b)?;
+                tx.insert_network(&later, 1, "b")?;
+                tx.set_network_ready(later.name())?;
+                let e = tx.insert_endpoint(&endpoint(&later, "b", "10.3.0.2/24"))?;
+                tx.set_endpoint_ready(e)
+            })
+            .unwrap();
+        check(&mut store, &mut served, 2);
+        check(&mut store, &mut served, 2);
+    }
 
     #[test]
     fn difference_of_sorted_ids() {
