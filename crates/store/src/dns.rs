@@ -138,17 +138,38 @@ impl Tx<'_> {
         Ok((nets, eps.into_values().collect()))
     }
 
-    /// The ids of the ready endpoints of ready DNS networks, ascending: what a responder
-    /// compares with what it serves to find the endpoints that came and went (an endpoint's
-    /// network, namespace, addresses and aliases never change while its row exists, and ids
-    /// are never reused).
-    pub fn dns_endpoint_ids(&self) -> Result<Vec<i64>, StoreError> {
+    /// Every endpoint with an id above `after`, ascending: its id, whether it is ready, and
+    /// whether its network is a ready DNS network. What a responder compares with what it
+    /// serves to find the endpoints that came, went or changed state (an endpoint's network,
+    /// namespace, addresses and aliases never change while its row exists, and the ids of
+    /// committed endpoints only grow).
+    pub fn endpoint_states(&self, after: i64) -> Result<Vec<(i64, bool, bool)>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT e.id FROM endpoints e JOIN networks n ON n.name = e.network
-              WHERE n.dns = 1 AND n.state = 'ready' AND e.state = 'ready' ORDER BY e.id",
+            "SELECT e.id, e.state = 'ready', n.dns = 1 AND n.state = 'ready'
+               FROM endpoints e JOIN networks n ON n.name = e.network
+              WHERE e.id > ?1 ORDER BY e.id",
         )?;
-        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// [`Tx::endpoint_states`] of one endpoint; None when it is gone.
+    pub fn endpoint_state(&self, id: i64) -> Result<Option<(bool, bool)>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT e.state = 'ready', n.dns = 1 AND n.state = 'ready'
+               FROM endpoints e JOIN networks n ON n.name = e.network WHERE e.id = ?1",
+        )?;
+        Ok(stmt
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// How many endpoints there are, in any state (SQLite counts the entries of the table's
+    /// smallest index page by page, without reading the rows).
+    pub fn endpoint_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .query_row("SELECT count(*) FROM endpoints", [], |r| r.get(0))?)
     }
 
     /// The rows of the endpoints `ids` (as [`Tx::dns_rows`] gives them; ids that are not
