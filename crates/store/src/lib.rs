@@ -182,9 +182,11 @@ impl Store {
     /// SQLite's `PRAGMA data_version`: changes when another connection commits, so a
     /// long-lived reader notices changes it was not told about.
     pub fn data_version(&mut self) -> Result<i64, StoreError> {
+        // Cached: the DNS responder asks at every reload and every second.
         Ok(self
             .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Path of the database file.
@@ -364,5 +366,30 @@ mod plan_tests {
             reprepares(&plain) > 0,
             "SQLite's default no longer recompiles"
         );
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    /// The (cached) data version query sees other connections' commits.
+    #[test]
+    fn data_version_moves_with_other_connections_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Store::open(dir.path()).unwrap();
+        let mut reader = Store::open_read_only(dir.path()).unwrap();
+        let before = reader.data_version().unwrap();
+        assert_eq!(reader.data_version().unwrap(), before);
+        writer
+            .write(|tx| {
+                tx.0.execute(
+                    "INSERT INTO routes VALUES ('ns', '10.0.0.0/8', '10.1.0.1')",
+                    [],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_ne!(reader.data_version().unwrap(), before);
     }
 }
