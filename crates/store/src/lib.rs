@@ -93,9 +93,9 @@ fn truncate_wal_beyond(
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first wait of a command that finds the store locked, doubled at each retry up to
 /// [`BUSY_POLL_MAX`]. A connect holds the write lock for about half a millisecond; SQLite's own
-/// busy timeout sleeps 1, 2, 5, 10, 15 ms... between tries, so two engines connecting
-/// containers at once spent more time asleep than working (58 of 100 commands slept, 4.2 ms
-/// per container on average).
+/// busy timeout sleeps 1, 2, 5, 10, 15 ms... between tries, so a command finding the lock
+/// taken slept several times as long as the holder kept it (two callers filling a network:
+/// 421 ms of sleep per 100 containers).
 const BUSY_POLL_FIRST: Duration = Duration::from_micros(50);
 const BUSY_POLL_MAX: Duration = Duration::from_millis(2);
 
