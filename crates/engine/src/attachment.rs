@@ -54,6 +54,9 @@ pub struct AttachRequest {
     /// Allocation windows, at most one per subnet.
     pub ranges: Vec<Range>,
     pub routes: RoutePolicy,
+    /// No default routes through this attachment, ever: it is not handed them when the
+    /// attachment that carried them goes (netavark's `no_default_route`).
+    pub no_default_route: bool,
     /// DNS aliases of the endpoint.
     pub aliases: Vec<String>,
 }
@@ -173,6 +176,7 @@ impl<K: Kernel> Engine<K> {
         let policy = ConnectPolicy {
             routes: req.routes.clone(),
             ranges: req.ranges.clone(),
+            no_default_route: req.no_default_route,
         };
         self.connect_with(&connect, &policy)
     }

@@ -167,6 +167,22 @@ pub enum Conflict {
     NetnsTaken { name: String },
     #[error("container {name} is running: stop it first")]
     ContainerRunning { name: String },
+    #[error("container {name} is not running")]
+    ContainerNotRunning { name: String },
+    /// Another nsnet process is still starting it; asking again later may succeed.
+    #[error("container {name} is still being created (by nsnet process {pid})")]
+    ContainerBeingCreated { name: String, pid: u32 },
+    #[error(
+        "container {name} ran in the foreground: its output went to the terminal, not to a log"
+    )]
+    ContainerHasNoLog { name: String },
+    /// The container's command does not resolve in its root.
+    #[error("command {program:?} not found in {root} (searched PATH {path})")]
+    CommandNotFound {
+        program: String,
+        root: String,
+        path: String,
+    },
 }
 
 impl Conflict {
@@ -183,6 +199,17 @@ impl Conflict {
                 | Conflict::NoCommand
                 | Conflict::PublishWithoutNetwork
                 | Conflict::NetworkTwice { .. }
+                | Conflict::CommandNotFound { .. }
+        )
+    }
+
+    /// Whether the same request may succeed later without anything else changing (another
+    /// live process is in the middle of the object): CNI's "try again later". Not a wait
+    /// that already timed out (`Held`, `NetworkUnsettled`): those ask for `gc`.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Conflict::ContainerBeingCreated { .. } | Conflict::NetworkInFlux { .. }
         )
     }
 

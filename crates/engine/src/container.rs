@@ -98,6 +98,16 @@ impl From<ProcessError> for EngineError {
             ProcessError::Sys { op, source } => {
                 EngineError::Kernel(KernelError::new(op, FailKind::Other, source.to_string()))
             }
+            ProcessError::CommandNotFound {
+                program,
+                root,
+                path,
+            } => Conflict::CommandNotFound {
+                program,
+                root,
+                path,
+            }
+            .into(),
             other => EngineError::Refused(other.to_string()),
         }
     }
@@ -175,7 +185,7 @@ impl<K: Kernel> Engine<K> {
             .kernel
             .resolve(root, &req.command[0], model::path_of(&env))
             .map_err(|e| match (&e, &req.rootfs) {
-                (ProcessError::CommandNotFound { .. }, _) => EngineError::Refused(e.to_string()),
+                (ProcessError::CommandNotFound { .. }, _) => e.into(),
                 (_, Some(dir)) => EngineError::Refused(format!("rootfs {}: {e}", dir.display())),
                 _ => e.into(),
             })?;
@@ -368,9 +378,10 @@ impl<K: Kernel> Engine<K> {
                 start,
                 env: row.env,
             }),
-            _ => Err(EngineError::Refused(format!(
-                "container {name} is not running"
-            ))),
+            _ => Err(Conflict::ContainerNotRunning {
+                name: name.to_string(),
+            }
+            .into()),
         }
     }
 
@@ -378,9 +389,10 @@ impl<K: Kernel> Engine<K> {
     pub fn container_log(&mut self, name: &str) -> Result<PathBuf, EngineError> {
         let row = self.store.read(|tx| load(tx, name))?;
         if !row.detached {
-            return Err(EngineError::Refused(format!(
-                "container {name} ran in the foreground: its output went to the terminal, not to a log"
-            )));
+            return Err(Conflict::ContainerHasNoLog {
+                name: name.to_string(),
+            }
+            .into());
         }
         Ok(self.container_dir(name).join(LOG_FILE))
     }

@@ -28,6 +28,11 @@ pub struct StoreHealth {
     pub shapings: usize,
     /// Recorded shaping the kernel's interfaces lack or differ from (what `repair` restores).
     pub drifted_shapings: Vec<String>,
+    /// How many overlay peers (remote hosts) the store records.
+    pub overlay_peers: usize,
+    /// Recorded overlay peers whose entries are missing or wrong, with their network (what
+    /// `repair` restores).
+    pub drifted_peers: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -99,6 +104,17 @@ impl<K: Kernel> Engine<K> {
             }
         }
         self.doctor_shapings(&mut health)?;
+        for n in networks.iter().filter(|n| n.state == RowState::Ready) {
+            if n.spec.overlay_dev().is_none() {
+                continue;
+            }
+            health.overlay_peers += self.store.read(|tx| tx.overlay_peers(n.spec.name()))?.len();
+            health.drifted_peers.extend(
+                self.overlay_peer_drift(&n.spec)?
+                    .into_iter()
+                    .map(|p| format!("network {}: overlay peer {p}", n.spec.name())),
+            );
+        }
         let owned = self.owned_elements()?;
         for elem in owned {
             match self.kernel.fw_has(&elem) {

@@ -25,7 +25,8 @@ pub enum EngineError {
     #[error(transparent)]
     Conflict(#[from] Conflict),
     /// A refusal worded for people, that no face needs to tell apart from others (a
-    /// container's state, a topology plan that clashes with what exists).
+    /// topology plan that clashes with what exists, a container's init that outlives
+    /// SIGKILL); the common ones a face maps are `Conflict` variants.
     #[error("{0}")]
     Refused(String),
     /// An error with the operation it happened in. Its message carries the inner one, so the

@@ -37,6 +37,9 @@ pub(crate) struct ConnectPolicy {
     pub routes: RoutePolicy,
     /// Allocation windows, at most one per subnet.
     pub ranges: Vec<ipam::Range>,
+    /// The owner wants no default routes through this endpoint (netavark's
+    /// `no_default_route`): it never becomes its namespace's primary endpoint.
+    pub no_default_route: bool,
 }
 
 /// `network create`, validated.
@@ -103,6 +106,7 @@ pub(crate) fn endpoint_view(
         mac: e.mac.map(|m| m.to_string()),
         addrs: e.addrs.clone(),
         primary: primary_id == Some(e.id),
+        no_default_route: tx.no_default_route(e.id)?,
         state: e.state.name().to_string(),
         container_id: e.container_id.clone(),
         ports: tx
@@ -118,9 +122,12 @@ pub(crate) fn primary_in(
     tx: &Tx<'_>,
     endpoints: &[EndpointRow],
 ) -> Result<Option<i64>, StoreError> {
+    // An endpoint attached without default routes is skipped like an internal one.
     let mut internal = BTreeSet::new();
     for e in endpoints {
-        if tx.network(&e.network)?.is_some_and(|n| n.spec.internal()) {
+        if tx.network(&e.network)?.is_some_and(|n| n.spec.internal())
+            || tx.no_default_route(e.id)?
+        {
             internal.insert(e.id);
         }
     }
@@ -315,6 +322,7 @@ impl<K: Kernel> Engine<K> {
             mac: l.mac.map(|m| m.to_string()),
             addrs: l.addrs,
             primary,
+            no_default_route: policy.no_default_route,
             state: RowState::Ready.name().to_string(),
             container_id: req.container_id.clone(),
             ports: mappings,
@@ -405,10 +413,11 @@ impl<K: Kernel> Engine<K> {
             }
             let mut in_ns = Vec::new();
             for e in tx.endpoints_in_netns(&netns)? {
+                // An endpoint without default routes counts as internal: it carries none.
                 let internal = match tx.network(&e.network)? {
                     Some(n) => n.spec.internal(),
                     None => false,
-                };
+                } || tx.no_default_route(e.id)?;
                 in_ns.push(NsEndpoint {
                     network: e.network,
                     ifname: e.ifname,
@@ -453,8 +462,13 @@ impl<K: Kernel> Engine<K> {
             })?;
             tx.insert_ports(id, mappings)?;
             tx.insert_aliases(id, &req.aliases)?;
+            if policy.no_default_route {
+                tx.set_no_default_route(id)?;
+            }
             // The primary rule as `inspect` applies it, whatever routes the face asked for.
-            let primary = !net.spec.internal() && !in_ns.iter().any(|e| !e.internal);
+            let primary = !net.spec.internal()
+                && !policy.no_default_route
+                && !in_ns.iter().any(|e| !e.internal);
             Ok(Some(Recorded {
                 id,
                 plan,

@@ -423,7 +423,12 @@ fn next_primary(
     if primary_in(tx, &in_ns)? != Some(ep.id) {
         return Ok(None);
     }
-    let rest: Vec<EndpointRow> = in_ns.into_iter().filter(|e| e.id != ep.id).collect();
+    // An endpoint being removed too (its namespace's removal claims them all at once, and a
+    // crash leaves them for `gc`) takes nothing over: its veth may be gone already.
+    let rest: Vec<EndpointRow> = in_ns
+        .into_iter()
+        .filter(|e| e.id != ep.id && e.state != RowState::Removing)
+        .collect();
     let Some(next) = primary_in(tx, &rest)?.and_then(|id| rest.into_iter().find(|e| e.id == id))
     else {
         return Ok(None);

@@ -1,6 +1,7 @@
 //! `nsnet repair`: rebuild nsnet's firewall tables and every element from the store, e.g.
 //! after `nft flush ruleset`, re-apply the sysctls networks rely on, and put back the rate
-//! limits and shaping nsnet recorded on interfaces that still exist.
+//! limits and shaping nsnet recorded on interfaces that still exist, and the overlay
+//! devices and peers nsnet recorded for overlay networks.
 
 use nsnet_core::firewall::{self, FwChange};
 use nsnet_core::ops::KernelOp;
@@ -21,6 +22,8 @@ pub struct RepairReport {
     pub elements: usize,
     /// Interfaces whose recorded shaping was applied again.
     pub shapings: usize,
+    /// Overlay peers (remote hosts) whose entries were missing or drifted and were put back.
+    pub overlay_peers: usize,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -92,12 +95,16 @@ impl<K: Kernel> Engine<K> {
                 steps,
                 &format!("installing {elements} firewall element(s)"),
             );
+            let mut overlay_peers = 0;
             kernel.fw_remove()?;
             if !networks.is_empty() {
                 kernel.fw_ensure()?;
                 kernel.apply(&KernelOp::Firewall(changes))?;
                 for (spec, host_ifnames) in &switches {
                     crate::switch_repair::restore(kernel, spec, host_ifnames)?;
+                }
+                for (spec, _) in &switches {
+                    overlay_peers += crate::overlay::restore_peers(kernel, tx, spec)?;
                 }
                 for op in &sysctls {
                     kernel.apply(op)?;
@@ -125,6 +132,7 @@ impl<K: Kernel> Engine<K> {
                 ports,
                 elements,
                 shapings,
+                overlay_peers,
             })
         })
     }

@@ -50,6 +50,10 @@ pub enum Problem {
     BridgeDown(String),
     #[error("vxlan device {0} of the overlay is missing")]
     OverlayDeviceMissing(String),
+    /// A remote host of the overlay whose entries are missing or wrong on the device;
+    /// `repair` restores it.
+    #[error("network {network}: overlay peer {peer}; `nsnet repair` restores it")]
+    OverlayPeerMissing { network: String, peer: String },
     #[error("bridge {bridge} lacks gateway address {addr}")]
     GatewayMissing { bridge: String, addr: ipnet::IpNet },
     #[error("host interface {0} is missing")]
@@ -172,10 +176,17 @@ impl<K: Kernel> Engine<K> {
                 }
             }
         }
-        if let Some(dev) = net.spec.overlay_dev()
-            && iface(&host.interfaces, &dev).is_none()
-        {
-            problems.push(Problem::OverlayDeviceMissing(dev));
+        if let Some(dev) = net.spec.overlay_dev() {
+            if iface(&host.interfaces, &dev).is_none() {
+                problems.push(Problem::OverlayDeviceMissing(dev));
+            } else {
+                problems.extend(self.overlay_peer_drift(&net.spec)?.into_iter().map(|peer| {
+                    Problem::OverlayPeerMissing {
+                        network: net.spec.name().to_string(),
+                        peer,
+                    }
+                }));
+            }
         }
         let veth = ep.host_ifname.to_string();
         match iface(&host.interfaces, &veth) {

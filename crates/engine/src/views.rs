@@ -52,6 +52,9 @@ pub struct EndpointView {
     pub mac: Option<String>,
     pub addrs: Vec<IpNet>,
     pub primary: bool,
+    /// Attached without default routes (netavark's `no_default_route`); never primary.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_default_route: bool,
     pub state: String,
     pub container_id: Option<String>,
     pub ports: Vec<nsnet_core::port::PortMapping>,

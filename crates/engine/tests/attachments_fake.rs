@@ -47,6 +47,7 @@ fn add(e: &mut Engine<FakeKernel>, s: &NetworkSpec, id: &str) -> AttachRequest {
         mac: None,
         publish: vec![],
         ranges: vec![],
+        no_default_route: false,
         routes: RoutePolicy::Explicit(vec![StaticRoute {
             dest: "0.0.0.0/0".parse().unwrap(),
             via: gw,
@@ -560,4 +561,38 @@ fn gc_releases_a_configuration_owned_network_it_empties() {
     assert_eq!(report.endpoints.len(), 1, "{report:?}");
     assert_eq!(report.networks, ["gcnet"], "{report:?}");
     assert!(networks(e).is_empty());
+}
+
+/// An attachment made with `no_default_route` is never its namespace's primary: when the
+/// attachment that carried the default routes goes, it is not handed them.
+#[test]
+fn an_attachment_without_default_route_is_not_handed_them() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    let (p, r) = (spec("pnet", "10.89.5.0/24"), spec("rnet", "10.89.7.0/24"));
+    let first = add(e, &p, "c1");
+    let mut second = add(e, &r, "c1");
+    second.key.ifname = IfName::new("eth1").unwrap();
+    second.no_default_route = true;
+    routes_of(&mut second).clear();
+    assert!(e.attach(&first).unwrap().primary);
+    let view = e.attach(&second).unwrap();
+    assert!(!view.primary && view.no_default_route, "{view:?}");
+    let views = e.owner_attachments("c1").unwrap();
+    assert!(
+        views
+            .iter()
+            .any(|v| v.network == "rnet" && v.no_default_route && !v.primary),
+        "{views:?}"
+    );
+    let before = e.kernel().log.len();
+    assert!(e.detach_handing_over(&net("pnet"), &first.key).unwrap());
+    let handed: Vec<&KernelOp> = e.kernel().log[before..]
+        .iter()
+        .filter(|op| matches!(op, KernelOp::AddRoute { .. }))
+        .collect();
+    assert!(handed.is_empty(), "{handed:?}");
+    let left = e.owner_attachments("c1").unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(!left[0].primary, "{left:?}");
 }

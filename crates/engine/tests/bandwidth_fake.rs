@@ -48,6 +48,7 @@ fn attached_pod(e: &mut Engine<FakeKernel>) -> (NetName, OwnerKey, EndpointView,
             mac: None,
             publish: vec![],
             ranges: vec![],
+            no_default_route: false,
             routes: RoutePolicy::Explicit(vec![StaticRoute {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 via: s.subnets()[0].gateway,

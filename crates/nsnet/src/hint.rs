@@ -85,7 +85,9 @@ mod tests {
         // Nothing of the CLI's is added to what the topology face said.
         assert_eq!(cli_line(&topo), topo.to_string());
         // No hint, no words.
-        let plain = anyhow::Error::from(EngineError::Refused("container x is not running".into()));
+        let plain = anyhow::Error::from(EngineError::from(Conflict::ContainerNotRunning {
+            name: "x".into(),
+        }));
         assert_eq!(cli_line(&plain), "container x is not running");
     }
 }

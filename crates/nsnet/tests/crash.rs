@@ -161,6 +161,46 @@ fn scenarios() -> Vec<Scenario> {
             cmd: Cmd::Cni("DEL"),
             serves: None,
         },
+        Scenario {
+            // Its three endpoints go together (one claim, one firewall transaction, one
+            // unregister batch, one row deletion); `b`, left on n1, keeps its published port.
+            name: "batched netns rm (3 networks)",
+            setup: &[
+                &["network", "create", "n1", "--subnet", "10.50.0.0/24"],
+                &["network", "create", "n2", "--subnet", "10.51.0.0/24"],
+                &[
+                    "network",
+                    "create",
+                    "n3",
+                    "--subnet",
+                    "10.52.0.0/24",
+                    "--icc",
+                    "false",
+                ],
+                &["netns", "add", "a"],
+                &["netns", "add", "b"],
+                &["network", "connect", "n1", "a", "--publish", "9002:80"],
+                &["network", "connect", "n2", "a", "--publish", "9003:80"],
+                &["network", "connect", "n3", "a"],
+                &["network", "connect", "n1", "b", "--publish", "9001:80"],
+                &[
+                    "link",
+                    "add",
+                    "a",
+                    "b",
+                    "--ifname-a",
+                    "pa",
+                    "--ifname-b",
+                    "pb",
+                    "--addr",
+                    "10.99.0.1/30",
+                    "--addr",
+                    "10.99.0.2/30",
+                ],
+            ],
+            cmd: Cmd::Cli(&["netns", "rm", "a"]),
+            serves: Some("b"),
+        },
     ]
 }
 
@@ -591,6 +631,11 @@ fn crash_port_rm() {
 #[test]
 fn crash_netns_rm() {
     check("netns rm");
+}
+
+#[test]
+fn crash_netns_rm_batched() {
+    check("batched netns rm");
 }
 
 #[test]

@@ -716,3 +716,70 @@ fn a_container_on_two_networks_gets_one_default_route_per_family_and_keeps_one_w
     run("teardown");
     assert_nothing_left(s, &KEEP, &["outside", "c1", "c2"], "after teardown");
 }
+
+#[test]
+fn a_network_with_no_default_route_is_never_handed_the_default_route() {
+    let Some(bin) = netavark(module_path!()) else {
+        return;
+    };
+    let rig = Rig::new(bin);
+    let s = &rig.s;
+    let (_, p) = plugin(s, &["create"], &definition(s, "pnet"));
+    let mut r = definition(s, "rnet");
+    r["subnets"] = json!([{"subnet": "10.89.7.0/24"}]);
+    r["options"]["no_default_route"] = json!("true");
+    let (code, r) = plugin(s, &["create"], &r);
+    assert_eq!(code, 0, "{r}");
+    let defaults = |c: &str| {
+        s.sh("ip", &["-n", c, "route", "show", "default"])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let eth = |i: u32| json!({"interface_name": format!("eth{i}")});
+    let call = |verb: &str, c: &str, net: &Value, per_net: Value| {
+        let out = rig.netavark(verb, c, net, per_net, json!([]));
+        assert_eq!(
+            out.code, 0,
+            "netavark {verb} {c}: {}{}",
+            out.stdout, out.stderr
+        );
+    };
+
+    // c1: pnet first (it carries the default route), then rnet. `podman network disconnect
+    // pnet c1` leaves c1 with no default route: rnet asked for none.
+    call("setup", "c1", &p, eth(0));
+    call("setup", "c1", &r, eth(1));
+    assert_eq!(
+        defaults("c1"),
+        "default via 10.89.5.1 dev eth0 proto static"
+    );
+    assert!(rig.ping("c1", "203.0.113.2"), "the outside through pnet");
+    call("teardown", "c1", &p, eth(0));
+    assert_eq!(defaults("c1"), "", "rnet was handed the default route");
+    assert!(rig.ping("c1", "10.89.7.1"), "c1 still on rnet");
+    assert!(
+        !rig.ping("c1", "203.0.113.2"),
+        "no way out without a default route"
+    );
+
+    // c2: rnet first, then pnet, which carries the default route (rnet covers no family);
+    // rnet's teardown leaves it there.
+    call("setup", "c2", &r, eth(0));
+    assert_eq!(defaults("c2"), "");
+    call("setup", "c2", &p, eth(1));
+    assert_eq!(
+        defaults("c2"),
+        "default via 10.89.5.1 dev eth1 proto static"
+    );
+    call("teardown", "c2", &r, eth(0));
+    assert_eq!(
+        defaults("c2"),
+        "default via 10.89.5.1 dev eth1 proto static"
+    );
+    assert!(rig.ping("c2", "203.0.113.2"), "the outside through pnet");
+
+    call("teardown", "c1", &r, eth(1));
+    call("teardown", "c2", &p, eth(1));
+    assert_nothing_left(s, &KEEP, &["outside", "c1", "c2"], "after teardown");
+}

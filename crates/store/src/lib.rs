@@ -7,9 +7,11 @@
 mod containers;
 #[cfg(test)]
 mod cost_tests;
+mod default_route;
 mod dns;
 mod error;
 mod ipam;
+mod overlay;
 mod ports;
 mod rows;
 mod schema;
@@ -20,6 +22,7 @@ mod tx;
 pub use containers::{ContainerRow, ContainerState, NewContainer};
 pub use dns::{DnsEndpointRow, DnsNetworkRow};
 pub use error::StoreError;
+pub use overlay::OverlayPeerRow;
 pub use ports::PortRow;
 pub use rows::{
     EndpointRow, LinkEndRow, LinkRow, NetworkRow, NewEndpoint, NewLink, RouteRow, RowState,

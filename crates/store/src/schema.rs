@@ -185,6 +185,23 @@ BEGIN
     DELETE FROM shapings WHERE netns = OLD.ns_b AND ifname = OLD.if_b;
 END;
 "#,
+    // The remote hosts an overlay network's device was last converged to (by `apply`,
+    // `overlay sync`/`watch` or a CNI ADD), so that `repair` can put back entries deleted
+    // behind nsnet's back without asking the membership source again. A peer is its slice and
+    // underlay address; everything else of it derives from the network.
+    r#"
+CREATE TABLE overlay_peers (
+    network  TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    slice    TEXT NOT NULL,
+    underlay TEXT NOT NULL,
+    PRIMARY KEY (network, slice)
+) STRICT, WITHOUT ROWID;
+"#,
+    // An endpoint its owner attached without default routes (netavark's `no_default_route`):
+    // it is never its namespace's primary, so no removal hands it the default routes.
+    r#"
+ALTER TABLE endpoints ADD COLUMN no_default_route INTEGER NOT NULL DEFAULT 0;
+"#,
     // Every process parses every index's definition when it opens the store, and every
     // connect and disconnect writes each index of `endpoints`: this one is a prefix of the
     // UNIQUE (network, netns) index, which answers the same lookups.

@@ -525,6 +525,7 @@ impl<'c> Tx<'c> {
             "topology_objects",
             "aliases",
             "shapings",
+            "overlay_peers",
         ] {
             let n: i64 = self
                 .0

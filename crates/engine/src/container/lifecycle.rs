@@ -188,9 +188,11 @@ impl<K: Kernel> Engine<K> {
 }
 
 fn being_created(name: &str, pid: u32) -> EngineError {
-    EngineError::Refused(format!(
-        "container {name} is still being created (by nsnet process {pid})"
-    ))
+    crate::Conflict::ContainerBeingCreated {
+        name: name.to_string(),
+        pid,
+    }
+    .into()
 }
 
 /// Signal numbers (the engine has no libc dependency; these are the same on every Linux).

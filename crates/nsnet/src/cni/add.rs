@@ -56,6 +56,8 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         publish: req.publish,
         ranges: network.ranges.clone(),
         routes: RoutePolicy::Explicit(network.routes.clone()),
+        // CNI attachments are independent: none is ever handed another's routes.
+        no_default_route: false,
         aliases: req.aliases,
     };
     let mut engine = super::open(&conf.basics)?;

@@ -21,6 +21,9 @@ pub mod code {
     pub const DECODE_FAILURE: u32 = 6;
     /// The network configuration is invalid (or disagrees with the stored network).
     pub const INVALID_CONFIG: u32 = 7;
+    /// Another process is in the middle of the object (a network being created or removed):
+    /// the runtime may retry.
+    pub const TRY_AGAIN_LATER: u32 = 11;
     /// STATUS: nothing can be attached now.
     pub const NOT_AVAILABLE: u32 = 50;
     /// STATUS: attachments may have limited connectivity.
@@ -92,6 +95,7 @@ fn engine_code(e: &EngineError) -> u32 {
         EngineError::Connect(c) if c.is_invalid_request() => code::INVALID_CONFIG,
         EngineError::Connect(_) => code::CONFLICT,
         EngineError::Conflict(c) if c.is_invalid_request() => code::INVALID_CONFIG,
+        EngineError::Conflict(c) if c.is_transient() => code::TRY_AGAIN_LATER,
         EngineError::Store(_) => code::IO_FAILURE,
         EngineError::NotFound { .. } => code::UNKNOWN_CONTAINER,
         EngineError::Exists { .. } | EngineError::Conflict(_) | EngineError::Refused(_) => {
@@ -172,5 +176,51 @@ mod tests {
             network: NetName::new("n").unwrap(),
         });
         assert_eq!(CniError::from(twice).code, code::INVALID_CONFIG);
+    }
+
+    /// Typed refusals keep their texts and get the code of their kind: another process in the
+    /// middle of the object is "try again later", a missing command an invalid request.
+    #[test]
+    fn typed_refusals_keep_their_texts_and_get_their_codes() {
+        let removing = EngineError::from(Conflict::NetworkInFlux {
+            network: NetName::new("n").unwrap(),
+            removing: true,
+        })
+        .during("attach");
+        let e = CniError::from(removing);
+        assert_eq!(e.code, code::TRY_AGAIN_LATER);
+        assert_eq!(e.msg, "attach: network n is being removed");
+        let creating = EngineError::from(Conflict::ContainerBeingCreated {
+            name: "web".into(),
+            pid: 42,
+        });
+        assert_eq!(
+            creating.to_string(),
+            "container web is still being created (by nsnet process 42)"
+        );
+        assert_eq!(CniError::from(creating).code, code::TRY_AGAIN_LATER);
+        let missing = EngineError::from(Conflict::CommandNotFound {
+            program: "srv".into(),
+            root: "/".into(),
+            path: "/bin".into(),
+        });
+        assert_eq!(
+            missing.to_string(),
+            "command \"srv\" not found in / (searched PATH /bin)"
+        );
+        assert_eq!(CniError::from(missing).code, code::INVALID_CONFIG);
+        let stopped = EngineError::from(Conflict::ContainerNotRunning { name: "web".into() });
+        assert_eq!(stopped.to_string(), "container web is not running");
+        assert_eq!(CniError::from(stopped).code, code::CONFLICT);
+        let held = EngineError::from(Conflict::Held {
+            what: "endpoint 3".into(),
+            pid: 7,
+            secs: 30,
+        });
+        assert_eq!(
+            CniError::from(held).code,
+            code::CONFLICT,
+            "a wait that timed out"
+        );
     }
 }

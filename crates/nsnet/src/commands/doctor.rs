@@ -447,6 +447,25 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
             "run nsnet repair",
         )),
     }
+    match (health.overlay_peers, health.drifted_peers.len()) {
+        (0, _) => {}
+        (n, 0) => out.push(check(
+            "overlay peers",
+            Status::Ok,
+            format!("{n} overlay peer(s), each as recorded"),
+        )),
+        (_, n) => out.push(with_fix(
+            check(
+                "overlay peers",
+                Status::Warn,
+                format!(
+                    "{n} overlay peer(s) differ from the store: {}",
+                    health.drifted_peers.join("; ")
+                ),
+            ),
+            "run nsnet repair",
+        )),
+    }
     let tables_gone = nsnet_table == Some(false) && rows("networks") > 0;
     out.push(
         match (&health.firewall_error, health.missing_elements.len()) {

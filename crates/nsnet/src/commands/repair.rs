@@ -17,8 +17,8 @@ pub fn run(state_dir: &Path, format: Format) -> Result<()> {
     print(format, &report, |r| {
         format!(
             "firewall rebuilt: {} network(s), {} endpoint(s), {} published port(s), {} element(s); \
-             {} shaped interface(s)\n",
-            r.networks, r.endpoints, r.ports, r.elements, r.shapings
+             {} shaped interface(s); {} overlay peer(s) restored\n",
+            r.networks, r.endpoints, r.ports, r.elements, r.shapings, r.overlay_peers
         )
     })
 }

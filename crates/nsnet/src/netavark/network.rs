@@ -30,6 +30,9 @@ pub struct Definition {
     /// The routes each endpoint gets: a default route per address family, through that
     /// family's first gateway, unless the network is internal or `no_default_route` is set.
     pub routes: Vec<StaticRoute>,
+    /// The `no_default_route` option: this network's attachments never carry default
+    /// routes, not even when the container's network that carried them goes.
+    pub no_default_route: bool,
     pub state_dir: PathBuf,
 }
 
@@ -184,6 +187,7 @@ impl Definition {
             spec,
             ranges,
             routes,
+            no_default_route,
             state_dir,
         })
     }

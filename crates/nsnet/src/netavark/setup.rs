@@ -120,6 +120,7 @@ pub fn request(netns: &str, exec: &PluginExec) -> Result<(Definition, AttachRequ
         publish,
         ranges: def.ranges.clone(),
         routes: RoutePolicy::Explicit(def.routes.clone()),
+        no_default_route: def.no_default_route,
         // Podman's aliases (the container's name and short id among them) become DNS names
         // wherever the network has nsnet's responder.
         aliases: opts.aliases.clone().unwrap_or_default(),
@@ -188,7 +189,8 @@ pub fn setup(netns: &str, exec: &PluginExec) -> Result<StatusBlock> {
     let mut covered = Vec::new();
     for a in &others {
         let name = NetName::new(&a.network)?;
-        if !engine.network_inspect(&name)?.internal {
+        // A network attached with `no_default_route` covers no family.
+        if !a.no_default_route && !engine.network_inspect(&name)?.internal {
             covered.extend(a.addrs.iter().map(|n| n.addr().is_ipv4()));
         }
     }
@@ -240,7 +242,8 @@ pub fn teardown(exec: &PluginExec) -> Result<()> {
     }
     let mut engine = super::open(&dir)?;
     // `podman network disconnect` of a container's first network: its default routes go to
-    // the next network of the container (setup gave that one none for a covered family).
+    // the next network of the container (setup gave that one none for a covered family),
+    // unless that one was attached with `no_default_route` (see `primary_in`).
     let removed = engine.detach_handing_over(&network, &key).map_err(|e| {
         e.during(format!(
             "detach container {} ({}) interface {} from network {network}",
@@ -362,6 +365,7 @@ mod tests {
             mac: None,
             addrs: vec!["fd00:89::2/64".parse().unwrap()],
             primary: false,
+            no_default_route: false,
             state: "ready".into(),
             container_id: Some("752947ff91f9".into()),
             ports: vec![],
