@@ -23,6 +23,8 @@ echo "### CNI ADD / DEL against the CLI"
 sandboxed env ROUNDS=60 python3 bench_cni.py base="$base" new="$new"
 echo "### 1000 containers through the CLI"
 sandboxed env N=1000 python3 bench_fill.py base="$base" new="$new" floor
+echo "### 1000 containers through the CLI from two callers at once (and from one)"
+sandboxed env N=1000 python3 bench_fill_parallel.py base="$base" new="$new" floor
 echo "### topology file of 1000 namespaces"
 sandboxed env N=1000 ROUNDS=1 python3 bench_topology.py base="$base" new="$new"
 uptime

@@ -7,7 +7,7 @@ pub mod table;
 pub mod upstream;
 
 pub use answer::{Reply, respond, servfail};
-pub use table::{Entry, Network, Table};
+pub use table::{Entry, Key, Network, Table};
 
 /// Search domain written into containers' resolv.conf; names under it are answered here
 /// and never forwarded.

@@ -32,6 +32,10 @@ pub enum Format {
 }
 
 #[derive(Debug, Subcommand)]
+// Every command is a new process: `defer` builds a subcommand's arguments only when it is the
+// one invoked (help, completions and manual pages build the whole tree), instead of all of
+// them at every start.
+#[command(defer = true)]
 pub enum Command {
     /// Named network namespaces (iproute2-compatible: /run/netns/NAME).
     #[command(subcommand)]
@@ -143,6 +147,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum DnsCmd {
     /// Names served, per network: namespace, aliases, addresses (and the responder's pid).
     Ls,
@@ -152,6 +157,7 @@ pub enum DnsCmd {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum OverlayCmd {
     /// Follow the file's hosts as they come and go (keeping this host's etcd lease alive), and
     /// converge the overlay peers each time; runs until stopped.
@@ -227,6 +233,7 @@ pub struct TopologyFile {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum NetnsCmd {
     /// Create a namespace (with lo up).
     Add { name: String },
@@ -247,6 +254,7 @@ pub enum NetnsCmd {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum LinkCmd {
     /// Join two namespaces with one veth pair; addresses set, both ends up.
     Add(LinkAdd),
@@ -310,6 +318,7 @@ pub struct LinkSet {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network: a bridge holding the gateway address of each subnet.
     Create(NetworkCreate),
@@ -405,6 +414,7 @@ pub struct NetworkConnect {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PortCmd {
     /// Publish ports of a namespace: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO].
     Add {
@@ -428,6 +438,7 @@ pub enum PortCmd {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RouteCmd {
     /// Add a route: `nsnet route add NETNS DEST via GATEWAY` (DEST may be `default`).
     Add {

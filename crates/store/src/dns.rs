@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::error::StoreError;
 use crate::tx::Tx;
@@ -56,8 +56,8 @@ impl Tx<'_> {
         )?)
     }
 
-    /// Every ready network with DNS on, and the ready endpoints attached to them.
-    pub fn dns_rows(&self) -> Result<(Vec<DnsNetworkRow>, Vec<DnsEndpointRow>), StoreError> {
+    /// Every ready network with DNS on.
+    pub fn dns_networks(&self) -> Result<Vec<DnsNetworkRow>, StoreError> {
         let mut nets: BTreeMap<String, DnsNetworkRow> = BTreeMap::new();
         let mut stmt = self.0.prepare_cached(
             "SELECT n.name, n.internal, s.gateway FROM networks n
@@ -86,6 +86,12 @@ impl Tx<'_> {
                 .gateways
                 .push(gateway);
         }
+        Ok(nets.into_values().collect())
+    }
+
+    /// Every ready network with DNS on, and the ready endpoints attached to them.
+    pub fn dns_rows(&self) -> Result<(Vec<DnsNetworkRow>, Vec<DnsEndpointRow>), StoreError> {
+        let nets = self.dns_networks()?;
         let mut eps: BTreeMap<i64, DnsEndpointRow> = BTreeMap::new();
         let mut stmt = self.0.prepare_cached(
             "SELECT e.id, e.network, e.netns, a.ip FROM endpoints e
@@ -129,6 +135,81 @@ impl Tx<'_> {
                 e.aliases.push(name);
             }
         }
-        Ok((nets.into_values().collect(), eps.into_values().collect()))
+        Ok((nets, eps.into_values().collect()))
+    }
+
+    /// Every endpoint with an id above `after`, ascending: its id, whether it is ready, and
+    /// whether its network is a ready DNS network. What a responder compares with what it
+    /// serves to find the endpoints that came, went or changed state (an endpoint's network,
+    /// namespace, addresses and aliases never change while its row exists, and the ids of
+    /// committed endpoints only grow).
+    pub fn endpoint_states(&self, after: i64) -> Result<Vec<(i64, bool, bool)>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT e.id, e.state = 'ready', n.dns = 1 AND n.state = 'ready'
+               FROM endpoints e JOIN networks n ON n.name = e.network
+              WHERE e.id > ?1 ORDER BY e.id",
+        )?;
+        let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// [`Tx::endpoint_states`] of one endpoint; None when it is gone.
+    pub fn endpoint_state(&self, id: i64) -> Result<Option<(bool, bool)>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT e.state = 'ready', n.dns = 1 AND n.state = 'ready'
+               FROM endpoints e JOIN networks n ON n.name = e.network WHERE e.id = ?1",
+        )?;
+        Ok(stmt
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// How many endpoints there are, in any state (SQLite counts the entries of the table's
+    /// smallest index page by page, without reading the rows).
+    pub fn endpoint_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .query_row("SELECT count(*) FROM endpoints", [], |r| r.get(0))?)
+    }
+
+    /// The rows of the endpoints `ids` (as [`Tx::dns_rows`] gives them; ids that are not
+    /// ready endpoints of a ready DNS network are left out).
+    pub fn dns_endpoints(&self, ids: &[i64]) -> Result<Vec<DnsEndpointRow>, StoreError> {
+        let mut endpoint = self.0.prepare_cached(
+            "SELECT e.network, e.netns FROM endpoints e JOIN networks n ON n.name = e.network
+              WHERE e.id = ?1 AND n.dns = 1 AND n.state = 'ready' AND e.state = 'ready'",
+        )?;
+        let mut addrs = self
+            .0
+            .prepare_cached("SELECT ip FROM addresses WHERE endpoint = ?1 ORDER BY rowid")?;
+        let mut found = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some((network, netns)) = endpoint
+                .query_row([id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()?
+            else {
+                continue;
+            };
+            let addrs = addrs
+                .query_map([id], |r| r.get::<_, String>(0))?
+                .map(|ip| {
+                    let ip = ip?;
+                    ip.parse().map_err(|_| StoreError::Corrupt {
+                        what: "endpoint address",
+                        value: ip,
+                    })
+                })
+                .collect::<Result<Vec<IpAddr>, StoreError>>()?;
+            found.push(DnsEndpointRow {
+                id,
+                network,
+                netns,
+                aliases: self.aliases(id)?,
+                addrs,
+            });
+        }
+        Ok(found)
     }
 }

@@ -92,6 +92,45 @@ fn truncate_wal_beyond(
     Ok(())
 }
 
+/// How long a command waits for another's transaction before giving up on the store.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first wait of a command that finds the store locked, doubled at each retry up to
+/// [`BUSY_POLL_MAX`]. A connect holds the write lock for about half a millisecond; SQLite's own
+/// busy timeout sleeps 1, 2, 5, 10, 15 ms... between tries, so a command finding the lock
+/// taken slept several times as long as the holder kept it (two callers filling a network:
+/// 421 ms of sleep per 100 containers).
+const BUSY_POLL_FIRST: Duration = Duration::from_micros(50);
+const BUSY_POLL_MAX: Duration = Duration::from_millis(2);
+
+/// SQLite's busy handler: `tries` is how many times it was called for this wait. Sleeps and
+/// returns true to try again, or false once [`BUSY_TIMEOUT`] has passed (the statement then
+/// fails with SQLITE_BUSY, as with a busy timeout).
+fn wait_when_busy(tries: i32) -> bool {
+    let (delay, waited) = busy_schedule(tries);
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(delay);
+    true
+}
+
+/// The delay before try `tries + 1`, and the time slept in the tries before.
+fn busy_schedule(tries: i32) -> (Duration, Duration) {
+    let doublings = BUSY_POLL_MAX.as_micros() / BUSY_POLL_FIRST.as_micros();
+    let ramp = doublings.ilog2() as i32; // tries with a delay below the cap
+    let tries = tries.max(0);
+    if tries < ramp {
+        let delay = BUSY_POLL_FIRST * (1 << tries);
+        (delay, BUSY_POLL_FIRST * ((1 << tries) - 1))
+    } else {
+        let before = BUSY_POLL_FIRST * ((1 << ramp) - 1);
+        (
+            BUSY_POLL_MAX,
+            before + BUSY_POLL_MAX * (tries - ramp) as u32,
+        )
+    }
+}
+
 /// An open state database.
 pub struct Store {
     conn: Connection,
@@ -105,12 +144,13 @@ impl Store {
         create_private_dir(dir)?;
         let path = dir.join(DB_FILE);
         let mut conn = Connection::open(&path).map_err(|e| StoreError::open(&path, e))?;
-        conn.busy_timeout(Duration::from_secs(30))
+        conn.busy_handler(Some(wait_when_busy))
             .map_err(|e| StoreError::open(&path, e))?;
         // Closing the last connection would checkpoint (two fsyncs per command); the WAL hook
         // below keeps the WAL short instead. NORMAL is durable across process crashes.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(|e| StoreError::open(&path, e))?;
+        stable_plans(&conn).map_err(|e| StoreError::open(&path, e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| StoreError::open(&path, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -138,15 +178,18 @@ impl Store {
         .map_err(|e| StoreError::open(&path, e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| StoreError::open(&path, e))?;
+        stable_plans(&conn).map_err(|e| StoreError::open(&path, e))?;
         Ok(Store { conn, path })
     }
 
     /// SQLite's `PRAGMA data_version`: changes when another connection commits, so a
     /// long-lived reader notices changes it was not told about.
     pub fn data_version(&mut self) -> Result<i64, StoreError> {
+        // Cached: the DNS responder asks at every reload and every second.
         Ok(self
             .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Path of the database file.
@@ -234,6 +277,17 @@ impl Store {
     }
 }
 
+/// SQLite's query planner stability guarantee: plans never depend on the values bound to a
+/// statement. Without it SQLite 3.54 marks some of our cached statements to be compiled again
+/// whenever a parameter gets a new value (an endpoint id, an address), so a statement run
+/// many times by one process (the DNS responder's reloads: a quarter of their CPU; a
+/// topology's apply) was compiled at every run. No query here gains from value-specific
+/// plans (no partial indexes, LIKE, or statistics).
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map(drop)
+}
+
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
@@ -249,4 +303,96 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
             .map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    /// The waits start at 50 µs, double up to 2 ms, and stop after 30 s in all.
+    #[test]
+    fn busy_waits_start_short_and_end_at_the_timeout() {
+        let us = |t| {
+            let (d, w) = busy_schedule(t);
+            (d.as_micros(), w.as_micros())
+        };
+        assert_eq!(us(0), (50, 0));
+        assert_eq!(us(1), (100, 50));
+        assert_eq!(us(4), (800, 750));
+        assert_eq!(us(5), (2000, 1550));
+        assert_eq!(us(6), (2000, 3550));
+        let mut tries = 0;
+        while wait_schedule_left(tries) {
+            tries += 1;
+        }
+        let (_, waited) = busy_schedule(tries);
+        assert!(waited >= BUSY_TIMEOUT && waited < BUSY_TIMEOUT + BUSY_POLL_MAX);
+    }
+
+    fn wait_schedule_left(tries: i32) -> bool {
+        busy_schedule(tries).1 < BUSY_TIMEOUT
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// How often a cached statement was compiled again while run with three values.
+    fn reprepares(conn: &Connection) -> i32 {
+        let sql = "SELECT ip FROM addresses WHERE endpoint = ?1 ORDER BY rowid";
+        for id in 1..=3 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let _: Vec<String> = stmt
+                .query_map([id], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        }
+        conn.prepare_cached(sql)
+            .unwrap()
+            .get_status(StatementStatus::RePrepare)
+    }
+
+    /// A store's statements keep their compiled form whatever values they are run with;
+    /// SQLite's default recompiles this one at every new value.
+    #[test]
+    fn statements_are_not_compiled_again_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(reprepares(&store.conn), 0);
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(reprepares(&reader.conn), 0);
+        let plain = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        assert!(
+            reprepares(&plain) > 0,
+            "SQLite's default no longer recompiles"
+        );
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    /// The (cached) data version query sees other connections' commits.
+    #[test]
+    fn data_version_moves_with_other_connections_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Store::open(dir.path()).unwrap();
+        let mut reader = Store::open_read_only(dir.path()).unwrap();
+        let before = reader.data_version().unwrap();
+        assert_eq!(reader.data_version().unwrap(), before);
+        writer
+            .write(|tx| {
+                tx.0.execute(
+                    "INSERT INTO routes VALUES ('ns', '10.0.0.0/8', '10.1.0.1')",
+                    [],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_ne!(reader.data_version().unwrap(), before);
+    }
 }

@@ -202,6 +202,12 @@ CREATE TABLE overlay_peers (
     r#"
 ALTER TABLE endpoints ADD COLUMN no_default_route INTEGER NOT NULL DEFAULT 0;
 "#,
+    // Every process parses every index's definition when it opens the store, and every
+    // connect and disconnect writes each index of `endpoints`: this one is a prefix of the
+    // UNIQUE (network, netns) index, which answers the same lookups.
+    r#"
+DROP INDEX endpoints_by_network;
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address
