@@ -133,6 +133,13 @@ pub enum KernelOp {
     Hairpin {
         ifname: String,
     },
+    /// Make a host interface a port of a bridge (both in the host namespace): what `repair`
+    /// does for the host ends of a bridge someone deleted and nsnet made again. A port of
+    /// that bridge already is left as it is.
+    SetMaster {
+        ifname: String,
+        master: String,
+    },
     /// Create a VXLAN device (down; `LinkUp` follows) in the host namespace: learning off,
     /// its own MAC (the one the other hosts' entries name), UDP `port`.
     CreateVxlan {
@@ -239,6 +246,7 @@ impl KernelOp {
             | KernelOp::DeleteLink { .. }
             | KernelOp::Sysctl { .. }
             | KernelOp::Hairpin { .. }
+            | KernelOp::SetMaster { .. }
             | KernelOp::Shape { .. } => {
                 return None;
             }
@@ -278,6 +286,7 @@ impl fmt::Display for KernelOp {
             KernelOp::DeleteLink { ns, ifname } => write!(f, "delete {ifname} in netns {ns}"),
             KernelOp::Sysctl { ns, key, value } => write!(f, "set {key}={value} in netns {ns}"),
             KernelOp::Hairpin { ifname } => write!(f, "set hairpin on bridge port {ifname}"),
+            KernelOp::SetMaster { ifname, master } => write!(f, "make {ifname} a port of {master}"),
             KernelOp::Shape {
                 ns,
                 ifname,

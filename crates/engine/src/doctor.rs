@@ -3,12 +3,14 @@
 //! Read-only: one read transaction and `fw_has` lookups.
 
 use nsnet_core::firewall::{self, FwElem};
+use nsnet_core::ops::NsRef;
 use nsnet_store::{RowState, StoreError};
 use nsnet_sys::kernel::Kernel;
 use serde::Serialize;
 
 use crate::container::Live;
 use crate::network::{endpoint_firewall, ns_ref};
+use crate::verify::switch_problems;
 use crate::{Engine, EngineError};
 
 /// The store's health and what `gc`/`repair` would act on.
@@ -33,6 +35,11 @@ pub struct StoreHealth {
     /// Recorded overlay peers whose entries are missing or wrong, with their network (what
     /// `repair` restores).
     pub drifted_peers: Vec<String>,
+    /// How many ready networks' switches (bridge, gateways, overlay device) were compared.
+    pub switches: usize,
+    /// What differs in them, with their network: a bridge missing or down, a gateway address
+    /// gone, an overlay's device missing (what `repair` restores).
+    pub drifted_switches: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -104,6 +111,21 @@ impl<K: Kernel> Engine<K> {
             }
         }
         self.doctor_shapings(&mut health)?;
+        let ready: Vec<_> = networks
+            .iter()
+            .filter(|n| n.state == RowState::Ready)
+            .collect();
+        if !ready.is_empty() {
+            let host = self.kernel.view(&NsRef::Host)?;
+            health.switches = ready.len();
+            for n in &ready {
+                health.drifted_switches.extend(
+                    switch_problems(&n.spec, &host.interfaces)
+                        .into_iter()
+                        .map(|p| format!("network {}: {p}", n.spec.name())),
+                );
+            }
+        }
         for n in networks.iter().filter(|n| n.state == RowState::Ready) {
             if n.spec.overlay_dev().is_none() {
                 continue;
@@ -223,6 +245,40 @@ mod tests {
         assert_eq!(sick.missing_elements.len(), 1, "{sick:?}");
         assert!(!eng.kernel().fw.contains(&gone), "doctor must not restore");
         assert_eq!(sick.rows, healthy.rows);
+    }
+
+    #[test]
+    fn reports_a_missing_bridge_and_recreates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut eng = Engine::new(store, FakeKernel::default(), 7, "boot".into());
+        let spec = NetworkSpec::builder(NetName::new("side").unwrap())
+            .subnets(["10.7.0.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
+        let bridge = spec.bridge().to_string();
+        eng.network_create(NetworkRequest { spec }).unwrap();
+
+        let healthy = eng.doctor_store().unwrap();
+        assert_eq!(healthy.switches, 1);
+        assert!(healthy.drifted_switches.is_empty(), "{healthy:?}");
+
+        // Deleted behind nsnet's back (its address goes with it).
+        let host = NsRef::Host.to_string();
+        let links = eng.kernel().links.get_mut(&host).unwrap();
+        assert!(links.remove(&bridge), "{links:?}");
+        if let Some(addrs) = eng.kernel().addrs.get_mut(&host) {
+            addrs.retain(|(ifname, _)| *ifname != bridge);
+        }
+        let sick = eng.doctor_store().unwrap();
+        assert_eq!(
+            sick.drifted_switches,
+            [format!("network side: bridge {bridge} is missing")]
+        );
+        assert!(
+            !eng.kernel().links_in(&host).contains(&bridge),
+            "doctor must not recreate"
+        );
     }
 
     #[test]

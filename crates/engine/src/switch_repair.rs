@@ -1,8 +1,7 @@
-//! `repair` for switches that live outside the kernel's own objects (Open vSwitch): its
-//! daemons restarted if they died, and whatever of the network's switch, local port,
-//! gateway addresses and ports is missing made again from the store; and an overlay's VXLAN
-//! device someone deleted. A Linux bridge needs nothing here: the kernel keeps it for as long
-//! as the host runs.
+//! `repair` of a network's switch: whatever of it is missing made again from the store. Open
+//! vSwitch's daemons restarted if they died, its switch, local port, gateway addresses and
+//! ports; a Linux bridge someone deleted, with its gateway addresses and its ports (the host
+//! ends it left detached); an overlay's VXLAN device.
 
 use nsnet_core::model::{Driver, NetworkSpec};
 use nsnet_core::ops::KernelOp;
@@ -27,25 +26,24 @@ pub(crate) fn restore<K: Kernel>(
             .chain(host_ifnames.iter().flat_map(|p| sw.attach(spec, p)))
             .filter(|op| !matches!(op, KernelOp::Sysctl { .. }))
             .collect(),
-        // An overlay's device, deleted by hand, is made again (its peers follow, see
-        // `crate::overlay::restore_peers`); its bridge is a Linux bridge's, kept as is.
-        Driver::Vxlan => {
-            let Some(dev) = spec.overlay_dev() else {
-                return Ok(());
-            };
+        // A Linux bridge deleted by hand is made again with its pinned MAC and gateway
+        // addresses, and the host ends it left detached become its ports again; an
+        // overlay's device likewise (its peers follow, see `crate::overlay::restore_peers`).
+        // What exists already is kept: the bridge, the addresses, a port's master.
+        Driver::Bridge | Driver::Vxlan => {
+            let bridge = spec.bridge().to_string();
             sw.create(spec)
                 .into_iter()
-                .filter(|op| match op {
-                    KernelOp::CreateVxlan { name, .. } => *name == dev,
-                    KernelOp::AddAddr { ifname, .. } | KernelOp::LinkUp { ifname, .. } => {
-                        *ifname == dev
-                    }
-                    _ => false,
-                })
+                .filter(|op| !matches!(op, KernelOp::Sysctl { .. }))
+                .chain(host_ifnames.iter().flat_map(|p| {
+                    std::iter::once(KernelOp::SetMaster {
+                        ifname: p.clone(),
+                        master: bridge.clone(),
+                    })
+                    .chain(sw.attach(spec, p))
+                }))
                 .collect()
         }
-        // A Linux bridge comes back with the network.
-        _ => return Ok(()),
     };
     for op in ops {
         match kernel.apply(&op) {

@@ -116,6 +116,36 @@ fn iface<'a>(ifaces: &'a [IfaceView], name: &str) -> Option<&'a IfaceView> {
     ifaces.iter().find(|i| i.name == name)
 }
 
+/// A network's switch in the host's interfaces against its spec: the bridge present, up and
+/// holding its gateways; an overlay's device present (its peers are compared apart, and only
+/// when it is). What `inspect --check` says of every endpoint and `doctor` of every network.
+pub(crate) fn switch_problems(spec: &NetworkSpec, host: &[IfaceView]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let bridge = spec.bridge().to_string();
+    match iface(host, &bridge) {
+        None => problems.push(Problem::BridgeMissing(bridge)),
+        Some(b) => {
+            if !b.up {
+                problems.push(Problem::BridgeDown(bridge.clone()));
+            }
+            for s in spec.subnets() {
+                if !b.addrs.contains(&s.gateway_cidr()) {
+                    problems.push(Problem::GatewayMissing {
+                        bridge: bridge.clone(),
+                        addr: s.gateway_cidr(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(dev) = spec.overlay_dev()
+        && iface(host, &dev).is_none()
+    {
+        problems.push(Problem::OverlayDeviceMissing(dev));
+    }
+    problems
+}
+
 /// The routes an endpoint should have: a primary endpoint's default routes through the
 /// gateways of its subnets, or the ones given.
 fn expected_routes(
@@ -160,33 +190,16 @@ impl<K: Kernel> Engine<K> {
         }
         let host = self.kernel.view(&NsRef::Host)?;
         let bridge = net.spec.bridge().to_string();
-        match iface(&host.interfaces, &bridge) {
-            None => problems.push(Problem::BridgeMissing(bridge.clone())),
-            Some(b) => {
-                if !b.up {
-                    problems.push(Problem::BridgeDown(bridge.clone()));
+        problems.extend(switch_problems(&net.spec, &host.interfaces));
+        if let Some(dev) = net.spec.overlay_dev()
+            && iface(&host.interfaces, &dev).is_some()
+        {
+            problems.extend(self.overlay_peer_drift(&net.spec)?.into_iter().map(|peer| {
+                Problem::OverlayPeerMissing {
+                    network: net.spec.name().to_string(),
+                    peer,
                 }
-                for s in net.spec.subnets() {
-                    if !b.addrs.contains(&s.gateway_cidr()) {
-                        problems.push(Problem::GatewayMissing {
-                            bridge: bridge.clone(),
-                            addr: s.gateway_cidr(),
-                        });
-                    }
-                }
-            }
-        }
-        if let Some(dev) = net.spec.overlay_dev() {
-            if iface(&host.interfaces, &dev).is_none() {
-                problems.push(Problem::OverlayDeviceMissing(dev));
-            } else {
-                problems.extend(self.overlay_peer_drift(&net.spec)?.into_iter().map(|peer| {
-                    Problem::OverlayPeerMissing {
-                        network: net.spec.name().to_string(),
-                        peer,
-                    }
-                }));
-            }
+            }));
         }
         let veth = ep.host_ifname.to_string();
         match iface(&host.interfaces, &veth) {

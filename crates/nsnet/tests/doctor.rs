@@ -195,3 +195,51 @@ fn doctor_warns_about_docker_and_podman_tables() {
             .all(|c| c["name"] != "firewalld")
     );
 }
+
+#[test]
+fn doctor_reports_a_deleted_bridge_and_repair_brings_traffic_back() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.ok(&["network", "create", "side", "--subnet", "10.62.0.0/24"]);
+    s.ok(&["netns", "add", "app"]);
+    s.ok(&["network", "connect", "side", "app", "--ip", "10.62.0.5"]);
+    let (_, healthy) = doctor(&s);
+    assert_eq!(check(&healthy, "switches")["status"], "OK", "{healthy:#}");
+    assert!(s.ping("app", "10.62.0.1"), "app cannot reach its gateway");
+
+    let bridge = s.json(&["network", "inspect", "side"])["bridge"]
+        .as_str()
+        .expect("network inspect names the bridge")
+        .to_string();
+    let del = s.sh("ip", &["link", "del", &bridge]);
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert!(
+        !s.ping("app", "10.62.0.1"),
+        "the gateway answers without its bridge"
+    );
+
+    let (code, sick) = doctor(&s);
+    assert_eq!(code, 0, "a missing bridge is a warning: {sick:#}");
+    let c = check(&sick, "switches");
+    assert_eq!(c["status"], "WARN", "{sick:#}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("network side: bridge {bridge} is missing")),
+        "{detail}"
+    );
+    assert_eq!(c["fix"], "run nsnet repair", "{sick:#}");
+    assert!(
+        !s.host_links().contains(&bridge),
+        "doctor recreated the bridge"
+    );
+
+    s.ok(&["repair"]);
+    let (_, after) = doctor(&s);
+    assert_eq!(check(&after, "switches")["status"], "OK", "{after:#}");
+    assert!(
+        s.ping("app", "10.62.0.1"),
+        "repair did not bring the gateway back"
+    );
+}

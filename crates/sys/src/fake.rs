@@ -241,6 +241,10 @@ impl FakeKernel {
             KernelOp::LinkUp { ns, ifname } => self.check_link(ns, ifname, what)?,
             KernelOp::Sysctl { ns, .. } => self.check_ns(ns, what)?,
             KernelOp::Hairpin { ifname } => self.check_link(&NsRef::Host, ifname, what)?,
+            KernelOp::SetMaster { ifname, master } => {
+                self.check_link(&NsRef::Host, master, what)?;
+                self.check_link(&NsRef::Host, ifname, what)?;
+            }
             KernelOp::Shape { ns, ifname, .. } => self.check_link(ns, ifname, what)?,
             KernelOp::OvsAddBridge { name, network, .. } => {
                 if self.ovs.contains_key(name) {

@@ -447,6 +447,25 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
             "run nsnet repair",
         )),
     }
+    match (health.switches, health.drifted_switches.len()) {
+        (0, _) => {}
+        (n, 0) => out.push(check(
+            "switches",
+            Status::Ok,
+            format!("{n} network(s), each with its bridge up and holding its gateway(s)"),
+        )),
+        (_, n) => out.push(with_fix(
+            check(
+                "switches",
+                Status::Warn,
+                format!(
+                    "{n} difference(s) from the store: {}",
+                    health.drifted_switches.join("; ")
+                ),
+            ),
+            "run nsnet repair",
+        )),
+    }
     match (health.overlay_peers, health.drifted_peers.len()) {
         (0, _) => {}
         (n, 0) => out.push(check(
@@ -730,6 +749,25 @@ mod tests {
         assert_eq!(fw.status, Status::Warn);
         assert!(fw.fix.as_deref().unwrap().contains("nsnet gc"));
         assert!(fw.detail.contains("bridges nsbr-front"));
+    }
+
+    #[test]
+    fn a_deleted_bridge_warns_and_repair_is_the_fix() {
+        let mut f = facts();
+        f.state.health = Some(Ok(StoreHealth {
+            switches: 2,
+            drifted_switches: vec!["network side: bridge nsbr-side is missing".into()],
+            ..StoreHealth::default()
+        }));
+        let c = find(&classify(&f), "switches").clone();
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("bridge nsbr-side is missing"), "{c:?}");
+        assert_eq!(c.fix.as_deref(), Some("run nsnet repair"));
+        f.state.health = Some(Ok(StoreHealth {
+            switches: 2,
+            ..StoreHealth::default()
+        }));
+        assert_eq!(find(&classify(&f), "switches").status, Status::Ok);
     }
 
     #[test]

@@ -541,6 +541,12 @@ impl LiveKernel {
                     s.set_bridge_port_hairpin(index.expect("given"), true)
                 })?;
             }
+            KernelOp::SetMaster { ifname, master } => {
+                let master = self.index(&NsRef::Host, master, what)?;
+                self.with_index(&NsRef::Host, Some(ifname), what, |s, index| {
+                    s.set_master(index.expect("given"), master)
+                })?;
+            }
             KernelOp::Firewall(_) => {
                 return Err(KernelError::new(
                     what,

@@ -351,6 +351,18 @@ impl Rtnl {
         self.ack(set_up_req(index))
     }
 
+    /// Makes the link a port of the bridge `master` (a port of it already stays one).
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Controller(master));
+        self.ack(Req::new(
+            format!("set master ifindex {master} of ifindex {index}"),
+            0,
+            RouteNetlinkMessage::SetLink(msg),
+        ))
+    }
+
     /// Turns hairpin mode on a bridge port on or off, so traffic may leave through the port it
     /// came in on (needed for hairpin NAT: a container reaching itself via a published port).
     pub fn set_bridge_port_hairpin(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
