@@ -17,7 +17,9 @@ pub(crate) fn restore<K: Kernel>(
     host_ifnames: &[String],
 ) -> Result<(), EngineError> {
     let sw = switch::of(spec);
-    // Sysctls are re-applied by `repair` itself, once the devices exist again.
+    // Sysctls are re-applied by `repair` itself once the devices exist again; a Linux
+    // bridge's are kept in its sequence too, as some must come before it goes up (IPv6's DAD
+    // off for the gateway).
     let ops: Vec<KernelOp> = match spec.driver() {
         // Open vSwitch keeps its own database to restore.
         Driver::Ovs => sw
@@ -34,7 +36,6 @@ pub(crate) fn restore<K: Kernel>(
             let bridge = spec.bridge().to_string();
             sw.create(spec)
                 .into_iter()
-                .filter(|op| !matches!(op, KernelOp::Sysctl { .. }))
                 .chain(host_ifnames.iter().flat_map(|p| {
                     std::iter::once(KernelOp::SetMaster {
                         ifname: p.clone(),
@@ -48,6 +49,11 @@ pub(crate) fn restore<K: Kernel>(
     for op in ops {
         match kernel.apply(&op) {
             Err(e) if e.kind == FailKind::Exists => {}
+            // A host end whose namespace went without nsnet (gc's to collect) or that a
+            // connect has recorded but not made yet.
+            Err(e)
+                if e.kind == FailKind::NotFound
+                    && matches!(op, KernelOp::SetMaster { .. } | KernelOp::Hairpin { .. }) => {}
             res => res?,
         }
     }

@@ -415,6 +415,41 @@ fn repair_restores_every_element_and_last_network_removes_tables() {
     assert!(!e.kernel().fw_installed && e.kernel().fw.is_empty());
 }
 
+/// A bridge deleted by hand is made again with its ports; a host end whose namespace went
+/// without nsnet (gc's to collect) does not stop the repair of the rest.
+#[test]
+fn repair_makes_a_deleted_bridge_again_and_skips_vanished_host_ends() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.netns_add(&NsName::new("blue").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    let red = e.connect(connect("lan", "red")).unwrap();
+    let blue = e.connect(connect("lan", "blue")).unwrap();
+    let host = NsRef::Host.to_string();
+    let links = e.kernel().links.get_mut(&host).unwrap();
+    assert!(links.remove("nsbr-lan"), "{links:?}");
+    assert!(links.remove(blue.host_ifname.as_str()), "{links:?}");
+    e.kernel().log.clear();
+
+    let report = e.repair().unwrap();
+    assert_eq!((report.networks, report.endpoints), (1, 2));
+    assert!(e.kernel().links_in(&host).contains(&"nsbr-lan".to_string()));
+    let log = &e.kernel().log;
+    assert!(
+        log.iter()
+            .any(|op| matches!(op, KernelOp::CreateBridge { name, .. } if name == "nsbr-lan")),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&KernelOp::SetMaster {
+            ifname: red.host_ifname.to_string(),
+            master: "nsbr-lan".into(),
+        }),
+        "{log:?}"
+    );
+}
+
 #[test]
 fn after_a_reboot_networks_are_recreated_and_stale_endpoints_released() {
     let dir = tempfile::tempdir().unwrap();

@@ -98,7 +98,7 @@ impl Tx<'_> {
                JOIN networks n ON n.name = e.network
                JOIN addresses a ON a.endpoint = e.id
               WHERE n.dns = 1 AND n.state = 'ready' AND e.state = 'ready'
-              ORDER BY e.id",
+              ORDER BY e.id, a.rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -173,7 +173,7 @@ impl Tx<'_> {
     }
 
     /// The rows of the endpoints `ids` (as [`Tx::dns_rows`] gives them; ids that are not
-    /// ready endpoints of a ready DNS network are left out).
+    /// ready endpoints of a ready DNS network, or have no address, are left out).
     pub fn dns_endpoints(&self, ids: &[i64]) -> Result<Vec<DnsEndpointRow>, StoreError> {
         let mut endpoint = self.0.prepare_cached(
             "SELECT e.network, e.netns FROM endpoints e JOIN networks n ON n.name = e.network
@@ -202,6 +202,11 @@ impl Tx<'_> {
                     })
                 })
                 .collect::<Result<Vec<IpAddr>, StoreError>>()?;
+            // As in `dns_rows`, whose join leaves them out: a name without an address is
+            // not served (NXDOMAIN, not an empty answer).
+            if addrs.is_empty() {
+                continue;
+            }
             found.push(DnsEndpointRow {
                 id,
                 network,

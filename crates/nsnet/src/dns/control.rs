@@ -118,10 +118,17 @@ fn start(state_dir: &Path, store: &mut Store) -> Result<()> {
             );
         }
     };
+    let lock = above_stdio(lock.into()).map(File::from)?;
     let table = super::load::table(store)
         .with_context(|| format!("read the DNS names in {}", state_dir.display()))?;
     // Failures are left to the responder, which binds what is missing and says why in its log.
-    let sockets = super::listen::bind_all(&table.listen_addrs());
+    let sockets = super::listen::bind_all(&table.listen_addrs())
+        .into_iter()
+        .map(above_stdio)
+        .collect::<Result<Vec<_>>>()?;
+    // The responder runs from `/`: a relative state directory would name another one there.
+    let state_dir_arg = std::path::absolute(state_dir)
+        .with_context(|| format!("resolve {}", state_dir.display()))?;
     let exe = std::env::current_exe().context("find the nsnet binary")?;
     let log_path = state_dir.join(LOG_FILE);
     let log = OpenOptions::new()
@@ -131,7 +138,7 @@ fn start(state_dir: &Path, store: &mut Store) -> Result<()> {
         .with_context(|| format!("open {}", log_path.display()))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--state-dir")
-        .arg(state_dir)
+        .arg(&state_dir_arg)
         .args(["dns", "serve"])
         .current_dir("/")
         .stdin(Stdio::null())
@@ -187,6 +194,22 @@ fn start(state_dir: &Path, store: &mut Store) -> Result<()> {
     drop(lock);
     drop(sockets);
     Ok(())
+}
+
+/// `fd` renumbered above stdin, stdout and stderr when it is one of them (a caller may start
+/// nsnet with those closed): the child's standard streams are set up before it keeps the
+/// inherited descriptors, and would replace one numbered there.
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one we then own.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error()).context("renumber a DNS responder descriptor");
+    }
+    // SAFETY: `dup` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 /// Environment variable naming the lock file descriptor a responder inherits, locked.

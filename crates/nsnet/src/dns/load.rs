@@ -84,6 +84,9 @@ pub struct Served {
     table: Table,
     compared: Option<Instant>,
     compare_every: Duration,
+    /// An incremental reload ran since the last full comparison: a change it could not see
+    /// may be waiting for the next one ([`Served::comparison_owed`]).
+    unverified: bool,
 }
 
 impl Default for Served {
@@ -95,6 +98,7 @@ impl Default for Served {
             table: Table::default(),
             compared: None,
             compare_every: FULL_COMPARISON_EVERY,
+            unverified: false,
         }
     }
 }
@@ -116,15 +120,20 @@ impl Served {
                 self.table = build(&nets, eps);
                 self.nets = nets;
                 self.compared = Some(Instant::now());
+                self.unverified = false;
                 return Ok(self.table.clone());
             }
             let due = self
                 .compared
                 .is_none_or(|t| t.elapsed() >= self.compare_every);
             let changes = match self.seen_changes(tx)? {
-                Some(changes) if !due => changes,
+                Some(changes) if !due => {
+                    self.unverified = true;
+                    changes
+                }
                 _ => {
                     self.compared = Some(Instant::now());
+                    self.unverified = false;
                     self.all_changes(tx)?
                 }
             };
@@ -157,6 +166,17 @@ impl Served {
             }
             Ok(self.table.clone())
         })
+    }
+
+    /// Whether the next reload compares every endpoint and that comparison is owed: an
+    /// incremental reload since the last one could not see a ready endpoint whose removal
+    /// started. The responder's tick reloads then even when nothing changed since, so such an
+    /// endpoint is dropped at most [`FULL_COMPARISON_EVERY`] after, as promised.
+    pub fn comparison_owed(&self) -> bool {
+        self.unverified
+            && self
+                .compared
+                .is_none_or(|t| t.elapsed() >= self.compare_every)
     }
 
     /// The changes among new and pending endpoints (None: gone), or None when the count of
@@ -240,6 +260,41 @@ mod tests {
             pid: 1,
             boot_id: "b".into(),
         }
+    }
+
+    /// A ready endpoint whose removal started is not seen by an incremental reload; the
+    /// comparison it leaves owed falls due, and the reload the tick then makes drops it
+    /// though nothing changed in the store since.
+    #[test]
+    fn a_removal_started_between_comparisons_is_owed_a_comparison() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let every = Duration::from_millis(300);
+        let mut served = Served {
+            compare_every: every,
+            ..Served::default()
+        };
+        let lan = net("lan", "10.1.0.0/24", true);
+        let a = store
+            .write(|tx| {
+                tx.insert_network(&lan, 1, "b")?;
+                tx.set_network_ready(lan.name())?;
+                let a = tx.insert_endpoint(&endpoint(&lan, "a", "10.1.0.2/24"))?;
+                tx.set_endpoint_ready(a)?;
+                Ok::<_, StoreError>(a)
+            })
+            .unwrap();
+        assert_eq!(served.reload(&mut store).unwrap().entries().len(), 1);
+        assert!(!served.comparison_owed(), "a full read owes nothing");
+        store
+            .write(|tx| tx.mark_endpoint_removing(a, 1, "b"))
+            .unwrap();
+        assert_eq!(served.reload(&mut store).unwrap().entries().len(), 1);
+        assert!(!served.comparison_owed(), "not due yet");
+        std::thread::sleep(every * 2);
+        assert!(served.comparison_owed());
+        assert_eq!(served.reload(&mut store).unwrap().entries().len(), 0);
+        assert!(!served.comparison_owed());
     }
 
     /// After each change, what the responder serves (read incrementally) is what a full read

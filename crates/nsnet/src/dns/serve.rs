@@ -101,11 +101,21 @@ fn run(state_dir: &Path, signals: &SigSet) -> Result<()> {
                 if !state_dir.join(DB_FILE).exists() {
                     return Ok(());
                 }
+                // The lock is ours, so the pidfile must name us: a command that started us and
+                // wrote it late (after a responder before us removed it on its way out) is
+                // corrected here, so signals reach whoever serves.
+                let me = std::process::id();
+                if responder_pid(state_dir) != Some(me as i32)
+                    && let Err(e) = write_pidfile(state_dir, me)
+                {
+                    eprintln!("nsnet dns: {e:#}");
+                }
                 let now = store.data_version()?;
                 let changed = now != version;
                 version = now;
-                // Binds that failed (an address not there yet) are retried too.
-                changed || listeners.has_failed()
+                // Binds that failed (an address not there yet) are retried too, and a full
+                // comparison an incremental reload left owed is made.
+                changed || listeners.has_failed() || served.comparison_owed()
             }
         };
         if reload {
