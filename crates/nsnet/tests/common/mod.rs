@@ -429,14 +429,26 @@ impl Sandbox {
 }
 
 impl Sandbox {
-    /// Processes other than the holder in the sandbox's own network namespace: daemons a test
-    /// started, directly or through nsnet (the DNS responder, Open vSwitch's two), whatever
+    /// Processes other than the holder in the sandbox's network namespaces: its own and the
+    /// named ones made in it (its private /run/netns, seen through the holder's root).
+    /// Daemons a test started, directly or through nsnet (the DNS responder, Open vSwitch's
+    /// two), and containers it ran and left running (`nsnet run -d`: their init is in a
+    /// named namespace and a pid namespace of its own, which it takes down with it), whatever
     /// state directory they use and however the test ended.
     fn strays(&self) -> Vec<i32> {
+        use std::os::unix::fs::MetadataExt;
         let holder = self.holder.id() as i32;
-        let Ok(ours) = std::fs::read_link(format!("/proc/{holder}/ns/net")) else {
+        let Ok(own) = std::fs::read_link(format!("/proc/{holder}/ns/net")) else {
             return Vec::new();
         };
+        let mut ours = vec![own.to_string_lossy().into_owned()];
+        if let Ok(named) = std::fs::read_dir(format!("/proc/{holder}/root/run/netns")) {
+            ours.extend(
+                named
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| format!("net:[{}]", m.ino())),
+            );
+        }
         let Ok(procs) = std::fs::read_dir("/proc") else {
             return Vec::new();
         };
@@ -444,7 +456,8 @@ impl Sandbox {
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
             .filter(|pid| *pid != holder)
             .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns == ours)
+                std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                    .is_ok_and(|ns| ours.iter().any(|o| *o == *ns.to_string_lossy()))
             })
             .collect()
     }
