@@ -220,14 +220,7 @@ const SOCKET_FDS_ENV: &str = "NSNET_DNS_SOCKET_FDS";
 /// The lock file, locked exclusively, to hand to a child: a plain file whose drop closes it
 /// without unlocking (the child's copy holds the lock); Ok(None) when another process holds it.
 fn lock_for_child(state_dir: &Path) -> Result<Option<File>> {
-    let path = state_dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("open {}", path.display()))?;
+    let (path, file) = open_lock_file(state_dir)?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(Some(file));
@@ -287,9 +280,8 @@ pub(super) fn inherited_sockets() -> Vec<OwnedFd> {
         .collect()
 }
 
-/// Holds the lock file exclusively for the life of the returned guard; Ok(None) when another
-/// process holds it.
-pub(super) fn take_lock(state_dir: &Path) -> Result<Option<Flock<File>>> {
+/// The responder's lock file (made if missing), and its path for errors.
+fn open_lock_file(state_dir: &Path) -> Result<(std::path::PathBuf, File)> {
     let path = state_dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -298,6 +290,13 @@ pub(super) fn take_lock(state_dir: &Path) -> Result<Option<Flock<File>>> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("open {}", path.display()))?;
+    Ok((path, file))
+}
+
+/// Holds the lock file exclusively for the life of the returned guard; Ok(None) when another
+/// process holds it.
+pub(super) fn take_lock(state_dir: &Path) -> Result<Option<Flock<File>>> {
+    let (path, file) = open_lock_file(state_dir)?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
