@@ -172,6 +172,30 @@ fn with_fix(mut c: Check, fix: impl Into<String>) -> Check {
     c
 }
 
+/// The line of something the store records and the kernel should hold (rate limits, switches,
+/// overlay peers): none when nothing is recorded, OK when all is as recorded, else a warning
+/// listing what differs (`N <differ> from the store: ...`), which `repair` restores.
+fn recorded(
+    name: &'static str,
+    count: usize,
+    drifted: &[String],
+    ok: String,
+    differ: &str,
+) -> Option<Check> {
+    match (count, drifted.len()) {
+        (0, _) => None,
+        (_, 0) => Some(check(name, Status::Ok, ok)),
+        (_, n) => Some(with_fix(
+            check(
+                name,
+                Status::Warn,
+                format!("{n} {differ} from the store: {}", drifted.join("; ")),
+            ),
+            "run nsnet repair",
+        )),
+    }
+}
+
 /// Turns the facts into checks (pure).
 pub fn classify(f: &Facts) -> Vec<Check> {
     let mut out = Vec::new();
@@ -428,63 +452,30 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
             "run nsnet gc",
         )
     });
-    match (health.shapings, health.drifted_shapings.len()) {
-        (0, _) => {}
-        (n, 0) => out.push(check(
-            "rate limits",
-            Status::Ok,
-            format!("{n} shaped interface(s), each as recorded"),
-        )),
-        (_, n) => out.push(with_fix(
-            check(
-                "rate limits",
-                Status::Warn,
-                format!(
-                    "{n} shaped interface(s) differ from the store: {}",
-                    health.drifted_shapings.join("; ")
-                ),
-            ),
-            "run nsnet repair",
-        )),
-    }
-    match (health.switches, health.drifted_switches.len()) {
-        (0, _) => {}
-        (n, 0) => out.push(check(
-            "switches",
-            Status::Ok,
-            format!("{n} network(s), each with its bridge up and holding its gateway(s)"),
-        )),
-        (_, n) => out.push(with_fix(
-            check(
-                "switches",
-                Status::Warn,
-                format!(
-                    "{n} difference(s) from the store: {}",
-                    health.drifted_switches.join("; ")
-                ),
-            ),
-            "run nsnet repair",
-        )),
-    }
-    match (health.overlay_peers, health.drifted_peers.len()) {
-        (0, _) => {}
-        (n, 0) => out.push(check(
-            "overlay peers",
-            Status::Ok,
-            format!("{n} overlay peer(s), each as recorded"),
-        )),
-        (_, n) => out.push(with_fix(
-            check(
-                "overlay peers",
-                Status::Warn,
-                format!(
-                    "{n} overlay peer(s) differ from the store: {}",
-                    health.drifted_peers.join("; ")
-                ),
-            ),
-            "run nsnet repair",
-        )),
-    }
+    out.extend(recorded(
+        "rate limits",
+        health.shapings,
+        &health.drifted_shapings,
+        format!("{} shaped interface(s), each as recorded", health.shapings),
+        "shaped interface(s) differ",
+    ));
+    out.extend(recorded(
+        "switches",
+        health.switches,
+        &health.drifted_switches,
+        format!(
+            "{} network(s), each with its bridge up and holding its gateway(s)",
+            health.switches
+        ),
+        "difference(s)",
+    ));
+    out.extend(recorded(
+        "overlay peers",
+        health.overlay_peers,
+        &health.drifted_peers,
+        format!("{} overlay peer(s), each as recorded", health.overlay_peers),
+        "overlay peer(s) differ",
+    ));
     let tables_gone = nsnet_table == Some(false) && rows("networks") > 0;
     out.push(
         match (&health.firewall_error, health.missing_elements.len()) {
