@@ -3,6 +3,7 @@
 //! subcommands) and topology files. Exit codes: 0 ok, 1 error, 2 usage.
 
 mod cli;
+mod cli_fast;
 mod cni;
 mod commands;
 mod complete;
@@ -40,7 +41,12 @@ fn main() -> ExitCode {
         return netavark::main();
     }
     complete::answer_if_asked();
-    let cli = match cli::Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match cli_fast::parse(&args, &cli_fast::Env::current()) {
+        Some(cli) => Ok(cli),
+        None => cli::Cli::try_parse_from(args),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
