@@ -22,6 +22,7 @@ fn endpoint(net: &NetName, ns: &str, addr: &str) -> NewEndpoint {
         mac: None,
         addrs: vec![addr.parse().unwrap()],
         container_id: None,
+        no_default_route: false,
         pid: 1,
         boot_id: "b".into(),
     }

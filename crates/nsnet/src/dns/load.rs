@@ -257,6 +257,7 @@ mod tests {
             mac: None,
             addrs: vec![addr.parse().unwrap()],
             container_id: None,
+            no_default_route: false,
             pid: 1,
             boot_id: "b".into(),
         }
