@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::container::Live;
 use crate::network::{endpoint_firewall, ns_ref};
-use crate::verify::{Problem, port_problems, switch_problems};
+use crate::verify::{port_problems, switch_problems};
 use crate::{Engine, EngineError};
 
 /// The store's health and what `gc`/`repair` would act on.
@@ -40,10 +40,11 @@ pub struct StoreHealth {
     /// What differs in them, with their network: a bridge missing or down, a gateway address
     /// gone, an overlay's device missing (what `repair` restores).
     pub drifted_switches: Vec<String>,
-    /// How many ready endpoints' host ends (their switch's ports) were compared.
+    /// How many ready endpoints' host ends (their switch's ports) were compared: those that
+    /// exist (one gone with its namespace is `gc`'s).
     pub ports: usize,
     /// Host ends that are not ports of their bridge, or are down, with their endpoint (what
-    /// `repair` restores). One that is gone with its namespace is `gc`'s.
+    /// `repair` restores).
     pub drifted_ports: Vec<String>,
 }
 
@@ -138,17 +139,16 @@ impl<K: Kernel> Engine<K> {
             let specs: std::collections::HashMap<_, _> =
                 ready.iter().map(|n| (n.spec.name(), &n.spec)).collect();
             for e in endpoints.iter().filter(|e| e.state == RowState::Ready) {
-                let Some(spec) = specs.get(&e.network) else {
+                let veth = e.host_ifname.as_str();
+                // A host end that is gone went with its namespace (`gc`'s) or its peer inside
+                // it (`inspect --check` says so): not `repair`'s, so not this line's.
+                let (Some(spec), Some(have)) = (specs.get(&e.network), by_name.get(veth)) else {
                     continue;
                 };
                 health.ports += 1;
-                let veth = e.host_ifname.as_str();
                 health.drifted_ports.extend(
-                    port_problems(spec, veth, by_name.get(veth).copied())
+                    port_problems(spec, veth, Some(have))
                         .into_iter()
-                        // A host end that is gone went with its namespace or its peer:
-                        // not `repair`'s (see `gc` and `inspect --check`).
-                        .filter(|p| !matches!(p, Problem::HostEndMissing(_)))
                         .map(|p| format!("endpoint {} on network {}: {p}", e.netns, e.network)),
                 );
             }
@@ -375,6 +375,12 @@ mod tests {
         let after = eng.doctor_store().unwrap();
         assert!(after.drifted_ports.is_empty(), "{after:?}");
         assert_eq!(after.ports, 2);
+
+        // A host end that is gone is not this line's (repair cannot make it again).
+        let links = eng.kernel().links.get_mut(&host).unwrap();
+        assert!(links.remove(&veths[0]));
+        let gone = eng.doctor_store().unwrap();
+        assert_eq!((gone.ports, gone.drifted_ports.len()), (1, 0), "{gone:?}");
     }
 
     #[test]
