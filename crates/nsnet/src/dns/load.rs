@@ -123,7 +123,6 @@ impl Served {
                     self.all_changes(tx)?
                 }
             };
-            self.removals = Some(removals);
             let (mut gone, mut came) = (Vec::new(), Vec::new());
             for (id, now) in &changes {
                 let was = self.rows.get(id).copied();
@@ -135,6 +134,9 @@ impl Served {
                 }
             }
             let added = tx.dns_endpoints(&came)?;
+            // Only now that nothing can fail: a count taken before a failed read would make
+            // the next reload skip the comparison that finds the row being removed.
+            self.removals = Some(removals);
             for (id, now) in changes {
                 match now {
                     Some(r) => self.rows.insert(id, r),
