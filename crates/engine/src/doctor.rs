@@ -5,12 +5,12 @@
 use nsnet_core::firewall::{self, FwElem};
 use nsnet_core::ops::NsRef;
 use nsnet_store::{RowState, StoreError};
-use nsnet_sys::kernel::Kernel;
+use nsnet_sys::kernel::{IfaceView, Kernel};
 use serde::Serialize;
 
 use crate::container::Live;
 use crate::network::{endpoint_firewall, ns_ref};
-use crate::verify::switch_problems;
+use crate::verify::{port_problems, switch_problems};
 use crate::{Engine, EngineError};
 
 /// The store's health and what `gc`/`repair` would act on.
@@ -40,6 +40,12 @@ pub struct StoreHealth {
     /// What differs in them, with their network: a bridge missing or down, a gateway address
     /// gone, an overlay's device missing (what `repair` restores).
     pub drifted_switches: Vec<String>,
+    /// How many ready endpoints' host ends (their switch's ports) were compared: those that
+    /// exist (one gone with its namespace is `gc`'s).
+    pub ports: usize,
+    /// Host ends that are not ports of their bridge, or are down, with their endpoint (what
+    /// `repair` restores).
+    pub drifted_ports: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -123,6 +129,27 @@ impl<K: Kernel> Engine<K> {
                     switch_problems(&n.spec, &host.interfaces)
                         .into_iter()
                         .map(|p| format!("network {}: {p}", n.spec.name())),
+                );
+            }
+            let by_name: std::collections::HashMap<&str, &IfaceView> = host
+                .interfaces
+                .iter()
+                .map(|i| (i.name.as_str(), i))
+                .collect();
+            let specs: std::collections::HashMap<_, _> =
+                ready.iter().map(|n| (n.spec.name(), &n.spec)).collect();
+            for e in endpoints.iter().filter(|e| e.state == RowState::Ready) {
+                let veth = e.host_ifname.as_str();
+                // A host end that is gone went with its namespace (`gc`'s) or its peer inside
+                // it (`inspect --check` says so): not `repair`'s, so not this line's.
+                let (Some(spec), Some(have)) = (specs.get(&e.network), by_name.get(veth)) else {
+                    continue;
+                };
+                health.ports += 1;
+                health.drifted_ports.extend(
+                    port_problems(spec, veth, Some(have))
+                        .into_iter()
+                        .map(|p| format!("endpoint {} on network {}: {p}", e.netns, e.network)),
                 );
             }
         }
@@ -279,6 +306,81 @@ mod tests {
             !eng.kernel().links_in(&host).contains(&bridge),
             "doctor must not recreate"
         );
+    }
+
+    /// A host end taken off its bridge, or set down, by hand: doctor names the endpoint and
+    /// changes nothing; repair makes it a port again and brings it up.
+    #[test]
+    fn reports_a_detached_or_down_host_end_and_repair_restores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut eng = Engine::new(store, FakeKernel::default(), 7, "boot".into());
+        let spec = NetworkSpec::builder(NetName::new("side").unwrap())
+            .subnets(["10.6.0.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
+        eng.network_create(NetworkRequest { spec }).unwrap();
+        let mut veths = Vec::new();
+        for ns in ["app", "db"] {
+            eng.netns_add(&nsnet_core::names::NsName::new(ns).unwrap())
+                .unwrap();
+            let ep = eng
+                .connect(crate::ConnectRequest {
+                    network: NetName::new("side").unwrap(),
+                    netns: NsRef::Named(ns.into()),
+                    ips: vec![],
+                    mac: None,
+                    ifname: None,
+                    container_id: None,
+                    publish: vec![],
+                    aliases: vec![],
+                })
+                .unwrap();
+            veths.push(ep.host_ifname);
+        }
+        let healthy = eng.doctor_store().unwrap();
+        assert_eq!(healthy.ports, 2);
+        assert!(healthy.drifted_ports.is_empty(), "{healthy:?}");
+
+        let host = NsRef::Host.to_string();
+        assert!(
+            eng.kernel()
+                .masters
+                .remove(&(host.clone(), veths[0].clone()))
+                .is_some()
+        );
+        eng.kernel().down.insert((host.clone(), veths[1].clone()));
+        let sick = eng.doctor_store().unwrap();
+        assert_eq!(
+            sick.drifted_ports,
+            [
+                format!(
+                    "endpoint app on network side: host interface {} is not a port of nsbr-side",
+                    veths[0]
+                ),
+                format!(
+                    "endpoint db on network side: host interface {} is down",
+                    veths[1]
+                ),
+            ]
+        );
+        assert!(
+            !eng.kernel()
+                .masters
+                .contains_key(&(host.clone(), veths[0].clone())),
+            "doctor must not attach"
+        );
+
+        eng.repair().unwrap();
+        let after = eng.doctor_store().unwrap();
+        assert!(after.drifted_ports.is_empty(), "{after:?}");
+        assert_eq!(after.ports, 2);
+
+        // A host end that is gone is not this line's (repair cannot make it again).
+        let links = eng.kernel().links.get_mut(&host).unwrap();
+        assert!(links.remove(&veths[0]));
+        let gone = eng.doctor_store().unwrap();
+        assert_eq!((gone.ports, gone.drifted_ports.len()), (1, 0), "{gone:?}");
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub(crate) fn endpoint_view(
         mac: e.mac.map(|m| m.to_string()),
         addrs: e.addrs.clone(),
         primary: primary_id == Some(e.id),
-        no_default_route: tx.no_default_route(e.id)?,
+        no_default_route: e.no_default_route,
         state: e.state.name().to_string(),
         container_id: e.container_id.clone(),
         ports: tx
@@ -125,9 +125,7 @@ pub(crate) fn primary_in(
     // An endpoint attached without default routes is skipped like an internal one.
     let mut internal = BTreeSet::new();
     for e in endpoints {
-        if tx.network(&e.network)?.is_some_and(|n| n.spec.internal())
-            || tx.no_default_route(e.id)?
-        {
+        if e.no_default_route || tx.network(&e.network)?.is_some_and(|n| n.spec.internal()) {
             internal.insert(e.id);
         }
     }
@@ -414,10 +412,8 @@ impl<K: Kernel> Engine<K> {
             let mut in_ns = Vec::new();
             for e in tx.endpoints_in_netns(&netns)? {
                 // An endpoint without default routes counts as internal: it carries none.
-                let internal = match tx.network(&e.network)? {
-                    Some(n) => n.spec.internal(),
-                    None => false,
-                } || tx.no_default_route(e.id)?;
+                let internal = e.no_default_route
+                    || tx.network(&e.network)?.is_some_and(|n| n.spec.internal());
                 in_ns.push(NsEndpoint {
                     network: e.network,
                     ifname: e.ifname,
@@ -447,6 +443,7 @@ impl<K: Kernel> Engine<K> {
                 mac: plan.layout.mac,
                 addrs: plan.layout.addrs.clone(),
                 container_id: req.container_id.clone(),
+                no_default_route: policy.no_default_route,
                 pid,
                 boot_id: boot.clone(),
             };
@@ -462,9 +459,6 @@ impl<K: Kernel> Engine<K> {
             })?;
             tx.insert_ports(id, mappings)?;
             tx.insert_aliases(id, &req.aliases)?;
-            if policy.no_default_route {
-                tx.set_no_default_route(id)?;
-            }
             // The primary rule as `inspect` applies it, whatever routes the face asked for.
             let primary = !net.spec.internal()
                 && !policy.no_default_route

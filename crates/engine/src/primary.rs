@@ -30,6 +30,7 @@ mod tests {
             mac: None,
             addrs: vec![],
             container_id: None,
+            no_default_route: false,
             state: RowState::Ready,
             pid: 1,
             boot_id: String::new(),

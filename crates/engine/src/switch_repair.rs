@@ -1,10 +1,10 @@
 //! `repair` of a network's switch: whatever of it is missing made again from the store. Open
 //! vSwitch's daemons restarted if they died, its switch, local port, gateway addresses and
 //! ports; a Linux bridge someone deleted, with its gateway addresses and its ports (the host
-//! ends it left detached); an overlay's VXLAN device.
+//! ends it left detached); an overlay's VXLAN device; host ends someone set down.
 
 use nsnet_core::model::{Driver, NetworkSpec};
-use nsnet_core::ops::KernelOp;
+use nsnet_core::ops::{KernelOp, NsRef};
 use nsnet_core::switch;
 use nsnet_sys::kernel::{FailKind, Kernel};
 
@@ -54,6 +54,17 @@ pub(crate) fn restore<K: Kernel>(
             Err(e)
                 if e.kind == FailKind::NotFound
                     && matches!(op, KernelOp::SetMaster { .. } | KernelOp::Hairpin { .. }) => {}
+            res => res?,
+        }
+    }
+    // Last, so a port made again above is up too; a down host end carries no frame.
+    for p in host_ifnames {
+        let up = KernelOp::LinkUp {
+            ns: NsRef::Host,
+            ifname: p.clone(),
+        };
+        match kernel.apply(&up) {
+            Err(e) if e.kind == FailKind::NotFound => {}
             res => res?,
         }
     }

@@ -146,6 +146,34 @@ pub(crate) fn switch_problems(spec: &NetworkSpec, host: &[IfaceView]) -> Vec<Pro
     problems
 }
 
+/// An endpoint's host end `veth` (the host's interface of that name, if any) against its
+/// network's switch: present, a port of the bridge, up. What `inspect --check` says of every
+/// endpoint and `doctor` of every ready one.
+pub(crate) fn port_problems(
+    spec: &NetworkSpec,
+    veth: &str,
+    have: Option<&IfaceView>,
+) -> Vec<Problem> {
+    let Some(v) = have else {
+        return vec![Problem::HostEndMissing(veth.to_string())];
+    };
+    let mut problems = Vec::new();
+    // A switch that makes its ports the kernel's slaves says which master they have; an
+    // Open vSwitch port has none on the userspace datapath.
+    if let Some(master) = nsnet_core::switch::of(spec).port_master(spec)
+        && v.master.as_deref() != Some(master.as_str())
+    {
+        problems.push(Problem::NotAPort {
+            ifname: veth.to_string(),
+            bridge: spec.bridge().to_string(),
+        });
+    }
+    if !v.up {
+        problems.push(Problem::HostEndDown(veth.to_string()));
+    }
+    problems
+}
+
 /// The routes an endpoint should have: a primary endpoint's default routes through the
 /// gateways of its subnets, or the ones given.
 fn expected_routes(
@@ -189,7 +217,6 @@ impl<K: Kernel> Engine<K> {
             problems.push(Problem::NotReady);
         }
         let host = self.kernel.view(&NsRef::Host)?;
-        let bridge = net.spec.bridge().to_string();
         problems.extend(switch_problems(&net.spec, &host.interfaces));
         if let Some(dev) = net.spec.overlay_dev()
             && iface(&host.interfaces, &dev).is_some()
@@ -201,25 +228,10 @@ impl<K: Kernel> Engine<K> {
                 }
             }));
         }
-        let veth = ep.host_ifname.to_string();
-        match iface(&host.interfaces, &veth) {
-            None => problems.push(Problem::HostEndMissing(veth)),
-            Some(v) => {
-                // A switch that makes its ports the kernel's slaves says which master they
-                // have; an Open vSwitch port has none on the userspace datapath.
-                if let Some(master) = nsnet_core::switch::of(&net.spec).port_master(&net.spec)
-                    && v.master.as_deref() != Some(master.as_str())
-                {
-                    problems.push(Problem::NotAPort {
-                        ifname: veth.clone(),
-                        bridge: bridge.clone(),
-                    });
-                }
-                if !v.up {
-                    problems.push(Problem::HostEndDown(veth.clone()));
-                }
-                problems.extend(self.verify_shaping(&NsRef::Host, v)?);
-            }
+        let veth = iface(&host.interfaces, ep.host_ifname.as_str());
+        problems.extend(port_problems(&net.spec, ep.host_ifname.as_str(), veth));
+        if let Some(v) = veth {
+            problems.extend(self.verify_shaping(&NsRef::Host, v)?);
         }
         let endpoint = self.store.read(|tx| {
             let in_ns = tx.endpoints_in_netns(&ep.netns)?;

@@ -245,6 +245,7 @@ fn gc_rolls_back_rows_of_dead_processes() {
                 mac: None,
                 addrs: vec!["10.1.0.9/24".parse().unwrap()],
                 container_id: None,
+                no_default_route: false,
                 pid: 999,
                 boot_id: "boot-a".into(),
             })

@@ -1045,3 +1045,80 @@ fn a_responder_started_by_create_is_signalled_and_asked_at_once() {
     s.ok(&["netns", "rm", "solo"]);
     s.assert_clean();
 }
+
+/// A disconnect killed right after recording its intent leaves its endpoint `removing`, veth
+/// and addresses still in place. The responder stops answering its name at its next reload
+/// (here the one another connect signals), not a comparison later; `gc` then finishes it.
+#[test]
+fn a_name_whose_disconnect_died_is_not_answered_after_the_next_reload() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    host_resolv_conf(&s, "nameserver 192.0.2.53\n");
+    s.ok(&["network", "create", "lan", "--subnet", "10.64.0.0/24"]);
+    for ns in ["a", "b", "c"] {
+        s.ok(&["netns", "add", ns]);
+    }
+    s.ok(&["network", "connect", "lan", "a", "--ip", "10.64.0.10"]);
+    s.ok(&["network", "connect", "lan", "b", "--ip", "10.64.0.11"]);
+    let asked = |name: &str| {
+        ask_with(
+            &s,
+            "b",
+            "10.64.0.1",
+            name,
+            TYPE::A,
+            false,
+            Duration::from_secs(1),
+        )
+    };
+    assert!(
+        eventually(3, || asked("a.dns.nsnet") == Some(found(&["10.64.0.10"]))),
+        "a never resolved"
+    );
+
+    // Crash point 1: just before the disconnect's first kernel change, its intent committed.
+    let killed = s
+        .command(common::NSNET, &["network", "disconnect", "lan", "a"])
+        .env("NSNET_CRASH_AT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "the disconnect was not killed");
+    let states: Vec<(String, String)> = s.json(&["network", "inspect", "lan"])["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap().to_string();
+            (text("netns"), text("state"))
+        })
+        .collect();
+    assert!(
+        states.contains(&("a".to_string(), "removing".to_string())),
+        "{states:?}"
+    );
+
+    s.ok(&["network", "connect", "lan", "c", "--ip", "10.64.0.12"]);
+    // c answered: the responder reloaded after the kill, in one snapshot of the store.
+    assert!(
+        eventually(3, || asked("c") == Some(found(&["10.64.0.12"]))),
+        "c never resolved"
+    );
+    assert_eq!(
+        asked("a.dns.nsnet"),
+        Some(nxdomain()),
+        "a is answered while being removed"
+    );
+
+    s.ok(&["gc"]);
+    assert_eq!(asked("a.dns.nsnet"), Some(nxdomain()));
+    for ns in ["b", "c"] {
+        s.ok(&["network", "disconnect", "lan", ns]);
+    }
+    s.ok(&["network", "rm", "lan"]);
+    for ns in ["a", "b", "c"] {
+        s.ok(&["netns", "rm", ns]);
+    }
+    s.assert_clean();
+}

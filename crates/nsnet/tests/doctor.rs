@@ -243,3 +243,83 @@ fn doctor_reports_a_deleted_bridge_and_repair_brings_traffic_back() {
         "repair did not bring the gateway back"
     );
 }
+
+/// The host end of `netns`'s endpoint on `network`.
+fn host_end(s: &Sandbox, network: &str, netns: &str) -> String {
+    s.json(&["network", "inspect", network])["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["netns"] == netns)
+        .and_then(|e| e["host_ifname"].as_str())
+        .unwrap_or_else(|| panic!("no endpoint of {netns} on {network}"))
+        .to_string()
+}
+
+/// A host end taken off its bridge and another set down by hand: traffic stops, doctor names
+/// both endpoints with `repair` as the fix and changes nothing; after repair doctor is OK and
+/// traffic flows again.
+#[test]
+fn doctor_reports_a_detached_host_end_and_repair_brings_traffic_back() {
+    if !root() {
+        return;
+    }
+    let s = Sandbox::new();
+    s.ok(&["network", "create", "side", "--subnet", "10.63.0.0/24"]);
+    for (ns, ip) in [("app", "10.63.0.5"), ("db", "10.63.0.6")] {
+        s.ok(&["netns", "add", ns]);
+        s.ok(&["network", "connect", "side", ns, "--ip", ip]);
+    }
+    let (_, healthy) = doctor(&s);
+    let c = check(&healthy, "bridge ports");
+    assert_eq!(c["status"], "OK", "{healthy:#}");
+    assert!(
+        c["detail"].as_str().unwrap().starts_with("2 endpoint(s)"),
+        "{c:#}"
+    );
+    assert!(s.ping("app", "10.63.0.6"), "app cannot reach db");
+
+    let (app, db) = (host_end(&s, "side", "app"), host_end(&s, "side", "db"));
+    let detach = s.sh("ip", &["link", "set", &app, "nomaster"]);
+    assert_eq!(detach.code, 0, "{}", detach.stderr);
+    let down = s.sh("ip", &["link", "set", &db, "down"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(
+        !s.ping("app", "10.63.0.1"),
+        "app reaches its gateway off the bridge"
+    );
+    assert!(
+        !s.ping("db", "10.63.0.1"),
+        "db reaches its gateway with its host end down"
+    );
+
+    let (code, sick) = doctor(&s);
+    assert_eq!(code, 0, "a detached host end is a warning: {sick:#}");
+    let c = check(&sick, "bridge ports");
+    assert_eq!(c["status"], "WARN", "{sick:#}");
+    let detail = c["detail"].as_str().unwrap();
+    for want in [
+        format!("endpoint app on network side: host interface {app} is not a port of nsbr-side"),
+        format!("endpoint db on network side: host interface {db} is down"),
+    ] {
+        assert!(detail.contains(&want), "{detail}");
+    }
+    assert_eq!(c["fix"], "run nsnet repair", "{sick:#}");
+    let master = s.sh("ip", &["-j", "link", "show", &app]).stdout;
+    assert!(
+        !master.contains("\"master\""),
+        "doctor attached {app}: {master}"
+    );
+
+    s.ok(&["repair"]);
+    let (_, after) = doctor(&s);
+    assert_eq!(check(&after, "bridge ports")["status"], "OK", "{after:#}");
+    assert!(
+        s.ping("app", "10.63.0.6"),
+        "repair did not bring app and db back together"
+    );
+    assert!(
+        s.ping("db", "10.63.0.1"),
+        "repair did not bring db's gateway back"
+    );
+}

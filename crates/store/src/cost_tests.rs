@@ -31,6 +31,7 @@ fn endpoint(net: &NetName, ns: &str, addr: IpNet) -> NewEndpoint {
         mac: None,
         addrs: vec![addr],
         container_id: None,
+        no_default_route: false,
         pid: 1,
         boot_id: "b".into(),
     }

@@ -167,6 +167,15 @@ impl Tx<'_> {
             .optional()?)
     }
 
+    /// How many times a ready endpoint left the ready state (its removal started), ever: a
+    /// responder that saw the same number before has seen every such change.
+    pub fn endpoint_removals_started(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT started FROM endpoint_removals")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     /// How many endpoints there are, in any state (SQLite counts the entries of the table's
     /// smallest index page by page, without reading the rows).
     pub fn endpoint_count(&self) -> Result<i64, StoreError> {

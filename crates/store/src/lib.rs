@@ -7,7 +7,6 @@
 mod containers;
 #[cfg(test)]
 mod cost_tests;
-mod default_route;
 mod dns;
 mod error;
 mod ipam;

@@ -57,6 +57,9 @@ pub struct NewEndpoint {
     pub mac: Option<Mac>,
     pub addrs: Vec<IpNet>,
     pub container_id: Option<String>,
+    /// Attached without default routes (netavark's `no_default_route`): never its
+    /// namespace's primary endpoint, so never handed the default routes.
+    pub no_default_route: bool,
     pub pid: u32,
     pub boot_id: String,
 }
@@ -72,6 +75,8 @@ pub struct EndpointRow {
     pub mac: Option<Mac>,
     pub addrs: Vec<IpNet>,
     pub container_id: Option<String>,
+    /// See [`NewEndpoint::no_default_route`].
+    pub no_default_route: bool,
     pub state: RowState,
     pub pid: u32,
     pub boot_id: String,

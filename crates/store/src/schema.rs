@@ -208,6 +208,20 @@ ALTER TABLE endpoints ADD COLUMN no_default_route INTEGER NOT NULL DEFAULT 0;
     r#"
 DROP INDEX endpoints_by_network;
 "#,
+    // How many ready endpoints have left the ready state (a removal started), ever: bumped in
+    // the removal's own intent record. The DNS responder's incremental reload sees every
+    // other change of the rows it serves (new ids, pending rows, the count of rows); this
+    // counter tells it, in the same snapshot, that a row it serves is being removed, so it
+    // stops serving the name at its next reload whether the remover finishes or not.
+    r#"
+CREATE TABLE endpoint_removals (started INTEGER NOT NULL) STRICT;
+INSERT INTO endpoint_removals VALUES (0);
+CREATE TRIGGER endpoint_removal_started AFTER UPDATE OF state ON endpoints
+WHEN OLD.state = 'ready' AND NEW.state != 'ready'
+BEGIN
+    UPDATE endpoint_removals SET started = started + 1;
+END;
+"#,
 ];
 
 /// Allocation without reading a network's addresses (see `nsnet_core::ipam`): each address

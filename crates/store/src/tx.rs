@@ -32,8 +32,7 @@ fn parse_name<T>(
     f(&s).map_err(|_| StoreError::Corrupt { what, value: s })
 }
 
-const ENDPOINT_COLS: &str =
-    "id, network, netns, ifname, host_ifname, mac, container_id, state, pid, boot_id, created_at";
+const ENDPOINT_COLS: &str = "id, network, netns, ifname, host_ifname, mac, container_id, state, pid, boot_id, created_at, no_default_route";
 const LINK_COLS: &str =
     "id, ns_a, if_a, addr_a, ns_b, if_b, addr_b, state, pid, boot_id, created_at";
 
@@ -207,8 +206,8 @@ impl<'c> Tx<'c> {
     /// conflict means the address, interface or host veth name is taken.
     pub fn insert_endpoint(&self, e: &NewEndpoint) -> Result<i64, StoreError> {
         self.0.execute(
-            "INSERT INTO endpoints (network, netns, ifname, host_ifname, mac, container_id, state, pid, boot_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8)",
+            "INSERT INTO endpoints (network, netns, ifname, host_ifname, mac, container_id, state, pid, boot_id, no_default_route)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9)",
             params![
                 e.network.as_str(),
                 e.netns,
@@ -217,7 +216,8 @@ impl<'c> Tx<'c> {
                 e.mac.map(|m| m.to_string()),
                 e.container_id,
                 e.pid,
-                e.boot_id
+                e.boot_id,
+                e.no_default_route
             ],
         )?;
         let id = self.0.last_insert_rowid();
@@ -363,6 +363,7 @@ impl<'c> Tx<'c> {
             mac: r.mac.map(|m| parse::<Mac>("mac", &m)).transpose()?,
             addrs,
             container_id: r.container_id,
+            no_default_route: r.no_default_route,
             state: RowState::parse(&r.state),
             pid: r.pid,
             boot_id: r.boot_id,
@@ -586,6 +587,7 @@ struct RawEndpoint {
     pid: u32,
     boot_id: String,
     created_at: i64,
+    no_default_route: bool,
 }
 
 fn raw_endpoint(r: &Row<'_>) -> rusqlite::Result<RawEndpoint> {
@@ -601,6 +603,7 @@ fn raw_endpoint(r: &Row<'_>) -> rusqlite::Result<RawEndpoint> {
         pid: r.get(8)?,
         boot_id: r.get(9)?,
         created_at: r.get(10)?,
+        no_default_route: r.get(11)?,
     })
 }
 

@@ -22,6 +22,7 @@ fn endpoint(net: &NetName, ns: &str, addr: &str) -> NewEndpoint {
         mac: None,
         addrs: vec![addr.parse().unwrap()],
         container_id: None,
+        no_default_route: false,
         pid: 1,
         boot_id: "b".into(),
     }
@@ -94,4 +95,42 @@ fn dns_rows_follow_networks_endpoints_and_aliases() {
         v,
         "another connection's commit shows"
     );
+}
+
+/// Only a ready endpoint leaving the ready state counts as a removal started: one being
+/// created, becoming ready, or rolled back while being created does not, and deleting a row
+/// does not count again.
+#[test]
+fn removals_started_count_ready_endpoints_leaving_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let lan = spec("lan", "10.1.0.0/24", true);
+    let started = |store: &mut Store| store.read(|tx| tx.endpoint_removals_started()).unwrap();
+    let (a, b) = store
+        .write(|tx| {
+            tx.insert_network(&lan, 1, "b")?;
+            tx.set_network_ready(lan.name())?;
+            let a = tx.insert_endpoint(&endpoint(lan.name(), "a", "10.1.0.2/24"))?;
+            tx.set_endpoint_ready(a)?;
+            let b = tx.insert_endpoint(&endpoint(lan.name(), "b", "10.1.0.3/24"))?;
+            Ok::<_, nsnet_store::StoreError>((a, b))
+        })
+        .unwrap();
+    assert_eq!(started(&mut store), 0);
+    store
+        .write(|tx| tx.mark_endpoint_removing(b, 2, "b"))
+        .unwrap();
+    assert_eq!(started(&mut store), 0, "b was never ready");
+    store
+        .write(|tx| tx.mark_endpoint_removing(a, 2, "b"))
+        .unwrap();
+    assert_eq!(started(&mut store), 1);
+    store
+        .write(|tx| {
+            tx.mark_endpoint_removing(a, 3, "b")?;
+            tx.delete_endpoint(a)?;
+            tx.delete_endpoint(b)
+        })
+        .unwrap();
+    assert_eq!(started(&mut store), 1, "a's removal started once");
 }

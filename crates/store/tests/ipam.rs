@@ -31,6 +31,7 @@ fn endpoint(net: &NetName, ns: &str, addrs: Vec<ipnet::IpNet>) -> NewEndpoint {
         mac: None,
         addrs,
         container_id: None,
+        no_default_route: false,
         pid: 1,
         boot_id: "b".into(),
     }

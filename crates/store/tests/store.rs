@@ -27,6 +27,7 @@ fn endpoint(net: &NetName, ns: &str, addr: &str) -> NewEndpoint {
         mac: None,
         addrs: vec![addr.parse().unwrap()],
         container_id: None,
+        no_default_route: false,
         pid: 1,
         boot_id: "b".into(),
     }
@@ -168,4 +169,43 @@ fn routed_flag_round_trips() {
         .collect();
     assert_eq!(routed, [("closed", false), ("open", true)]);
     assert_eq!(nets[1].spec, open);
+}
+
+/// An endpoint attached without default routes says so in its row, read by every endpoint
+/// query, from the insert on (no statement of its own on connect's path).
+#[test]
+fn no_default_route_is_written_by_the_insert_and_read_with_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let s = spec("lan", "10.1.0.0/24");
+    let (plain, bare) = store
+        .write(|tx| {
+            tx.insert_network(&s, 1, "b")?;
+            let plain = tx.insert_endpoint(&endpoint(s.name(), "red", "10.1.0.2/24"))?;
+            let bare = tx.insert_endpoint(&NewEndpoint {
+                no_default_route: true,
+                ..endpoint(s.name(), "blue", "10.1.0.3/24")
+            })?;
+            Ok::<_, StoreError>((plain, bare))
+        })
+        .unwrap();
+    let flags = |rows: Vec<nsnet_store::EndpointRow>| -> Vec<(i64, bool)> {
+        rows.into_iter()
+            .map(|e| (e.id, e.no_default_route))
+            .collect()
+    };
+    store
+        .read(|tx| {
+            assert_eq!(
+                flags(tx.endpoints()?),
+                [(plain, false), (bare, true)],
+                "all endpoints"
+            );
+            assert_eq!(flags(tx.endpoints_in_netns("blue")?), [(bare, true)]);
+            assert_eq!(flags(tx.endpoints_of_network(s.name())?).len(), 2);
+            assert!(tx.endpoint_by_id(bare)?.unwrap().no_default_route);
+            assert!(!tx.endpoint(s.name(), "red")?.unwrap().no_default_route);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
 }

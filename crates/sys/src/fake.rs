@@ -54,6 +54,11 @@ pub struct FakeKernel {
     pub defer_link_deletes: bool,
     /// Deletions `start` took, not yet applied.
     deferred: Vec<KernelOp>,
+    /// Bridge ports: (namespace, interface) to its master. A port whose master is gone shows
+    /// none (as live: deleting a bridge detaches its ports).
+    pub masters: BTreeMap<(String, String), String>,
+    /// Interfaces set down behind nsnet's back, (namespace, interface); `LinkUp` brings one up.
+    pub down: BTreeSet<(String, String)>,
 }
 
 /// A route the fake holds.
@@ -134,11 +139,15 @@ impl FakeKernel {
         if ns == "host" {
             self.overlay.remove(ifname);
         }
+        // A bridge's ports are detached when it goes.
+        self.masters.retain(|(n, _), m| !(n == ns && m == ifname));
         for (ns, ifname) in [(ns.to_string(), ifname.to_string())]
             .into_iter()
             .chain(self.peers.remove(&(ns.to_string(), ifname.to_string())))
         {
             self.peers.remove(&(ns.clone(), ifname.clone()));
+            self.masters.remove(&(ns.clone(), ifname.clone()));
+            self.down.remove(&(ns.clone(), ifname.clone()));
             if let Some(set) = self.links.get_mut(&ns) {
                 set.remove(&ifname);
             }
@@ -187,6 +196,9 @@ impl FakeKernel {
                     (Self::key(&a.ns), a.name.clone()),
                     (Self::key(&b.ns), b.name.clone()),
                 );
+                if let Some(m) = &a.master {
+                    self.masters.insert(ea.clone(), m.clone());
+                }
                 self.peers.insert(ea.clone(), eb.clone());
                 self.peers.insert(eb, ea);
             }
@@ -238,12 +250,17 @@ impl FakeKernel {
                 };
                 routes.remove(i);
             }
-            KernelOp::LinkUp { ns, ifname } => self.check_link(ns, ifname, what)?,
+            KernelOp::LinkUp { ns, ifname } => {
+                self.check_link(ns, ifname, what)?;
+                self.down.remove(&(Self::key(ns), ifname.clone()));
+            }
             KernelOp::Sysctl { ns, .. } => self.check_ns(ns, what)?,
             KernelOp::Hairpin { ifname } => self.check_link(&NsRef::Host, ifname, what)?,
             KernelOp::SetMaster { ifname, master } => {
                 self.check_link(&NsRef::Host, master, what)?;
                 self.check_link(&NsRef::Host, ifname, what)?;
+                self.masters
+                    .insert((Self::key(&NsRef::Host), ifname.clone()), master.clone());
             }
             KernelOp::Shape { ns, ifname, .. } => self.check_link(ns, ifname, what)?,
             KernelOp::OvsAddBridge { name, network, .. } => {
@@ -411,17 +428,22 @@ impl Net for FakeKernel {
         self.check_ns(ns, &format!("inspect netns {ns}"))?;
         let key = Self::key(ns);
         let addrs = self.addrs.get(&key).cloned().unwrap_or_default();
-        let interfaces = self
-            .links_in(&key)
-            .into_iter()
+        let names = self.links_in(&key);
+        let interfaces = names
+            .iter()
+            .cloned()
             .enumerate()
             .map(|(i, name)| IfaceView {
                 index: u32::try_from(i).unwrap_or(0) + 1,
                 kind: None,
-                up: true,
+                up: !self.down.contains(&(key.clone(), name.clone())),
                 mac: None,
                 mtu: None,
-                master: None,
+                master: self
+                    .masters
+                    .get(&(key.clone(), name.clone()))
+                    .filter(|m| names.contains(m))
+                    .cloned(),
                 addrs: addrs
                     .iter()
                     .filter(|(n, _)| *n == name)

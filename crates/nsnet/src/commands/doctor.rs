@@ -173,7 +173,7 @@ fn with_fix(mut c: Check, fix: impl Into<String>) -> Check {
 }
 
 /// The line of something the store records and the kernel should hold (rate limits, switches,
-/// overlay peers): none when nothing is recorded, OK when all is as recorded, else a warning
+/// bridge ports, overlay peers): none when nothing is recorded, OK when all is as recorded, else a warning
 /// listing what differs (`N <differ> from the store: ...`), which `repair` restores.
 fn recorded(
     name: &'static str,
@@ -470,6 +470,16 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
         "difference(s)",
     ));
     out.extend(recorded(
+        "bridge ports",
+        health.ports,
+        &health.drifted_ports,
+        format!(
+            "{} endpoint(s), each with its host end up on its switch",
+            health.ports
+        ),
+        "host end(s) differ",
+    ));
+    out.extend(recorded(
         "overlay peers",
         health.overlay_peers,
         &health.drifted_peers,
@@ -759,6 +769,35 @@ mod tests {
             ..StoreHealth::default()
         }));
         assert_eq!(find(&classify(&f), "switches").status, Status::Ok);
+    }
+
+    #[test]
+    fn a_detached_host_end_warns_naming_its_endpoint_and_repair_is_the_fix() {
+        let mut f = facts();
+        f.state.health = Some(Ok(StoreHealth {
+            ports: 3,
+            drifted_ports: vec![
+                "endpoint app on network side: host interface nsv1 is not a port of nsbr-side"
+                    .into(),
+            ],
+            ..StoreHealth::default()
+        }));
+        let c = find(&classify(&f), "bridge ports").clone();
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail
+                .starts_with("1 host end(s) differ from the store: endpoint app on network side"),
+            "{}",
+            c.detail
+        );
+        assert_eq!(c.fix.as_deref(), Some("run nsnet repair"));
+        f.state.health = Some(Ok(StoreHealth {
+            ports: 3,
+            ..StoreHealth::default()
+        }));
+        assert_eq!(find(&classify(&f), "bridge ports").status, Status::Ok);
+        f.state.health = Some(Ok(StoreHealth::default()));
+        assert!(!classify(&f).iter().any(|c| c.name == "bridge ports"));
     }
 
     #[test]

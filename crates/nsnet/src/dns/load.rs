@@ -1,7 +1,6 @@
 //! The name table from the store's rows.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
 use nsnet_core::dnsname::check_alias;
 use nsnet_dns::{Entry, Key, Network, Table};
@@ -63,44 +62,29 @@ fn row(ready: bool, dns: bool) -> Row {
     }
 }
 
-/// How long the responder trusts what it has seen of rows neither new nor pending: a ready
-/// endpoint whose removal started (state `removing`) without its row going yet is noticed at
-/// the next full comparison, at most this long after (its deletion is noticed at once).
-const FULL_COMPARISON_EVERY: Duration = Duration::from_secs(1);
-
 /// The responder's table, kept up to date by reading only what changed. Each command changes
 /// one endpoint or a few, and reading and indexing every name at each change made the
 /// responder's work per change grow with the names served (O(N^2) over a fill of N
 /// containers: 1.2 s of CPU for 1000). A reload reads the DNS networks, the endpoints above
-/// the highest id seen, the state of those seen in passing (`creating`, `removing`) and the
-/// count of endpoints; only when that count says a row went that was neither new nor
-/// pending (a removal between two reloads), or once a second, does it compare the states of
-/// all endpoints (integers, one scan). The rows of endpoints to serve are then read, and the
+/// the highest id seen, the state of those seen in passing (`creating`, `removing`), the
+/// count of endpoints and the count of removals ever started. Only when the count of
+/// endpoints says a row went that was neither new nor pending (a removal between two
+/// reloads), or the count of removals says a ready row left the ready state (a removal under
+/// way, or one whose remover died), does it compare the states of all endpoints (integers,
+/// one scan). So every reload serves what a full read would: a name whose removal started is
+/// not served after the next reload. The rows of endpoints to serve are then read, and the
 /// table updated ([`Table::update`]). A change of the networks themselves reads everything.
+#[derive(Default)]
 pub struct Served {
     nets: Vec<DnsNetworkRow>,
     rows: BTreeMap<i64, Row>,
     pending: BTreeSet<i64>,
     table: Table,
-    compared: Option<Instant>,
-    compare_every: Duration,
-    /// An incremental reload ran since the last full comparison: a change it could not see
-    /// may be waiting for the next one ([`Served::comparison_owed`]).
-    unverified: bool,
-}
-
-impl Default for Served {
-    fn default() -> Served {
-        Served {
-            nets: Vec::new(),
-            rows: BTreeMap::new(),
-            pending: BTreeSet::new(),
-            table: Table::default(),
-            compared: None,
-            compare_every: FULL_COMPARISON_EVERY,
-            unverified: false,
-        }
-    }
+    /// Removals of ready endpoints started, ever, as of the last reload (None before it).
+    removals: Option<i64>,
+    /// Reloads that compared every endpoint.
+    #[cfg(test)]
+    comparisons: usize,
 }
 
 impl Served {
@@ -108,7 +92,8 @@ impl Served {
     pub fn reload(&mut self, store: &mut Store) -> Result<Table, StoreError> {
         store.read(|tx| {
             let nets = tx.dns_networks()?;
-            if self.compared.is_none() || nets != self.nets {
+            let removals = tx.endpoint_removals_started()?;
+            if self.removals.is_none() || nets != self.nets {
                 let (nets, eps) = tx.dns_rows()?;
                 let rows: BTreeMap<i64, Row> = tx
                     .endpoint_states(i64::MIN)?
@@ -119,21 +104,22 @@ impl Served {
                 self.rows = rows;
                 self.table = build(&nets, eps);
                 self.nets = nets;
-                self.compared = Some(Instant::now());
-                self.unverified = false;
+                self.removals = Some(removals);
                 return Ok(self.table.clone());
             }
-            let due = self
-                .compared
-                .is_none_or(|t| t.elapsed() >= self.compare_every);
-            let changes = match self.seen_changes(tx)? {
-                Some(changes) if !due => {
-                    self.unverified = true;
-                    changes
-                }
-                _ => {
-                    self.compared = Some(Instant::now());
-                    self.unverified = false;
+            // A ready row that left the ready state is among neither the new nor the pending
+            // ones: only comparing all finds which.
+            let seen = match self.removals == Some(removals) {
+                true => self.seen_changes(tx)?,
+                false => None,
+            };
+            let changes = match seen {
+                Some(changes) => changes,
+                None => {
+                    #[cfg(test)]
+                    {
+                        self.comparisons += 1;
+                    }
                     self.all_changes(tx)?
                 }
             };
@@ -148,6 +134,9 @@ impl Served {
                 }
             }
             let added = tx.dns_endpoints(&came)?;
+            // Only now that nothing can fail: a count taken before a failed read would make
+            // the next reload skip the comparison that finds the row being removed.
+            self.removals = Some(removals);
             for (id, now) in changes {
                 match now {
                     Some(r) => self.rows.insert(id, r),
@@ -166,17 +155,6 @@ impl Served {
             }
             Ok(self.table.clone())
         })
-    }
-
-    /// Whether the next reload compares every endpoint and that comparison is owed: an
-    /// incremental reload since the last one could not see a ready endpoint whose removal
-    /// started. The responder's tick reloads then even when nothing changed since, so such an
-    /// endpoint is dropped at most [`FULL_COMPARISON_EVERY`] after, as promised.
-    pub fn comparison_owed(&self) -> bool {
-        self.unverified
-            && self
-                .compared
-                .is_none_or(|t| t.elapsed() >= self.compare_every)
     }
 
     /// The changes among new and pending endpoints (None: gone), or None when the count of
@@ -257,23 +235,20 @@ mod tests {
             mac: None,
             addrs: vec![addr.parse().unwrap()],
             container_id: None,
+            no_default_route: false,
             pid: 1,
             boot_id: "b".into(),
         }
     }
 
-    /// A ready endpoint whose removal started is not seen by an incremental reload; the
-    /// comparison it leaves owed falls due, and the reload the tick then makes drops it
-    /// though nothing changed in the store since.
+    /// A ready endpoint whose removal started (its remover still at work, or dead) is not
+    /// served after the next reload, though its row is still there; a connect in between is
+    /// read incrementally, the removal by comparing all.
     #[test]
-    fn a_removal_started_between_comparisons_is_owed_a_comparison() {
+    fn a_removal_started_between_reloads_is_not_served_after_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
-        let every = Duration::from_millis(300);
-        let mut served = Served {
-            compare_every: every,
-            ..Served::default()
-        };
+        let mut served = Served::default();
         let lan = net("lan", "10.1.0.0/24", true);
         let a = store
             .write(|tx| {
@@ -285,109 +260,110 @@ mod tests {
             })
             .unwrap();
         assert_eq!(served.reload(&mut store).unwrap().entries().len(), 1);
-        assert!(!served.comparison_owed(), "a full read owes nothing");
+        store
+            .write(|tx| {
+                let b = tx.insert_endpoint(&endpoint(&lan, "b", "10.1.0.3/24"))?;
+                tx.set_endpoint_ready(b)
+            })
+            .unwrap();
+        assert_eq!(served.reload(&mut store).unwrap().entries().len(), 2);
+        assert_eq!(served.comparisons, 0, "a connect is read incrementally");
         store
             .write(|tx| tx.mark_endpoint_removing(a, 1, "b"))
             .unwrap();
+        let table = served.reload(&mut store).unwrap();
+        let names: Vec<_> = table.entries().iter().map(|e| e.netns.clone()).collect();
+        assert_eq!(names, ["b"]);
+        assert_eq!(served.comparisons, 1);
+        // Nothing changed since: the next reload compares nothing.
         assert_eq!(served.reload(&mut store).unwrap().entries().len(), 1);
-        assert!(!served.comparison_owed(), "not due yet");
-        std::thread::sleep(every * 2);
-        assert!(served.comparison_owed());
-        assert_eq!(served.reload(&mut store).unwrap().entries().len(), 0);
-        assert!(!served.comparison_owed());
+        assert_eq!(served.comparisons, 1);
     }
 
     /// After each change, what the responder serves (read incrementally) is what a full read
     /// of the store gives: endpoints coming, becoming ready, being removed, aliases, networks
-    /// without DNS, networks added. Between full comparisons, an endpoint whose removal
-    /// started is served until its row goes (then at once).
+    /// without DNS, networks added.
     #[test]
     fn incremental_reloads_serve_what_a_full_read_does() {
-        for compare_every in [Duration::ZERO, Duration::from_secs(3600)] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut store = Store::open(dir.path()).unwrap();
-            let mut served = Served {
-                compare_every,
-                ..Served::default()
-            };
-            let lan = net("lan", "10.1.0.0/24", true);
-            let quiet = net("quiet", "10.2.0.0/24", false);
-            let later = net("later", "10.3.0.0/24", true);
-            let check = |store: &mut Store, served: &mut Served, want: usize| {
-                let inc = served.reload(store).unwrap();
-                let full = table(store).unwrap();
-                assert_eq!(inc.networks(), full.networks());
-                assert_eq!(inc.entries().len(), want, "{:?}", inc.entries());
-                if want == full.entries().len() {
-                    assert_eq!(
-                        format!("{:?}", inc.entries()),
-                        format!("{:?}", full.entries())
-                    );
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut served = Served::default();
+        let lan = net("lan", "10.1.0.0/24", true);
+        let quiet = net("quiet", "10.2.0.0/24", false);
+        let later = net("later", "10.3.0.0/24", true);
+        let check = |store: &mut Store, served: &mut Served, want: usize| {
+            let inc = served.reload(store).unwrap();
+            let full = table(store).unwrap();
+            assert_eq!(inc.networks(), full.networks());
+            assert_eq!(inc.entries().len(), want, "{:?}", inc.entries());
+            if want == full.entries().len() {
+                assert_eq!(
+                    format!("{:?}", inc.entries()),
+                    format!("{:?}", full.entries())
+                );
+            }
+        };
+        check(&mut store, &mut served, 0);
+        let (a, b) = store
+            .write(|tx| {
+                for n in [&lan, &quiet] {
+                    tx.insert_network(n, 1, "b")?;
+                    tx.set_network_ready(n.name())?;
                 }
-            };
-            check(&mut store, &mut served, 0);
-            let (a, b) = store
-                .write(|tx| {
-                    for n in [&lan, &quiet] {
-                        tx.insert_network(n, 1, "b")?;
-                        tx.set_network_ready(n.name())?;
-                    }
-                    let a = tx.insert_endpoint(&endpoint(&lan, "a", "10.1.0.2/24"))?;
-                    tx.set_endpoint_ready(a)?;
-                    let b = tx.insert_endpoint(&endpoint(&lan, "b", "10.1.0.3/24"))?;
-                    let c = tx.insert_endpoint(&endpoint(&quiet, "c", "10.2.0.2/24"))?;
-                    tx.set_endpoint_ready(c)?;
-                    Ok::<_, StoreError>((a, b))
-                })
-                .unwrap();
-            check(&mut store, &mut served, 1);
-            store.write(|tx| tx.set_endpoint_ready(b)).unwrap();
-            check(&mut store, &mut served, 2);
-            store
-                .write(|tx| tx.mark_endpoint_removing(a, 1, "b"))
-                .unwrap();
-            let stale = compare_every > Duration::ZERO;
-            check(&mut store, &mut served, if stale { 2 } else { 1 });
-            store
-                .write(|tx| {
-                    tx.delete_endpoint(a)?;
-                    let d = tx.insert_endpoint(&endpoint(&lan, "d", "10.1.0.4/24"))?;
-                    tx.insert_aliases(d, &["db".to_string()])?;
-                    tx.set_endpoint_ready(d)?;
-                    Ok::<_, StoreError>(())
-                })
-                .unwrap();
-            check(&mut store, &mut served, 2);
-            // A pending endpoint that goes, and one made and removed between two reloads.
-            store
-                .write(|tx| {
-                    let e = tx.insert_endpoint(&endpoint(&lan, "e", "10.1.0.5/24"))?;
-                    tx.set_endpoint_ready(e)?;
-                    tx.insert_endpoint(&endpoint(&lan, "f", "10.1.0.6/24"))
-                })
-                .unwrap();
-            check(&mut store, &mut served, 3);
-            store
-                .write(|tx| {
-                    let gone = tx.endpoints_in_netns("f")?;
-                    tx.delete_endpoint(gone[0].id)?;
-                    let g = tx.insert_endpoint(&endpoint(&lan, "g", "10.1.0.7/24"))?;
-                    tx.set_endpoint_ready(g)?;
-                    tx.delete_endpoint(g)
-                })
-                .unwrap();
-            check(&mut store, &mut served, 3);
-            store
-                .write(|tx| {
-                    tx.delete_endpoint(b)?;
-                    tx.insert_network(&later, 1, "b")?;
-                    tx.set_network_ready(later.name())?;
-                    let e = tx.insert_endpoint(&endpoint(&later, "b", "10.3.0.2/24"))?;
-                    tx.set_endpoint_ready(e)
-                })
-                .unwrap();
-            check(&mut store, &mut served, 3);
-            check(&mut store, &mut served, 3);
-        }
+                let a = tx.insert_endpoint(&endpoint(&lan, "a", "10.1.0.2/24"))?;
+                tx.set_endpoint_ready(a)?;
+                let b = tx.insert_endpoint(&endpoint(&lan, "b", "10.1.0.3/24"))?;
+                let c = tx.insert_endpoint(&endpoint(&quiet, "c", "10.2.0.2/24"))?;
+                tx.set_endpoint_ready(c)?;
+                Ok::<_, StoreError>((a, b))
+            })
+            .unwrap();
+        check(&mut store, &mut served, 1);
+        store.write(|tx| tx.set_endpoint_ready(b)).unwrap();
+        check(&mut store, &mut served, 2);
+        store
+            .write(|tx| tx.mark_endpoint_removing(a, 1, "b"))
+            .unwrap();
+        check(&mut store, &mut served, 1);
+        store
+            .write(|tx| {
+                tx.delete_endpoint(a)?;
+                let d = tx.insert_endpoint(&endpoint(&lan, "d", "10.1.0.4/24"))?;
+                tx.insert_aliases(d, &["db".to_string()])?;
+                tx.set_endpoint_ready(d)?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        check(&mut store, &mut served, 2);
+        // A pending endpoint that goes, and one made and removed between two reloads.
+        store
+            .write(|tx| {
+                let e = tx.insert_endpoint(&endpoint(&lan, "e", "10.1.0.5/24"))?;
+                tx.set_endpoint_ready(e)?;
+                tx.insert_endpoint(&endpoint(&lan, "f", "10.1.0.6/24"))
+            })
+            .unwrap();
+        check(&mut store, &mut served, 3);
+        store
+            .write(|tx| {
+                let gone = tx.endpoints_in_netns("f")?;
+                tx.delete_endpoint(gone[0].id)?;
+                let g = tx.insert_endpoint(&endpoint(&lan, "g", "10.1.0.7/24"))?;
+                tx.set_endpoint_ready(g)?;
+                tx.delete_endpoint(g)
+            })
+            .unwrap();
+        check(&mut store, &mut served, 3);
+        store
+            .write(|tx| {
+                tx.delete_endpoint(b)?;
+                tx.insert_network(&later, 1, "b")?;
+                tx.set_network_ready(later.name())?;
+                let e = tx.insert_endpoint(&endpoint(&later, "b", "10.3.0.2/24"))?;
+                tx.set_endpoint_ready(e)
+            })
+            .unwrap();
+        check(&mut store, &mut served, 3);
+        check(&mut store, &mut served, 3);
     }
 }

@@ -113,9 +113,8 @@ fn run(state_dir: &Path, signals: &SigSet) -> Result<()> {
                 let now = store.data_version()?;
                 let changed = now != version;
                 version = now;
-                // Binds that failed (an address not there yet) are retried too, and a full
-                // comparison an incremental reload left owed is made.
-                changed || listeners.has_failed() || served.comparison_owed()
+                // Binds that failed (an address not there yet) are retried too.
+                changed || listeners.has_failed()
             }
         };
         if reload {
