@@ -25,8 +25,10 @@ pub fn kernel(state_dir: &Path) -> LiveKernel {
 
 /// Opens the store in `state_dir` and the live kernel backend.
 pub fn open(state_dir: &Path) -> anyhow::Result<LiveEngine> {
-    let store = Store::open(state_dir)
+    let mut store = Store::open(state_dir)
         .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
+    // Every command opens its engine once and exits after it (see `Store::close_at_exit`).
+    store.close_at_exit();
     Ok(Engine::new(
         store,
         kernel(state_dir),

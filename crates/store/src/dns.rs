@@ -29,6 +29,9 @@ pub struct DnsEndpointRow {
 impl Tx<'_> {
     /// Records the aliases of an endpoint (each once).
     pub fn insert_aliases(&self, endpoint: i64, names: &[String]) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return Ok(()); // most connects: no statement to compile
+        }
         let mut stmt = self
             .0
             .prepare_cached("INSERT OR IGNORE INTO aliases (endpoint, name) VALUES (?1, ?2)")?;

@@ -75,6 +75,9 @@ impl Tx<'_> {
 
     /// Records published ports of an endpoint.
     pub fn insert_ports(&self, endpoint: i64, ports: &[PortMapping]) -> Result<(), StoreError> {
+        if ports.is_empty() {
+            return Ok(()); // a connect without published ports: no statement to compile
+        }
         let mut stmt = self.0.prepare_cached(
             "INSERT INTO ports (endpoint, proto, host_ip, host_port, container_port) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;

@@ -303,6 +303,10 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), rus
     if current >= target {
         return Ok(());
     }
+    // WAL (readers never wait for the writer; commits append) is recorded in the database
+    // file, so only a store that is new or made by an older nsnet, which set it at every
+    // open, needs it set.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Another process may have migrated while we waited for the lock.
     let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
