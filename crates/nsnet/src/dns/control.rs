@@ -15,6 +15,9 @@ use nsnet_store::Store;
 
 use super::{LOCK_FILE, LOG_FILE, PID_FILE};
 
+/// How often a command looks again at a lock held without a pidfile.
+const POLL: Duration = Duration::from_micros(250);
+
 /// How long a command waits for a starting or exiting responder.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -95,7 +98,10 @@ pub fn notify(state_dir: &Path) -> Result<bool> {
                 state_dir.display()
             );
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // Short: a responder exiting (the last DNS network went just before this command
+        // added one) lets go of the lock within a millisecond or two, and this command waits
+        // for exactly that.
+        std::thread::sleep(POLL);
     }
 }
 
