@@ -80,6 +80,31 @@ fn load_network(tx: &Tx<'_>, name: &NetName) -> Result<NetworkRow, EngineError> 
         .ok_or_else(|| EngineError::not_found("network", name))
 }
 
+/// What `network inspect` shows of a network.
+fn detail(
+    spec: &NetworkSpec,
+    state: RowState,
+    endpoints: Vec<EndpointView>,
+    usage: Vec<ipam::Usage>,
+) -> NetworkDetail {
+    NetworkDetail {
+        name: spec.name().to_string(),
+        driver: spec.driver().to_string(),
+        bridge: spec.bridge().to_string(),
+        subnets: spec.subnets().to_vec(),
+        mtu: spec.mtu(),
+        internal: spec.internal(),
+        masquerade: spec.masquerade(),
+        icc: spec.icc(),
+        routed: spec.routed(),
+        dns: spec.dns(),
+        vni: spec.vni(),
+        state: state.name().to_string(),
+        endpoints,
+        usage,
+    }
+}
+
 /// The names an endpoint answers to over DNS: its namespace's, then its aliases.
 fn dns_names(netns: &str, aliases: &[String]) -> Vec<String> {
     let mut names = vec![netns.to_string()];
@@ -218,7 +243,10 @@ impl<K: Kernel> Engine<K> {
             return Err(err.during(what));
         }
         self.store.write(|tx| tx.set_network_ready(spec.name()))?;
-        self.network_inspect(spec.name())
+        // Built from the spec just recorded rather than read back: a new network has no
+        // endpoints, and the read would compile and run the inspect's statements for nothing.
+        let usage = spec.subnets().iter().map(|s| ipam::usage(s, 0)).collect();
+        Ok(detail(&spec, RowState::Ready, Vec::new(), usage))
     }
 
     /// All networks.
@@ -263,22 +291,7 @@ impl<K: Kernel> Engine<K> {
                     ipam::usage(s, used as u64)
                 })
                 .collect();
-            Ok(NetworkDetail {
-                name: n.spec.name().to_string(),
-                driver: n.spec.driver().to_string(),
-                bridge: n.spec.bridge().to_string(),
-                subnets: n.spec.subnets().to_vec(),
-                mtu: n.spec.mtu(),
-                internal: n.spec.internal(),
-                masquerade: n.spec.masquerade(),
-                icc: n.spec.icc(),
-                routed: n.spec.routed(),
-                dns: n.spec.dns(),
-                vni: n.spec.vni(),
-                state: n.state.name().to_string(),
-                endpoints: views,
-                usage,
-            })
+            Ok(detail(&n.spec, n.state, views, usage))
         })
     }
 

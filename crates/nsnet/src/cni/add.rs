@@ -96,16 +96,16 @@ pub fn run(env: &CniEnv, conf: &NetConf, version: Version) -> Result<Value, CniE
         }
         return Err(e);
     }
-    drop(engine);
     if network.spec.dns() {
         let dir = conf.basics.state_dir()?;
-        crate::dns::sync(&dir).map_err(|e| {
+        crate::dns::sync(&dir, Some(engine.store())).map_err(|e| {
             CniError::new(
                 super::error::code::IO_FAILURE,
                 format!("DNS responder: {e:#}"),
             )
         })?;
     }
+    drop(engine);
     let ours = result(&network, &ep, &netns, conf);
     let out = match prev {
         Some(mut p) => {

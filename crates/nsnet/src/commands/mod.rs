@@ -56,11 +56,19 @@ pub fn run(cli: Cli) -> Result<()> {
             | Command::Rm { .. }
     );
     let state = state_dir.clone();
-    let result = dispatch(state_dir, format, command);
+    // A create or connect hands its engine back: the sync reads its open store.
+    let mut result = match command {
+        Command::Network(cmd) => network::run(&state_dir, format, cmd),
+        command => dispatch(state_dir, format, command).map(|()| None),
+    };
     // A failed command may have changed something before failing: tell the responder either
     // way, reporting the command's own error first.
     let told = if adds {
-        crate::dns::sync(&state)
+        let store = match &mut result {
+            Ok(Some(engine)) => Some(engine.store()),
+            _ => None,
+        };
+        crate::dns::sync(&state, store)
     } else if removes {
         crate::dns::notify(&state).map(drop)
     } else {
@@ -78,7 +86,7 @@ fn dispatch(
     match command {
         Command::Netns(cmd) => netns::run(&state_dir, format, cmd),
         Command::Link(cmd) => link::run(&state_dir, format, cmd),
-        Command::Network(cmd) => network::run(&state_dir, format, cmd),
+        Command::Network(cmd) => network::run(&state_dir, format, cmd).map(drop),
         Command::Route(cmd) => route::run(&state_dir, format, cmd),
         Command::Port(cmd) => port::run(&state_dir, format, cmd),
         Command::Repair => repair::run(&state_dir, format),

@@ -10,7 +10,7 @@ use nsnet_engine::{ConnectRequest, NetworkRequest};
 
 use super::ns_arg;
 use crate::cli::{Format, NetworkCmd};
-use crate::context;
+use crate::context::{self, LiveEngine};
 use crate::output::{Table, list, print};
 
 fn detail_table(d: &NetworkDetail) -> String {
@@ -77,7 +77,9 @@ pub(crate) fn endpoints_table(eps: &[EndpointView]) -> String {
     t.render()
 }
 
-pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
+/// Runs a `network` subcommand; returns the engine of a create or connect, whose open store
+/// the DNS responder's sync then reads instead of opening the store again.
+pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<Option<LiveEngine>> {
     match cmd {
         NetworkCmd::Create(c) => {
             let name = NetName::new(&c.name)?;
@@ -105,8 +107,10 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 .dns(!c.no_dns)
                 .vni(c.vni)
                 .build()?;
-            let detail = context::open(state_dir)?.network_create(NetworkRequest { spec })?;
+            let mut engine = context::open(state_dir)?;
+            let detail = engine.network_create(NetworkRequest { spec })?;
             print(format, &detail, detail_table)?;
+            return Ok(Some(engine));
         }
         NetworkCmd::Ls => {
             let nets = context::open(state_dir)?.network_ls()?;
@@ -156,8 +160,10 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
                 publish: super::port_specs(&c.publish)?,
                 aliases: c.aliases,
             };
-            let ep = context::open(state_dir)?.connect(req)?;
+            let mut engine = context::open(state_dir)?;
+            let ep = engine.connect(req)?;
             print(format, &ep, |e| endpoints_table(std::slice::from_ref(e)))?;
+            return Ok(Some(engine));
         }
         NetworkCmd::Disconnect { network, netns } => {
             let network = NetName::new(&network)?;
@@ -165,5 +171,5 @@ pub fn run(state_dir: &Path, format: Format, cmd: NetworkCmd) -> Result<()> {
             context::open(state_dir)?.disconnect(&network, &ns)?;
         }
     }
-    Ok(())
+    Ok(None)
 }

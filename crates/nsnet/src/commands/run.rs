@@ -76,13 +76,13 @@ pub fn run(state_dir: &Path, format: Format, args: RunArgs) -> Result<()> {
     let mut engine = context::open(state_dir)?;
     if args.detach {
         let view = engine.container_run(req)?;
-        crate::dns::sync(state_dir).context("DNS responder")?;
+        crate::dns::sync(state_dir, Some(engine.store())).context("DNS responder")?;
         return print(format, &view, |v| format!("{}\n", v.name));
     }
     // Blocked before the clone, so a signal arriving meanwhile is passed on, not lost.
     let forward = ForwardSignals::block();
     let view = engine.container_run(req)?;
-    if let Err(e) = crate::dns::sync(state_dir) {
+    if let Err(e) = crate::dns::sync(state_dir, Some(engine.store())) {
         eprintln!("warning: DNS responder: {e:#}");
     }
     let pid = view.pid.context("the container has no init process")?;

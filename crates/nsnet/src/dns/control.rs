@@ -4,9 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +14,9 @@ use nix::unistd::Pid;
 use nsnet_store::Store;
 
 use super::{LOCK_FILE, LOG_FILE, PID_FILE};
+
+/// How often a command looks again at a lock held without a pidfile.
+const POLL: Duration = Duration::from_micros(250);
 
 /// How long a command waits for a starting or exiting responder.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,16 +53,25 @@ fn lock_held(state_dir: &Path) -> Result<bool> {
 }
 
 /// After a change to networks or names: signals the running responder to reload, or starts
-/// one when a network with DNS on exists and none runs.
-pub fn sync(state_dir: &Path) -> Result<()> {
+/// one when a network with DNS on exists and none runs. `store` is the command's own, still
+/// open, when it has one: opened again while no other connection holds the store's shared
+/// memory (no responder runs), it would rebuild its WAL index from the whole log.
+pub fn sync(state_dir: &Path, store: Option<&mut Store>) -> Result<()> {
     if notify(state_dir)? {
         return Ok(());
     }
-    // Read-only: no schema check or pragmas, the command before this one did that.
-    let mut store = Store::open_read_only(state_dir)
-        .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
+    let mut opened;
+    let store = match store {
+        Some(store) => store,
+        None => {
+            // Read-only: no schema check or pragmas, the command before this one did that.
+            opened = Store::open_read_only(state_dir)
+                .with_context(|| format!("open nsnet state in {}", state_dir.display()))?;
+            &mut opened
+        }
+    };
     if store.read(|tx| tx.dns_needed())? {
-        start(state_dir, &mut store)?;
+        start(state_dir, store)?;
     }
     Ok(())
 }
@@ -88,7 +98,10 @@ pub fn notify(state_dir: &Path) -> Result<bool> {
                 state_dir.display()
             );
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // Short: a responder exiting (the last DNS network went just before this command
+        // added one) lets go of the lock within a millisecond or two, and this command waits
+        // for exactly that.
+        std::thread::sleep(POLL);
     }
 }
 
@@ -136,64 +149,58 @@ fn start(state_dir: &Path, store: &mut Store) -> Result<()> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("open {}", log_path.display()))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--state-dir")
-        .arg(&state_dir_arg)
-        .args(["dns", "serve"])
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .env(LOCK_FD_ENV, lock.as_raw_fd().to_string())
-        .env(
-            SOCKET_FDS_ENV,
-            sockets
-                .iter()
-                .map(|s| s.as_raw_fd().to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    // The CNI face is this binary too: the responder must not take itself for a plugin.
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("CNI_") {
-            cmd.env_remove(k);
-        }
-    }
+    let log = above_stdio(log.into()).map(File::from)?;
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+        // The CNI face is this binary too: the responder must not take itself for a plugin.
+        .filter(|(k, _)| !k.to_string_lossy().starts_with("CNI_"))
+        .filter(|(k, _)| k != LOCK_FD_ENV && k != SOCKET_FDS_ENV)
+        .collect();
+    env.push((LOCK_FD_ENV.into(), lock.as_raw_fd().to_string().into()));
+    env.push((
+        SOCKET_FDS_ENV.into(),
+        sockets
+            .iter()
+            .map(|s| s.as_raw_fd().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+            .into(),
+    ));
+    let args: Vec<std::ffi::OsString> = vec![
+        exe.clone().into(),
+        "--state-dir".into(),
+        state_dir_arg.into(),
+        "dns".into(),
+        "serve".into(),
+    ];
     let inherit: Vec<i32> = std::iter::once(lock.as_raw_fd())
         .chain(sockets.iter().map(|s| s.as_raw_fd()))
         .collect();
-    // SAFETY: only async-signal-safe calls (setsid, sigprocmask, fcntl) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The child leaves the caller's session so a terminal hangup or the caller's
-            // process group signals do not reach it.
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            // The pidfile names the child before it runs: a command right after this one may
-            // signal it while it starts, and the signals must wait for its loop (the responder
-            // blocks the same ones; the mask survives exec).
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
-                libc::sigaddset(&mut set, s);
-            }
-            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            for &fd in &inherit {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().context("start the DNS responder")?;
-    write_pidfile(state_dir, child.id())?;
+    let pid = super::spawn::Launch::new(&exe, &args, &env, log.as_raw_fd(), inherit)
+        .and_then(|launch| launch.start())
+        .context("start the DNS responder")?;
+    write_pidfile(state_dir, pid)?;
+    until_named(state_dir, pid);
     // Our descriptors close here; the child's copies keep the lock (an flock belongs to the
     // open file, which the child shares) and the sockets.
     drop(lock);
     drop(sockets);
     Ok(())
+}
+
+/// Until the pidfile names the responder as [`responder_pid`] sees it: the exec that the
+/// spawn waited for has replaced the child's memory, but its command line is in place only
+/// once the kernel has finished loading the program, which a loaded machine may delay. A child
+/// that died meanwhile ends the wait: the next command starts another.
+fn until_named(state_dir: &Path, pid: u32) {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while responder_pid(state_dir) != Some(pid as i32) && Instant::now() < deadline {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, without blocking.
+        if unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) } != 0 {
+            return;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// `fd` renumbered above stdin, stdout and stderr when it is one of them (a caller may start

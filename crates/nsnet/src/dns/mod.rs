@@ -8,6 +8,7 @@ mod forward;
 mod listen;
 mod load;
 mod serve;
+mod spawn;
 
 pub use control::{notify, responder_pid, sync};
 pub use load::table;

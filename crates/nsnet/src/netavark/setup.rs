@@ -223,10 +223,10 @@ pub fn setup(netns: &str, exec: &PluginExec) -> Result<StatusBlock> {
         })?;
     }
     let ep = engine.attach(&req).map_err(|e| e.during(what))?;
-    drop(engine);
     if def.spec.dns() {
-        crate::dns::sync(&def.state_dir).context("DNS responder")?;
+        crate::dns::sync(&def.state_dir, Some(engine.store())).context("DNS responder")?;
     }
+    drop(engine);
     Ok(status(&def, &ep, req.mac))
 }
 
