@@ -85,6 +85,16 @@ pub struct EndpointLayout {
 /// in the namespace, then loopback up, the addresses, the default routes, and the firewall
 /// elements (`fw`: the endpoint's own and its published ports') in one transaction.
 pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<KernelOp> {
+    let mut ops = endpoint_veth(net, ep);
+    ops.extend(fw_add(fw));
+    ops
+}
+
+/// The kernel part of `connect` that dies with the veth pair: the namespace's sysctls, the
+/// veth (names, MAC, MTU), its host end a port of the switch, loopback up, the addresses and
+/// default routes. `repair` plans it alone to make a deleted pair again as recorded (its
+/// firewall elements key on names and addresses, so they survive the pair).
+pub fn endpoint_veth(net: &NetworkSpec, ep: &EndpointLayout) -> Vec<KernelOp> {
     let ifname = ep.ifname.to_string();
     let switch = switch::of(net);
     let mut ops = Vec::new();
@@ -138,7 +148,6 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<K
         via: Some(*gw),
         dev: Some(ifname.clone()),
     }));
-    ops.extend(fw_add(fw));
     ops
 }
 

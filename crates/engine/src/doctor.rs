@@ -46,6 +46,11 @@ pub struct StoreHealth {
     /// Host ends that are not ports of their bridge, or are down, with their endpoint (what
     /// `repair` restores).
     pub drifted_ports: Vec<String>,
+    /// How many ready endpoints' veth pairs were compared.
+    pub veths: usize,
+    /// Endpoints whose veth pair is gone while their namespace stays, each named (what
+    /// `repair` makes again; one whose namespace is gone is `gc`'s).
+    pub gone_veths: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -152,6 +157,20 @@ impl<K: Kernel> Engine<K> {
                         .map(|p| format!("endpoint {} on network {}: {p}", e.netns, e.network)),
                 );
             }
+            let on_ready: Vec<_> = endpoints
+                .iter()
+                .filter(|e| specs.contains_key(&e.network))
+                .cloned()
+                .collect();
+            health.veths = on_ready
+                .iter()
+                .filter(|e| e.state == RowState::Ready)
+                .count();
+            health.gone_veths =
+                crate::veth_repair::gone(&mut self.kernel, &on_ready, &host.interfaces)?
+                    .into_iter()
+                    .map(|(e, p)| format!("endpoint {} on network {}: {p}", e.netns, e.network))
+                    .collect();
         }
         for n in networks.iter().filter(|n| n.state == RowState::Ready) {
             if n.spec.overlay_dev().is_none() {
