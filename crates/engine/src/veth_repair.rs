@@ -69,17 +69,19 @@ pub(crate) fn plan(
             false => Vec::new(),
         },
     };
-    Ok(plan::endpoint_veth(spec, &layout))
+    Ok(plan::remake_endpoint_veth(spec, &layout))
 }
 
-/// Applies `ops` (a `plan`): what exists already is kept (an Open vSwitch port row outlives
-/// its device), except the veth itself; on a failure what was made is undone.
+/// Applies `ops` (a `plan`): what exists already is kept, except the veth itself, and a
+/// switch's port row already gone is fine; on a failure what was made is undone.
 pub(crate) fn apply<K: Kernel>(kernel: &mut K, ops: &[KernelOp]) -> Result<(), KernelError> {
     let mut undo = Vec::with_capacity(ops.len());
     for op in ops {
         match kernel.apply(op) {
             Ok(()) => undo.extend(op.inverse()),
             Err(e) if e.kind == FailKind::Exists && !matches!(op, KernelOp::CreateVeth { .. }) => {}
+            Err(e) if e.kind == FailKind::NotFound && matches!(op, KernelOp::OvsDelPort { .. }) => {
+            }
             Err(e) => {
                 rollback(kernel, &undo);
                 return Err(e);
