@@ -1,7 +1,8 @@
 //! A container's veth pair deleted by hand while its namespace stays (`ip -n NS link del
 //! eth0`): traffic stops, `doctor` names the endpoint with `repair` as the fix, `inspect
 //! --check` says the same; `repair` makes the pair again as recorded (MAC, address, bridge
-//! port, default route) and traffic flows again both ways, through its published port too.
+//! port, default route, rate limit) and traffic flows again both ways, through its published
+//! port too.
 
 mod common;
 
@@ -66,7 +67,15 @@ fn repair_makes_a_deleted_veth_pair_again_and_traffic_flows() {
     }
     let s = Sandbox::new();
     s.add_outside();
-    s.ok(&["network", "create", "side", "--subnet", "10.64.0.0/24"]);
+    s.ok(&[
+        "network",
+        "create",
+        "side",
+        "--subnet",
+        "10.64.0.0/24",
+        "--subnet",
+        "fd00:64::/64",
+    ]);
     s.ok(&["netns", "add", "app"]);
     s.ok(&["netns", "add", "db"]);
     s.ok(&[
@@ -90,10 +99,23 @@ fn repair_makes_a_deleted_veth_pair_again_and_traffic_flows() {
     let recorded = endpoint(&s, "side", "app");
     let mac = recorded["mac"].as_str().unwrap().to_string();
     let host_end = recorded["host_ifname"].as_str().unwrap().to_string();
+    let app6 = recorded["addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .find(|a| a.contains(':'))
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(s.ping("db", &app6), "db cannot reach app over IPv6");
     assert_eq!(
         live(&s, "app", "eth0"),
         (mac.clone(), vec!["10.64.0.5/24".into()])
     );
+    s.ok(&["link", "set", "app", "eth0", "--rate", "10mbit"]);
     let healthy = doctor(&s);
     let c = check(&healthy, "veth pairs");
     assert_eq!(c["status"], "OK", "{healthy:#}");
@@ -156,11 +178,24 @@ fn repair_makes_a_deleted_veth_pair_again_and_traffic_flows() {
         (mac, vec!["10.64.0.5/24".into()]),
         "not the recorded MAC and address"
     );
+    let shaped = s.json(&["inspect", "app"])["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "eth0")
+        .unwrap()["shaping"]["rate_bps"]
+        .clone();
+    assert_eq!(shaped, 10_000_000, "the recorded rate limit is not back");
     let master = s.sh("ip", &["-j", "link", "show", &host_end]).stdout;
     assert!(master.contains("\"master\":\"nsbr-side\""), "{master}");
     assert!(s.ping("db", "10.64.0.5"), "db does not reach app again");
     assert!(s.ping("app", "10.64.0.6"), "app does not reach db again");
     assert!(s.ping("app", "10.64.0.1"), "app's gateway is not back");
+    assert!(s.ping("db", &app6), "db does not reach app over IPv6 again");
+    assert!(
+        s.ping("app", "fd00:64::1"),
+        "app's IPv6 gateway is not back"
+    );
     assert!(
         reaches(&s, "outside", "app", "203.0.113.1:8080"),
         "the published port does not pass again"
