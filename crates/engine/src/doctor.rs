@@ -145,8 +145,8 @@ impl<K: Kernel> Engine<K> {
                 ready.iter().map(|n| (n.spec.name(), &n.spec)).collect();
             for e in endpoints.iter().filter(|e| e.state == RowState::Ready) {
                 let veth = e.host_ifname.as_str();
-                // A host end that is gone went with its namespace (`gc`'s) or its peer inside
-                // it (`inspect --check` says so): not `repair`'s, so not this line's.
+                // A host end that is gone went with its namespace (`gc`'s) or with its peer
+                // inside it (the veth pairs' line below): not this line's.
                 let (Some(spec), Some(have)) = (specs.get(&e.network), by_name.get(veth)) else {
                     continue;
                 };
@@ -395,11 +395,13 @@ mod tests {
         assert!(after.drifted_ports.is_empty(), "{after:?}");
         assert_eq!(after.ports, 2);
 
-        // A host end that is gone is not this line's (repair cannot make it again).
+        // A host end that is gone is not this line's (nor, its peer being there, the veth
+        // pairs': a pair gone has both ends gone).
         let links = eng.kernel().links.get_mut(&host).unwrap();
         assert!(links.remove(&veths[0]));
         let gone = eng.doctor_store().unwrap();
         assert_eq!((gone.ports, gone.drifted_ports.len()), (1, 0), "{gone:?}");
+        assert!(gone.gone_veths.is_empty(), "{gone:?}");
     }
 
     #[test]
