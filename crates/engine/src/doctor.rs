@@ -166,11 +166,11 @@ impl<K: Kernel> Engine<K> {
                 .iter()
                 .filter(|e| e.state == RowState::Ready)
                 .count();
-            health.gone_veths =
-                crate::veth_repair::gone(&mut self.kernel, &on_ready, &host.interfaces)?
-                    .into_iter()
-                    .map(|(e, p)| format!("endpoint {} on network {}: {p}", e.netns, e.network))
-                    .collect();
+            let names = by_name.keys().copied().collect();
+            health.gone_veths = crate::veth_repair::gone(&mut self.kernel, &on_ready, &names)?
+                .into_iter()
+                .map(|(e, p)| format!("endpoint {} on network {}: {p}", e.netns, e.network))
+                .collect();
         }
         for n in networks.iter().filter(|n| n.state == RowState::Ready) {
             if n.spec.overlay_dev().is_none() {

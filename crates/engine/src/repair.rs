@@ -114,10 +114,11 @@ impl<K: Kernel> Engine<K> {
                     overlay_peers += crate::overlay::restore_peers(kernel, tx, spec)?;
                 }
                 // After the switches: a pair made again becomes a port of its bridge.
-                let host = kernel.view(&nsnet_core::ops::NsRef::Host)?;
+                let host = crate::veth_repair::host_names(kernel)?;
+                let host = host.iter().map(String::as_str).collect();
                 for (spec, _) in &switches {
                     let mine = tx.endpoints_of_network(spec.name())?;
-                    for (e, _) in crate::veth_repair::gone(kernel, &mine, &host.interfaces)? {
+                    for (e, _) in crate::veth_repair::gone(kernel, &mine, &host)? {
                         let ops = crate::veth_repair::plan(tx, spec, e)?;
                         match crate::veth_repair::apply(kernel, &ops) {
                             Ok(()) => veths += 1,

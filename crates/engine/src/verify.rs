@@ -184,17 +184,18 @@ pub(crate) fn port_problems(
     problems
 }
 
-/// Whether endpoint `ep`'s veth pair is gone while its namespace stays: no host end (`host`)
-/// and no interface of its name among the namespace's (`inside`, None when the namespace is
-/// gone: then the endpoint is `gc`'s). What `inspect --check` says of an endpoint, `doctor`
-/// of every ready one and `repair` makes again.
+/// Whether endpoint `ep`'s veth pair is gone while its namespace stays: no host end
+/// (`host_end`: whether the host has it) and no interface of its name among the namespace's
+/// (`inside`: their names, None when the namespace is gone: then the endpoint is `gc`'s).
+/// What `inspect --check` says of an endpoint, `doctor` of every ready one and `repair`
+/// makes again.
 pub(crate) fn veth_gone(
     ep: &EndpointRow,
-    host: Option<&IfaceView>,
-    inside: Option<&[IfaceView]>,
+    host_end: bool,
+    inside: Option<&[String]>,
 ) -> Option<Problem> {
     let inside = inside?;
-    (host.is_none() && iface(inside, ep.ifname.as_str()).is_none()).then(|| Problem::VethGone {
+    (!host_end && !inside.iter().any(|i| i == ep.ifname.as_str())).then(|| Problem::VethGone {
         host_ifname: ep.host_ifname.to_string(),
         ifname: ep.ifname.to_string(),
         netns: ep.netns.clone(),
@@ -257,11 +258,18 @@ impl<K: Kernel> Engine<K> {
         }
         let veth = iface(&host.interfaces, ep.host_ifname.as_str());
         let inside = match self.kernel.netns_exists(&netns) {
-            true => Some(self.kernel.view(&netns)?.interfaces),
+            true => Some(
+                self.kernel
+                    .view(&netns)?
+                    .interfaces
+                    .into_iter()
+                    .map(|i| i.name)
+                    .collect::<Vec<_>>(),
+            ),
             false => None,
         };
         // A pair gone is one line saying what makes it again, not a line per missing part.
-        let gone = veth_gone(&ep, veth, inside.as_deref());
+        let gone = veth_gone(&ep, veth.is_some(), inside.as_deref());
         match &gone {
             Some(p) => problems.push(p.clone()),
             None => problems.extend(port_problems(&net.spec, ep.host_ifname.as_str(), veth)),

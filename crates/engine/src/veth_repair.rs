@@ -5,14 +5,14 @@
 //! elements key on the host end's name and the addresses, which come back the same.
 //! An endpoint whose namespace is gone is `gc`'s, not this module's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use nsnet_core::endpoint::default_gateways;
 use nsnet_core::model::NetworkSpec;
 use nsnet_core::ops::KernelOp;
 use nsnet_core::plan::{self, EndpointLayout};
 use nsnet_store::{EndpointRow, RowState, Tx};
-use nsnet_sys::kernel::{FailKind, IfaceView, Kernel, KernelError};
+use nsnet_sys::kernel::{FailKind, Kernel, KernelError};
 
 use crate::EngineError;
 use crate::apply::rollback;
@@ -20,32 +20,47 @@ use crate::network::{ns_ref, primary_in};
 use crate::verify::{Problem, veth_gone};
 
 /// The ready endpoints of `endpoints` whose veth pair is gone while their namespace exists,
-/// each with the problem `inspect --check` states. `host`: the host's interfaces. Only the
-/// namespaces of endpoints without a host end are looked into.
+/// each with the problem `inspect --check` states. `host`: the names of the host's
+/// interfaces. Only the namespaces of endpoints without a host end are looked into, and only
+/// at their links' names.
 pub(crate) fn gone<'a, K: Kernel>(
     kernel: &mut K,
     endpoints: &'a [EndpointRow],
-    host: &[IfaceView],
+    host: &HashSet<&str>,
 ) -> Result<Vec<(&'a EndpointRow, Problem)>, EngineError> {
-    let mut views: HashMap<&str, Option<Vec<IfaceView>>> = HashMap::new();
+    let mut names: HashMap<&str, Option<Vec<String>>> = HashMap::new();
     let mut out = Vec::new();
     for e in endpoints.iter().filter(|e| e.state == RowState::Ready) {
-        if host.iter().any(|i| i.name == e.host_ifname.as_str()) {
+        if host.contains(e.host_ifname.as_str()) {
             continue;
         }
-        if !views.contains_key(e.netns.as_str()) {
+        if !names.contains_key(e.netns.as_str()) {
             let ns = ns_ref(&e.netns);
-            let view = match kernel.netns_exists(&ns) {
-                true => Some(kernel.view(&ns)?.interfaces),
+            let inside = match kernel.netns_exists(&ns) {
+                true => Some(
+                    kernel
+                        .interface_names(std::slice::from_ref(&ns))
+                        .pop()
+                        .expect("one per namespace")?,
+                ),
                 false => None,
             };
-            views.insert(e.netns.as_str(), view);
+            names.insert(e.netns.as_str(), inside);
         }
-        if let Some(p) = veth_gone(e, None, views[e.netns.as_str()].as_deref()) {
+        if let Some(p) = veth_gone(e, false, names[e.netns.as_str()].as_deref()) {
             out.push((e, p));
         }
     }
     Ok(out)
+}
+
+/// The names of the host's interfaces, links alone (a full view would also dump every
+/// address, route and qdisc of the host, which grow with its containers).
+pub(crate) fn host_names<K: Kernel>(kernel: &mut K) -> Result<Vec<String>, EngineError> {
+    Ok(kernel
+        .interface_names(&[nsnet_core::ops::NsRef::Host])
+        .pop()
+        .expect("one per namespace")?)
 }
 
 /// The operations that make `ep`'s veth pair again: the connect path's veth part with the
