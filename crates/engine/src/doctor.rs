@@ -166,8 +166,8 @@ impl<K: Kernel> Engine<K> {
                 .iter()
                 .filter(|e| e.state == RowState::Ready)
                 .count();
-            let names = by_name.keys().copied().collect();
-            health.gone_veths = crate::veth_repair::gone(&mut self.kernel, &on_ready, &names)?
+            let host_end = |n: &str| by_name.contains_key(n);
+            health.gone_veths = crate::veth_repair::gone(&mut self.kernel, &on_ready, host_end)?
                 .into_iter()
                 .map(|(e, p)| format!("endpoint {} on network {}: {p}", e.netns, e.network))
                 .collect();

@@ -107,18 +107,18 @@ impl<K: Kernel> Engine<K> {
             if !networks.is_empty() {
                 kernel.fw_ensure()?;
                 kernel.apply(&KernelOp::Firewall(changes))?;
+                let mut missing = std::collections::HashSet::new();
                 for (spec, host_ifnames) in &switches {
-                    crate::switch_repair::restore(kernel, spec, host_ifnames)?;
+                    missing.extend(crate::switch_repair::restore(kernel, spec, host_ifnames)?);
                 }
                 for (spec, _) in &switches {
                     overlay_peers += crate::overlay::restore_peers(kernel, tx, spec)?;
                 }
                 // After the switches: a pair made again becomes a port of its bridge.
-                let host = crate::veth_repair::host_names(kernel)?;
-                let host = host.iter().map(String::as_str).collect();
                 for (spec, _) in &switches {
                     let mine = tx.endpoints_of_network(spec.name())?;
-                    for (e, _) in crate::veth_repair::gone(kernel, &mine, &host)? {
+                    let host_end = |n: &str| !missing.contains(n);
+                    for (e, _) in crate::veth_repair::gone(kernel, &mine, host_end)? {
                         let ops = crate::veth_repair::plan(tx, spec, e)?;
                         match crate::veth_repair::apply(kernel, &ops) {
                             Ok(()) => veths += 1,

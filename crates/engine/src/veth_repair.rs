@@ -5,7 +5,7 @@
 //! elements key on the host end's name and the addresses, which come back the same.
 //! An endpoint whose namespace is gone is `gc`'s, not this module's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use nsnet_core::endpoint::default_gateways;
 use nsnet_core::model::NetworkSpec;
@@ -20,18 +20,18 @@ use crate::network::{ns_ref, primary_in};
 use crate::verify::{Problem, veth_gone};
 
 /// The ready endpoints of `endpoints` whose veth pair is gone while their namespace exists,
-/// each with the problem `inspect --check` states. `host`: the names of the host's
-/// interfaces. Only the namespaces of endpoints without a host end are looked into, and only
-/// at their links' names.
+/// each with the problem `inspect --check` states. `host_end`: whether the host has an
+/// interface of that name. Only the namespaces of endpoints without a host end are looked
+/// into, and only at their links' names.
 pub(crate) fn gone<'a, K: Kernel>(
     kernel: &mut K,
     endpoints: &'a [EndpointRow],
-    host: &HashSet<&str>,
+    host_end: impl Fn(&str) -> bool,
 ) -> Result<Vec<(&'a EndpointRow, Problem)>, EngineError> {
     let mut names: HashMap<&str, Option<Vec<String>>> = HashMap::new();
     let mut out = Vec::new();
     for e in endpoints.iter().filter(|e| e.state == RowState::Ready) {
-        if host.contains(e.host_ifname.as_str()) {
+        if host_end(e.host_ifname.as_str()) {
             continue;
         }
         if !names.contains_key(e.netns.as_str()) {
@@ -52,15 +52,6 @@ pub(crate) fn gone<'a, K: Kernel>(
         }
     }
     Ok(out)
-}
-
-/// The names of the host's interfaces, links alone (a full view would also dump every
-/// address, route and qdisc of the host, which grow with its containers).
-pub(crate) fn host_names<K: Kernel>(kernel: &mut K) -> Result<Vec<String>, EngineError> {
-    Ok(kernel
-        .interface_names(&[nsnet_core::ops::NsRef::Host])
-        .pop()
-        .expect("one per namespace")?)
 }
 
 /// The operations that make `ep`'s veth pair again: the connect path's veth part with the
