@@ -196,19 +196,25 @@ pub struct ConnectPlan {
     pub ops: Vec<KernelOp>,
 }
 
+/// The gateways a primary endpoint with addresses `addrs` routes by default through: those
+/// of the subnets its addresses are in.
+pub fn default_gateways(net: &NetworkSpec, addrs: &[IpNet]) -> Vec<IpAddr> {
+    net.subnets()
+        .iter()
+        .filter(|s| addrs.iter().any(|a| s.cidr.contains(&a.addr())))
+        .map(|s| s.gateway)
+        .collect()
+}
+
 /// Decides the rest of a connect: the host end's name, the primary rule (or the runtime's
 /// routes), the firewall elements and the kernel operations.
 pub fn plan_connect(f: &ConnectFacts<'_>) -> ConnectPlan {
     let netns = f.ns.to_string();
     let primary_taken = f.in_ns.iter().any(|e| !e.internal);
     let default_via: Vec<IpAddr> = match f.routes {
-        RoutePolicy::Primary if !f.net.internal() && !primary_taken => f
-            .net
-            .subnets()
-            .iter()
-            .filter(|s| f.addrs.iter().any(|a| s.cidr.contains(&a.addr())))
-            .map(|s| s.gateway)
-            .collect(),
+        RoutePolicy::Primary if !f.net.internal() && !primary_taken => {
+            default_gateways(f.net, &f.addrs)
+        }
         _ => Vec::new(),
     };
     let layout = EndpointLayout {

@@ -85,6 +85,25 @@ pub struct EndpointLayout {
 /// in the namespace, then loopback up, the addresses, the default routes, and the firewall
 /// elements (`fw`: the endpoint's own and its published ports') in one transaction.
 pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<KernelOp> {
+    let mut ops = endpoint_veth(net, ep);
+    ops.extend(fw_add(fw));
+    ops
+}
+
+/// `endpoint_veth` for a pair someone deleted, to make it again as recorded: first what the
+/// switch keeps of the dead host end (Open vSwitch keeps its port row, and does not switch a
+/// new device of the same name through it), then the pair as `connect` makes it.
+pub fn remake_endpoint_veth(net: &NetworkSpec, ep: &EndpointLayout) -> Vec<KernelOp> {
+    let mut ops = switch::of(net).detach(net, ep.host_ifname.as_str());
+    ops.extend(endpoint_veth(net, ep));
+    ops
+}
+
+/// The kernel part of `connect` that dies with the veth pair: the namespace's sysctls, the
+/// veth (names, MAC, MTU), its host end a port of the switch, loopback up, the addresses and
+/// default routes. `repair` plans it alone to make a deleted pair again as recorded (its
+/// firewall elements key on names and addresses, so they survive the pair).
+pub fn endpoint_veth(net: &NetworkSpec, ep: &EndpointLayout) -> Vec<KernelOp> {
     let ifname = ep.ifname.to_string();
     let switch = switch::of(net);
     let mut ops = Vec::new();
@@ -138,7 +157,6 @@ pub fn connect(net: &NetworkSpec, ep: &EndpointLayout, fw: Vec<FwElem>) -> Vec<K
         via: Some(*gw),
         dev: Some(ifname.clone()),
     }));
-    ops.extend(fw_add(fw));
     ops
 }
 
@@ -254,6 +272,49 @@ mod tests {
 
     fn render(ops: &[KernelOp]) -> Vec<String> {
         ops.iter().map(ToString::to_string).collect()
+    }
+
+    /// The pair made again is the connect's, without its firewall elements (they key on
+    /// names and addresses that come back the same); Open vSwitch's stale port row goes first.
+    #[test]
+    fn remade_veth_is_the_connect_plan_without_its_firewall() {
+        let ep = EndpointLayout {
+            ns: NsRef::Named("red".into()),
+            ifname: IfName::new("eth0").unwrap(),
+            host_ifname: IfName::new("nsv0123").unwrap(),
+            mac: Some("0a:58:c0:a8:0f:02".parse().unwrap()),
+            addrs: vec!["192.168.15.2/24".parse().unwrap()],
+            default_via: vec!["192.168.15.5".parse().unwrap()],
+        };
+        let bridge = net(false);
+        let fw = vec![FwElem {
+            family: firewall::FAMILY_INET,
+            set: firewall::SET_BRIDGES.to_string(),
+            key: firewall::FwKey::Ifname("nsv0123".into()),
+            data: None,
+        }];
+        let mut connected = connect(&bridge, &ep, fw);
+        assert!(matches!(connected.pop(), Some(KernelOp::Firewall(_))));
+        assert_eq!(remake_endpoint_veth(&bridge, &ep), connected);
+        let ovs = NetworkSpec::builder(NetName::new("vnet").unwrap())
+            .driver(crate::model::Driver::Ovs)
+            .subnets(["192.168.15.0/24".parse().unwrap()])
+            .build()
+            .unwrap();
+        let remade = remake_endpoint_veth(&ovs, &ep);
+        assert_eq!(
+            remade[0],
+            KernelOp::OvsDelPort {
+                bridge: ovs.bridge().to_string(),
+                port: "nsv0123".into(),
+            }
+        );
+        assert_eq!(remade[1..], endpoint_veth(&ovs, &ep)[..]);
+        assert!(
+            remade
+                .iter()
+                .any(|op| matches!(op, KernelOp::OvsAddPort { port, .. } if port == "nsv0123"))
+        );
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub struct StoreHealth {
     /// Host ends that are not ports of their bridge, or are down, with their endpoint (what
     /// `repair` restores).
     pub drifted_ports: Vec<String>,
+    /// How many ready endpoints' veth pairs were compared.
+    pub veths: usize,
+    /// Endpoints whose veth pair is gone while their namespace stays, each named (what
+    /// `repair` makes again; one whose namespace is gone is `gc`'s).
+    pub gone_veths: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -140,8 +145,8 @@ impl<K: Kernel> Engine<K> {
                 ready.iter().map(|n| (n.spec.name(), &n.spec)).collect();
             for e in endpoints.iter().filter(|e| e.state == RowState::Ready) {
                 let veth = e.host_ifname.as_str();
-                // A host end that is gone went with its namespace (`gc`'s) or its peer inside
-                // it (`inspect --check` says so): not `repair`'s, so not this line's.
+                // A host end that is gone went with its namespace (`gc`'s) or with its peer
+                // inside it (the veth pairs' line below): not this line's.
                 let (Some(spec), Some(have)) = (specs.get(&e.network), by_name.get(veth)) else {
                     continue;
                 };
@@ -152,6 +157,20 @@ impl<K: Kernel> Engine<K> {
                         .map(|p| format!("endpoint {} on network {}: {p}", e.netns, e.network)),
                 );
             }
+            let on_ready: Vec<_> = endpoints
+                .iter()
+                .filter(|e| specs.contains_key(&e.network))
+                .cloned()
+                .collect();
+            health.veths = on_ready
+                .iter()
+                .filter(|e| e.state == RowState::Ready)
+                .count();
+            let host_end = |n: &str| by_name.contains_key(n);
+            health.gone_veths = crate::veth_repair::gone(&mut self.kernel, &on_ready, host_end)?
+                .into_iter()
+                .map(|(e, p)| format!("endpoint {} on network {}: {p}", e.netns, e.network))
+                .collect();
         }
         for n in networks.iter().filter(|n| n.state == RowState::Ready) {
             if n.spec.overlay_dev().is_none() {
@@ -376,11 +395,13 @@ mod tests {
         assert!(after.drifted_ports.is_empty(), "{after:?}");
         assert_eq!(after.ports, 2);
 
-        // A host end that is gone is not this line's (repair cannot make it again).
+        // A host end that is gone is not this line's (nor, its peer being there, the veth
+        // pairs': a pair gone has both ends gone).
         let links = eng.kernel().links.get_mut(&host).unwrap();
         assert!(links.remove(&veths[0]));
         let gone = eng.doctor_store().unwrap();
         assert_eq!((gone.ports, gone.drifted_ports.len()), (1, 0), "{gone:?}");
+        assert!(gone.gone_veths.is_empty(), "{gone:?}");
     }
 
     #[test]

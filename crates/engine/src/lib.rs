@@ -27,6 +27,7 @@ mod route;
 mod switch_repair;
 mod topology;
 mod verify;
+mod veth_repair;
 pub mod views;
 
 pub use attachment::{AttachRequest, AttachmentGc, Detached, OwnerKey};

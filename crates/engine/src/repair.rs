@@ -1,7 +1,8 @@
 //! `nsnet repair`: rebuild nsnet's firewall tables and every element from the store, e.g.
 //! after `nft flush ruleset`, re-apply the sysctls networks rely on, and put back the rate
 //! limits and shaping nsnet recorded on interfaces that still exist, and the overlay
-//! devices and peers nsnet recorded for overlay networks.
+//! devices and peers nsnet recorded for overlay networks, and endpoints' veth pairs deleted
+//! while their namespaces stay.
 
 use nsnet_core::firewall::{self, FwChange};
 use nsnet_core::ops::KernelOp;
@@ -24,6 +25,11 @@ pub struct RepairReport {
     pub shapings: usize,
     /// Overlay peers (remote hosts) whose entries were missing or drifted and were put back.
     pub overlay_peers: usize,
+    /// Endpoints whose veth pair was gone and was made again as recorded.
+    pub veths: usize,
+    /// Endpoints whose veth pair could not be made again, each with the cause (what was made
+    /// of it was undone).
+    pub veths_left: Vec<String>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -96,15 +102,33 @@ impl<K: Kernel> Engine<K> {
                 &format!("installing {elements} firewall element(s)"),
             );
             let mut overlay_peers = 0;
+            let (mut veths, mut veths_left) = (0, Vec::new());
             kernel.fw_remove()?;
             if !networks.is_empty() {
                 kernel.fw_ensure()?;
                 kernel.apply(&KernelOp::Firewall(changes))?;
+                let mut missing = std::collections::HashSet::new();
                 for (spec, host_ifnames) in &switches {
-                    crate::switch_repair::restore(kernel, spec, host_ifnames)?;
+                    missing.extend(crate::switch_repair::restore(kernel, spec, host_ifnames)?);
                 }
                 for (spec, _) in &switches {
                     overlay_peers += crate::overlay::restore_peers(kernel, tx, spec)?;
+                }
+                // After the switches: a pair made again becomes a port of its bridge.
+                for (spec, _) in &switches {
+                    let mine = tx.endpoints_of_network(spec.name())?;
+                    let host_end = |n: &str| !missing.contains(n);
+                    for (e, _) in crate::veth_repair::gone(kernel, &mine, host_end)? {
+                        let ops = crate::veth_repair::plan(tx, spec, e)?;
+                        match crate::veth_repair::apply(kernel, &ops) {
+                            Ok(()) => veths += 1,
+                            Err(err) => veths_left.push(format!(
+                                "endpoint {} on network {}: {err}",
+                                e.netns,
+                                spec.name()
+                            )),
+                        }
+                    }
                 }
                 for op in &sysctls {
                     kernel.apply(op)?;
@@ -133,6 +157,8 @@ impl<K: Kernel> Engine<K> {
                 elements,
                 shapings,
                 overlay_peers,
+                veths,
+                veths_left,
             })
         })
     }

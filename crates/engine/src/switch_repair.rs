@@ -11,11 +11,13 @@ use nsnet_sys::kernel::{FailKind, Kernel};
 use crate::EngineError;
 
 /// Restores the switch of `spec` with the ports `host_ifnames`, keeping what is there.
+/// Returns the host ends of `host_ifnames` that do not exist (what `repair` then looks at for
+/// veth pairs to make again: learnt here for free, instead of by dumping the host's links).
 pub(crate) fn restore<K: Kernel>(
     kernel: &mut K,
     spec: &NetworkSpec,
     host_ifnames: &[String],
-) -> Result<(), EngineError> {
+) -> Result<Vec<String>, EngineError> {
     let sw = switch::of(spec);
     // Sysctls are re-applied by `repair` itself once the devices exist again; a Linux
     // bridge's are kept in its sequence too, as some must come before it goes up (IPv6's DAD
@@ -58,15 +60,16 @@ pub(crate) fn restore<K: Kernel>(
         }
     }
     // Last, so a port made again above is up too; a down host end carries no frame.
+    let mut missing = Vec::new();
     for p in host_ifnames {
         let up = KernelOp::LinkUp {
             ns: NsRef::Host,
             ifname: p.clone(),
         };
         match kernel.apply(&up) {
-            Err(e) if e.kind == FailKind::NotFound => {}
+            Err(e) if e.kind == FailKind::NotFound => missing.push(p.clone()),
             res => res?,
         }
     }
-    Ok(())
+    Ok(missing)
 }

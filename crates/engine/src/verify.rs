@@ -62,6 +62,16 @@ pub enum Problem {
     NotAPort { ifname: String, bridge: String },
     #[error("host interface {0} is down")]
     HostEndDown(String),
+    /// The endpoint's veth pair deleted by hand (either end takes the other) while its
+    /// namespace stays; `repair` makes it again as recorded.
+    #[error(
+        "veth {host_ifname} / {ifname} in netns {netns} is gone; `nsnet repair` makes it again"
+    )]
+    VethGone {
+        host_ifname: String,
+        ifname: String,
+        netns: String,
+    },
     #[error("interface {ifname} is missing in netns {netns}")]
     InterfaceMissing { ifname: String, netns: NsRef },
     #[error("address {addr} is missing on {ifname}")]
@@ -174,6 +184,24 @@ pub(crate) fn port_problems(
     problems
 }
 
+/// Whether endpoint `ep`'s veth pair is gone while its namespace stays: no host end
+/// (`host_end`: whether the host has it) and no interface of its name among the namespace's
+/// (`inside`: their names, None when the namespace is gone: then the endpoint is `gc`'s).
+/// What `inspect --check` says of an endpoint, `doctor` of every ready one and `repair`
+/// makes again.
+pub(crate) fn veth_gone(
+    ep: &EndpointRow,
+    host_end: bool,
+    inside: Option<&[String]>,
+) -> Option<Problem> {
+    let inside = inside?;
+    (!host_end && !inside.iter().any(|i| i == ep.ifname.as_str())).then(|| Problem::VethGone {
+        host_ifname: ep.host_ifname.to_string(),
+        ifname: ep.ifname.to_string(),
+        netns: ep.netns.clone(),
+    })
+}
+
 /// The routes an endpoint should have: a primary endpoint's default routes through the
 /// gateways of its subnets, or the ones given.
 fn expected_routes(
@@ -229,7 +257,23 @@ impl<K: Kernel> Engine<K> {
             }));
         }
         let veth = iface(&host.interfaces, ep.host_ifname.as_str());
-        problems.extend(port_problems(&net.spec, ep.host_ifname.as_str(), veth));
+        let inside = match self.kernel.netns_exists(&netns) {
+            true => Some(
+                self.kernel
+                    .view(&netns)?
+                    .interfaces
+                    .into_iter()
+                    .map(|i| i.name)
+                    .collect::<Vec<_>>(),
+            ),
+            false => None,
+        };
+        // A pair gone is one line saying what makes it again, not a line per missing part.
+        let gone = veth_gone(&ep, veth.is_some(), inside.as_deref());
+        match &gone {
+            Some(p) => problems.push(p.clone()),
+            None => problems.extend(port_problems(&net.spec, ep.host_ifname.as_str(), veth)),
+        }
         if let Some(v) = veth {
             problems.extend(self.verify_shaping(&NsRef::Host, v)?);
         }
@@ -237,9 +281,16 @@ impl<K: Kernel> Engine<K> {
             let in_ns = tx.endpoints_in_netns(&ep.netns)?;
             Ok::<_, EngineError>(endpoint_view(tx, &ep, primary_in(tx, &in_ns)?)?)
         })?;
-        if self.kernel.netns_exists(&netns) {
+        if inside.is_some() {
             let routes = expected_routes(&req.routes, &net.spec, &endpoint);
-            problems.extend(self.verify_inside(&ep, &netns, &routes)?);
+            let found = self.verify_inside(&ep, &netns, &routes)?;
+            problems.extend(found.into_iter().filter(|p| {
+                gone.is_none()
+                    || !matches!(
+                        p,
+                        Problem::InterfaceMissing { .. } | Problem::RouteMissing { .. }
+                    )
+            }));
         } else {
             problems.push(Problem::NetnsMissing(netns));
         }

@@ -598,3 +598,177 @@ fn links_and_ports_are_checked_before_any_change() {
     )
     .unwrap();
 }
+
+/// A veth pair deleted from inside its namespace (the namespace stays): doctor names the
+/// endpoint; repair issues the connect path's veth plan with the recorded names, MAC and
+/// addresses (the default route only for the namespace's primary endpoint) and nothing for
+/// the healthy ones; a second repair issues none; a step that fails is undone and named.
+#[test]
+fn repair_makes_a_deleted_veth_pair_again_as_recorded() {
+    use nsnet_sys::kernel::Kernel;
+    let mut f = fixture();
+    let e = &mut f.engine;
+    for ns in ["red", "blue", "gone"] {
+        e.netns_add(&NsName::new(ns).unwrap()).unwrap();
+    }
+    e.network_create(net("lan", "10.4.0.0/24", false)).unwrap();
+    e.network_create(net("back", "10.5.0.0/24", false)).unwrap();
+    let mut req = connect("lan", "red");
+    req.publish = vec!["8080:80".parse::<PortSpec>().unwrap()];
+    let red = e.connect(req).unwrap();
+    let red_back = e.connect(connect("back", "red")).unwrap();
+    e.connect(connect("lan", "blue")).unwrap();
+    e.connect(connect("lan", "gone")).unwrap();
+    assert!(red.primary && !red_back.primary);
+    let fw_before = e.kernel().fw.clone();
+    // `ip -n red link del eth0` and `ip -n red link del eth1`; namespace gone's deleted.
+    for ifname in ["eth0", "eth1"] {
+        e.kernel()
+            .apply(&KernelOp::DeleteLink {
+                ns: NsRef::Named("red".into()),
+                ifname: ifname.into(),
+            })
+            .unwrap();
+    }
+    e.kernel().netns.remove("gone");
+    let sick = e.doctor_store().unwrap();
+    assert_eq!(sick.veths, 4);
+    let mut gone = sick.gone_veths.clone();
+    gone.sort();
+    assert_eq!(
+        gone,
+        [
+            format!(
+                "endpoint red on network back: veth {} / eth1 in netns red is gone; `nsnet repair` makes it again",
+                red_back.host_ifname
+            ),
+            format!(
+                "endpoint red on network lan: veth {} / eth0 in netns red is gone; `nsnet repair` makes it again",
+                red.host_ifname
+            ),
+        ],
+        "{sick:?}"
+    );
+    assert!(
+        !e.kernel().links_in("red").contains(&"eth0".to_string()),
+        "doctor must not remake"
+    );
+
+    // What the connect path plans for the veth part, with what the store recorded.
+    let layout = |ifname: &str, host: &str, mac: &Option<String>, addrs: &[ipnet::IpNet], via| {
+        nsnet_core::plan::EndpointLayout {
+            ns: NsRef::Named("red".into()),
+            ifname: IfName::new(ifname).unwrap(),
+            host_ifname: IfName::new(host).unwrap(),
+            mac: mac.as_deref().map(|m| m.parse::<Mac>().unwrap()),
+            addrs: addrs.to_vec(),
+            default_via: via,
+        }
+    };
+    let lan = net("lan", "10.4.0.0/24", false).spec;
+    let back = net("back", "10.5.0.0/24", false).spec;
+    let want_lan = nsnet_core::plan::endpoint_veth(
+        &lan,
+        &layout(
+            "eth0",
+            &red.host_ifname,
+            &red.mac,
+            &red.addrs,
+            vec!["10.4.0.1".parse().unwrap()],
+        ),
+    );
+    let want_back = nsnet_core::plan::endpoint_veth(
+        &back,
+        &layout(
+            "eth1",
+            &red_back.host_ifname,
+            &red_back.mac,
+            &red_back.addrs,
+            vec![],
+        ),
+    );
+    assert!(
+        want_lan
+            .iter()
+            .any(|op| matches!(op, KernelOp::AddRoute { .. }))
+    );
+
+    // A step failing half-way: what was made is undone, the endpoint named, the rest repaired.
+    e.kernel().fail_on = Some("add address 10.5.0.2/24".into());
+    let failed = e.repair().unwrap();
+    assert_eq!(failed.veths, 1, "{failed:?}");
+    assert_eq!(failed.veths_left.len(), 1, "{failed:?}");
+    assert!(
+        failed.veths_left[0].starts_with("endpoint red on network back: ")
+            && failed.veths_left[0].contains("injected failure"),
+        "{failed:?}"
+    );
+    assert!(
+        !e.kernel()
+            .links_in(&NsRef::Host.to_string())
+            .contains(&red_back.host_ifname),
+        "a half-made pair was left"
+    );
+    assert!(!e.kernel().links_in("red").contains(&"eth1".to_string()));
+
+    e.kernel().log.clear();
+    let report = e.repair().unwrap();
+    assert_eq!(
+        (report.veths, report.veths_left.len()),
+        (1, 0),
+        "{report:?}"
+    );
+    // Only `back`'s pair was missing now (lan's was made by the first repair): its plan, in
+    // order, from its veth on.
+    let log = &e.kernel().log;
+    let at = log
+        .iter()
+        .position(|op| matches!(op, KernelOp::CreateVeth { .. }))
+        .unwrap_or_else(|| panic!("no veth made: {log:?}"));
+    let made = &log[at..(at + want_back.len()).min(log.len())];
+    assert_eq!(made, want_back, "{log:?}");
+    assert!(
+        !e.kernel().log.iter().any(|op| matches!(
+            op,
+            KernelOp::CreateVeth { b, .. } if b.ns != NsRef::Named("red".into())
+        )),
+        "a healthy endpoint or one whose namespace is gone was touched: {:?}",
+        e.kernel().log
+    );
+    let host = NsRef::Host.to_string();
+    assert_eq!(
+        e.kernel()
+            .masters
+            .get(&(host.clone(), red.host_ifname.clone())),
+        Some(&"nsbr-lan".to_string())
+    );
+    let routes = &e.kernel().routes["red"];
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.dest.to_string() == "0.0.0.0/0" && r.dev.as_deref() == Some("eth0")),
+        "{routes:?}"
+    );
+    assert!(
+        !routes
+            .iter()
+            .any(|r| r.dest.to_string() == "0.0.0.0/0" && r.dev.as_deref() == Some("eth1")),
+        "{routes:?}"
+    );
+    assert_eq!(e.kernel().fw, fw_before, "firewall elements differ");
+    let healthy = e.doctor_store().unwrap();
+    assert!(healthy.gone_veths.is_empty(), "{healthy:?}");
+
+    // Idempotent: nothing of a veth the second time.
+    e.kernel().log.clear();
+    let again = e.repair().unwrap();
+    assert_eq!((again.veths, again.veths_left.len()), (0, 0));
+    assert!(
+        !e.kernel().log.iter().any(|op| matches!(
+            op,
+            KernelOp::CreateVeth { .. } | KernelOp::AddAddr { .. } | KernelOp::AddRoute { .. }
+        )),
+        "{:?}",
+        e.kernel().log
+    );
+}

@@ -145,3 +145,59 @@ fn repair_restores_overlay_peers_and_device() {
         }
     }
 }
+
+/// A container's veth pair on an overlay deleted from inside its namespace: traffic across
+/// the hosts stops, `doctor` names the endpoint; `repair` makes the pair again on the host's
+/// slice bridge with its recorded MAC and address, and traffic crosses the hosts again.
+#[test]
+fn repair_makes_a_deleted_veth_on_an_overlay_again() {
+    if !root() {
+        return;
+    }
+    let hosts: Vec<Sandbox> = (0..2).map(|_| Sandbox::new()).collect();
+    let _outside = underlay(&hosts);
+    let h = |n: usize| &hosts[n - 1];
+    let files: Vec<String> = (1..=2).map(|n| write(h(n), &file(n))).collect();
+    for n in 1..=2 {
+        h(n).ok(&["apply", "-f", &files[n - 1]]);
+    }
+    assert!(h(1).ping("a1", "10.200.2.10"), "a1 -> a2 before any drift");
+    let before = ip(h(1), &["-n", "a1", "-br", "link", "show", "eth0"]);
+    let mac = before.split_whitespace().nth(2).unwrap().to_string();
+
+    ip(h(1), &["-n", "a1", "link", "del", "eth0"]);
+    assert!(
+        !h(2).ping("a2", "10.200.1.10"),
+        "a2 reaches a1 without its veth"
+    );
+    let sick = doctor_check(h(1), "veth pairs");
+    assert_eq!(sick["status"], "WARN", "{sick:#}");
+    assert!(
+        sick["detail"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint a1 on network ov: veth "),
+        "{sick:#}"
+    );
+
+    let repaired = h(1).json(&["repair"]);
+    assert_eq!(repaired["veths"], 1, "{repaired:#}");
+    let after = ip(h(1), &["-n", "a1", "-br", "link", "show", "eth0"]);
+    assert_eq!(
+        after.split_whitespace().nth(2),
+        Some(mac.as_str()),
+        "{after}"
+    );
+    assert!(h(1).ping("a1", "10.200.2.10"), "a1 -> a2 after repair");
+    assert!(h(2).ping("a2", "10.200.1.10"), "a2 -> a1 after repair");
+    assert_eq!(check(h(1), "a1").0, 0, "healthy after repair");
+    assert_eq!(doctor_check(h(1), "veth pairs")["status"], "OK");
+    assert!(
+        lines(h(1), &["plan", "-f", &files[0]]).is_empty(),
+        "the file sees nothing to do"
+    );
+    assert_eq!(h(1).json(&["repair"])["veths"], 0, "nothing more to make");
+    for n in 1..=2 {
+        h(n).ok(&["destroy", "-f", &files[n - 1]]);
+    }
+}

@@ -716,3 +716,80 @@ fn a_running_system_open_vswitch_is_used_and_left_running() {
     assert_eq!(left.stdout.trim(), "", "bridges left");
     assert_eq!(system_pids().len(), 2, "nsnet stopped the system's OVS");
 }
+
+/// A container's veth deleted from the host side on an OVS network (its port row stays in
+/// OVS's database, naming a device that is gone): doctor names the endpoint, repair makes
+/// the pair again with its recorded names, MAC and address, OVS switches it again, and the
+/// published port passes.
+#[test]
+fn repair_makes_a_deleted_veth_again_on_an_ovs_network() {
+    if !root() || !ovs_installed() {
+        return;
+    }
+    let s = world();
+    for ns in ["web", "peer"] {
+        s.ok(&["netns", "add", ns]);
+    }
+    s.ok(&[
+        "network",
+        "create",
+        "lan",
+        "--driver",
+        "ovs",
+        "--subnet",
+        "10.89.0.0/24",
+    ]);
+    s.ok(&["network", "connect", "lan", "web", "--publish", "8080:80"]);
+    s.ok(&["network", "connect", "lan", "peer"]);
+    assert!(s.ping("peer", "10.89.0.2"));
+    let web = s.json(&["network", "inspect", "lan"])["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["netns"] == "web")
+        .unwrap()
+        .clone();
+    let host_end = web["host_ifname"].as_str().unwrap().to_string();
+    let mac = web["mac"].as_str().unwrap().to_string();
+
+    let del = s.sh("ip", &["link", "del", &host_end]);
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert!(
+        !s.ping("peer", "10.89.0.2"),
+        "peer reaches web without its veth"
+    );
+    let r = s.nsnet(&["doctor", "--format", "json"]);
+    let sick: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let c = sick["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "veth pairs")
+        .unwrap_or_else(|| panic!("no veth pairs check: {sick:#}"));
+    assert_eq!(c["status"], "WARN", "{sick:#}");
+    assert!(
+        c["detail"].as_str().unwrap().contains(&format!(
+            "endpoint web on network lan: veth {host_end} / eth0"
+        )),
+        "{c:#}"
+    );
+
+    s.ok(&["repair"]);
+    let link = s
+        .sh("ip", &["-n", "web", "-j", "link", "show", "eth0"])
+        .stdout;
+    assert!(link.contains(&format!("\"address\":\"{mac}\"")), "{link}");
+    assert!(s.ping("peer", "10.89.0.2"), "peer does not reach web again");
+    assert!(s.ping("web", "10.89.0.3"), "web does not reach peer again");
+    assert!(s.ping("web", "10.89.0.1"), "web's gateway is not back");
+    let srv = s.tcp_server("web", "0.0.0.0:80");
+    assert!(
+        s.tcp_hello("outside", "203.0.113.1:8080"),
+        "published port after repair"
+    );
+    assert!(srv.peer().is_some());
+    let r = s.nsnet(&["doctor", "--format", "json"]);
+    let after: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(after["ok"], true, "{after:#}");
+    s.teardown(&["lan"]);
+}

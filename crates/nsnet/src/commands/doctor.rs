@@ -480,6 +480,16 @@ fn classify_state(s: &StateFacts, nsnet_table: Option<bool>) -> Vec<Check> {
         "host end(s) differ",
     ));
     out.extend(recorded(
+        "veth pairs",
+        health.veths,
+        &health.gone_veths,
+        format!(
+            "{} endpoint(s), none with its veth pair deleted while its namespace stays",
+            health.veths
+        ),
+        "veth pair(s) differ",
+    ));
+    out.extend(recorded(
         "overlay peers",
         health.overlay_peers,
         &health.drifted_peers,
@@ -769,6 +779,34 @@ mod tests {
             ..StoreHealth::default()
         }));
         assert_eq!(find(&classify(&f), "switches").status, Status::Ok);
+    }
+
+    #[test]
+    fn a_deleted_veth_pair_warns_naming_its_endpoint_and_repair_is_the_fix() {
+        let mut f = facts();
+        f.state.health = Some(Ok(StoreHealth {
+            veths: 2,
+            gone_veths: vec![
+                "endpoint app on network side: veth nsv1 / eth0 in netns app is gone".into(),
+            ],
+            ..StoreHealth::default()
+        }));
+        let c = find(&classify(&f), "veth pairs").clone();
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail
+                .starts_with("1 veth pair(s) differ from the store: endpoint app on network side"),
+            "{}",
+            c.detail
+        );
+        assert_eq!(c.fix.as_deref(), Some("run nsnet repair"));
+        f.state.health = Some(Ok(StoreHealth {
+            veths: 2,
+            ..StoreHealth::default()
+        }));
+        assert_eq!(find(&classify(&f), "veth pairs").status, Status::Ok);
+        f.state.health = Some(Ok(StoreHealth::default()));
+        assert!(!classify(&f).iter().any(|c| c.name == "veth pairs"));
     }
 
     #[test]
