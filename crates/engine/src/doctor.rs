@@ -129,9 +129,16 @@ impl<K: Kernel> Engine<K> {
         if !ready.is_empty() {
             let host = self.kernel.view(&NsRef::Host)?;
             health.switches = ready.len();
+            // Networks whose switch itself is missing or down: their ports are that one
+            // problem, not one more warning per endpoint.
+            let mut broken = std::collections::HashSet::new();
             for n in &ready {
+                let problems = switch_problems(&n.spec, &host.interfaces);
+                if !problems.is_empty() {
+                    broken.insert(n.spec.name());
+                }
                 health.drifted_switches.extend(
-                    switch_problems(&n.spec, &host.interfaces)
+                    problems
                         .into_iter()
                         .map(|p| format!("network {}: {p}", n.spec.name())),
                 );
@@ -150,6 +157,9 @@ impl<K: Kernel> Engine<K> {
                 let (Some(spec), Some(have)) = (specs.get(&e.network), by_name.get(veth)) else {
                     continue;
                 };
+                if broken.contains(&e.network) {
+                    continue;
+                }
                 health.ports += 1;
                 health.drifted_ports.extend(
                     port_problems(spec, veth, Some(have))

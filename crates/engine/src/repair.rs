@@ -75,7 +75,12 @@ impl<K: Kernel> Engine<K> {
                         continue;
                     }
                     endpoints += 1;
-                    host_ifnames.push(e.host_ifname.to_string());
+                    // A connect still being made brings its own host end up (IPv6 off first,
+                    // then up, in its own order): repair leaves its links alone, only its
+                    // firewall elements (below) are reinstalled with everyone's.
+                    if e.state == RowState::Ready {
+                        host_ifnames.push(e.host_ifname.to_string());
+                    }
                     changes.extend(
                         firewall::endpoint_elements(&n.spec, e.host_ifname.as_str())
                             .into_iter()
@@ -109,7 +114,9 @@ impl<K: Kernel> Engine<K> {
                 kernel.apply(&KernelOp::Firewall(changes))?;
                 let mut missing = std::collections::HashSet::new();
                 for (spec, host_ifnames) in &switches {
-                    missing.extend(crate::switch_repair::restore(kernel, spec, host_ifnames)?);
+                    let restored = crate::switch_repair::restore(kernel, spec, host_ifnames)
+                        .map_err(|e| e.during(format!("restore network {}", spec.name())))?;
+                    missing.extend(restored);
                 }
                 for (spec, _) in &switches {
                     overlay_peers += crate::overlay::restore_peers(kernel, tx, spec)?;

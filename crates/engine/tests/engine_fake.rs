@@ -451,6 +451,55 @@ fn repair_makes_a_deleted_bridge_again_and_skips_vanished_host_ends() {
     );
 }
 
+/// A connect still being made (its row `creating`, its veth made down, not yet up) brings its
+/// own host end up with IPv6 off first: repair, running meanwhile, must not bring it up or
+/// attach it in another order; it keeps the endpoint's firewall elements.
+#[test]
+fn repair_leaves_the_links_of_a_connect_being_made_alone() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.netns_add(&NsName::new("red").unwrap()).unwrap();
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    let lan = NetName::new("lan").unwrap();
+    let eth0 = IfName::new("eth0").unwrap();
+    let host_ifname = nsnet_core::names::host_veth(&lan, "red", &eth0);
+    e.store()
+        .write(|tx| {
+            tx.insert_endpoint(&nsnet_store::NewEndpoint {
+                network: lan.clone(),
+                netns: "red".into(),
+                host_ifname: host_ifname.clone(),
+                ifname: eth0.clone(),
+                mac: None,
+                addrs: vec!["10.1.0.9/24".parse().unwrap()],
+                container_id: None,
+                no_default_route: false,
+                pid: std::process::id(),
+                boot_id: "boot-a".into(),
+            })
+        })
+        .unwrap();
+    // Its veth made, down, not a port yet: where the connect is between its kernel steps.
+    let host = NsRef::Host.to_string();
+    e.kernel()
+        .links
+        .entry(host)
+        .or_default()
+        .insert(host_ifname.to_string());
+    e.kernel().log.clear();
+
+    let report = e.repair().unwrap();
+    assert_eq!((report.networks, report.endpoints), (1, 1));
+    let log = &e.kernel().log;
+    let touched = |op: &KernelOp| match op {
+        KernelOp::SetMaster { ifname, .. }
+        | KernelOp::Hairpin { ifname, .. }
+        | KernelOp::LinkUp { ifname, .. } => ifname == host_ifname.as_str(),
+        _ => false,
+    };
+    assert!(!log.iter().any(touched), "{log:?}");
+}
+
 #[test]
 fn after_a_reboot_networks_are_recreated_and_stale_endpoints_released() {
     let dir = tempfile::tempdir().unwrap();
