@@ -126,6 +126,18 @@ impl<K: Kernel> Engine<K> {
                     let mine = tx.endpoints_of_network(spec.name())?;
                     let host_end = |n: &str| !missing.contains(n);
                     for (e, _) in crate::veth_repair::gone(kernel, &mine, host_end)? {
+                        // Recorded by its namespace's path: a runtime's attachment (CNI,
+                        // netavark), whose routes came with its request and are not stored.
+                        if e.netns.contains('/') {
+                            veths_left.push(format!(
+                                "endpoint {} on network {}: attached by a container runtime, \
+                                 whose routes nsnet does not record; have the runtime attach it \
+                                 again (CNI DEL then ADD, or restart the container)",
+                                e.netns,
+                                spec.name()
+                            ));
+                            continue;
+                        }
                         let ops = crate::veth_repair::plan(tx, spec, e)?;
                         match crate::veth_repair::apply(kernel, &ops) {
                             Ok(()) => veths += 1,

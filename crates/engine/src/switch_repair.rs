@@ -56,6 +56,10 @@ pub(crate) fn restore<K: Kernel>(
             Err(e)
                 if e.kind == FailKind::NotFound
                     && matches!(op, KernelOp::SetMaster { .. } | KernelOp::Hairpin { .. }) => {}
+            // Open vSwitch cannot take a port whose device is gone (its veth pair deleted, and
+            // its port row with it): that host end is missing, for the veth repair to make.
+            Err(e) if e.kind == FailKind::NotFound && matches!(op, KernelOp::OvsAddPort { .. }) => {
+            }
             res => res?,
         }
     }

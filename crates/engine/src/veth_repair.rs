@@ -1,7 +1,9 @@
 //! An endpoint whose veth pair someone deleted (`ip -n NS link del eth0`, or the host end:
 //! either end takes the other) while its namespace stays: found for `doctor` and made again
 //! by `repair` exactly as recorded (names, MAC, addresses, port of its switch, MTU, default
-//! routes when it carries its namespace's), with the connect path's own plan. Its firewall
+//! routes when it carries its namespace's, recorded routes through it), with the connect
+//! path's own plan. An attachment a runtime made through a namespace path (CNI, netavark)
+//! is named, not made: its routes are the runtime's, which nsnet does not record. Its firewall
 //! elements key on the host end's name and the addresses, which come back the same.
 //! An endpoint whose namespace is gone is `gc`'s, not this module's.
 
@@ -36,13 +38,18 @@ pub(crate) fn gone<'a, K: Kernel>(
         }
         if !names.contains_key(e.netns.as_str()) {
             let ns = ns_ref(&e.netns);
+            // A namespace that goes between the two questions is gone: gc's, as if it had
+            // gone before (an error here would stop the whole repair halfway).
             let inside = match kernel.netns_exists(&ns) {
-                true => Some(
-                    kernel
-                        .interface_names(std::slice::from_ref(&ns))
-                        .pop()
-                        .expect("one per namespace")?,
-                ),
+                true => match kernel
+                    .interface_names(std::slice::from_ref(&ns))
+                    .pop()
+                    .expect("one per namespace")
+                {
+                    Ok(names) => Some(names),
+                    Err(e) if e.kind == FailKind::NotFound => None,
+                    Err(e) => return Err(e.into()),
+                },
                 false => None,
             };
             names.insert(e.netns.as_str(), inside);
@@ -75,7 +82,20 @@ pub(crate) fn plan(
             false => Vec::new(),
         },
     };
-    Ok(plan::remake_endpoint_veth(spec, &layout))
+    let mut ops = plan::remake_endpoint_veth(spec, &layout);
+    // Routes `nsnet route add` recorded through a gateway on this endpoint's subnets went
+    // with its device: back after its addresses.
+    for r in tx.routes_in_netns(&ep.netns)? {
+        if ep.addrs.iter().any(|a| a.contains(&r.via)) {
+            ops.push(KernelOp::AddRoute {
+                ns: ns_ref(&ep.netns),
+                dest: r.dest,
+                via: Some(r.via),
+                dev: None,
+            });
+        }
+    }
+    Ok(ops)
 }
 
 /// Applies `ops` (a `plan`): what exists already is kept, except the veth itself, and a

@@ -500,6 +500,55 @@ fn repair_leaves_the_links_of_a_connect_being_made_alone() {
     assert!(!log.iter().any(touched), "{log:?}");
 }
 
+/// A runtime's attachment (recorded by its namespace's path) whose veth pair is gone is
+/// named by repair, not made again: its routes came with the runtime's request and are not
+/// recorded, so a pair made with nsnet's own rule could route the pod wrongly.
+#[test]
+fn repair_names_a_runtimes_attachment_whose_veth_is_gone_and_makes_nothing() {
+    let mut f = fixture();
+    let e = &mut f.engine;
+    e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
+    let path = "/var/run/netns/cni-1234";
+    e.kernel().netns.insert(path.into());
+    let lan = NetName::new("lan").unwrap();
+    let eth0 = IfName::new("eth0").unwrap();
+    e.store()
+        .write(|tx| {
+            let id = tx.insert_endpoint(&nsnet_store::NewEndpoint {
+                network: lan.clone(),
+                netns: path.into(),
+                host_ifname: nsnet_core::names::host_veth(&lan, path, &eth0),
+                ifname: eth0.clone(),
+                mac: None,
+                addrs: vec!["10.1.0.9/24".parse().unwrap()],
+                container_id: Some("c0ffee".into()),
+                no_default_route: false,
+                pid: std::process::id(),
+                boot_id: "boot-a".into(),
+            })?;
+            tx.set_endpoint_ready(id)
+        })
+        .unwrap();
+    e.kernel().log.clear();
+
+    let report = e.repair().unwrap();
+    assert_eq!(report.veths, 0);
+    assert_eq!(report.veths_left.len(), 1, "{:?}", report.veths_left);
+    assert!(
+        report.veths_left[0].starts_with(&format!(
+            "endpoint {path} on network lan: attached by a container runtime"
+        )),
+        "{:?}",
+        report.veths_left
+    );
+    let log = &e.kernel().log;
+    assert!(
+        !log.iter()
+            .any(|op| matches!(op, KernelOp::CreateVeth { .. })),
+        "{log:?}"
+    );
+}
+
 #[test]
 fn after_a_reboot_networks_are_recreated_and_stale_endpoints_released() {
     let dir = tempfile::tempdir().unwrap();

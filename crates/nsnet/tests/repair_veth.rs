@@ -116,6 +116,13 @@ fn repair_makes_a_deleted_veth_pair_again_and_traffic_flows() {
         (mac.clone(), vec!["10.64.0.5/24".into()])
     );
     s.ok(&["link", "set", "app", "eth0", "--rate", "10mbit"]);
+    // A recorded route through the endpoint's subnet: it goes with the device.
+    s.ok(&["route", "add", "app", "198.51.100.0/24", "via", "10.64.0.6"]);
+    let route = || {
+        s.sh("ip", &["-n", "app", "route", "show", "198.51.100.0/24"])
+            .stdout
+    };
+    assert!(route().contains("via 10.64.0.6"), "{}", route());
     let healthy = doctor(&s);
     let c = check(&healthy, "veth pairs");
     assert_eq!(c["status"], "OK", "{healthy:#}");
@@ -188,6 +195,11 @@ fn repair_makes_a_deleted_veth_pair_again_and_traffic_flows() {
     assert_eq!(shaped, 10_000_000, "the recorded rate limit is not back");
     let master = s.sh("ip", &["-j", "link", "show", &host_end]).stdout;
     assert!(master.contains("\"master\":\"nsbr-side\""), "{master}");
+    assert!(
+        route().contains("via 10.64.0.6"),
+        "the recorded route is not back: {}",
+        route()
+    );
     assert!(s.ping("db", "10.64.0.5"), "db does not reach app again");
     assert!(s.ping("app", "10.64.0.6"), "app does not reach db again");
     assert!(s.ping("app", "10.64.0.1"), "app's gateway is not back");

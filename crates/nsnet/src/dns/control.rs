@@ -199,7 +199,9 @@ fn until_named(state_dir: &Path, pid: u32) {
         if unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) } != 0 {
             return;
         }
-        std::thread::yield_now();
+        // Short: the command waits on this; long enough not to spin a CPU against the child
+        // it waits for.
+        std::thread::sleep(std::time::Duration::from_micros(50));
     }
 }
 

@@ -177,7 +177,7 @@ impl Launch {
             for &fd in &self.inherit {
                 check(
                     libc::posix_spawn_file_actions_adddup2(a, fd, fd),
-                    "keep an inherited descriptor",
+                    &format!("keep descriptor {fd} for the child"),
                 )?;
             }
             let mut pid: libc::pid_t = 0;
@@ -190,7 +190,7 @@ impl Launch {
                     argv.as_ptr(),
                     envp.as_ptr(),
                 ),
-                "posix_spawn",
+                &format!("start {}", self.path.to_string_lossy()),
             )?;
             Ok(pid as u32)
         }
