@@ -217,6 +217,29 @@ fn netns_rm_removes_endpoints_and_links_first() {
     assert!(matches!(err, EngineError::NotFound { .. }));
 }
 
+/// An endpoint of network `lan` (eth0, 10.1.0.9/24) in `netns`, as a connect by `pid`
+/// records it before its kernel work (`creating`): for rows a test puts in the store by hand.
+fn recorded_endpoint(
+    netns: &str,
+    pid: u32,
+    container_id: Option<&str>,
+) -> nsnet_store::NewEndpoint {
+    let lan = NetName::new("lan").unwrap();
+    let eth0 = IfName::new("eth0").unwrap();
+    nsnet_store::NewEndpoint {
+        host_ifname: nsnet_core::names::host_veth(&lan, netns, &eth0),
+        network: lan,
+        netns: netns.into(),
+        ifname: eth0,
+        mac: None,
+        addrs: vec!["10.1.0.9/24".parse().unwrap()],
+        container_id: container_id.map(Into::into),
+        no_default_route: false,
+        pid,
+        boot_id: "boot-a".into(),
+    }
+}
+
 #[test]
 fn gc_rolls_back_rows_of_dead_processes() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,23 +256,8 @@ fn gc_rolls_back_rows_of_dead_processes() {
     dead.kernel().fail_on = Some("add route".into());
     let _ = dead.connect(connect("lan", "red"));
     // ...a crash would have left the row `creating`: record one by hand through the store.
-    let lan = NetName::new("lan").unwrap();
-    let eth0 = IfName::new("eth0").unwrap();
     dead.store()
-        .write(|tx| {
-            tx.insert_endpoint(&nsnet_store::NewEndpoint {
-                network: lan.clone(),
-                netns: "red".into(),
-                host_ifname: nsnet_core::names::host_veth(&lan, "red", &eth0),
-                ifname: eth0.clone(),
-                mac: None,
-                addrs: vec!["10.1.0.9/24".parse().unwrap()],
-                container_id: None,
-                no_default_route: false,
-                pid: 999,
-                boot_id: "boot-a".into(),
-            })
-        })
+        .write(|tx| tx.insert_endpoint(&recorded_endpoint("red", 999, None)))
         .unwrap();
     let mut kernel = std::mem::take(dead.kernel());
     kernel.dead_pids.insert(999);
@@ -460,25 +468,9 @@ fn repair_leaves_the_links_of_a_connect_being_made_alone() {
     let e = &mut f.engine;
     e.netns_add(&NsName::new("red").unwrap()).unwrap();
     e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
-    let lan = NetName::new("lan").unwrap();
-    let eth0 = IfName::new("eth0").unwrap();
-    let host_ifname = nsnet_core::names::host_veth(&lan, "red", &eth0);
-    e.store()
-        .write(|tx| {
-            tx.insert_endpoint(&nsnet_store::NewEndpoint {
-                network: lan.clone(),
-                netns: "red".into(),
-                host_ifname: host_ifname.clone(),
-                ifname: eth0.clone(),
-                mac: None,
-                addrs: vec!["10.1.0.9/24".parse().unwrap()],
-                container_id: None,
-                no_default_route: false,
-                pid: std::process::id(),
-                boot_id: "boot-a".into(),
-            })
-        })
-        .unwrap();
+    let row = recorded_endpoint("red", std::process::id(), None);
+    let host_ifname = row.host_ifname.clone();
+    e.store().write(|tx| tx.insert_endpoint(&row)).unwrap();
     // Its veth made, down, not a port yet: where the connect is between its kernel steps.
     let host = NsRef::Host.to_string();
     e.kernel()
@@ -510,22 +502,10 @@ fn repair_names_a_runtimes_attachment_whose_veth_is_gone_and_makes_nothing() {
     e.network_create(net("lan", "10.1.0.0/24", false)).unwrap();
     let path = "/var/run/netns/cni-1234";
     e.kernel().netns.insert(path.into());
-    let lan = NetName::new("lan").unwrap();
-    let eth0 = IfName::new("eth0").unwrap();
     e.store()
         .write(|tx| {
-            let id = tx.insert_endpoint(&nsnet_store::NewEndpoint {
-                network: lan.clone(),
-                netns: path.into(),
-                host_ifname: nsnet_core::names::host_veth(&lan, path, &eth0),
-                ifname: eth0.clone(),
-                mac: None,
-                addrs: vec!["10.1.0.9/24".parse().unwrap()],
-                container_id: Some("c0ffee".into()),
-                no_default_route: false,
-                pid: std::process::id(),
-                boot_id: "boot-a".into(),
-            })?;
+            let id =
+                tx.insert_endpoint(&recorded_endpoint(path, std::process::id(), Some("c0ffee")))?;
             tx.set_endpoint_ready(id)
         })
         .unwrap();
