@@ -10,7 +10,7 @@ use nsnet_core::ops::NsRef;
 use nsnet_core::plan::default_dest;
 use nsnet_core::shaping::Shaping;
 use nsnet_store::{EndpointRow, RowState};
-use nsnet_sys::kernel::{IfaceView, Kernel};
+use nsnet_sys::kernel::{IfaceView, Kernel, NsView};
 
 use crate::attachment::OwnerKey;
 use crate::network::{endpoint_firewall, endpoint_view, ns_key, primary_in};
@@ -257,17 +257,17 @@ impl<K: Kernel> Engine<K> {
             }));
         }
         let veth = iface(&host.interfaces, ep.host_ifname.as_str());
-        let inside = match self.kernel.netns_exists(&netns) {
-            true => Some(
-                self.kernel
-                    .view(&netns)?
-                    .interfaces
-                    .into_iter()
-                    .map(|i| i.name)
-                    .collect::<Vec<_>>(),
-            ),
+        // One view of the namespace, for both the pair's presence and what is inside it.
+        let inside_view = match self.kernel.netns_exists(&netns) {
+            true => Some(self.kernel.view(&netns)?),
             false => None,
         };
+        let inside = inside_view.as_ref().map(|v| {
+            v.interfaces
+                .iter()
+                .map(|i| i.name.clone())
+                .collect::<Vec<_>>()
+        });
         // A pair gone is one line saying what makes it again, not a line per missing part.
         let gone = veth_gone(&ep, veth.is_some(), inside.as_deref());
         match &gone {
@@ -281,9 +281,9 @@ impl<K: Kernel> Engine<K> {
             let in_ns = tx.endpoints_in_netns(&ep.netns)?;
             Ok::<_, EngineError>(endpoint_view(tx, &ep, primary_in(tx, &in_ns)?)?)
         })?;
-        if inside.is_some() {
+        if let Some(view) = &inside_view {
             let routes = expected_routes(&req.routes, &net.spec, &endpoint);
-            let found = self.verify_inside(&ep, &netns, &routes)?;
+            let found = self.verify_inside(&ep, &netns, view, &routes)?;
             problems.extend(found.into_iter().filter(|p| {
                 gone.is_none()
                     || !matches!(
@@ -355,10 +355,10 @@ impl<K: Kernel> Engine<K> {
         &mut self,
         ep: &EndpointRow,
         netns: &NsRef,
+        inside: &NsView,
         routes: &[StaticRoute],
     ) -> Result<Vec<Problem>, EngineError> {
         let mut problems = Vec::new();
-        let inside = self.kernel.view(netns)?;
         let ifname = ep.ifname.to_string();
         match iface(&inside.interfaces, &ifname) {
             None => problems.push(Problem::InterfaceMissing {

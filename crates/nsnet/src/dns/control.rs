@@ -18,6 +18,10 @@ use super::{LOCK_FILE, LOG_FILE, PID_FILE};
 /// How often a command looks again at a lock held without a pidfile.
 const POLL: Duration = Duration::from_micros(250);
 
+/// How often a command that started the responder looks for its name: short, the command
+/// waits on it; long enough not to spin a CPU against the child it waits for.
+const NAMED_POLL: Duration = Duration::from_micros(50);
+
 /// How long a command waits for a starting or exiting responder.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -199,9 +203,7 @@ fn until_named(state_dir: &Path, pid: u32) {
         if unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) } != 0 {
             return;
         }
-        // Short: the command waits on this; long enough not to spin a CPU against the child
-        // it waits for.
-        std::thread::sleep(std::time::Duration::from_micros(50));
+        std::thread::sleep(NAMED_POLL);
     }
 }
 
